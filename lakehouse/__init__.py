@@ -1,0 +1,1 @@
+"""HeyMax loyalty lakehouse: PySpark + Delta Lake jobs for bronze, silver and gold tables."""

@@ -1,0 +1,286 @@
+"""Typed configuration: ``conf/lakehouse.yaml``, an optional environment overlay, then overrides.
+
+The YAML is parsed once (``yaml.safe_load``) into frozen dataclasses. Every key must be known and
+every value must have the declared type, otherwise :class:`ConfigError` names the key, so a typo
+in a cluster overlay stops the job instead of silently falling back to a default.
+
+Layering, later wins:
+1. the base file (``conf/lakehouse.yaml`` or ``--conf FILE``);
+2. the environment overlay ``conf/env/<env>.yaml`` (``--env NAME`` or ``LAKEHOUSE_ENV``);
+3. ``--set dotted.key=value`` overrides (value parsed as YAML, so ``--set gold.lookback_weeks=6``).
+
+Relative paths are resolved against the project root (the folder holding ``conf/``); URIs with a
+scheme (``s3a://``, ``abfss://``, ``file:``) are kept as written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "lakehouse.yaml"
+WEEK_STARTS = ("sunday", "monday")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing or has a bad value."""
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    #: CSV file or folder of CSV files ingested by the bronze job.
+    input: str
+    #: Root of every table: ``<warehouse>/<layer>/<table>``.
+    warehouse: str
+    #: Folder holding the Delta jars resolved from Maven (see ``lakehouse.jars``).
+    jar_cache: str
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    #: Used only when the job was not started by ``spark-submit --master ...``.
+    master: str = "local[2]"
+    shuffle_partitions: int = 4
+    log_level: str = "WARN"
+    #: Anything else handed to the session builder verbatim (e.g. S3A credentials providers).
+    extra_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BronzeConfig:
+    #: A batch whose quarantined share is above this fails the job (rows are still quarantined).
+    max_quarantine_rate: float = 0.05
+    #: ``event_time`` may be at most this many minutes after the ingestion time.
+    future_slack_minutes: int = 60
+    #: Rule name -> ``error`` | ``warn``. Every rule not listed is ``error``.
+    rule_severity: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    lookback_weeks: int = 4
+    max_week_offset: int = 16
+    #: Relative week-over-week change in weekly active users above which a warning is recorded.
+    wau_jump_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    thrift_host: str = "127.0.0.1"
+    thrift_port: int = 10000
+    superset_host: str = "127.0.0.1"
+    superset_port: int = 8088
+
+
+@dataclass(frozen=True)
+class LakehouseConfig:
+    paths: PathsConfig
+    app_name: str = "heymax-lakehouse"
+    #: Source timestamps have no zone; they are wall-clock time in this zone.
+    timezone: str = "UTC"
+    week_start: str = "sunday"
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    bronze: BronzeConfig = field(default_factory=BronzeConfig)
+    gold: GoldConfig = field(default_factory=GoldConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    #: Jobs in dependency order; the single-application runner executes them in this order.
+    dag: tuple[str, ...] = ()
+
+    def table_path(self, layer: str, name: str) -> str:
+        return f"{self.paths.warehouse.rstrip('/')}/{layer}/{name}"
+
+    def with_overrides(self, **changes: Any) -> LakehouseConfig:
+        """A copy with top-level or dotted overrides (tests build configs this way)."""
+        data = to_dict(self)
+        for dotted, value in changes.items():
+            _set_dotted(data, dotted.replace("__", "."), value)
+        return _build(LakehouseConfig, data, "")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _is_uri(value: str) -> bool:
+    return "://" in value or value.startswith("file:")
+
+
+def _resolve_path(value: str, root: Path) -> str:
+    if _is_uri(value) or os.path.isabs(value):
+        return value
+    return str((root / value).resolve())
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return _build(tp, value, key)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if origin in (tuple, list):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"unsupported config type for '{key}'")  # pragma: no cover
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        where = f" under '{prefix}'" if prefix else ""
+        raise ConfigError(
+            f"unknown config key '{(prefix + '.') if prefix else ''}{unknown[0]}'{where}; "
+            f"known keys: {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name in data and data[name] is not None:
+            kwargs[name] = _coerce(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"config key '{key}' is required")
+    obj = cls(**kwargs)
+    _validate(obj, prefix)
+    return obj
+
+
+def _validate(obj: Any, prefix: str) -> None:
+    def bad(name: str, msg: str) -> ConfigError:
+        return ConfigError(f"config key '{(prefix + '.') if prefix else ''}{name}' {msg}")
+
+    if isinstance(obj, LakehouseConfig):
+        if obj.week_start not in WEEK_STARTS:
+            raise bad("week_start", f"must be one of {WEEK_STARTS}, got {obj.week_start!r}")
+        if not obj.timezone:
+            raise bad("timezone", "must not be empty")
+        from lakehouse.jobs import JOB_MODULES  # the job index only (no Spark imports)
+
+        for job in obj.dag:
+            if job not in JOB_MODULES:
+                raise bad("dag", f"names unknown job {job!r}; known jobs: {', '.join(JOB_MODULES)}")
+    elif isinstance(obj, SparkConfig):
+        if obj.shuffle_partitions < 1:
+            raise bad("shuffle_partitions", "must be >= 1")
+    elif isinstance(obj, BronzeConfig):
+        if not 0.0 <= obj.max_quarantine_rate <= 1.0:
+            raise bad("max_quarantine_rate", "must be between 0 and 1")
+        if obj.future_slack_minutes < 0:
+            raise bad("future_slack_minutes", "must be >= 0")
+        for rule, severity in obj.rule_severity.items():
+            if severity not in ("error", "warn"):
+                raise bad(f"rule_severity.{rule}", f"must be 'error' or 'warn', got {severity!r}")
+    elif isinstance(obj, GoldConfig):
+        if obj.lookback_weeks < 1:
+            raise bad("lookback_weeks", "must be >= 1")
+        if obj.max_week_offset < 0:
+            raise bad("max_week_offset", "must be >= 0")
+        if obj.wau_jump_threshold <= 0:
+            raise bad("wau_jump_threshold", "must be > 0")
+    elif isinstance(obj, ServingConfig):
+        for name in ("thrift_port", "superset_port"):
+            if not 0 < getattr(obj, name) < 65536:
+                raise bad(name, "must be a TCP port")
+
+
+def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{dotted}': '{part}' is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"gold.lookback_weeks=6"`` -> ``("gold.lookback_weeks", 6)``."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like dotted.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> LakehouseConfig:
+    """Read the base file, the environment overlay and the overrides into a typed config."""
+    base_path = Path(path) if path else DEFAULT_CONFIG_FILE
+    data = _read_yaml(base_path)
+    root = base_path.resolve().parent.parent
+    env = env if env is not None else os.environ.get("LAKEHOUSE_ENV") or None
+    if env:
+        overlay_path = base_path.resolve().parent / "env" / f"{env}.yaml"
+        if not overlay_path.exists():
+            raise ConfigError(f"environment overlay '{env}' not found: {overlay_path}")
+        data = _deep_merge(data, _read_yaml(overlay_path))
+    items = overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
+    for key, value in items:
+        _set_dotted(data, key, value)
+    config = _build(LakehouseConfig, data, "")
+    paths = config.paths
+    return dataclasses.replace(
+        config,
+        paths=PathsConfig(
+            input=_resolve_path(paths.input, root),
+            warehouse=_resolve_path(paths.warehouse, root),
+            jar_cache=_resolve_path(paths.jar_cache, root),
+        ),
+    )

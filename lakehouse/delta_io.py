@@ -1,0 +1,157 @@
+"""All Delta I/O goes through here: create, read, append, replace a slice, merge, overwrite.
+
+Every write first conforms the DataFrame to the registry schema (missing columns are an error, the
+column order and types are the registry's), so a transform cannot publish a table with a drifted
+schema. Each Delta commit is atomic: readers see the table before or after a write, never half of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import LakehouseConfig
+from lakehouse.registry import TABLES, TableSpec
+
+
+class SchemaMismatchError(ValueError):
+    """A DataFrame lacks columns that its target table requires."""
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    missing = [f.name for f in spec.schema.fields if f.name not in df.columns]
+    if missing:
+        raise SchemaMismatchError(f"{spec.full_name}: DataFrame lacks columns {missing}")
+    current = {f.name: f.dataType for f in df.schema.fields}
+
+    def column(field) -> Column:
+        # Casting a type to itself with other nullability (array<string> containsNull) is refused.
+        if current[field.name].simpleString() == field.dataType.simpleString():
+            return F.col(field.name)
+        return F.col(field.name).cast(field.dataType).alias(field.name)
+
+    return df.select(*[column(f) for f in spec.schema.fields])
+
+
+def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> bool:
+    return DeltaTable.isDeltaTable(spark, spec.path(config))
+
+
+def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
+    """Create the table (schema, partitioning, comment) at its path if it does not exist yet."""
+    builder = (
+        DeltaTable.createIfNotExists(spark)
+        .location(spec.path(config))
+        .addColumns(spec.schema)
+        .comment(spec.grain)
+    )
+    if spec.partition_by:
+        builder = builder.partitionedBy(*spec.partition_by)
+    return builder.execute()
+
+
+def read(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DataFrame:
+    """The table as a DataFrame; an empty DataFrame with the registry schema if it does not exist."""
+    if not exists(spark, spec, config):
+        return spark.createDataFrame([], spec.schema)
+    return spark.read.format("delta").load(spec.path(config))
+
+
+def _writer(df: DataFrame, spec: TableSpec, mode: str):
+    writer = df.write.format("delta").mode(mode)
+    if spec.partition_by:
+        writer = writer.partitionBy(*spec.partition_by)
+    return writer
+
+
+def append(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
+    ensure_table(df.sparkSession, spec, config)
+    _writer(conform(df, spec), spec, "append").save(spec.path(config))
+
+
+def replace_where(df: DataFrame, spec: TableSpec, config: LakehouseConfig, condition: str) -> None:
+    """Atomically replace the rows matching ``condition`` by ``df`` (all of whose rows must match)."""
+    ensure_table(df.sparkSession, spec, config)
+    _writer(conform(df, spec), spec, "overwrite").option("replaceWhere", condition).save(spec.path(config))
+
+
+def overwrite(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
+    """Atomically replace the whole table (schema kept as the registry's)."""
+    ensure_table(df.sparkSession, spec, config)
+    _writer(conform(df, spec), spec, "overwrite").save(spec.path(config))
+
+
+def _merge_condition(keys: Sequence[str], target_filter: str | None) -> str:
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    return f"({target_filter}) AND {on}" if target_filter else on
+
+
+def merge_insert_new(
+    df: DataFrame,
+    spec: TableSpec,
+    config: LakehouseConfig,
+    keys: Sequence[str],
+    target_filter: str | None = None,
+) -> dict[str, int]:
+    """MERGE: insert source rows whose keys are not in the target; existing rows are left as they are.
+
+    ``target_filter`` (on ``t.``) prunes the target scan, e.g. to the partitions the source touches.
+    Returns Delta's operation metrics as ints.
+    """
+    target = ensure_table(df.sparkSession, spec, config)
+    (
+        target.alias("t")
+        .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_operation_metrics(target)
+
+
+def merge_upsert(
+    df: DataFrame,
+    spec: TableSpec,
+    config: LakehouseConfig,
+    keys: Sequence[str],
+    target_filter: str | None = None,
+) -> dict[str, int]:
+    """MERGE: update matched rows in place, insert the others (re-running a slice never duplicates)."""
+    target = ensure_table(df.sparkSession, spec, config)
+    (
+        target.alias("t")
+        .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_operation_metrics(target)
+
+
+def last_operation_metrics(target: DeltaTable) -> dict[str, int]:
+    row = target.history(1).select("operationMetrics").first()
+    metrics = (row["operationMetrics"] if row else None) or {}
+    return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+
+
+def max_value(df: DataFrame, column: str | Column):
+    return df.agg(F.max(column)).first()[0]
+
+
+def register_tables(
+    spark: SparkSession, config: LakehouseConfig, layers: Sequence[str] | None = None
+) -> list[str]:
+    """Register every existing registry table as ``<layer>.<name>`` in the session catalog."""
+    registered = []
+    for spec in TABLES:
+        if layers and spec.layer not in layers:
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {spec.layer}")
+        if exists(spark, spec, config):
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path(config)}'"
+            )
+            registered.append(spec.full_name)
+    return registered

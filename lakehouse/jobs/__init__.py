@@ -1,0 +1,19 @@
+"""Job modules. Each has ``JOB``, ``add_arguments(parser)``, ``execute(spark, config, run, args)``
+and ``main(argv)``; ``jobs/<name>.py`` is the thin spark-submit entry point of each."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+#: Every job that exists, by name (the names conf's ``dag`` may use).
+JOB_MODULES = {
+    "bronze_fct_event_stream": "lakehouse.jobs.bronze_fct_event_stream",
+}
+
+
+def job_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(JOB_MODULES[name])
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(JOB_MODULES)}") from None

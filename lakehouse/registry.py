@@ -1,0 +1,221 @@
+"""The table registry: every table's layer, name, location, partitioning, schema and grain.
+
+Jobs write through it, tests build their DataFrames with its schemas, and the Thrift server and
+``scripts/sql.sh`` register every table from it. Each Delta table carries ``grain`` as its comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import types as T
+
+from lakehouse.config import LakehouseConfig
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    layer: str
+    name: str
+    schema: T.StructType
+    grain: str
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    def path(self, config: LakehouseConfig) -> str:
+        return config.table_path(self.layer, self.name)
+
+
+def _f(name: str, dtype: T.DataType, nullable: bool = True, comment: str = "") -> T.StructField:
+    return T.StructField(name, dtype, nullable, {"comment": comment} if comment else {})
+
+
+STRING, LONG, INT, DATE, TS, BOOL, DOUBLE = (
+    T.StringType(), T.LongType(), T.IntegerType(), T.DateType(), T.TimestampType(), T.BooleanType(),
+    T.DoubleType(),
+)  # fmt: skip
+MILES = T.DecimalType(10, 2)
+
+#: The 8 source columns, in file order.
+SOURCE_COLUMNS = (
+    "event_time", "user_id", "event_type", "transaction_category", "miles_amount", "platform",
+    "utm_source", "country",
+)  # fmt: skip
+
+_LINEAGE = [
+    _f("_source_file", STRING, False, "path of the CSV file the record came from"),
+    _f("_source_line", LONG, False, "1-based physical line number in that file (header is line 1)"),
+    _f("_ingested_at", TS, False, "when the bronze job read the file"),
+    _f("_batch_id", STRING, False, "one batch per ingested file (see ops.ingested_files)"),
+]
+
+BRONZE_EVENTS = TableSpec(
+    "bronze", "fct_event_stream",
+    T.StructType([
+        _f("event_time", TS, False), _f("user_id", STRING, False), _f("event_type", STRING, False),
+        _f("transaction_category", STRING), _f("miles_amount", MILES), _f("platform", STRING, False),
+        _f("utm_source", STRING, False), _f("country", STRING, False),
+        _f("event_date", DATE, False, "date of event_time in the configured time zone"),
+        *_LINEAGE,
+        _f("_warnings", T.ArrayType(STRING), False, "warning-level rules the record broke"),
+    ]),
+    "One row per accepted source record (validated raw events), partitioned by event_date.",
+    ("event_date",),
+)  # fmt: skip
+
+BRONZE_QUARANTINE = TableSpec(
+    "bronze", "fct_event_stream_quarantine",
+    T.StructType([
+        *[_f(c, STRING) for c in SOURCE_COLUMNS],
+        _f("_raw_line", STRING, False, "the whole line as read"),
+        *_LINEAGE,
+        _f("failed_checks", T.ArrayType(STRING), False, "names of the error-level rules broken"),
+    ]),
+    "One row per source record that broke an error-level rule, with its raw field strings.",
+)  # fmt: skip
+
+OPS_INGESTED_FILES = TableSpec(
+    "ops", "ingested_files",
+    T.StructType([
+        _f("batch_id", STRING, False), _f("run_id", STRING, False), _f("source_file", STRING, False),
+        _f("file_name", STRING, False), _f("content_sha256", STRING, False), _f("file_size", LONG, False),
+        _f("lines_read", LONG, False, "data lines (header excluded)"), _f("rows_accepted", LONG, False),
+        _f("rows_quarantined", LONG, False),
+        _f("status", STRING, False, "committed | rejected (quarantine rate above threshold)"),
+        _f("ingested_at", TS, False),
+    ]),
+    "One row per bronze batch (one file ingestion attempt that wrote rows).",
+)  # fmt: skip
+
+OPS_JOB_RUNS = TableSpec(
+    "ops", "job_runs",
+    T.StructType([
+        _f("run_id", STRING, False), _f("job", STRING, False), _f("parameters", STRING, False, "JSON"),
+        _f("started_at", TS, False), _f("ended_at", TS, False),
+        _f("status", STRING, False, "succeeded | failed"), _f("rows_in", LONG), _f("rows_out", LONG),
+        _f("message", STRING),
+    ]),
+    "One row per job run.",
+)  # fmt: skip
+
+OPS_DQ_RESULTS = TableSpec(
+    "ops", "dq_results",
+    T.StructType([
+        _f("run_id", STRING, False), _f("job", STRING, False), _f("table_name", STRING, False),
+        _f("batch_id", STRING), _f("check_name", STRING, False),
+        _f("severity", STRING, False, "error | warn"), _f("rows_checked", LONG, False),
+        _f("failed_rows", LONG, False), _f("status", STRING, False, "pass | fail | warn"),
+        _f("details", STRING), _f("checked_at", TS, False),
+    ]),
+    "One row per data-quality check per run (and per batch for bronze rules).",
+)  # fmt: skip
+
+OPS_PROCESSED_BATCHES = TableSpec(
+    "ops", "processed_batches",
+    T.StructType([
+        _f("consumer", STRING, False, "table that consumed the batch"), _f("batch_id", STRING, False),
+        _f("run_id", STRING, False), _f("rows_in", LONG, False), _f("rows_inserted", LONG, False),
+        _f("min_event_date_inserted", DATE, True, "earliest event_date among newly inserted rows"),
+        _f("processed_at", TS, False),
+    ]),
+    "One row per (consumer, bronze batch) once the consumer has loaded it: the incremental watermark.",
+)  # fmt: skip
+
+SILVER_EVENTS = TableSpec(
+    "silver", "fct_events",
+    T.StructType([
+        _f("event_id", STRING, False, "md5 of event_time, user_id and event_type"),
+        _f("event_time", TS, False), _f("event_date", DATE, False), _f("user_id", STRING, False),
+        _f("event_type", STRING, False), _f("transaction_category", STRING), _f("miles_amount", MILES),
+        _f("platform", STRING, False), _f("utm_source", STRING, False), _f("country", STRING, False),
+        _f("event_data", STRING, False, "JSON: transaction_category, miles_amount, platform"),
+        _f("_batch_id", STRING, False, "bronze batch that first delivered the event"),
+    ]),
+    "One row per distinct event_id, partitioned by event_date.",
+    ("event_date",),
+)  # fmt: skip
+
+SILVER_DIM_USERS = TableSpec(
+    "silver", "dim_users",
+    T.StructType([
+        _f("user_id", STRING, False), _f("ds", DATE, False, "snapshot day"),
+        _f("acq_source", STRING, False, "utm_source of the first event"),
+        _f("country", STRING, False, "country of the first event"),
+        _f("first_event_time", TS, False), _f("first_event_date", DATE, False),
+        _f("last_event_time", TS, False), _f("last_event_date", DATE, False),
+        _f("total_events", LONG, False), _f("total_miles_earned", T.DecimalType(20, 2), False),
+        _f("total_miles_redeemed", T.DecimalType(20, 2), False),
+        _f("miles_balance", T.DecimalType(20, 2), False, "earned - redeemed; may be negative"),
+        _f("is_active_7d", BOOL, False), _f("is_active_30d", BOOL, False), _f("is_active_90d", BOOL, False),
+        _f("latest_event", STRING, False, "JSON of the latest event at or before ds"),
+    ]),
+    "One row per user_id per ds for every user whose first event date is <= ds, partitioned by ds.",
+    ("ds",),
+)  # fmt: skip
+
+GOLD_ACTIVE_USER = TableSpec(
+    "gold", "agg_active_user",
+    T.StructType([
+        _f("period_type", STRING, False, "daily | weekly | monthly"),
+        _f("period_start_date", DATE, False), _f("period_end_date", DATE, False),
+        _f("period_label", STRING, False, "period_start_date as yyyy-MM-dd"),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("active_users", LONG, False), _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (period_type, period_start_date, acq_source, country) with active_users > 0.",
+)  # fmt: skip
+
+GOLD_LIFECYCLE = TableSpec(
+    "gold", "agg_user_lifecycle_weekly",
+    T.StructType([
+        _f("cutoff_week", DATE, False, "first day of the week"),
+        _f("cutoff_week_label", STRING, False), _f("acq_source", STRING, False),
+        _f("country", STRING, False),
+        _f("user_status", STRING, False, "new | retained | resurrected | dormant | churned"),
+        _f("user_count", LONG, False), _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (cutoff_week, acq_source, country, user_status) with user_count > 0.",
+)  # fmt: skip
+
+GOLD_RETENTION = TableSpec(
+    "gold", "agg_user_retention",
+    T.StructType([
+        _f("cohort_week", DATE, False), _f("cohort_label", STRING, False), _f("week_offset", INT, False),
+        _f("period_start_date", DATE, False, "cohort_week + 7 * week_offset"),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("cohort_size", LONG, False), _f("retained_users", LONG, False),
+        _f("retention_rate", DOUBLE, False), _f("unbounded_retained_users", LONG, False),
+        _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (cohort_week, week_offset, acq_source, country), zero cells included.",
+)  # fmt: skip
+
+GOLD_GROWTH = TableSpec(
+    "gold", "agg_growth_accounting_weekly",
+    T.StructType([
+        _f("week_start", DATE, False), _f("week_label", STRING, False),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("active_users", LONG, False), _f("prev_active_users", LONG, False),
+        _f("new_users", LONG, False), _f("retained_users", LONG, False),
+        _f("resurrected_users", LONG, False), _f("churned_users", LONG, False),
+        _f("quick_ratio", DOUBLE, True, "(new + resurrected) / churned; null when churned = 0"),
+        _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, acq_source, country) for every week once the segment has a user.",
+)  # fmt: skip
+
+TABLES: tuple[TableSpec, ...] = (
+    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS,
+    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH,
+    OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
+)  # fmt: skip
+
+
+def table(full_name: str) -> TableSpec:
+    for spec in TABLES:
+        if spec.full_name == full_name:
+            return spec
+    raise KeyError(f"unknown table {full_name!r}; known: {', '.join(t.full_name for t in TABLES)}")

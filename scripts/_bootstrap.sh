@@ -1,0 +1,54 @@
+# Sourced by the scripts in this folder: creates or reuses the project's virtualenv, installs the
+# package when setup.py or the pinned versions changed, and makes sure Delta's jars are cached.
+# Second runs do no network and no reinstall (an install stamp holds a hash of what was installed).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LAKEHOUSE_VENV:-$ROOT/.venv}"
+export LAKEHOUSE_ENV="${LAKEHOUSE_ENV:-local}"
+
+_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+_require_java() {
+  if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+    echo "error: Java 17 is required by Spark (install openjdk-17-jre-headless or set JAVA_HOME)" >&2
+    exit 1
+  fi
+}
+
+_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then
+      if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+        echo "$candidate"; return 0
+      fi
+    fi
+  done
+  echo "error: Python >= 3.11 is required" >&2
+  exit 1
+}
+
+bootstrap() {
+  local extras="${1:-dev}"
+  _require_java
+  if [ ! -x "$VENV/bin/python" ]; then
+    _log "creating virtualenv $VENV"
+    "$(_python)" -m venv "$VENV"
+  fi
+  local stamp_file="$VENV/.lakehouse-install-stamp"
+  local stamp
+  stamp="$(cat "$ROOT/setup.py" "$ROOT/lakehouse/versions.py" | sha256sum | cut -c1-16)-$extras"
+  if [ "$(cat "$stamp_file" 2>/dev/null || true)" != "$stamp" ]; then
+    _log "installing the lakehouse package and its pinned dependencies (first run takes a few minutes)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"
+    echo "$stamp" > "$stamp_file"
+  fi
+  # Delta's jars into .cache/jars (offline once cached) and the virtualenv's spark-defaults.conf,
+  # so that spark-submit from this virtualenv has Delta without extra flags.
+  "$VENV/bin/python" -m lakehouse.jars --write-spark-defaults >/dev/null
+  export PATH="$VENV/bin:$PATH"
+  export PYSPARK_PYTHON="$VENV/bin/python"
+  export PYSPARK_DRIVER_PYTHON="$VENV/bin/python"
+  export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+}

@@ -1,0 +1,41 @@
+"""Packaging for the HeyMax lakehouse job suite.
+
+The Spark and Delta pins come from ``lakehouse/versions.py`` so that the Python packages and the
+JVM jars handed to Spark are always the same release.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+_versions = Path(__file__).parent.joinpath("lakehouse", "versions.py").read_text()
+SPARK_VERSION = re.search(r'^SPARK_VERSION = "([^"]+)"', _versions, re.M).group(1)
+DELTA_VERSION = re.search(r'^DELTA_VERSION = "([^"]+)"', _versions, re.M).group(1)
+
+setup(
+    name="heymax-lakehouse",
+    version="0.1.0",
+    description="PySpark + Delta Lake job suite: bronze/silver/gold tables for the HeyMax loyalty program",
+    packages=find_packages(include=["lakehouse", "lakehouse.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        f"pyspark=={SPARK_VERSION}",
+        f"delta-spark=={DELTA_VERSION}",
+        "pyyaml>=6,<7",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "chispa==0.12.0",
+            "ruff==0.17.6",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "lakehouse=lakehouse.cli:main",
+        ],
+    },
+)
