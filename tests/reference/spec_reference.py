@@ -1,0 +1,426 @@
+"""Plain-Python reference implementation of /work/shared/SPEC.md, used as a test oracle.
+
+It is written straight from the contract, independently of the Spark code, and favours being
+obviously correct over being fast: every metric is computed by looping over users and weeks.
+Standard library only. Nothing here reads a clock except `event_time_not_in_future` when no
+`ingested_at` is given.
+
+Decisions taken where SPEC.md is silent:
+- Files are read as UTF-8 with an optional BOM, with Python's `csv` module (default dialect:
+  `"` quotes, doubled `""` inside quotes). Field values are never trimmed and are case-sensitive.
+- `source_line` is the physical line on which a record starts (header = line 1). A blank line is
+  a record with 0 fields and is quarantined by `field_count`, so nothing is dropped silently.
+- Digits in the regexes are ASCII only (`[0-9]`), and the whole field must match.
+- `miles_amount` may have leading zeros (`007.5`); "fits decimal(10,2)" means value < 10**8 and at
+  most 2 fraction digits once trailing zeros are removed. Accepted amounts are quantized to 0.01.
+- Rules that depend on `event_type` (category/miles required, miles not allowed, category
+  matches type) are only evaluated when `event_type` is an allowed value; the match rule for
+  miles_earned/miles_redeemed/reward_search also needs an allowed category, while any non-empty
+  category on share/like breaks it.
+- `event_time_not_in_future`: strictly later than `ingested_at + slack` fails; equal passes.
+- Totals of miles for a user with no event of that type are 0.00, not null.
+- `latest_event` is the user's event with the largest `(event_time, event_id)`.
+- Rates and quick ratios are rounded half-up to 6 decimals, like Spark's `round` on a double.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+HEADER = [
+    "event_time", "user_id", "event_type", "transaction_category",
+    "miles_amount", "platform", "utm_source", "country",
+]
+CATEGORIES_BY_EVENT_TYPE = {
+    "miles_earned": {"dining", "ecommerce", "shopping"},
+    "miles_redeemed": {"flight", "hotel"},
+    "reward_search": {"apple", "lululemon", "shopee"},
+    "share": set(),
+    "like": set(),
+}
+EVENT_TYPES = set(CATEGORIES_BY_EVENT_TYPE)
+CATEGORIES = set().union(*CATEGORIES_BY_EVENT_TYPE.values())
+PLATFORMS = {"ios", "android", "web"}
+UTM_SOURCES = {"google", "facebook", "tiktok", "organic", "referral"}
+COUNTRIES = {"SG", "MY", "PH", "ID", "TH"}
+
+MILES_EVENT_TYPES = {"miles_earned", "miles_redeemed"}
+CATEGORY_EVENT_TYPES = {"miles_earned", "miles_redeemed", "reward_search"}
+NO_MILES_EVENT_TYPES = {"share", "like", "reward_search"}
+NO_CATEGORY_EVENT_TYPES = {"share", "like"}
+
+EVENT_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})"
+)
+USER_ID_RE = re.compile(r"u_[0-9]+")
+MILES_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+EVENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+MAX_MILES = Decimal(10) ** 8  # decimal(10,2): 8 integer digits
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+@dataclass
+class Reference:
+    accepted: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    max_event_date: date | None = None
+    active_user: set[tuple] = field(default_factory=set)
+    lifecycle: set[tuple] = field(default_factory=set)
+    retention: set[tuple] = field(default_factory=set)
+    growth: set[tuple] = field(default_factory=set)
+    dim_users_latest: dict[str, dict] = field(default_factory=dict)
+    negative_balance_users: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calendar helpers
+
+
+def week_start(d: date) -> date:
+    """Sunday starting the Sunday..Saturday week of `d` (Python: Monday=0 .. Sunday=6)."""
+    return d - timedelta(days=(d.weekday() + 1) % 7)
+
+
+def month_start(d: date) -> date:
+    return d.replace(day=1)
+
+
+def month_end(d: date) -> date:
+    next_month = (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return next_month - timedelta(days=1)
+
+
+def round6(numerator: int, denominator: int) -> float:
+    return float(Decimal(repr(numerator / denominator)).quantize(Decimal("0.000001"), ROUND_HALF_UP))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bronze: validation
+
+
+def parse_event_time(text: str) -> datetime | None:
+    match = EVENT_TIME_RE.fullmatch(text)
+    if not match:
+        return None
+    try:
+        return datetime(*(int(part) for part in match.groups()))
+    except ValueError:  # not a real calendar time, e.g. 2025-02-30 or 24:00:00
+        return None
+
+
+def parse_miles(text: str) -> Decimal | None:
+    if not MILES_RE.fullmatch(text):
+        return None
+    value = Decimal(text)
+    fraction_digits = max(0, -value.normalize().as_tuple().exponent)
+    if value <= 0 or value >= MAX_MILES or fraction_digits > 2:
+        return None
+    return value.quantize(CENT)
+
+
+def failed_checks(fields: list[str], ingested_at: datetime, future_slack_minutes: int) -> list[str]:
+    """Names of the rules a raw record breaks, sorted; empty when the record is accepted."""
+    if len(fields) != len(HEADER):
+        return ["field_count"]
+    record = dict(zip(HEADER, fields, strict=True))
+    event_time, user_id, event_type = record["event_time"], record["user_id"], record["event_type"]
+    category, miles = record["transaction_category"], record["miles_amount"]
+    failed = set()
+
+    for name in ("event_time", "user_id", "event_type", "platform", "utm_source", "country"):
+        if record[name] == "":
+            failed.add(f"{name}_required")
+
+    for name, allowed in (
+        ("event_type", EVENT_TYPES),
+        ("transaction_category", CATEGORIES),
+        ("platform", PLATFORMS),
+        ("utm_source", UTM_SOURCES),
+        ("country", COUNTRIES),
+    ):
+        if record[name] != "" and record[name] not in allowed:
+            failed.add(f"{name}_allowed")
+
+    parsed_time = parse_event_time(event_time) if event_time else None
+    if event_time and parsed_time is None:
+        failed.add("event_time_format")
+    if parsed_time is not None and parsed_time > ingested_at + timedelta(minutes=future_slack_minutes):
+        failed.add("event_time_not_in_future")
+
+    if user_id and not USER_ID_RE.fullmatch(user_id):
+        failed.add("user_id_format")
+
+    if miles and parse_miles(miles) is None:
+        failed.add("miles_amount_valid")
+
+    if event_type in CATEGORY_EVENT_TYPES and category == "":
+        failed.add("transaction_category_required")
+    if event_type in MILES_EVENT_TYPES and miles == "":
+        failed.add("miles_amount_required")
+    if event_type in NO_MILES_EVENT_TYPES and miles != "":
+        failed.add("miles_amount_not_allowed")
+    if event_type in NO_CATEGORY_EVENT_TYPES and category != "":
+        failed.add("transaction_category_matches_event_type")
+    if (
+        event_type in CATEGORY_EVENT_TYPES
+        and category in CATEGORIES
+        and category not in CATEGORIES_BY_EVENT_TYPE[event_type]
+    ):
+        failed.add("transaction_category_matches_event_type")
+    return sorted(failed)
+
+
+def read_source(path: str, ingested_at: datetime, future_slack_minutes: int) -> tuple[list, list]:
+    """Accepted (typed) and quarantined records of one file; ValueError when its header is wrong."""
+    source_file = os.path.basename(path)
+    accepted, quarantined = [], []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != HEADER:
+            raise ValueError(f"{path}: header {header!r} is not the expected {','.join(HEADER)!r}")
+        previous_line = reader.line_num
+        for fields in reader:
+            source_line = previous_line + 1  # a quoted field may span lines: count the first one
+            previous_line = reader.line_num
+            failed = failed_checks(fields, ingested_at, future_slack_minutes)
+            if failed:
+                quarantined.append(
+                    {"source_file": source_file, "source_line": source_line, "failed_checks": failed}
+                )
+                continue
+            record = {name: value or None for name, value in zip(HEADER, fields, strict=True)}
+            record["event_time"] = parse_event_time(record["event_time"])
+            record["miles_amount"] = parse_miles(record["miles_amount"]) if record["miles_amount"] else None
+            record["source_file"] = source_file
+            record["source_line"] = source_line
+            accepted.append(record)
+    return accepted, quarantined
+
+
+# ---------------------------------------------------------------------------------------------
+# Silver
+
+
+def event_id(event_time: datetime, user_id: str, event_type: str) -> str:
+    key = "-".join([event_time.strftime(EVENT_TIME_FORMAT), user_id, event_type])
+    return hashlib.md5(key.encode("utf-8")).hexdigest()
+
+
+def json_value(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, Decimal):
+        return str(value)  # a JSON number such as 516.00
+    return json.dumps(value)
+
+
+def json_object(pairs: list[tuple[str, object]]) -> str:
+    return "{" + ",".join(f"{json.dumps(key)}:{json_value(value)}" for key, value in pairs) + "}"
+
+
+def to_events(accepted: list[dict]) -> list[dict]:
+    """Silver events: the first record (file order, then line) of every event_id."""
+    events, seen = [], set()
+    for record in accepted:  # already in (file order, source_line) order
+        eid = event_id(record["event_time"], record["user_id"], record["event_type"])
+        if eid in seen:
+            continue
+        seen.add(eid)
+        event = {"event_id": eid, **record, "event_date": record["event_time"].date()}
+        event["event_data"] = json_object([
+            ("transaction_category", record["transaction_category"]),
+            ("miles_amount", record["miles_amount"]),
+            ("platform", record["platform"]),
+        ])
+        events.append(event)
+    return events
+
+
+def dim_users_as_of(events: list[dict], ds: date) -> dict[str, dict]:
+    """silver.dim_users for one `ds`: every user with an event on or before `ds`."""
+    by_user = defaultdict(list)
+    for event in events:
+        if event["event_date"] <= ds:
+            by_user[event["user_id"]].append(event)
+    users = {}
+    for user_id, user_events in by_user.items():
+        first = min(user_events, key=lambda e: (e["event_time"], e["event_id"]))
+        latest = max(user_events, key=lambda e: (e["event_time"], e["event_id"]))
+        earned = sum((e["miles_amount"] for e in user_events if e["event_type"] == "miles_earned"), ZERO)
+        redeemed = sum((e["miles_amount"] for e in user_events if e["event_type"] == "miles_redeemed"), ZERO)
+        dates = {e["event_date"] for e in user_events}
+        users[user_id] = {
+            "user_id": user_id,
+            "ds": ds,
+            "acq_source": first["utm_source"],
+            "country": first["country"],
+            "first_event_time": first["event_time"],
+            "first_event_date": first["event_date"],
+            "last_event_time": latest["event_time"],
+            "total_events": len(user_events),
+            "total_miles_earned": earned,
+            "total_miles_redeemed": redeemed,
+            "miles_balance": earned - redeemed,
+            "is_active_7d": any(ds - timedelta(days=6) <= d <= ds for d in dates),
+            "is_active_30d": any(ds - timedelta(days=29) <= d <= ds for d in dates),
+            "is_active_90d": any(ds - timedelta(days=89) <= d <= ds for d in dates),
+            "latest_event": json_object([
+                ("event_id", latest["event_id"]),
+                ("event_time", latest["event_time"].strftime(EVENT_TIME_FORMAT)),
+                ("event_type", latest["event_type"]),
+                ("transaction_category", latest["transaction_category"]),
+                ("miles_amount", latest["miles_amount"]),
+                ("platform", latest["platform"]),
+            ]),
+        }
+    return users
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold
+
+
+def active_user_rows(events: list[dict], segment: dict[str, tuple], max_event_date: date) -> set[tuple]:
+    users = defaultdict(set)  # (period_type, start, last day, segment) -> user ids
+    for event in events:
+        d, user_id = event["event_date"], event["user_id"]
+        for period_type, start, last_day in (
+            ("daily", d, d),
+            ("weekly", week_start(d), week_start(d) + timedelta(days=6)),
+            ("monthly", month_start(d), month_end(d)),
+        ):
+            users[(period_type, start, last_day, segment[user_id])].add(user_id)
+    return {
+        (period_type, start, acq_source, country, len(ids), last_day > max_event_date)
+        for (period_type, start, last_day, (acq_source, country)), ids in users.items()
+    }
+
+
+def week_spine(first_week: date, max_event_date: date) -> list[date]:
+    weeks, week = [], first_week
+    while week <= week_start(max_event_date):
+        weeks.append(week)
+        week += timedelta(days=7)
+    return weeks
+
+
+def lifecycle_status(weeks: set[date], first: date, week: date, lookback_weeks: int) -> str:
+    recently_active = any(week - timedelta(days=7 * k) in weeks for k in range(1, lookback_weeks + 1))
+    if week in weeks:
+        if week == first:
+            return "new"
+        return "retained" if recently_active else "resurrected"
+    return "dormant" if recently_active else "churned"
+
+
+def lifecycle_rows(active_weeks, first_week, segment, spine, lookback_weeks, max_event_date) -> set[tuple]:
+    rows = set()
+    for week in spine:
+        counts = Counter(
+            (segment[user_id], lifecycle_status(active_weeks[user_id], first, week, lookback_weeks))
+            for user_id, first in first_week.items()
+            if first <= week
+        )
+        partial = week + timedelta(days=6) > max_event_date
+        for ((acq_source, country), status), count in counts.items():
+            rows.add((week, acq_source, country, status, count, partial))
+    return rows
+
+
+def retention_rows(active_weeks, first_week, segment, max_week_offset, max_event_date) -> set[tuple]:
+    cohorts = defaultdict(list)
+    for user_id, first in first_week.items():
+        cohorts[(first, segment[user_id])].append(user_id)
+    rows = set()
+    for (cohort_week, (acq_source, country)), members in cohorts.items():
+        for offset in range(max_week_offset + 1):
+            week = cohort_week + timedelta(days=7 * offset)
+            if week > max_event_date:
+                break
+            retained = sum(week in active_weeks[u] for u in members)
+            unbounded = sum(max(active_weeks[u]) >= week for u in members)
+            rows.add((
+                cohort_week, offset, acq_source, country, len(members), retained,
+                round6(retained, len(members)), unbounded, week + timedelta(days=6) > max_event_date,
+            ))
+    return rows
+
+
+def growth_rows(active_weeks, first_week, segment, spine) -> set[tuple]:
+    rows = set()
+    for week in spine:
+        previous = week - timedelta(days=7)
+        by_segment = defaultdict(list)
+        for user_id, first in first_week.items():
+            if first <= week:
+                by_segment[segment[user_id]].append(user_id)
+        for (acq_source, country), members in by_segment.items():
+            now = {u for u in members if week in active_weeks[u]}
+            before = {u for u in members if previous in active_weeks[u]}
+            new = sum(first_week[u] == week for u in now)
+            retained = len(now & before)
+            resurrected = sum(first_week[u] < week for u in now - before)
+            churned = len(before - now)
+            quick_ratio = round6(new + resurrected, churned) if churned else None
+            rows.add((
+                week, acq_source, country, len(now), len(before),
+                new, retained, resurrected, churned, quick_ratio,
+            ))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def compute(
+    csv_paths: list[str],
+    *,
+    lookback_weeks: int = 4,
+    max_week_offset: int = 16,
+    ingested_at: datetime | None = None,
+    future_slack_minutes: int = 60,
+) -> Reference:
+    if ingested_at is None:
+        ingested_at = datetime.now(UTC).replace(tzinfo=None)
+    elif ingested_at.tzinfo is not None:
+        ingested_at = ingested_at.astimezone(UTC).replace(tzinfo=None)
+
+    ref = Reference()
+    for path in csv_paths:  # a bad header anywhere refuses the whole call
+        accepted, quarantined = read_source(path, ingested_at, future_slack_minutes)
+        ref.accepted.extend(accepted)
+        ref.quarantined.extend(quarantined)
+
+    ref.events = to_events(ref.accepted)
+    if not ref.events:
+        return ref
+    ref.max_event_date = max(e["event_date"] for e in ref.events)
+
+    dim_users = dim_users_as_of(ref.events, ref.max_event_date)
+    segment = {u: (row["acq_source"], row["country"]) for u, row in dim_users.items()}
+    active_weeks = defaultdict(set)
+    for event in ref.events:
+        active_weeks[event["user_id"]].add(week_start(event["event_date"]))
+    first_week = {u: min(weeks) for u, weeks in active_weeks.items()}
+    spine = week_spine(min(first_week.values()), ref.max_event_date)
+
+    ref.active_user = active_user_rows(ref.events, segment, ref.max_event_date)
+    ref.lifecycle = lifecycle_rows(
+        active_weeks, first_week, segment, spine, lookback_weeks, ref.max_event_date
+    )
+    ref.retention = retention_rows(active_weeks, first_week, segment, max_week_offset, ref.max_event_date)
+    ref.growth = growth_rows(active_weeks, first_week, segment, spine)
+    ref.dim_users_latest = dim_users
+    ref.negative_balance_users = sorted(u for u, row in dim_users.items() if row["miles_balance"] < 0)
+    return ref
