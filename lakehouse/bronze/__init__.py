@@ -1,0 +1,1 @@
+"""Bronze layer: validated raw events and their quarantine."""

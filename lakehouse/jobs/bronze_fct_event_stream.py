@@ -1,0 +1,309 @@
+"""Job: raw CSV event files -> ``bronze.fct_event_stream`` + ``bronze.fct_event_stream_quarantine``.
+
+One batch per file. A file already ingested (same name and same content SHA-256) is skipped, so a
+re-run changes nothing and a new file in the input folder adds only its rows. The batch id is
+derived from the file identity and every bronze write replaces that batch's rows (``replaceWhere
+_batch_id = ...``), so a run that died half-way is repaired by running again. ``ops.ingested_files``
+is written last: a batch counts as ingested only once its rows are committed.
+
+Per batch: accepted + quarantined = data lines read, checked against what was written. A file
+with a wrong header is refused whole (nothing of it written) and the job exits non-zero; the other
+files are still ingested. A batch whose quarantined share is above ``bronze.max_quarantine_rate``
+writes its quarantine rows, holds back its accepted rows (status ``rejected``), and fails the job:
+a broken export must not flow into silver silently. Fix the file or raise the threshold and
+re-run: a rejected file is retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.bronze import transform
+from lakehouse.bronze.rules import RULE_NAMES, rule_severities
+from lakehouse.config import LakehouseConfig
+from lakehouse.jobs.common import JobFailed, run_job
+from lakehouse.ops import DqResult, JobRun, utc_now
+from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES
+
+JOB = "bronze_fct_event_stream"
+log = logging.getLogger("lakehouse")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    name: str
+    size: int
+    sha256: str
+
+    @property
+    def batch_id(self) -> str:
+        return hashlib.sha256(f"{self.name}:{self.sha256}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    file: SourceFile
+    lines_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    status: str  # committed | rejected | refused | skipped
+    message: str = ""
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def list_input_files(spark: SparkSession, input_path: str) -> list[str]:
+    """A CSV file, or every ``*.csv`` directly in a folder, in name order (local or object storage)."""
+    fs, jpath = _hadoop_fs(spark, input_path)
+    if not fs.exists(jpath):
+        raise JobFailed(f"input path does not exist: {input_path}")
+    status = fs.getFileStatus(jpath)
+    if status.isFile():
+        return [status.getPath().toString()]
+    files = [s.getPath().toString() for s in fs.listStatus(jpath) if s.isFile()]
+    return sorted((f for f in files if f.lower().endswith(".csv")), key=lambda p: p.rsplit("/", 1)[-1])
+
+
+def identify(spark: SparkSession, path: str) -> SourceFile:
+    """Name, size and content SHA-256, streamed in the JVM (works for any Hadoop file system)."""
+    fs, jpath = _hadoop_fs(spark, path)
+    jvm = spark.sparkContext._jvm
+    try:
+        stream = fs.open(jpath)
+        try:
+            digest = jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
+        finally:
+            stream.close()
+        size = fs.getFileStatus(jpath).getLen()
+    except Exception as exc:  # py4j wraps the Java IOException
+        raise JobFailed(f"cannot read input file {path}: {exc}") from exc
+    return SourceFile(path=path, name=path.rsplit("/", 1)[-1], size=int(size), sha256=str(digest))
+
+
+def read_numbered_lines(spark: SparkSession, path: str) -> tuple[DataFrame, DataFrame]:
+    """Every physical line of one file with its 1-based line number, without a Python round trip.
+
+    Spark may split a large file into blocks and read them in any order, so line numbers are
+    rebuilt from (block start, position within the block): rows of one block are read in order and
+    carry increasing ``monotonically_increasing_id`` values. The raw lines are persisted so the ids
+    are computed once; the second DataFrame returned is that cache, which the caller must unpersist
+    (a cached read of a path would otherwise serve stale content when the file changes).
+    """
+    raw = (
+        spark.read.text(path)
+        .select(
+            "value",
+            F.col("_metadata.file_block_start").alias("_block_start"),
+            F.monotonically_increasing_id().alias("_row_id"),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    blocks = sorted(
+        raw.groupBy("_block_start")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id"))
+        .collect()
+    )
+    offsets, seen = [], 0
+    for block in blocks:
+        offsets.append((block["_block_start"], block["first_id"], seen))
+        seen += block["n"]
+    if not offsets:
+        return raw.select("value", F.lit(0).cast("long").alias("_source_line")), raw
+    offsets_df = spark.createDataFrame(offsets, "_block_start long, _first_id long, _lines_before long")
+    numbered = raw.join(F.broadcast(offsets_df), on="_block_start", how="inner").select(
+        "value", (F.col("_lines_before") + F.col("_row_id") - F.col("_first_id") + 1).alias("_source_line")
+    )
+    return numbered, raw
+
+
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def header_problem(first_line: str | None) -> str | None:
+    if first_line is None:
+        return None  # an empty file: a zero-row batch
+    header = _strip_bom(first_line).rstrip("\r")
+    if header == transform.EXPECTED_HEADER:
+        return None
+    return f"header is {header[:200]!r}, expected {transform.EXPECTED_HEADER!r}"
+
+
+def committed_identities(spark: SparkSession, config: LakehouseConfig) -> set[tuple[str, str]]:
+    manifest = delta_io.read(spark, OPS_INGESTED_FILES, config)
+    rows = manifest.where(F.col("status") == "committed").select("file_name", "content_sha256").collect()
+    return {(r["file_name"], r["content_sha256"]) for r in rows}
+
+
+def ingest_file(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    run: JobRun,
+    source: SourceFile,
+    ingested_at: datetime,
+) -> BatchResult:
+    lines_df, raw_cache = read_numbered_lines(spark, source.path)
+    try:
+        return _ingest_lines(spark, config, run, source, ingested_at, lines_df)
+    finally:
+        raw_cache.unpersist()
+
+
+def _ingest_lines(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    run: JobRun,
+    source: SourceFile,
+    ingested_at: datetime,
+    lines_df: DataFrame,
+) -> BatchResult:
+    first = lines_df.where(F.col("_source_line") == 1).select("value").first()
+    problem = header_problem(first["value"] if first else None)
+    if problem:
+        return BatchResult(source, 0, 0, 0, "refused", f"{source.path}: {problem}; nothing of it was written")
+
+    severities = rule_severities(config.bronze.rule_severity)
+    data_df = lines_df.where(F.col("_source_line") > 1).select(
+        "value",
+        F.lit(source.path).alias("_source_file"),
+        "_source_line",
+        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
+        F.lit(source.batch_id).alias("_batch_id"),
+    )
+    checked_df = transform.with_checks(
+        transform.split_fields(data_df), severities, config.bronze.future_slack_minutes
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = checked_df.agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
+        ).first()
+        lines_read, n_quarantined = int(counts["lines"]), int(counts["quarantined"])
+        failures = {
+            r["check_name"]: int(r["failed_rows"])
+            for r in transform.rule_failure_counts(checked_df).collect()
+        }
+        rate = n_quarantined / lines_read if lines_read else 0.0
+        rejected = rate > config.bronze.max_quarantine_rate
+        batch_filter = f"_batch_id = '{source.batch_id}'"
+
+        delta_io.replace_where(
+            transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, batch_filter
+        )
+        if not rejected:
+            delta_io.replace_where(transform.accepted_rows(checked_df), BRONZE_EVENTS, config, batch_filter)
+    finally:
+        checked_df.unpersist()
+
+    written_accepted = 0
+    if not rejected:
+        written_accepted = delta_io.read(spark, BRONZE_EVENTS, config).where(batch_filter).count()
+    written_quarantined = delta_io.read(spark, BRONZE_QUARANTINE, config).where(batch_filter).count()
+    expected_accepted = lines_read - n_quarantined
+
+    results = [
+        DqResult(BRONZE_EVENTS.full_name, name, severities[name], lines_read, failures.get(name, 0),
+                 batch_id=source.batch_id)
+        for name in RULE_NAMES
+    ]  # fmt: skip
+    conservation_gap = abs(
+        lines_read - written_quarantined - (expected_accepted if rejected else written_accepted)
+    )
+    results.append(
+        DqResult(BRONZE_EVENTS.full_name, "conservation_accepted_plus_quarantined", "error", lines_read,
+                 conservation_gap, f"lines {lines_read}, accepted {expected_accepted}, "
+                 f"quarantined {written_quarantined}", source.batch_id)
+    )  # fmt: skip
+    results.append(
+        DqResult(BRONZE_EVENTS.full_name, "quarantine_rate_within_threshold", "error", lines_read,
+                 n_quarantined if rejected else 0,
+                 f"rate {rate:.4f}, threshold {config.bronze.max_quarantine_rate}", source.batch_id)
+    )  # fmt: skip
+    run.record_dq(results)
+    if conservation_gap:
+        raise JobFailed(f"{source.path}: conservation broken, {results[-2].details}")
+
+    status = "rejected" if rejected else "committed"
+    manifest_row = (
+        source.batch_id, run.run_id, source.path, source.name, source.sha256, source.size, lines_read,
+        expected_accepted, n_quarantined, status, ingested_at,
+    )  # fmt: skip
+    delta_io.append(
+        spark.createDataFrame([manifest_row], OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config
+    )
+    message = ""
+    if rejected:
+        message = (
+            f"{source.path}: {n_quarantined} of {lines_read} rows ({rate:.1%}) broke error-level rules, above "
+            f"bronze.max_quarantine_rate={config.bronze.max_quarantine_rate}; rows quarantined, accepted rows held "
+            f"back. Top rules: {', '.join(f'{k}={v}' for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:5])}"
+        )
+    return BatchResult(source, lines_read, expected_accepted, n_quarantined, status, message)
+
+
+def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
+    """Empty bronze, its quarantine and the file manifest (the rest of the run re-ingests every file)."""
+    for spec in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES):
+        delta_io.ensure_table(spark, spec, config).delete()
+
+
+def ingest(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    run: JobRun,
+    *,
+    refresh: bool = False,
+    ingested_at: datetime | None = None,
+) -> list[BatchResult]:
+    """Ingest every new file under ``paths.input``; raise :class:`JobFailed` after the others if any failed."""
+    if refresh:
+        full_refresh(spark, config)
+    done = committed_identities(spark, config)
+    results: list[BatchResult] = []
+    for path in list_input_files(spark, config.paths.input):
+        source = identify(spark, path)
+        if (source.name, source.sha256) in done:
+            log.info("skip %s: already ingested (batch %s)", source.name, source.batch_id)
+            results.append(BatchResult(source, 0, 0, 0, "skipped"))
+            continue
+        result = ingest_file(spark, config, run, source, ingested_at or utc_now())
+        log.info(
+            "%s: %s, %d lines, %d accepted, %d quarantined",
+            source.name, result.status, result.lines_read, result.rows_accepted, result.rows_quarantined,
+        )  # fmt: skip
+        results.append(result)
+        if result.status == "committed":
+            done.add((source.name, source.sha256))
+    run.rows_in = sum(r.lines_read for r in results)
+    run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
+    problems = [r.message for r in results if r.status in ("refused", "rejected")]
+    if problems:
+        raise JobFailed("; ".join(problems))
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", help="CSV file or folder of CSV files (default: paths.input)")
+    parser.add_argument("--full-refresh", action="store_true", help="rebuild bronze from every input file")
+
+
+def execute(spark: SparkSession, config: LakehouseConfig, run: JobRun, args: argparse.Namespace) -> None:
+    ingest(spark, config, run, refresh=getattr(args, "full_refresh", False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job(JOB, __doc__.splitlines()[0], add_arguments, execute, argv)
