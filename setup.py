@@ -31,6 +31,13 @@ setup(
             "pytest>=8,<10",
             "chispa==0.12.0",
             "ruff==0.17.6",
+            # Serving tests: a real Hive/Thrift client, the Superset REST API, a real browser.
+            "pyhive==0.7.0",
+            "thrift>=0.16,<1",
+            "thrift-sasl>=0.4.3",
+            "pure-sasl>=0.6.2",
+            "requests>=2.31,<3",
+            "playwright==1.58.0",
         ],
     },
     entry_points={

@@ -50,6 +50,8 @@ class SparkConfig:
     #: Used only when the job was not started by ``spark-submit --master ...``.
     master: str = "local[2]"
     shuffle_partitions: int = 4
+    #: Heap of the driver JVM; applied only when this process launches the JVM (local runs, tests).
+    driver_memory: str = "2g"
     log_level: str = "WARN"
     #: Anything else handed to the session builder verbatim (e.g. S3A credentials providers).
     extra_conf: dict[str, str] = field(default_factory=dict)

@@ -151,6 +151,7 @@ SILVER_DIM_USERS = TableSpec(
         _f("miles_balance", T.DecimalType(20, 2), False, "earned - redeemed; may be negative"),
         _f("is_active_7d", BOOL, False), _f("is_active_30d", BOOL, False), _f("is_active_90d", BOOL, False),
         _f("latest_event", STRING, False, "JSON of the latest event at or before ds"),
+        _f("first_event_id", STRING, False, "event_id of the first event (tie-break of acquisition)"),
     ]),
     "One row per user_id per ds for every user whose first event date is <= ds, partitioned by ds.",
     ("ds",),

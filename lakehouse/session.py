@@ -32,6 +32,7 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
     }
     if not under_submit:
         conf["spark.master"] = config.spark.master
+        conf["spark.driver.memory"] = config.spark.driver_memory
         # Offline after the first fetch; on a cluster, --packages or the image provides Delta.
         conf["spark.jars"] = ",".join(ensure_delta_jars(config.paths.jar_cache))
     master = conf.get("spark.master", os.environ.get("MASTER", ""))

@@ -5,6 +5,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
 bootstrap dev
 cd "$ROOT"
+# Serving tests need Debian's chromium (never a downloaded browser build); installed once.
+if [ -f "$ROOT/scripts/_serving_prereqs.sh" ]; then
+  bash "$ROOT/scripts/_serving_prereqs.sh"
+fi
 _log "ruff"
 ruff check .
 _log "pytest"

@@ -9,6 +9,8 @@ from types import ModuleType
 #: Every job that exists, by name (the names conf's ``dag`` may use).
 JOB_MODULES = {
     "bronze_fct_event_stream": "lakehouse.jobs.bronze_fct_event_stream",
+    "silver_fct_events": "lakehouse.jobs.silver_fct_events",
+    "silver_dim_users": "lakehouse.jobs.silver_dim_users",
 }
 
 

@@ -1,0 +1,1 @@
+"""Silver layer: one row per event, and daily user snapshots."""
