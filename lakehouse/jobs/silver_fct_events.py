@@ -52,13 +52,19 @@ def load(spark: SparkSession, config: LakehouseConfig, run: JobRun, *, refresh: 
     bronze_df = delta_io.read(spark, BRONZE_EVENTS, config).where(F.col("_batch_id").isin(batches))
     events_df = build_events(bronze_df)
     existing = delta_io.read(spark, SILVER_EVENTS, config).select("event_id", "event_date")
-    new_df = events_df.join(existing, on=["event_id", "event_date"], how="left_anti").persist(StorageLevel.MEMORY_AND_DISK)
+    new_df = events_df.join(existing, on=["event_id", "event_date"], how="left_anti").persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
     try:
-        stats = new_df.agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi"))
+        stats = new_df.agg(
+            F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi")
+        )
         stats = stats.first()
         per_batch = {
             r["_batch_id"]: (int(r["n"]), r["lo"])
-            for r in new_df.groupBy("_batch_id").agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo")).collect()
+            for r in new_df.groupBy("_batch_id")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"))
+            .collect()
         }
         rows_in = {r["_batch_id"]: int(r["count"]) for r in bronze_df.groupBy("_batch_id").count().collect()}
         inserted = 0
@@ -70,7 +76,15 @@ def load(spark: SparkSession, config: LakehouseConfig, run: JobRun, *, refresh: 
         new_df.unpersist()
     now = utc_now()
     rows = [
-        (CONSUMER, b, run.run_id, rows_in.get(b, 0), per_batch.get(b, (0, None))[0], per_batch.get(b, (0, None))[1], now)
+        (
+            CONSUMER,
+            b,
+            run.run_id,
+            rows_in.get(b, 0),
+            per_batch.get(b, (0, None))[0],
+            per_batch.get(b, (0, None))[1],
+            now,
+        )
         for b in batches
     ]
     delta_io.append(spark.createDataFrame(rows, OPS_PROCESSED_BATCHES.schema), OPS_PROCESSED_BATCHES, config)

@@ -60,7 +60,9 @@ def test_sample_silver_matches_reference_and_rerun_is_noop(spark, tmp_path):
     for user, expected in ref.dim_users_latest.items():
         assert {k: latest[user][k] for k in keys} == {k: expected[k] for k in keys}, user
     # Grain: every user has one row per day from their first event date to the data's last date.
-    expected_rows = sum((ref.max_event_date - u["first_event_time"].date()).days + 1 for u in ref.dim_users_latest.values())
+    expected_rows = sum(
+        (ref.max_event_date - u["first_event_time"].date()).days + 1 for u in ref.dim_users_latest.values()
+    )
     assert dim.count() == expected_rows
     assert dim.select("user_id", "ds").distinct().count() == expected_rows
 
@@ -105,7 +107,9 @@ def test_late_file_recomputes_exactly_from_its_day_and_equals_full_rebuild(spark
     assert delta_io.read(spark, SILVER_EVENTS, config).count() == len(FIRST_FILE) + 2
 
     changed = {k for k in after if before.get(k) != after[k]}
-    expected_changed = {("u_0001", LATE_DAY + timedelta(days=i)) for i in range((date(2025, 4, 30) - LATE_DAY).days + 1)}
+    expected_changed = {
+        ("u_0001", LATE_DAY + timedelta(days=i)) for i in range((date(2025, 4, 30) - LATE_DAY).days + 1)
+    }
     expected_changed |= {("u_0009", date(2025, 3, 25) + timedelta(days=i)) for i in range(37)}
     assert changed == expected_changed
     assert after[("u_0001", date(2025, 4, 30))]["total_miles_redeemed"] == Decimal("1800.00")
