@@ -43,10 +43,7 @@ def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> boo
 def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
     """Create the table (schema, partitioning, comment) at its path if it does not exist yet."""
     builder = (
-        DeltaTable.createIfNotExists(spark)
-        .location(spec.path(config))
-        .addColumns(spec.schema)
-        .comment(spec.grain)
+        DeltaTable.createIfNotExists(spark).location(spec.path(config)).addColumns(spec.schema).comment(spec.grain)
     )
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
@@ -82,6 +79,20 @@ def overwrite(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
     """Atomically replace the whole table (schema kept as the registry's)."""
     ensure_table(df.sparkSession, spec, config)
     _writer(conform(df, spec), spec, "overwrite").save(spec.path(config))
+
+
+def overwrite_if_changed(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> bool:
+    """Overwrite unless the table already holds exactly these rows (a re-run then commits nothing).
+
+    Meant for small derived tables (gold): the comparison reads both sides once.
+    """
+    conformed = conform(df, spec)
+    if exists(df.sparkSession, spec, config):
+        current = read(df.sparkSession, spec, config)
+        if conformed.exceptAll(current).isEmpty() and current.exceptAll(conformed).isEmpty():
+            return False
+    overwrite(conformed, spec, config)
+    return True
 
 
 def _merge_condition(keys: Sequence[str], target_filter: str | None) -> str:
@@ -140,9 +151,7 @@ def max_value(df: DataFrame, column: str | Column):
     return df.agg(F.max(column)).first()[0]
 
 
-def register_tables(
-    spark: SparkSession, config: LakehouseConfig, layers: Sequence[str] | None = None
-) -> list[str]:
+def register_tables(spark: SparkSession, config: LakehouseConfig, layers: Sequence[str] | None = None) -> list[str]:
     """Register every existing registry table as ``<layer>.<name>`` in the session catalog."""
     registered = []
     for spec in TABLES:
@@ -150,8 +159,6 @@ def register_tables(
             continue
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {spec.layer}")
         if exists(spark, spec, config):
-            spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path(config)}'"
-            )
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path(config)}'")
             registered.append(spec.full_name)
     return registered

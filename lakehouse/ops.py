@@ -36,12 +36,15 @@ class DqResult:
     failed_rows: int
     details: str | None = None
     batch_id: str | None = None
+    #: What a failure means when it is not a failed check: bronze rules send rows to quarantine.
+    failure_status: str = "fail"
 
     @property
     def status(self) -> str:
+        """pass | fail (error-level check failed) | warn | quarantined (rows set aside, job goes on)."""
         if self.failed_rows == 0:
             return "pass"
-        return "fail" if self.severity == "error" else "warn"
+        return self.failure_status if self.severity == "error" else "warn"
 
 
 @dataclass

@@ -107,7 +107,7 @@ OPS_DQ_RESULTS = TableSpec(
         _f("run_id", STRING, False), _f("job", STRING, False), _f("table_name", STRING, False),
         _f("batch_id", STRING), _f("check_name", STRING, False),
         _f("severity", STRING, False, "error | warn"), _f("rows_checked", LONG, False),
-        _f("failed_rows", LONG, False), _f("status", STRING, False, "pass | fail | warn"),
+        _f("failed_rows", LONG, False), _f("status", STRING, False, "pass | fail | warn | quarantined (bronze rule: rows set aside)"),
         _f("details", STRING), _f("checked_at", TS, False),
     ]),
     "One row per data-quality check per run (and per batch for bronze rules).",
@@ -208,9 +208,21 @@ GOLD_GROWTH = TableSpec(
     "One row per (week_start, acq_source, country) for every week once the segment has a user.",
 )  # fmt: skip
 
+GOLD_NEGATIVE_BALANCE = TableSpec(
+    "gold", "rpt_negative_balance_users",
+    T.StructType([
+        _f("user_id", STRING, False), _f("as_of_ds", DATE, False, "latest snapshot day"),
+        _f("miles_balance", T.DecimalType(20, 2), False), _f("total_miles_earned", T.DecimalType(20, 2), False),
+        _f("total_miles_redeemed", T.DecimalType(20, 2), False),
+        _f("first_negative_date", DATE, False, "first ds on which the balance was negative"),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+    ]),
+    "One row per user whose miles_balance is negative in the latest dim_users snapshot.",
+)  # fmt: skip
+
 TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS,
-    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH,
+    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
 

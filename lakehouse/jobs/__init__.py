@@ -11,6 +11,11 @@ JOB_MODULES = {
     "bronze_fct_event_stream": "lakehouse.jobs.bronze_fct_event_stream",
     "silver_fct_events": "lakehouse.jobs.silver_fct_events",
     "silver_dim_users": "lakehouse.jobs.silver_dim_users",
+    "gold_agg_active_user": "lakehouse.jobs.gold_agg_active_user",
+    "gold_agg_user_lifecycle_weekly": "lakehouse.jobs.gold_agg_user_lifecycle_weekly",
+    "gold_agg_user_retention": "lakehouse.jobs.gold_agg_user_retention",
+    "gold_agg_growth_accounting_weekly": "lakehouse.jobs.gold_agg_growth_accounting_weekly",
+    "gold_data_quality_report": "lakehouse.jobs.gold_data_quality_report",
 }
 
 

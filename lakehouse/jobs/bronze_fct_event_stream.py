@@ -113,9 +113,7 @@ def read_numbered_lines(spark: SparkSession, path: str) -> tuple[DataFrame, Data
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     blocks = sorted(
-        raw.groupBy("_block_start")
-        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id"))
-        .collect()
+        raw.groupBy("_block_start").agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id")).collect()
     )
     offsets, seen = [], 0
     for block in blocks:
@@ -193,17 +191,12 @@ def _ingest_lines(
             F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
         ).first()
         lines_read, n_quarantined = int(counts["lines"]), int(counts["quarantined"])
-        failures = {
-            r["check_name"]: int(r["failed_rows"])
-            for r in transform.rule_failure_counts(checked_df).collect()
-        }
+        failures = {r["check_name"]: int(r["failed_rows"]) for r in transform.rule_failure_counts(checked_df).collect()}
         rate = n_quarantined / lines_read if lines_read else 0.0
         rejected = rate > config.bronze.max_quarantine_rate
         batch_filter = f"_batch_id = '{source.batch_id}'"
 
-        delta_io.replace_where(
-            transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, batch_filter
-        )
+        delta_io.replace_where(transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, batch_filter)
         if not rejected:
             delta_io.replace_where(transform.accepted_rows(checked_df), BRONZE_EVENTS, config, batch_filter)
     finally:
@@ -217,12 +210,10 @@ def _ingest_lines(
 
     results = [
         DqResult(BRONZE_EVENTS.full_name, name, severities[name], lines_read, failures.get(name, 0),
-                 batch_id=source.batch_id)
+                 batch_id=source.batch_id, failure_status="quarantined")
         for name in RULE_NAMES
     ]  # fmt: skip
-    conservation_gap = abs(
-        lines_read - written_quarantined - (expected_accepted if rejected else written_accepted)
-    )
+    conservation_gap = abs(lines_read - written_quarantined - (expected_accepted if rejected else written_accepted))
     results.append(
         DqResult(BRONZE_EVENTS.full_name, "conservation_accepted_plus_quarantined", "error", lines_read,
                  conservation_gap, f"lines {lines_read}, accepted {expected_accepted}, "
@@ -242,9 +233,7 @@ def _ingest_lines(
         source.batch_id, run.run_id, source.path, source.name, source.sha256, source.size, lines_read,
         expected_accepted, n_quarantined, status, ingested_at,
     )  # fmt: skip
-    delta_io.append(
-        spark.createDataFrame([manifest_row], OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config
-    )
+    delta_io.append(spark.createDataFrame([manifest_row], OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config)
     message = ""
     if rejected:
         message = (

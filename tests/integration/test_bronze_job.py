@@ -74,15 +74,11 @@ def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
         F.col("status") == "pass").count() == 2  # fmt: skip
 
     # A re-run on the same input changes no table.
-    versions = {
-        s.full_name: _version(spark, config, s)
-        for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)
-    }
+    versions = {s.full_name: _version(spark, config, s) for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)}
     second = _run(spark, config)
     assert [r.status for r in second] == ["skipped", "skipped"]
     assert versions == {
-        s.full_name: _version(spark, config, s)
-        for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)
+        s.full_name: _version(spark, config, s) for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)
     }
 
     # A new file adds only its own rows.
@@ -107,9 +103,7 @@ def test_wrong_header_is_refused_whole_and_others_still_load(spark, tmp_path):
     with pytest.raises(JobFailed, match=r"b_bad\.csv: header is .*member_id.*nothing of it was written"):
         _run(spark, config)
 
-    files = {
-        r["_source_file"].rsplit("/", 1)[-1] for r in delta_io.read(spark, BRONZE_EVENTS, config).collect()
-    }
+    files = {r["_source_file"].rsplit("/", 1)[-1] for r in delta_io.read(spark, BRONZE_EVENTS, config).collect()}
     assert files == {"a_good.csv"}
     assert delta_io.read(spark, BRONZE_QUARANTINE, config).count() == 0
     manifest = [r["file_name"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()]

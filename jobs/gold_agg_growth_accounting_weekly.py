@@ -1,0 +1,8 @@
+"""spark-submit entry point for lakehouse.jobs.gold_agg_growth_accounting_weekly (see its docstring)."""
+
+import sys
+
+from lakehouse.jobs.gold_agg_growth_accounting_weekly import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Metric validation of the gold tables (SPEC.md, "Checks on the gold tables").
+
+Error-level checks run on freshly computed gold DataFrames *before* they are published: a failure
+stops the job and leaves the published tables as they were. Each returns a :class:`DqResult` whose
+``failed_rows`` counts the offending rows (0 = pass).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.gold.metrics import SEGMENT
+from lakehouse.ops import DqResult
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+
+GRAIN_KEYS = {
+    GOLD_ACTIVE_USER.full_name: ["period_type", "period_start_date", *SEGMENT],
+    GOLD_LIFECYCLE.full_name: ["cutoff_week", *SEGMENT, "user_status"],
+    GOLD_RETENTION.full_name: ["cohort_week", "week_offset", *SEGMENT],
+    GOLD_GROWTH.full_name: ["week_start", *SEGMENT],
+}
+
+
+def _result(table: str, name: str, checked: DataFrame | int, failed: DataFrame | int, details: str) -> DqResult:
+    rows_checked = checked if isinstance(checked, int) else checked.count()
+    failed_rows = failed if isinstance(failed, int) else failed.count()
+    return DqResult(table, name, "error", rows_checked, failed_rows, details)
+
+
+def grain_checks(tables: dict[str, DataFrame]) -> list[DqResult]:
+    results = []
+    for name, keys in GRAIN_KEYS.items():
+        df = tables[name]
+        duplicates = df.groupBy(*keys).count().where("count > 1")
+        nulls = df.where(" OR ".join(f"{k} IS NULL" for k in keys))
+        results.append(_result(name, "unique_grain_keys", df, duplicates, f"keys {keys}"))
+        results.append(_result(name, "no_null_keys", df, nulls, f"keys {keys}"))
+    return results
+
+
+def _weekly_lifecycle_active(lifecycle: DataFrame) -> DataFrame:
+    return (
+        lifecycle.where(F.col("user_status").isin("new", "retained", "resurrected"))
+        .groupBy(F.col("cutoff_week").alias("week"), *SEGMENT)
+        .agg(F.sum("user_count").alias("lifecycle_active"))
+    )
+
+
+def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> DqResult:
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        F.col("period_start_date").alias("week"), *SEGMENT, "active_users"
+    )
+    joined = weekly.join(_weekly_lifecycle_active(lifecycle), on=["week", *SEGMENT], how="full_outer")
+    bad = joined.where(F.coalesce("active_users", F.lit(0)) != F.coalesce("lifecycle_active", F.lit(0)))
+    return _result(GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected", joined, bad,
+                   "agg_active_user weekly = new + retained + resurrected per week and segment")  # fmt: skip
+
+
+def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> DqResult:
+    weeks = lifecycle.select("cutoff_week").distinct()
+    firsts = grid.select("user_id", *SEGMENT, "first_week").distinct()
+    acquired = (
+        weeks.join(firsts, on=F.col("first_week") <= F.col("cutoff_week"), how="inner")
+        .groupBy("cutoff_week", *SEGMENT)
+        .agg(F.count(F.lit(1)).alias("acquired"))
+    )
+    totals = lifecycle.groupBy("cutoff_week", *SEGMENT).agg(F.sum("user_count").alias("total"))
+    joined = totals.join(acquired, on=["cutoff_week", *SEGMENT], how="full_outer")
+    bad = joined.where(F.coalesce("total", F.lit(0)) != F.coalesce("acquired", F.lit(0)))
+    return _result(GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired", joined, bad,
+                   "sum of the five statuses = users whose first week <= W, per segment")  # fmt: skip
+
+
+def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> DqResult:
+    bounds = lifecycle.agg(F.min("cutoff_week").alias("lo"), F.max("cutoff_week").alias("hi")).first()
+    present = lifecycle.select("cutoff_week").distinct().count()
+    expected = 0 if bounds["lo"] is None else (bounds["hi"] - bounds["lo"]).days // 7 + 1
+    return _result(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", expected, expected - present,
+                   f"{present} of {expected} weeks present")  # fmt: skip
+
+
+def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame) -> DqResult:
+    zero = retention.where(F.col("week_offset") == 0).select(
+        F.col("cohort_week").alias("week"), *SEGMENT, "cohort_size", "retained_users"
+    )
+    new = lifecycle.where(F.col("user_status") == "new").select(
+        F.col("cutoff_week").alias("week"), *SEGMENT, F.col("user_count").alias("new_users")
+    )
+    joined = zero.join(new, on=["week", *SEGMENT], how="full_outer")
+    bad = joined.where(
+        (F.coalesce("retained_users", F.lit(-1)) != F.coalesce("cohort_size", F.lit(-2)))
+        | (F.coalesce("cohort_size", F.lit(0)) != F.coalesce("new_users", F.lit(0)))
+    )
+    return _result(GOLD_RETENTION.full_name, "offset_zero_retained_equals_cohort_size_equals_new", joined, bad,
+                   "week_offset 0: retained_users = cohort_size = lifecycle new")  # fmt: skip
+
+
+def retention_bounds(retention: DataFrame) -> list[DqResult]:
+    rate = retention.where((F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate"))
+    unbounded = retention.where(F.col("unbounded_retained_users") < F.col("retained_users"))
+    return [
+        _result(GOLD_RETENTION.full_name, "retention_rate_between_0_and_1", retention, rate, "0 <= rate <= 1"),
+        _result(GOLD_RETENTION.full_name, "unbounded_at_least_retained", retention, unbounded,
+                "unbounded_retained_users >= retained_users"),
+    ]  # fmt: skip
+
+
+def daily_within_week_and_month(active: DataFrame, first_day: str) -> DqResult:
+    from lakehouse.gold.metrics import week_start
+
+    daily = active.where(F.col("period_type") == "daily").select(
+        *SEGMENT,
+        F.col("period_start_date").alias("day"),
+        F.col("active_users").alias("daily_active"),
+        week_start(F.col("period_start_date"), first_day).alias("week"),
+        F.trunc("period_start_date", "month").alias("month"),
+    )
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        *SEGMENT, F.col("period_start_date").alias("week"), F.col("active_users").alias("weekly_active")
+    )
+    monthly = active.where(F.col("period_type") == "monthly").select(
+        *SEGMENT, F.col("period_start_date").alias("month"), F.col("active_users").alias("monthly_active")
+    )
+    joined = daily.join(weekly, on=[*SEGMENT, "week"], how="left").join(monthly, on=[*SEGMENT, "month"], how="left")
+    bad = joined.where(
+        (F.col("daily_active") > F.coalesce("weekly_active", F.lit(0)))
+        | (F.col("daily_active") > F.coalesce("monthly_active", F.lit(0)))
+    )
+    return _result(GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month", joined, bad,
+                   "daily active <= active of the containing week and month")  # fmt: skip
+
+
+def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
+    identity = growth.where(
+        F.col("active_users")
+        != F.col("prev_active_users") + F.col("new_users") + F.col("resurrected_users") - F.col("churned_users")
+    )
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        F.col("period_start_date").alias("week_start"), *SEGMENT, F.col("active_users").alias("weekly_active")
+    )
+    joined = growth.join(weekly, on=["week_start", *SEGMENT], how="full_outer")
+    mismatch = joined.where(F.coalesce("active_users", F.lit(0)) != F.coalesce("weekly_active", F.lit(0)))
+    return [
+        _result(GOLD_GROWTH.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned", growth,
+                identity, "active(W) = active(W-1) + new + resurrected - churned"),
+        _result(GOLD_GROWTH.full_name, "active_equals_agg_active_user_weekly", joined, mismatch,
+                "growth active_users = agg_active_user weekly active_users"),
+    ]  # fmt: skip
+
+
+def run_error_checks(tables: dict[str, DataFrame], grid: DataFrame, first_day: str) -> list[DqResult]:
+    active, lifecycle = tables[GOLD_ACTIVE_USER.full_name], tables[GOLD_LIFECYCLE.full_name]
+    retention, growth = tables[GOLD_RETENTION.full_name], tables[GOLD_GROWTH.full_name]
+    return [
+        *grain_checks(tables),
+        weekly_active_equals_lifecycle(active, lifecycle),
+        lifecycle_total_equals_acquired(lifecycle, grid),
+        lifecycle_spine_has_no_gaps(lifecycle),
+        retention_offset_zero_matches(retention, lifecycle),
+        *retention_bounds(retention),
+        daily_within_week_and_month(active, first_day),
+        *growth_identities(growth, active),
+    ]

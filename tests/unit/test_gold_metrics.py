@@ -1,0 +1,140 @@
+"""Gold metrics on a hand-built story: each user is a named case, expected rows computed by hand.
+
+Weeks are Sunday weeks W0 = 2025-01-05 .. W9 = 2025-03-09; the data's last date is Wednesday
+2025-03-12, so W9 and March are partial. Lookback is 4 weeks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from lakehouse.gold import metrics
+from lakehouse.gold.checks import run_error_checks
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+
+W = [date(2025, 1, 5) + timedelta(weeks=k) for k in range(10)]
+MAX_DATE = date(2025, 3, 12)
+G, FB = ("google", "SG"), ("facebook", "MY")
+
+ACTIVITY = {
+    "u_new": [W[0]],  # new in W0, dormant W1-W4, churned from W5
+    "u_gap3": [W[0] + timedelta(days=1), W[4]],  # 3 idle weeks, still retained in W4 with lookback 4
+    "u_res": [W[0] + timedelta(days=6), W[6]],  # 5 idle weeks: resurrected in W6
+    "u_month": [date(2025, 1, 31), date(2025, 2, 1)],  # W3 spans January and February
+    "u_late": [W[8], date(2025, 3, 10)],  # new in W8, retained in partial W9
+}  # nobody is active in W7: the spine still has it
+SEGMENTS = {"u_new": G, "u_gap3": G, "u_res": G, "u_late": G, "u_month": FB}
+
+
+@pytest.fixture(scope="module")
+def story(spark):
+    activity = spark.createDataFrame(
+        [(u, d) for u, days in ACTIVITY.items() for d in days], "user_id string, event_date date"
+    )
+    users = spark.createDataFrame(
+        [(u, *SEGMENTS[u], min(ACTIVITY[u])) for u in ACTIVITY],
+        "user_id string, acq_source string, country string, first_event_date date",
+    )
+    grid = metrics.user_week_grid(activity, users, MAX_DATE, "sunday").cache()
+    return {
+        GOLD_ACTIVE_USER.full_name: metrics.active_users(activity, users, MAX_DATE, "sunday"),
+        GOLD_LIFECYCLE.full_name: metrics.lifecycle_weekly(grid, MAX_DATE, 4),
+        GOLD_RETENTION.full_name: metrics.retention(grid, MAX_DATE, 16),
+        GOLD_GROWTH.full_name: metrics.growth_accounting_weekly(grid, MAX_DATE),
+        "grid": grid,
+    }
+
+
+def test_week_start_saturday_night_vs_sunday_midnight(spark):
+    df = spark.createDataFrame(
+        [(datetime(2025, 1, 11, 23, 59, 59, 999999),), (datetime(2025, 1, 12, 0, 0, 0),)], "ts timestamp"
+    )
+    weeks = [r["w"] for r in df.select(metrics.week_start(F.to_date("ts")).alias("w")).collect()]
+    assert weeks == [date(2025, 1, 5), date(2025, 1, 12)]
+    monday = [r["w"] for r in df.select(metrics.week_start(F.to_date("ts"), "monday").alias("w")).collect()]
+    assert monday == [date(2025, 1, 6), date(2025, 1, 6)]
+
+
+def test_lifecycle_statuses(spark, story):
+    g = {  # google/SG: u_new, u_gap3, u_res from W0; u_late from W8
+        0: {"new": 3}, 1: {"dormant": 3}, 2: {"dormant": 3}, 3: {"dormant": 3},
+        4: {"retained": 1, "dormant": 2}, 5: {"dormant": 1, "churned": 2},
+        6: {"resurrected": 1, "dormant": 1, "churned": 1}, 7: {"dormant": 2, "churned": 1},
+        8: {"new": 1, "dormant": 2, "churned": 1}, 9: {"retained": 1, "dormant": 1, "churned": 2},
+    }  # fmt: skip
+    fb = {3: {"new": 1}, 4: {"dormant": 1}, 5: {"dormant": 1}, 6: {"dormant": 1}, 7: {"dormant": 1},
+          8: {"churned": 1}, 9: {"churned": 1}}  # fmt: skip
+    expected = [
+        (W[k], W[k].isoformat(), *seg, status, n, k == 9)
+        for seg, table in ((G, g), (FB, fb))
+        for k, statuses in table.items()
+        for status, n in statuses.items()
+    ]
+    actual = story[GOLD_LIFECYCLE.full_name]
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+
+
+def test_active_users_daily_weekly_monthly(story):
+    actual = story[GOLD_ACTIVE_USER.full_name]
+    rows = {(r["period_type"], r["period_start_date"], r["acq_source"]): (r["active_users"], r["is_partial_period"])
+            for r in actual.collect()}  # fmt: skip
+    assert rows[("weekly", W[0], "google")] == (3, False)
+    assert ("weekly", W[7], "google") not in rows  # no activity: no row (grain has active_users > 0)
+    assert rows[("weekly", W[3], "facebook")] == (1, False)  # two days in W3 count once
+    assert rows[("monthly", date(2025, 1, 1), "facebook")] == (1, False)  # month boundary: in January
+    assert rows[("monthly", date(2025, 2, 1), "facebook")] == (1, False)  # ... and in February
+    assert rows[("monthly", date(2025, 3, 1), "google")] == (1, True)  # March ends after the last date
+    assert rows[("weekly", W[9], "google")] == (1, True)  # partial last week
+    assert rows[("daily", date(2025, 3, 10), "google")] == (1, False)
+    assert len([k for k in rows if k[0] == "daily"]) == 9
+
+
+def test_retention_cells_including_zeros(spark, story):
+    actual = story[GOLD_RETENTION.full_name]
+    cohort_w0_retained = {0: 3, 4: 1, 6: 1}
+    cohort_w0_unbounded = {0: 3, 1: 2, 2: 2, 3: 2, 4: 2, 5: 1, 6: 1}
+    expected = [
+        (W[0], W[0].isoformat(), k, W[k], *G, 3, cohort_w0_retained.get(k, 0), cohort_w0_retained.get(k, 0) / 3,
+         cohort_w0_unbounded.get(k, 0), k == 9)
+        for k in range(10)  # offsets up to W9, the last week starting on or before 2025-03-12
+    ] + [
+        (W[8], W[8].isoformat(), k, W[8 + k], *G, 1, 1, 1.0, 1, k == 1) for k in range(2)
+    ] + [
+        (W[3], W[3].isoformat(), k, W[3 + k], *FB, 1, int(k == 0), float(k == 0), int(k == 0), k == 6)
+        for k in range(7)
+    ]  # fmt: skip
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+
+
+def test_growth_accounting(spark, story):
+    # (active, prev, new, retained, resurrected, churned, quick_ratio) per week
+    g = {0: (3, 0, 3, 0, 0, 0, None), 1: (0, 3, 0, 0, 0, 3, 0.0), 2: (0, 0, 0, 0, 0, 0, None),
+         3: (0, 0, 0, 0, 0, 0, None), 4: (1, 0, 0, 0, 1, 0, None), 5: (0, 1, 0, 0, 0, 1, 0.0),
+         6: (1, 0, 0, 0, 1, 0, None), 7: (0, 1, 0, 0, 0, 1, 0.0), 8: (1, 0, 1, 0, 0, 0, None),
+         9: (1, 1, 0, 1, 0, 0, None)}  # fmt: skip
+    fb = {3: (1, 0, 1, 0, 0, 0, None), 4: (0, 1, 0, 0, 0, 1, 0.0),
+          **{k: (0, 0, 0, 0, 0, 0, None) for k in range(5, 10)}}  # fmt: skip
+    expected = [(W[k], W[k].isoformat(), *seg, *v, k == 9) for seg, t in ((G, g), (FB, fb)) for k, v in t.items()]
+    actual = story[GOLD_GROWTH.full_name]
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+
+
+def test_error_checks_pass_on_the_story_and_catch_a_broken_table(story):
+    tables = {k: v for k, v in story.items() if k != "grid"}
+    results = run_error_checks(tables, story["grid"], "sunday")
+    assert [r.check_name for r in results if r.status != "pass"] == []
+    assert len(results) == 8 + 9
+    broken = dict(tables)
+    broken[GOLD_LIFECYCLE.full_name] = tables[GOLD_LIFECYCLE.full_name].withColumn(
+        "user_count", F.when(F.col("user_status") == "new", F.col("user_count") + 1).otherwise(F.col("user_count"))
+    )
+    failed = {r.check_name for r in run_error_checks(broken, story["grid"], "sunday") if r.status == "fail"}
+    assert failed == {
+        "weekly_active_equals_new_retained_resurrected",
+        "lifecycle_total_equals_users_acquired",
+        "offset_zero_retained_equals_cohort_size_equals_new",
+    }
