@@ -7,7 +7,16 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
-from lakehouse.registry import BRONZE_QUARANTINE, TABLES
+from lakehouse.registry import (
+    BRONZE_QUARANTINE,
+    GOLD_ACTIVE_USER,
+    GOLD_LIFECYCLE,
+    GOLD_NEGATIVE_BALANCE,
+    GOLD_RETENTION,
+    OPS_DQ_RESULTS,
+    OPS_JOB_RUNS,
+    TABLES,
+)
 
 
 def _table(rows: list[tuple], headers: tuple[str, ...]) -> str:
@@ -41,10 +50,90 @@ def quarantine_by_rule(spark: SparkSession, config: LakehouseConfig) -> str:
     return _table([(r["rule"], r["count"]) for r in rows], ("rule", "quarantined rows")) if rows else "  none"
 
 
+def weekly_active(spark: SparkSession, config: LakehouseConfig, weeks: int = 6) -> str:
+    rows = (
+        delta_io.read(spark, GOLD_ACTIVE_USER, config)
+        .where(F.col("period_type") == "weekly")
+        .groupBy("period_start_date", "is_partial_period")
+        .agg(F.sum("active_users").alias("wau"))
+        .orderBy(F.desc("period_start_date"))
+        .limit(weeks)
+        .collect()
+    )
+    return _table(
+        [(r["period_start_date"], r["wau"], "partial (to date)" if r["is_partial_period"] else "") for r in rows[::-1]],
+        ("week (Sunday)", "weekly active users", ""),
+    )
+
+
+def lifecycle_last_weeks(spark: SparkSession, config: LakehouseConfig, weeks: int = 4) -> str:
+    df = delta_io.read(spark, GOLD_LIFECYCLE, config)
+    pivot = (
+        df.groupBy("cutoff_week", "is_partial_period")
+        .pivot("user_status", ["new", "retained", "resurrected", "dormant", "churned"])
+        .agg(F.sum("user_count"))
+        .orderBy(F.desc("cutoff_week"))
+        .limit(weeks)
+        .collect()
+    )
+    return _table(
+        [(r["cutoff_week"], *[r[s] or 0 for s in ("new", "retained", "resurrected", "dormant", "churned")],
+          "partial" if r["is_partial_period"] else "") for r in pivot[::-1]],
+        ("week", "new", "retained", "resurrected", "dormant", "churned", ""),
+    )  # fmt: skip
+
+
+def retention_latest_cohorts(spark: SparkSession, config: LakehouseConfig, cohorts: int = 4, offsets: int = 4) -> str:
+    df = delta_io.read(spark, GOLD_RETENTION, config).where(F.col("week_offset") <= offsets)
+    complete = df.where(~F.col("is_partial_period"))
+    cells = (
+        complete.groupBy("cohort_week", "week_offset")
+        .agg(F.sum("retained_users").alias("r"), F.sum("cohort_size").alias("n"))
+        .collect()
+    )
+    by_cohort: dict = {}
+    for c in cells:
+        by_cohort.setdefault(c["cohort_week"], {})[c["week_offset"]] = (c["r"], c["n"])
+    full = sorted(w for w, v in by_cohort.items() if len(v) == offsets + 1)[-cohorts:]
+    rows = [(w, by_cohort[w][0][1], *[f"{by_cohort[w][k][0] / by_cohort[w][k][1]:.0%}" for k in range(offsets + 1)])
+            for w in full]  # fmt: skip
+    return _table(rows, ("cohort week", "users", *[f"week {k}" for k in range(offsets + 1)]))
+
+
+def checks(spark: SparkSession, config: LakehouseConfig) -> str:
+    runs = delta_io.read(spark, OPS_JOB_RUNS, config)
+    latest = runs.groupBy("job").agg(F.max("started_at").alias("started_at"))
+    last_runs = runs.join(latest, on=["job", "started_at"], how="inner").select("run_id", "job", "status", "message")
+    dq = delta_io.read(spark, OPS_DQ_RESULTS, config).join(last_runs.select("run_id"), on="run_id", how="inner")
+    findings = dq.where(F.col("status").isin("fail", "warn")).orderBy("status", "table_name", "check_name").collect()
+    failed_jobs = [r for r in last_runs.collect() if r["status"] != "succeeded"]
+    lines = [f"  job failed: {r['job']}: {r['message']}" for r in failed_jobs]
+    for r in findings:
+        detail = f" ({r['details']})" if r["details"] else ""
+        lines.append(f"  {r['status'].upper():5} {r['table_name']}.{r['check_name']}: "
+                     f"{r['failed_rows']} of {r['rows_checked']}{detail}")  # fmt: skip
+    passed = dq.where(F.col("status") == "pass").count()
+    lines.append(f"  {passed} checks passed in the latest run of each job")
+    return "\n".join(lines)
+
+
 def build_summary(spark: SparkSession, config: LakehouseConfig) -> str:
     sections = [
         f"Warehouse: {config.paths.warehouse}",
         "Rows per table:\n" + table_counts(spark, config),
         "Quarantined rows per rule (a row may break several):\n" + quarantine_by_rule(spark, config),
     ]
+    if delta_io.exists(spark, GOLD_ACTIVE_USER, config):
+        sections.append("Weekly active users, last weeks (all segments):\n" + weekly_active(spark, config))
+    if delta_io.exists(spark, GOLD_LIFECYCLE, config):
+        sections.append(f"User lifecycle, last weeks (lookback {config.gold.lookback_weeks} weeks):\n"
+                        + lifecycle_last_weeks(spark, config))  # fmt: skip
+    if delta_io.exists(spark, GOLD_RETENTION, config):
+        sections.append("Retention of the latest complete cohorts (share of the cohort active in week k):\n"
+                        + retention_latest_cohorts(spark, config))  # fmt: skip
+    if delta_io.exists(spark, GOLD_NEGATIVE_BALANCE, config):
+        n = delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).count()
+        sections.append(f"Users with a negative miles balance: {n} (listed in {GOLD_NEGATIVE_BALANCE.full_name})")
+    if delta_io.exists(spark, OPS_JOB_RUNS, config) and delta_io.exists(spark, OPS_DQ_RESULTS, config):
+        sections.append("Checks (failures and warnings of the latest run of each job):\n" + checks(spark, config))
     return "\n\n".join(sections)
