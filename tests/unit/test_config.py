@@ -1,0 +1,74 @@
+"""Config: strict keys, typed values, overlays, overrides, and messages that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import ConfigError, load_config, parse_override
+from tests.conftest import REPO_ROOT
+
+
+def test_repo_config_loads_with_defaults_and_local_overlay():
+    config = load_config(env="local")
+    assert config.timezone == "UTC" and config.week_start == "sunday"
+    assert config.gold.lookback_weeks == 4 and config.gold.max_week_offset == 16
+    assert config.paths.input == str(REPO_ROOT / "data" / "sample")
+    assert config.table_path("gold", "agg_user_retention").endswith("data/warehouse/gold/agg_user_retention")
+    assert config.dag[0] == "bronze_fct_event_stream" and config.dag[-1] == "gold_data_quality_report"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["gold.lookback_wekks=3"], "unknown config key 'gold.lookback_wekks'"),
+        (["gold.lookback_weeks=four"], "config key 'gold.lookback_weeks' must be int"),
+        (["gold.lookback_weeks=0"], "config key 'gold.lookback_weeks' must be >= 1"),
+        (["week_start=tuesday"], "config key 'week_start' must be one of"),
+        (["bronze.max_quarantine_rate=2"], "config key 'bronze.max_quarantine_rate' must be between 0 and 1"),
+        (["bronze.rule_severity={country_allowed: info}"], "'bronze.rule_severity.country_allowed' must be"),
+        (["spark.shuffle_partitions=true"], "config key 'spark.shuffle_partitions' must be int"),
+        (["dag=[bronze_fct_event_stream, no_such_job]"], "config key 'dag' names unknown job 'no_such_job'"),
+        (["serving.thrift_port=70000"], "config key 'serving.thrift_port' must be a TCP port"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(overrides=overrides)
+    assert message in str(excinfo.value)
+
+
+def test_overlay_and_overrides_layer_in_order(tmp_path: Path):
+    conf_dir = tmp_path / "conf"
+    (conf_dir / "env").mkdir(parents=True)
+    (conf_dir / "lakehouse.yaml").write_text(
+        "paths: {input: in, warehouse: wh, jar_cache: jars}\ngold: {lookback_weeks: 4}\n"
+    )
+    (conf_dir / "env" / "cluster.yaml").write_text(
+        "paths: {warehouse: 's3a://bucket/wh'}\ngold: {lookback_weeks: 6, max_week_offset: 8}\n"
+    )
+    config = load_config(conf_dir / "lakehouse.yaml", env="cluster", overrides=["gold.lookback_weeks=5"])
+    assert config.paths.warehouse == "s3a://bucket/wh"  # URIs are kept as written
+    assert config.paths.input == str(tmp_path / "in")  # relative paths resolve against the project root
+    assert (config.gold.lookback_weeks, config.gold.max_week_offset) == (5, 8)
+    with pytest.raises(ConfigError, match="environment overlay 'nope' not found"):
+        load_config(conf_dir / "lakehouse.yaml", env="nope")
+
+
+def test_missing_required_and_bad_yaml(tmp_path: Path):
+    (tmp_path / "conf").mkdir()
+    bad = tmp_path / "conf" / "a.yaml"
+    bad.write_text("timezone: UTC\n")
+    with pytest.raises(ConfigError, match="config key 'paths' is required"):
+        load_config(bad)
+    bad.write_text("paths: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_parse_override():
+    assert parse_override("gold.lookback_weeks=6") == ("gold.lookback_weeks", 6)
+    assert parse_override("paths.warehouse=s3a://b/w") == ("paths.warehouse", "s3a://b/w")
+    with pytest.raises(ConfigError, match=r"dotted\.key=value"):
+        parse_override("gold.lookback_weeks")
