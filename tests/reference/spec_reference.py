@@ -36,8 +36,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 HEADER = [
-    "event_time", "user_id", "event_type", "transaction_category",
-    "miles_amount", "platform", "utm_source", "country",
+    "event_time",
+    "user_id",
+    "event_type",
+    "transaction_category",
+    "miles_amount",
+    "platform",
+    "utm_source",
+    "country",
 ]
 CATEGORIES_BY_EVENT_TYPE = {
     "miles_earned": {"dining", "ecommerce", "shopping"},
@@ -57,9 +63,7 @@ CATEGORY_EVENT_TYPES = {"miles_earned", "miles_redeemed", "reward_search"}
 NO_MILES_EVENT_TYPES = {"share", "like", "reward_search"}
 NO_CATEGORY_EVENT_TYPES = {"share", "like"}
 
-EVENT_TIME_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})"
-)
+EVENT_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})")
 USER_ID_RE = re.compile(r"u_[0-9]+")
 MILES_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 EVENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -195,9 +199,7 @@ def read_source(path: str, ingested_at: datetime, future_slack_minutes: int) -> 
             previous_line = reader.line_num
             failed = failed_checks(fields, ingested_at, future_slack_minutes)
             if failed:
-                quarantined.append(
-                    {"source_file": source_file, "source_line": source_line, "failed_checks": failed}
-                )
+                quarantined.append({"source_file": source_file, "source_line": source_line, "failed_checks": failed})
                 continue
             record = {name: value or None for name, value in zip(HEADER, fields, strict=True)}
             record["event_time"] = parse_event_time(record["event_time"])
@@ -238,11 +240,13 @@ def to_events(accepted: list[dict]) -> list[dict]:
             continue
         seen.add(eid)
         event = {"event_id": eid, **record, "event_date": record["event_time"].date()}
-        event["event_data"] = json_object([
-            ("transaction_category", record["transaction_category"]),
-            ("miles_amount", record["miles_amount"]),
-            ("platform", record["platform"]),
-        ])
+        event["event_data"] = json_object(
+            [
+                ("transaction_category", record["transaction_category"]),
+                ("miles_amount", record["miles_amount"]),
+                ("platform", record["platform"]),
+            ]
+        )
         events.append(event)
     return events
 
@@ -275,14 +279,16 @@ def dim_users_as_of(events: list[dict], ds: date) -> dict[str, dict]:
             "is_active_7d": any(ds - timedelta(days=6) <= d <= ds for d in dates),
             "is_active_30d": any(ds - timedelta(days=29) <= d <= ds for d in dates),
             "is_active_90d": any(ds - timedelta(days=89) <= d <= ds for d in dates),
-            "latest_event": json_object([
-                ("event_id", latest["event_id"]),
-                ("event_time", latest["event_time"].strftime(EVENT_TIME_FORMAT)),
-                ("event_type", latest["event_type"]),
-                ("transaction_category", latest["transaction_category"]),
-                ("miles_amount", latest["miles_amount"]),
-                ("platform", latest["platform"]),
-            ]),
+            "latest_event": json_object(
+                [
+                    ("event_id", latest["event_id"]),
+                    ("event_time", latest["event_time"].strftime(EVENT_TIME_FORMAT)),
+                    ("event_type", latest["event_type"]),
+                    ("transaction_category", latest["transaction_category"]),
+                    ("miles_amount", latest["miles_amount"]),
+                    ("platform", latest["platform"]),
+                ]
+            ),
         }
     return users
 
@@ -350,10 +356,19 @@ def retention_rows(active_weeks, first_week, segment, max_week_offset, max_event
                 break
             retained = sum(week in active_weeks[u] for u in members)
             unbounded = sum(max(active_weeks[u]) >= week for u in members)
-            rows.add((
-                cohort_week, offset, acq_source, country, len(members), retained,
-                round6(retained, len(members)), unbounded, week + timedelta(days=6) > max_event_date,
-            ))
+            rows.add(
+                (
+                    cohort_week,
+                    offset,
+                    acq_source,
+                    country,
+                    len(members),
+                    retained,
+                    round6(retained, len(members)),
+                    unbounded,
+                    week + timedelta(days=6) > max_event_date,
+                )
+            )
     return rows
 
 
@@ -373,10 +388,20 @@ def growth_rows(active_weeks, first_week, segment, spine) -> set[tuple]:
             resurrected = sum(first_week[u] < week for u in now - before)
             churned = len(before - now)
             quick_ratio = round6(new + resurrected, churned) if churned else None
-            rows.add((
-                week, acq_source, country, len(now), len(before),
-                new, retained, resurrected, churned, quick_ratio,
-            ))
+            rows.add(
+                (
+                    week,
+                    acq_source,
+                    country,
+                    len(now),
+                    len(before),
+                    new,
+                    retained,
+                    resurrected,
+                    churned,
+                    quick_ratio,
+                )
+            )
     return rows
 
 
@@ -416,9 +441,7 @@ def compute(
     spine = week_spine(min(first_week.values()), ref.max_event_date)
 
     ref.active_user = active_user_rows(ref.events, segment, ref.max_event_date)
-    ref.lifecycle = lifecycle_rows(
-        active_weeks, first_week, segment, spine, lookback_weeks, ref.max_event_date
-    )
+    ref.lifecycle = lifecycle_rows(active_weeks, first_week, segment, spine, lookback_weeks, ref.max_event_date)
     ref.retention = retention_rows(active_weeks, first_week, segment, max_week_offset, ref.max_event_date)
     ref.growth = growth_rows(active_weeks, first_week, segment, spine)
     ref.dim_users_latest = dim_users

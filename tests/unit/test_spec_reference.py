@@ -36,8 +36,14 @@ def run(tmp_path: Path, lines: list[str], **kwargs):
 
 
 def line(
-    event_time="2025-03-09 10:00:00.000000", user_id="u_1", event_type="miles_earned",
-    category="dining", miles="516.0", platform="ios", utm="google", country="SG",
+    event_time="2025-03-09 10:00:00.000000",
+    user_id="u_1",
+    event_type="miles_earned",
+    category="dining",
+    miles="516.0",
+    platform="ios",
+    utm="google",
+    country="SG",
 ) -> str:
     return ",".join([event_time, user_id, event_type, category, miles, platform, utm, country])
 
@@ -59,9 +65,11 @@ RULE_CASES = [
     ("event_type_allowed", line(event_type="miles_burned"), ["event_type_allowed"]),
     ("event_type_allowed_case", line(event_type="Miles_Earned"), ["event_type_allowed"]),
     ("transaction_category_allowed", line(category="groceries"), ["transaction_category_allowed"]),
-    ("transaction_category_allowed_on_share",
-     line(event_type="share", category="groceries", miles=""),
-     ["transaction_category_allowed", "transaction_category_matches_event_type"]),
+    (
+        "transaction_category_allowed_on_share",
+        line(event_type="share", category="groceries", miles=""),
+        ["transaction_category_allowed", "transaction_category_matches_event_type"],
+    ),
     ("platform_allowed", line(platform="ipad"), ["platform_allowed"]),
     ("platform_allowed_case", line(platform="IOS"), ["platform_allowed"]),
     ("utm_source_allowed", line(utm="bing"), ["utm_source_allowed"]),
@@ -74,13 +82,18 @@ RULE_CASES = [
     ("utm_source_required", line(utm=""), ["utm_source_required"]),
     ("country_required", line(country=""), ["country_required"]),
     ("transaction_category_required_earned", line(category=""), ["transaction_category_required"]),
-    ("transaction_category_required_search",
-     line(event_type="reward_search", category="", miles=""), ["transaction_category_required"]),
-    ("miles_amount_required_redeemed",
-     line(event_type="miles_redeemed", category="flight", miles=""), ["miles_amount_required"]),
+    (
+        "transaction_category_required_search",
+        line(event_type="reward_search", category="", miles=""),
+        ["transaction_category_required"],
+    ),
+    (
+        "miles_amount_required_redeemed",
+        line(event_type="miles_redeemed", category="flight", miles=""),
+        ["miles_amount_required"],
+    ),
     ("event_time_format_t_separator", line(event_time="2025-03-09T10:00:00.000000"), ["event_time_format"]),
-    ("event_time_format_3_fraction_digits",
-     line(event_time="2025-03-09 10:00:00.000"), ["event_time_format"]),
+    ("event_time_format_3_fraction_digits", line(event_time="2025-03-09 10:00:00.000"), ["event_time_format"]),
     ("event_time_format_no_fraction", line(event_time="2025-03-09 10:00:00"), ["event_time_format"]),
     ("event_time_format_feb_30", line(event_time="2025-02-30 10:00:00.000000"), ["event_time_format"]),
     ("event_time_format_hour_24", line(event_time="2025-03-09 24:00:00.000000"), ["event_time_format"]),
@@ -100,25 +113,46 @@ RULE_CASES = [
     ("miles_amount_valid_trailing_zero", line(miles="1.230"), []),
     ("miles_amount_valid_smallest", line(miles="0.01"), []),
     ("miles_amount_valid_integer", line(miles="516"), []),
-    ("miles_amount_not_allowed_search",
-     line(event_type="reward_search", category="apple", miles="10.0"), ["miles_amount_not_allowed"]),
-    ("miles_amount_not_allowed_like",
-     line(event_type="like", category="", miles="10.0"), ["miles_amount_not_allowed"]),
-    ("transaction_category_matches_earned_flight",
-     line(category="flight"), ["transaction_category_matches_event_type"]),
-    ("transaction_category_matches_search_hotel",
-     line(event_type="reward_search", category="hotel", miles=""),
-     ["transaction_category_matches_event_type"]),
-    ("transaction_category_matches_share_dining",
-     line(event_type="share", category="dining", miles=""), ["transaction_category_matches_event_type"]),
+    (
+        "miles_amount_not_allowed_search",
+        line(event_type="reward_search", category="apple", miles="10.0"),
+        ["miles_amount_not_allowed"],
+    ),
+    ("miles_amount_not_allowed_like", line(event_type="like", category="", miles="10.0"), ["miles_amount_not_allowed"]),
+    (
+        "transaction_category_matches_earned_flight",
+        line(category="flight"),
+        ["transaction_category_matches_event_type"],
+    ),
+    (
+        "transaction_category_matches_search_hotel",
+        line(event_type="reward_search", category="hotel", miles=""),
+        ["transaction_category_matches_event_type"],
+    ),
+    (
+        "transaction_category_matches_share_dining",
+        line(event_type="share", category="dining", miles=""),
+        ["transaction_category_matches_event_type"],
+    ),
     ("event_time_not_in_future_at_slack_edge", line(event_time="2025-07-01 01:00:00.000000"), []),
-    ("event_time_not_in_future_past_slack",
-     line(event_time="2025-07-01 01:00:00.000001"), ["event_time_not_in_future"]),
-    ("several_rules_sorted",
-     line(event_time="2025-13-01 00:00:00.000000", user_id="x", event_type="like", category="", miles="1.0",
-          platform="", country="XX"),
-     ["country_allowed", "event_time_format", "miles_amount_not_allowed", "platform_required",
-      "user_id_format"]),
+    (
+        "event_time_not_in_future_past_slack",
+        line(event_time="2025-07-01 01:00:00.000001"),
+        ["event_time_not_in_future"],
+    ),
+    (
+        "several_rules_sorted",
+        line(
+            event_time="2025-13-01 00:00:00.000000",
+            user_id="x",
+            event_type="like",
+            category="",
+            miles="1.0",
+            platform="",
+            country="XX",
+        ),
+        ["country_allowed", "event_time_format", "miles_amount_not_allowed", "platform_required", "user_id_format"],
+    ),
 ]
 
 
@@ -146,12 +180,30 @@ def test_future_slack_is_configurable(tmp_path):
 def test_accepted_record_is_typed(tmp_path):
     ref = run(tmp_path, [line(), line(event_type="share", category="", miles="", platform="web")])
     assert ref.accepted == [
-        {"event_time": datetime(2025, 3, 9, 10), "user_id": "u_1", "event_type": "miles_earned",
-         "transaction_category": "dining", "miles_amount": Decimal("516.00"), "platform": "ios",
-         "utm_source": "google", "country": "SG", "source_file": "events.csv", "source_line": 2},
-        {"event_time": datetime(2025, 3, 9, 10), "user_id": "u_1", "event_type": "share",
-         "transaction_category": None, "miles_amount": None, "platform": "web",
-         "utm_source": "google", "country": "SG", "source_file": "events.csv", "source_line": 3},
+        {
+            "event_time": datetime(2025, 3, 9, 10),
+            "user_id": "u_1",
+            "event_type": "miles_earned",
+            "transaction_category": "dining",
+            "miles_amount": Decimal("516.00"),
+            "platform": "ios",
+            "utm_source": "google",
+            "country": "SG",
+            "source_file": "events.csv",
+            "source_line": 2,
+        },
+        {
+            "event_time": datetime(2025, 3, 9, 10),
+            "user_id": "u_1",
+            "event_type": "share",
+            "transaction_category": None,
+            "miles_amount": None,
+            "platform": "web",
+            "utm_source": "google",
+            "country": "SG",
+            "source_file": "events.csv",
+            "source_line": 3,
+        },
     ]
 
 
@@ -170,11 +222,20 @@ def test_source_lines_count_physical_lines_and_quoted_fields(tmp_path):
     ref = run(tmp_path, [quoted_ok, quoted_comma, multi_line, VALID])
     assert [(r["user_id"], r["source_line"]) for r in ref.accepted] == [("u_2", 2), ("u_1", 6)]
     assert ref.quarantined == [
-        {"source_file": "events.csv", "source_line": 3,
-         "failed_checks": ["event_time_format", "transaction_category_allowed",
-                           "transaction_category_matches_event_type"]},
-        {"source_file": "events.csv", "source_line": 4,
-         "failed_checks": ["transaction_category_allowed", "transaction_category_matches_event_type"]},
+        {
+            "source_file": "events.csv",
+            "source_line": 3,
+            "failed_checks": [
+                "event_time_format",
+                "transaction_category_allowed",
+                "transaction_category_matches_event_type",
+            ],
+        },
+        {
+            "source_file": "events.csv",
+            "source_line": 4,
+            "failed_checks": ["transaction_category_allowed", "transaction_category_matches_event_type"],
+        },
     ]
 
 
@@ -195,14 +256,16 @@ def test_event_id_and_event_data(tmp_path):
     # md5('2025-03-09 10:00:00.000000-u_1-like'), computed once with a shell md5 tool
     assert event["event_id"] == "32182681204d56a2ca713d9d6f1d4864"
     assert event["event_date"] == date(2025, 3, 9)
-    assert json.loads(event["event_data"]) == {
-        "transaction_category": None, "miles_amount": None, "platform": "ios"}
+    assert json.loads(event["event_data"]) == {"transaction_category": None, "miles_amount": None, "platform": "ios"}
 
 
 def test_event_data_keeps_miles_as_number(tmp_path):
     (event,) = run(tmp_path, [VALID]).events
-    assert json.loads(event["event_data"]) == {"transaction_category": "dining", "miles_amount": 516.0,
-                                               "platform": "ios"}
+    assert json.loads(event["event_data"]) == {
+        "transaction_category": "dining",
+        "miles_amount": 516.0,
+        "platform": "ios",
+    }
 
 
 def test_duplicate_line_is_one_event(tmp_path):
@@ -228,10 +291,13 @@ def test_duplicate_across_files_keeps_first_file(tmp_path):
 
 
 def test_segment_is_first_event_not_first_line(tmp_path):
-    ref = run(tmp_path, [
-        line(event_time="2025-03-20 10:00:00.000000", utm="facebook", country="MY"),
-        line(event_time="2025-03-10 10:00:00.000000", utm="tiktok", country="TH"),
-    ])
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-20 10:00:00.000000", utm="facebook", country="MY"),
+            line(event_time="2025-03-10 10:00:00.000000", utm="tiktok", country="TH"),
+        ],
+    )
     user = ref.dim_users_latest["u_1"]
     assert (user["acq_source"], user["country"]) == ("tiktok", "TH")
 
@@ -239,14 +305,30 @@ def test_segment_is_first_event_not_first_line(tmp_path):
 def test_segment_tie_on_event_time_takes_smallest_event_id(tmp_path):
     # md5('2025-03-03 09:00:00.000000-u_5-like')  = 4b05551a...  (smaller)
     # md5('2025-03-03 09:00:00.000000-u_5-share') = b28d6bca...
-    ref = run(tmp_path, [
-        line(event_time="2025-03-03 09:00:00.000000", user_id="u_5", event_type="share", category="",
-             miles="", utm="facebook", country="MY"),
-        line(event_time="2025-03-03 09:00:00.000000", user_id="u_5", event_type="like", category="",
-             miles="", utm="organic", country="PH"),
-    ])
-    assert (ref.dim_users_latest["u_5"]["acq_source"], ref.dim_users_latest["u_5"]["country"]) == (
-        "organic", "PH")
+    ref = run(
+        tmp_path,
+        [
+            line(
+                event_time="2025-03-03 09:00:00.000000",
+                user_id="u_5",
+                event_type="share",
+                category="",
+                miles="",
+                utm="facebook",
+                country="MY",
+            ),
+            line(
+                event_time="2025-03-03 09:00:00.000000",
+                user_id="u_5",
+                event_type="like",
+                category="",
+                miles="",
+                utm="organic",
+                country="PH",
+            ),
+        ],
+    )
+    assert (ref.dim_users_latest["u_5"]["acq_source"], ref.dim_users_latest["u_5"]["country"]) == ("organic", "PH")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,10 +342,13 @@ def test_week_start_is_sunday():
 
 
 def test_saturday_last_microsecond_and_sunday_midnight_are_different_weeks(tmp_path):
-    ref = run(tmp_path, [
-        line(event_time="2025-03-08 23:59:59.999999", event_type="like", category="", miles=""),
-        line(event_time="2025-03-09 00:00:00.000000", event_type="like", category="", miles=""),
-    ])
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-08 23:59:59.999999", event_type="like", category="", miles=""),
+            line(event_time="2025-03-09 00:00:00.000000", event_type="like", category="", miles=""),
+        ],
+    )
     weekly = {row for row in ref.active_user if row[0] == "weekly"}
     assert weekly == {
         ("weekly", date(2025, 3, 2), "google", "SG", 1, False),
@@ -297,14 +382,35 @@ W = [date(2025, 3, 2) + timedelta(days=7 * k) for k in range(7)]
 STORY = [
     line(event_time="2025-04-15 08:00:00.000000", user_id="u_1", event_type="like", category="", miles=""),
     line(event_time="2025-03-03 09:00:00.000000", user_id="u_1", miles="100.0"),
-    line(event_time="2025-03-10 09:00:00.000000", user_id="u_1", event_type="miles_redeemed",
-         category="flight", miles="800.0"),
-    line(event_time="2025-03-04 09:00:00.000000", user_id="u_2", event_type="reward_search",
-         category="apple", miles=""),
-    line(event_time="2025-03-16 00:00:00.000000", user_id="u_3", event_type="share", category="", miles="",
-         platform="android", utm="facebook", country="MY"),
-    line(event_time="2025-03-29 23:59:59.999999", user_id="u_3", category="shopping", miles="50.0",
-         platform="web", utm="facebook", country="MY"),
+    line(
+        event_time="2025-03-10 09:00:00.000000",
+        user_id="u_1",
+        event_type="miles_redeemed",
+        category="flight",
+        miles="800.0",
+    ),
+    line(
+        event_time="2025-03-04 09:00:00.000000", user_id="u_2", event_type="reward_search", category="apple", miles=""
+    ),
+    line(
+        event_time="2025-03-16 00:00:00.000000",
+        user_id="u_3",
+        event_type="share",
+        category="",
+        miles="",
+        platform="android",
+        utm="facebook",
+        country="MY",
+    ),
+    line(
+        event_time="2025-03-29 23:59:59.999999",
+        user_id="u_3",
+        category="shopping",
+        miles="50.0",
+        platform="web",
+        utm="facebook",
+        country="MY",
+    ),
 ]
 G, F = ("google", "SG"), ("facebook", "MY")
 
@@ -316,8 +422,15 @@ def story(tmp_path):
 
 def test_story_weeks_are_sundays():
     weeks = W
-    assert weeks == [date(2025, 3, 2), date(2025, 3, 9), date(2025, 3, 16), date(2025, 3, 23),
-                     date(2025, 3, 30), date(2025, 4, 6), date(2025, 4, 13)]
+    assert weeks == [
+        date(2025, 3, 2),
+        date(2025, 3, 9),
+        date(2025, 3, 16),
+        date(2025, 3, 23),
+        date(2025, 3, 30),
+        date(2025, 4, 6),
+        date(2025, 4, 13),
+    ]
     assert all(d.weekday() == 6 for d in weeks)
 
 
@@ -369,8 +482,7 @@ def test_story_lifecycle_lookback_4(story):
 def test_story_lifecycle_lookback_1(tmp_path):
     ref = run(tmp_path, STORY, lookback_weeks=1)
     week6 = {row for row in ref.lifecycle if row[0] == W[6]}
-    assert week6 == {(W[6], *G, "resurrected", 1, True), (W[6], *G, "churned", 1, True),
-                     (W[6], *F, "churned", 1, True)}
+    assert week6 == {(W[6], *G, "resurrected", 1, True), (W[6], *G, "churned", 1, True), (W[6], *F, "churned", 1, True)}
 
 
 def test_story_spine_week_without_activity(story):
@@ -383,8 +495,9 @@ def test_story_lifecycle_adds_up(story):
     for week in W:
         for segment in (G, F):
             counts = {row[3]: row[4] for row in story.lifecycle if row[0] == week and row[1:3] == segment}
-            weekly = sum(row[4] for row in story.active_user
-                         if row[0] == "weekly" and row[1] == week and row[2:4] == segment)
+            weekly = sum(
+                row[4] for row in story.active_user if row[0] == "weekly" and row[1] == week and row[2:4] == segment
+            )
             assert counts.get("new", 0) + counts.get("retained", 0) + counts.get("resurrected", 0) == weekly
 
 
@@ -436,30 +549,70 @@ def test_story_growth_identity(story):
 
 def test_growth_quick_ratio_rounded(tmp_path):
     # W0: u_1, u_2, u_3 active; W1: u_4, u_5 new. churned 3, new 2 -> 2/3.
-    ref = run(tmp_path, [
-        line(event_time="2025-03-03 09:00:00.000000", user_id=f"u_{i}") for i in (1, 2, 3)
-    ] + [
-        line(event_time="2025-03-10 09:00:00.000000", user_id=f"u_{i}") for i in (4, 5)
-    ])
+    ref = run(
+        tmp_path,
+        [line(event_time="2025-03-03 09:00:00.000000", user_id=f"u_{i}") for i in (1, 2, 3)]
+        + [line(event_time="2025-03-10 09:00:00.000000", user_id=f"u_{i}") for i in (4, 5)],
+    )
     assert {row for row in ref.growth if row[0] == W[1]} == {(W[1], *G, 2, 3, 2, 0, 0, 3, 0.666667)}
 
 
 def test_story_dim_users_latest(story):
     u1, u2, u3 = (story.dim_users_latest[u] for u in ("u_1", "u_2", "u_3"))
     assert set(story.dim_users_latest) == {"u_1", "u_2", "u_3"}
-    common = ["acq_source", "country", "first_event_time", "last_event_time", "total_events",
-              "total_miles_earned", "total_miles_redeemed", "miles_balance",
-              "is_active_7d", "is_active_30d", "is_active_90d"]
+    common = [
+        "acq_source",
+        "country",
+        "first_event_time",
+        "last_event_time",
+        "total_events",
+        "total_miles_earned",
+        "total_miles_redeemed",
+        "miles_balance",
+        "is_active_7d",
+        "is_active_30d",
+        "is_active_90d",
+    ]
     assert [u1[c] for c in common] == [
-        "google", "SG", datetime(2025, 3, 3, 9), datetime(2025, 4, 15, 8), 3,
-        Decimal("100.00"), Decimal("800.00"), Decimal("-700.00"), True, True, True]
+        "google",
+        "SG",
+        datetime(2025, 3, 3, 9),
+        datetime(2025, 4, 15, 8),
+        3,
+        Decimal("100.00"),
+        Decimal("800.00"),
+        Decimal("-700.00"),
+        True,
+        True,
+        True,
+    ]
     # u_2 last active 03-04: outside [04-09, 04-15] and [03-17, 04-15], inside [01-16, 04-15]
     assert [u2[c] for c in common] == [
-        "google", "SG", datetime(2025, 3, 4, 9), datetime(2025, 3, 4, 9), 1,
-        Decimal("0.00"), Decimal("0.00"), Decimal("0.00"), False, False, True]
+        "google",
+        "SG",
+        datetime(2025, 3, 4, 9),
+        datetime(2025, 3, 4, 9),
+        1,
+        Decimal("0.00"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+        False,
+        False,
+        True,
+    ]
     assert [u3[c] for c in common] == [
-        "facebook", "MY", datetime(2025, 3, 16), datetime(2025, 3, 29, 23, 59, 59, 999999), 2,
-        Decimal("50.00"), Decimal("0.00"), Decimal("50.00"), False, True, True]
+        "facebook",
+        "MY",
+        datetime(2025, 3, 16),
+        datetime(2025, 3, 29, 23, 59, 59, 999999),
+        2,
+        Decimal("50.00"),
+        Decimal("0.00"),
+        Decimal("50.00"),
+        False,
+        True,
+        True,
+    ]
     assert u1["ds"] == date(2025, 4, 15)
     assert json.loads(u1["latest_event"])["event_type"] == "like"
 
@@ -477,8 +630,10 @@ def test_quarantined_records_stay_out_of_metrics(tmp_path):
 
 def test_retention_includes_week_starting_on_max_event_date(tmp_path):
     # max_event_date 2025-03-09 is a Sunday: offset 1 starts on it, so it is a (partial) row.
-    ref = run(tmp_path, [line(event_time="2025-03-02 10:00:00.000000"),
-                         line(event_time="2025-03-09 10:00:00.000000", user_id="u_2")])
+    ref = run(
+        tmp_path,
+        [line(event_time="2025-03-02 10:00:00.000000"), line(event_time="2025-03-09 10:00:00.000000", user_id="u_2")],
+    )
     assert ref.retention == {
         (W[0], 0, *G, 1, 1, 1.0, 1, False),
         (W[0], 1, *G, 1, 0, 0.0, 0, True),
