@@ -17,7 +17,7 @@ from lakehouse.jobs import bronze_fct_event_stream as bronze
 from lakehouse.jobs import silver_dim_users, silver_fct_events
 from lakehouse.ops import JobRun
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
-from tests.conftest import REPO_ROOT, make_config
+from tests.conftest import make_config
 
 pytestmark = pytest.mark.e2e
 INGESTED_AT = datetime(2025, 7, 10)
