@@ -560,9 +560,7 @@ def _shard_job(args: tuple[_Plan, int, int, str]) -> list[int]:
     """Worker: write one shard to part files ``<tmpdir>/<lo>_<k>.csv`` (concatenated later)."""
     plan, lo, hi, tmpdir = args
     with contextlib.ExitStack() as stack:
-        handles = [
-            stack.enter_context(_open_text(Path(tmpdir) / f"{lo}_{k}.csv")) for k in range(plan.config.files)
-        ]
+        handles = [stack.enter_context(_open_text(Path(tmpdir) / f"{lo}_{k}.csv")) for k in range(plan.config.files)]
         return _write_users(plan, lo, hi, handles)
 
 

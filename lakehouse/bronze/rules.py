@@ -134,9 +134,7 @@ def rule_severities(overrides: Mapping[str, str]) -> dict[str, str]:
     """Every rule is an error unless conf lowers it; an override naming no rule is a config error."""
     unknown = sorted(set(overrides) - set(RULE_NAMES))
     if unknown:
-        raise ValueError(
-            f"bronze.rule_severity names unknown rules {unknown}; known: {', '.join(RULE_NAMES)}"
-        )
+        raise ValueError(f"bronze.rule_severity names unknown rules {unknown}; known: {', '.join(RULE_NAMES)}")
     if overrides.get("field_count", "error") != "error":
         raise ValueError("bronze.rule_severity: field_count cannot be lowered (the fields are unusable)")
     return {name: overrides.get(name, "error") for name in RULE_NAMES}
@@ -146,9 +144,7 @@ def broken_rules(names: tuple[str, ...], slack_minutes: int) -> Column:
     """array<string> of the given rules the record breaks (only field_count when that one breaks)."""
     by_name = {r.name: r for r in RULES}
     checks = [F.when(F.coalesce(by_name[n].broken(slack_minutes), F.lit(False)), F.lit(n)) for n in names]
-    all_broken = (
-        F.filter(F.array(*checks), lambda x: x.isNotNull()) if checks else F.array().cast("array<string>")
-    )
+    all_broken = F.filter(F.array(*checks), lambda x: x.isNotNull()) if checks else F.array().cast("array<string>")
     field_count_broken = F.col("_field_count") != EXPECTED_FIELD_COUNT
     only_count = F.array(F.lit("field_count")) if "field_count" in names else F.array().cast("array<string>")
     return F.when(field_count_broken, only_count).otherwise(all_broken)

@@ -31,9 +31,7 @@ def _unquote(field: Column) -> Column:
 def split_fields(lines_df: DataFrame) -> DataFrame:
     """One row per data line with the 8 raw fields (null when empty or absent) and ``_field_count``."""
     line = F.regexp_replace(F.col("value"), r"\r$", "")
-    parts = F.when(line.contains('"'), F.split(line, _SPLIT_OUTSIDE_QUOTES, -1)).otherwise(
-        F.split(line, ",", -1)
-    )
+    parts = F.when(line.contains('"'), F.split(line, _SPLIT_OUTSIDE_QUOTES, -1)).otherwise(F.split(line, ",", -1))
     with_parts = lines_df.withColumn("_raw_line", line).withColumn("_parts", parts)
     fields = [_unquote(F.get(F.col("_parts"), i)).alias(name) for i, name in enumerate(SOURCE_COLUMNS)]
     return with_parts.select(*fields, F.size("_parts").alias("_field_count"), "_raw_line", *_LINEAGE)

@@ -213,3 +213,24 @@ def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) ->
         F.coalesce("unbounded_retained_users", F.lit(0)).cast("long").alias("unbounded_retained_users"),
         _partial(F.date_add(period_start, 6), max_event_date).alias("is_partial_period"),
     )
+
+
+def gold_tables(
+    activity_df: DataFrame,
+    users_df: DataFrame,
+    max_event_date: date,
+    first_day: str,
+    lookback_weeks: int,
+    max_week_offset: int,
+) -> tuple[dict[str, DataFrame], DataFrame]:
+    """The four gold tables by full name, and the user x week grid they share (for the checks)."""
+    from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+
+    grid = user_week_grid(activity_df, users_df, max_event_date, first_day).localCheckpoint()
+    tables = {
+        GOLD_ACTIVE_USER.full_name: active_users(activity_df, users_df, max_event_date, first_day),
+        GOLD_LIFECYCLE.full_name: lifecycle_weekly(grid, max_event_date, lookback_weeks),
+        GOLD_RETENTION.full_name: retention(grid, max_event_date, max_week_offset),
+        GOLD_GROWTH.full_name: growth_accounting_weekly(grid, max_event_date),
+    }
+    return tables, grid

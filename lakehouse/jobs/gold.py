@@ -24,14 +24,7 @@ from lakehouse.gold import metrics
 from lakehouse.gold.checks import run_error_checks
 from lakehouse.jobs.common import JobFailed
 from lakehouse.ops import DqResult, JobRun
-from lakehouse.registry import (
-    GOLD_ACTIVE_USER,
-    GOLD_GROWTH,
-    GOLD_LIFECYCLE,
-    GOLD_RETENTION,
-    SILVER_EVENTS,
-    TableSpec,
-)
+from lakehouse.registry import SILVER_EVENTS, TableSpec
 
 log = logging.getLogger("lakehouse")
 
@@ -66,13 +59,9 @@ def build_gold(spark: SparkSession, config: LakehouseConfig) -> GoldBuild:
     max_event_date = activity.agg(F.max("event_date")).first()[0]
     if max_event_date is None:
         raise JobFailed("silver.fct_events is empty: nothing to aggregate")
-    grid = metrics.user_week_grid(activity, users, max_event_date, config.week_start).localCheckpoint()
-    tables = {
-        GOLD_ACTIVE_USER.full_name: metrics.active_users(activity, users, max_event_date, config.week_start),
-        GOLD_LIFECYCLE.full_name: metrics.lifecycle_weekly(grid, max_event_date, gold.lookback_weeks),
-        GOLD_RETENTION.full_name: metrics.retention(grid, max_event_date, gold.max_week_offset),
-        GOLD_GROWTH.full_name: metrics.growth_accounting_weekly(grid, max_event_date),
-    }
+    tables, grid = metrics.gold_tables(
+        activity, users, max_event_date, config.week_start, gold.lookback_weeks, gold.max_week_offset
+    )
     tables = {name: df.localCheckpoint() for name, df in tables.items()}
     checks = run_error_checks(tables, grid, config.week_start)
     build = GoldBuild(max_event_date, activity.count(), tables, checks)

@@ -41,17 +41,22 @@ def _miles(event_type: str) -> Column:
     return F.sum(F.when(F.col("event_type") == event_type, F.col("miles_amount")).otherwise(F.lit(0))).cast(MILES)
 
 
+def _state_aggregates(prefix: str) -> list[Column]:
+    """What a set of events adds to a user's running state (one day, or all history before a range)."""
+    return [
+        F.min(_first_struct()).alias(f"{prefix}first"),
+        F.max(_latest_struct()).alias(f"{prefix}latest"),
+        F.count(F.lit(1)).alias(f"{prefix}events"),
+        _miles("miles_earned").alias(f"{prefix}earned"),
+        _miles("miles_redeemed").alias(f"{prefix}redeemed"),
+    ]
+
+
 def daily_user_aggregates(events_df: DataFrame) -> DataFrame:
     """One row per (user_id, event_date) with what that day adds to the user's running state."""
     return (
         events_df.groupBy("user_id", F.col("event_date").alias("ds"))
-        .agg(
-            F.min(_first_struct()).alias("day_first"),
-            F.max(_latest_struct()).alias("day_latest"),
-            F.count(F.lit(1)).alias("day_events"),
-            _miles("miles_earned").alias("day_earned"),
-            _miles("miles_redeemed").alias("day_redeemed"),
-        )
+        .agg(*_state_aggregates("day_"))
         .select("user_id", "ds", "day_first", "day_latest", "day_events", "day_earned", "day_redeemed")
     )
 
@@ -60,14 +65,15 @@ def state_from_events(events_df: DataFrame) -> DataFrame:
     """The base state (STATE_COLUMNS) computed from raw events, when no previous snapshot exists."""
     return (
         events_df.groupBy("user_id")
-        .agg(
-            F.min(_first_struct()).alias("first_event"),
-            F.max(_latest_struct()).alias("latest_event_struct"),
-            F.count(F.lit(1)).alias("total_events"),
-            _miles("miles_earned").alias("total_miles_earned"),
-            _miles("miles_redeemed").alias("total_miles_redeemed"),
+        .agg(*_state_aggregates("all_"))
+        .select(
+            "user_id",
+            F.col("all_first").alias("first_event"),
+            F.col("all_latest").alias("latest_event_struct"),
+            F.col("all_events").alias("total_events"),
+            F.col("all_earned").alias("total_miles_earned"),
+            F.col("all_redeemed").alias("total_miles_redeemed"),
         )
-        .select(*STATE_COLUMNS)
     )
 
 

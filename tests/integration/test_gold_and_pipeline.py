@@ -130,13 +130,7 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     events = _events_from_csv(spark, path)
     activity, users = metrics.user_activity(events).cache(), metrics.user_segments(events).cache()
     max_date = activity.agg(F.max("event_date")).first()[0]
-    grid = metrics.user_week_grid(activity, users, max_date, "sunday").cache()
-    tables = {
-        GOLD_ACTIVE_USER.full_name: metrics.active_users(activity, users, max_date, "sunday"),
-        GOLD_LIFECYCLE.full_name: metrics.lifecycle_weekly(grid, max_date, 4),
-        GOLD_RETENTION.full_name: metrics.retention(grid, max_date, 16),
-        GOLD_GROWTH.full_name: metrics.growth_accounting_weekly(grid, max_date),
-    }
+    tables, grid = metrics.gold_tables(activity, users, max_date, "sunday", 4, 16)
     assert [r.check_name for r in run_error_checks(tables, grid, "sunday") if r.status != "pass"] == []
     ref = spec_reference.compute([str(path)], ingested_at=datetime(2030, 1, 1))
     columns = ["cutoff_week", "acq_source", "country", "user_status", "user_count", "is_partial_period"]
