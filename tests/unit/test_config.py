@@ -61,10 +61,10 @@ def test_missing_required_and_bad_yaml(tmp_path: Path):
     bad = tmp_path / "conf" / "a.yaml"
     bad.write_text("timezone: UTC\n")
     with pytest.raises(ConfigError, match="config key 'paths' is required"):
-        load_config(bad)
+        load_config(bad, env="")  # "" = no overlay, whatever LAKEHOUSE_ENV says
     bad.write_text("paths: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(bad)
+        load_config(bad, env="")
 
 
 def test_parse_override():
