@@ -1,0 +1,603 @@
+"""End-to-end serving scenario: Delta tables -> Spark Thrift Server -> Superset -> a real browser.
+
+One module-scoped stack, built the way a person would with the project's own entry points:
+
+1. the Spark Thrift Server (``python -m lakehouse.serving.thrift start``) on a free port over an
+   empty temporary warehouse, and Superset (``scripts/superset_up.sh``) on a free port wired to it;
+2. the whole pipeline (``jobs/run_pipeline.py``) on the shipped sample into that warehouse while
+   both run, then ``thrift register``: tables created after the server started get served;
+3. the checks below; both servers are always stopped at the end, whatever happened.
+
+Checks:
+a. every gold table read over Thrift (PyHive) equals the same Delta table read by Spark;
+b. every chart of the bundle, run by Superset from its saved query context, gives the numbers
+   Spark computes independently from the Delta tables with the DataFrame API;
+c. every dashboard opens in headless Chromium (Debian's ``/usr/bin/chromium``, Playwright), every
+   chart draws and none shows an error; screenshots go to pytest's tmp dir, and with
+   ``SAVE_SCREENSHOTS=1`` also to ``conf/superset/screenshots/<slug>.png``;
+d. a job committing new data while the server runs is seen by the next query, no restart.
+
+Needs: ``scripts/_serving_prereqs.sh`` (chromium; ``scripts/test.sh`` runs it), Java, and no
+Superset already started from this checkout (``scripts/superset_down.sh``): Superset's pid file
+and metadata DB live in ``.cache/superset``, so the test starts its own and stops it.
+Note: the bundle import leaves the metadata DB pointing at the test's Thrift port; the next
+``scripts/superset_up.sh`` re-imports it with the usual one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lakehouse.config import load_config
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION, TABLES
+
+pytestmark = pytest.mark.serving
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = REPO_ROOT / "conf" / "superset" / "bundle"
+SCREENSHOT_DIR = REPO_ROOT / "conf" / "superset" / "screenshots"
+SUPERSET_CACHE = REPO_ROOT / ".cache" / "superset"
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+GOLD_JOBS = (
+    "gold_agg_active_user", "gold_agg_user_lifecycle_weekly", "gold_agg_user_retention",
+    "gold_agg_growth_accounting_weekly",
+)  # fmt: skip
+SERVED_GOLD = (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH)
+
+
+# ------------------------------------------------------------------------------------------
+# The stack
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    warehouse: Path
+    thrift_host: str
+    thrift_port: int
+    thrift_state_dir: Path
+    superset_url: str
+    superset_user: str
+    superset_password: str
+    timings: dict[str, float]
+
+    def path(self, spec) -> str:
+        return f"{self.warehouse}/{spec.layer}/{spec.name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+        LAKEHOUSE_ENV="local",
+    )
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], log: Path, timeout: float, env: dict[str, str] | None = None) -> float:
+    """Run a command with its output in ``log``; fail the test with the log tail if it fails."""
+    began = time.monotonic()
+    with log.open("w") as out:
+        try:
+            proc = subprocess.run(
+                [str(c) for c in cmd], cwd=REPO_ROOT, env=env or _env(), stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{cmd[:3]} ran over {timeout:.0f} s; log {log}:\n{_tail(log)}")
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd[:4]))} exited {proc.returncode}; log {log}:\n{_tail(log)}")
+    return time.monotonic() - began
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _superset_running() -> bool:
+    try:
+        pid = int((SUPERSET_CACHE / "superset.pid").read_text().strip())
+        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+
+
+def _superset_credentials() -> tuple[str, str]:
+    values = {}
+    creds = SUPERSET_CACHE / "credentials.env"
+    if creds.exists():
+        for line in creds.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                values[key] = value
+    user = os.environ.get("SUPERSET_ADMIN_USER") or values.get("SUPERSET_ADMIN_USER")
+    password = os.environ.get("SUPERSET_ADMIN_PASSWORD") or values.get("SUPERSET_ADMIN_PASSWORD")
+    assert user and password, f"no Superset credentials in the environment or {creds}"
+    return user, password
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    missing = [job for job in GOLD_JOBS if job not in load_config(env="local").dag]
+    assert not missing, f"the gold jobs are not in conf/lakehouse.yaml's dag: {missing}"
+    # Locally a missing browser or a Superset already running skips; in CI they are failures.
+    not_here = pytest.fail if os.environ.get("CI") else pytest.skip
+    if not CHROMIUM.exists():
+        not_here(f"{CHROMIUM} missing: run scripts/_serving_prereqs.sh (scripts/test.sh does)")
+    if _superset_running():
+        not_here("Superset from .cache/superset is running: stop it with scripts/superset_down.sh "
+                 "(this test starts and stops its own)")  # fmt: skip
+
+    root = tmp_path_factory.mktemp("serving")
+    warehouse = root / "warehouse"
+    state_dir = root / "thrift"
+    host, thrift_port, superset_port = "127.0.0.1", _free_port(), _free_port()
+    thrift_cli = [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", state_dir]
+    timings: dict[str, float] = {}
+    thrift_started = superset_started = False
+    try:
+        thrift_started = True
+        timings["thrift_start"] = _run(
+            [*thrift_cli, "start", "--env", "local", "--warehouse", warehouse, "--port", thrift_port],
+            root / "thrift_start.log",
+            300,
+        )
+        superset_started = True
+        timings["superset_up"] = _run(
+            ["bash", "scripts/superset_up.sh"], root / "superset_up.log", 900,
+            env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port)),
+        )  # fmt: skip
+        # The pipeline runs while both servers are up: the tables it creates must be served
+        # after a `register`, without a restart.
+        timings["pipeline"] = _run(
+            [sys.executable, "jobs/run_pipeline.py", "--env", "local", "--warehouse", warehouse, "--no-summary"],
+            root / "pipeline.log",
+            900,
+        )
+        timings["register"] = _run([*thrift_cli, "register", "--env", "local"], root / "register.log", 120)
+        user, password = _superset_credentials()
+        yield Stack(
+            root, warehouse, host, thrift_port, state_dir, f"http://{host}:{superset_port}", user, password, timings
+        )
+    finally:
+        errors = []
+        if superset_started:
+            proc = subprocess.run(["bash", "scripts/superset_down.sh"], cwd=REPO_ROOT, capture_output=True, text=True)
+            if proc.returncode:
+                errors.append(f"superset_down.sh: {proc.stderr[-2000:]}")
+        if thrift_started:
+            proc = subprocess.run([*map(str, thrift_cli), "stop"], cwd=REPO_ROOT, capture_output=True, text=True)
+            if proc.returncode:
+                errors.append(f"thrift stop: {proc.stderr[-2000:]}")
+        print(f"\n[serving] timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
+        assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def thrift_cursor(stack: Stack):
+    from lakehouse.serving.thrift import connect
+
+    conn = connect(stack.thrift_host, stack.thrift_port)
+    yield conn.cursor()
+    conn.close()
+
+
+# ------------------------------------------------------------------------------------------
+# a. Thrift answers = Delta tables
+# ------------------------------------------------------------------------------------------
+
+
+def _normalise(value: Any) -> Any:
+    # PyHive hands DATE columns back as 'YYYY-MM-DD' strings and TIMESTAMP as datetimes.
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _sorted_rows(rows) -> list[tuple]:
+    normalised = [tuple(_normalise(v) for v in row) for row in rows]
+    return sorted(normalised, key=lambda row: tuple((v is None, str(v)) for v in row))
+
+
+def test_gold_tables_over_thrift_equal_the_delta_tables(stack, thrift_cursor, spark) -> None:
+    gold = [spec for spec in TABLES if spec.layer == "gold"]
+    compared = []
+    for spec in gold:
+        if not Path(stack.path(spec), "_delta_log").is_dir():
+            assert spec not in SERVED_GOLD, f"the pipeline did not create {spec.full_name}"
+            continue
+        thrift_cursor.execute(f"SELECT * FROM {spec.full_name}")
+        served_columns = [d[0] for d in thrift_cursor.description]
+        served = _sorted_rows(thrift_cursor.fetchall())
+        df = spark.read.format("delta").load(stack.path(spec))
+        assert served_columns == df.columns, spec.full_name
+        expected = _sorted_rows(df.collect())
+        assert len(served) == len(expected) > 0, spec.full_name
+        assert served == expected, f"{spec.full_name}: Thrift rows differ from the Delta table"
+        compared.append(f"{spec.full_name} ({len(served)} rows)")
+    print(f"[serving] equal over Thrift: {', '.join(compared)}")
+
+
+# ------------------------------------------------------------------------------------------
+# b. Superset's chart data = Spark's answer
+# ------------------------------------------------------------------------------------------
+
+
+class SupersetApi:
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        import requests
+
+        self.base = base_url
+        self.session = requests.Session()
+        login = self.session.post(
+            f"{base_url}/api/v1/security/login",
+            json={"username": user, "password": password, "provider": "db", "refresh": False},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        self.session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        csrf = self.session.get(f"{base_url}/api/v1/security/csrf_token/", timeout=30)
+        assert csrf.status_code == 200, csrf.text
+        self.session.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": base_url})
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.session.get(f"{self.base}{path}", params=params, timeout=60)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def chart_data(self, query_context: dict[str, Any]) -> dict[str, Any]:
+        response = self.session.post(f"{self.base}/api/v1/chart/data", json=query_context, timeout=200)
+        assert response.status_code == 200, f"chart data: {response.status_code} {response.text[:1000]}"
+        return response.json()
+
+
+def _bundle_charts() -> dict[str, dict[str, Any]]:
+    charts = {}
+    for path in sorted((BUNDLE / "charts").glob("*.yaml")):
+        chart = yaml.safe_load(path.read_text())
+        charts[chart["slice_name"]] = chart
+    return charts
+
+
+def _bundle_dashboards() -> dict[str, dict[str, Any]]:
+    dashboards = {}
+    for path in sorted((BUNDLE / "dashboards").glob("*.yaml")):
+        dashboard = yaml.safe_load(path.read_text())
+        dashboards[dashboard["slug"]] = dashboard
+    return dashboards
+
+
+def _day(epoch_ms: float) -> date:
+    return (datetime(1970, 1, 1) + timedelta(milliseconds=epoch_ms)).date()
+
+
+def _series(data: list[dict], x: str, column: str, temporal: bool = True) -> dict[Any, Any]:
+    """{x: value} of one result column, null cells left out."""
+    return {(_day(row[x]) if temporal else row[x]): row[column] for row in data if row.get(column) is not None}
+
+
+def _assert_close(actual: dict, expected: dict, what: str) -> None:
+    assert expected, f"{what}: Spark found nothing to compare with"
+    assert set(actual) == set(expected), (
+        f"{what}: keys differ; only in chart {sorted(set(actual) - set(expected))[:5]}, "
+        f"only in Spark {sorted(set(expected) - set(actual))[:5]}"
+    )
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, rel=1e-9, abs=1e-12), f"{what} at {key}"
+
+
+def _collect(df, keys: list[str], value: str = "v") -> dict[Any, Any]:
+    out = {}
+    for row in df.collect():
+        key = tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]
+        if row[value] is not None:
+            out[key] = row[value]
+    return out
+
+
+class Expected:
+    """The charts' questions, answered by Spark's DataFrame API on the Delta tables."""
+
+    def __init__(self, spark, stack: Stack) -> None:
+        from pyspark.sql import functions as F
+
+        self.F = F
+        self.spark = spark
+        read = lambda spec: spark.read.format("delta").load(stack.path(spec))  # noqa: E731
+        self.au = read(GOLD_ACTIVE_USER)
+        self.lc = read(GOLD_LIFECYCLE)
+        self.rt = read(GOLD_RETENTION)
+        self.gr = read(GOLD_GROWTH)
+
+    def active(
+        self, period_type: str, partial: bool | None, segment: dict[str, list[str]] | None = None
+    ) -> dict[date, int]:
+        F = self.F
+        df = self.au.filter(F.col("period_type") == period_type)
+        for column, values in (segment or {}).items():
+            df = df.filter(F.col(column).isin(values))
+        if partial is not None:
+            df = df.filter(F.col("is_partial_period") == partial)
+        return _collect(df.groupBy("period_start_date").agg(F.sum("active_users").alias("v")), ["period_start_date"])
+
+    def stickiness(self, partial: bool) -> dict[date, float]:
+        F = self.F
+        daily = (
+            self.au.filter(F.col("period_type") == "daily")
+            .groupBy(F.col("period_start_date").alias("d"))
+            .agg(F.sum("active_users").alias("dau"))
+        )
+        monthly = (
+            self.au.filter(F.col("period_type") == "monthly")
+            .groupBy(F.col("period_start_date").alias("m"))
+            .agg(F.sum("active_users").alias("mau"), F.max("is_partial_period").alias("partial"))
+        )
+        days = (
+            self.au.filter(F.col("period_type") == "daily")
+            .agg(F.min("period_start_date").alias("first"), F.max("period_end_date").alias("last"))
+            .select(F.explode(F.sequence("first", "last")).alias("d"))
+        )
+        df = (
+            days.join(monthly, F.trunc("d", "MM") == F.col("m"))
+            .join(daily, "d", "left")
+            .filter(F.col("partial") == partial)
+            .select("d", (F.coalesce("dau", F.lit(0)) / F.col("mau")).alias("v"))
+        )
+        return _collect(df, ["d"])
+
+    def lifecycle(self) -> dict[tuple[date, str], int]:
+        F = self.F
+        df = self.lc.filter(~F.col("is_partial_period")).groupBy("cutoff_week", "user_status")
+        return _collect(df.agg(F.sum("user_count").alias("v")), ["cutoff_week", "user_status"])
+
+    def quick_ratio(self, partial: bool) -> dict[date, float]:
+        F = self.F
+        df = (
+            self.gr.filter(F.col("is_partial_period") == partial)
+            .groupBy("week_start")
+            .agg(
+                F.sum("new_users").alias("n"), F.sum("resurrected_users").alias("r"), F.sum("churned_users").alias("c")
+            )
+            .select("week_start", F.when(F.col("c") > 0, (F.col("n") + F.col("r")) / F.col("c")).alias("v"))
+        )
+        return _collect(df, ["week_start"])
+
+    def retention(self, keys: list[str]) -> dict[Any, float]:
+        F = self.F
+        df = self.rt.filter(~F.col("is_partial_period")).groupBy(*keys)
+        return _collect(df.agg((F.sum("retained_users") / F.sum("cohort_size")).alias("v")), keys)
+
+    def cohort_size(self) -> dict[date, int]:
+        F = self.F
+        df = self.rt.filter(F.col("week_offset") == 0).groupBy("cohort_week")
+        return _collect(df.agg(F.sum("cohort_size").alias("v")), ["cohort_week"])
+
+
+def _check_split(data, x: str, label: str, complete: dict, partial: dict) -> None:
+    _assert_close(_series(data, x, f"{label} (complete)"), complete, f"{label} (complete)")
+    if partial:
+        _assert_close(_series(data, x, f"{label} (partial, to date)"), partial, f"{label} (partial)")
+    else:
+        assert not _series(data, x, f"{label} (partial, to date)"), f"{label}: a partial point with no partial period"
+
+
+CHECKS: dict[str, Callable[[list[dict], Expected], None]] = {
+    "Daily active users (DAU)": lambda data, e: _assert_close(
+        _series(data, "period_start_date", "DAU"), e.active("daily", None), "DAU"
+    ),
+    "Weekly active users (WAU)": lambda data, e: _check_split(
+        data, "period_start_date", "WAU", e.active("weekly", False), e.active("weekly", True)
+    ),
+    "Monthly active users (MAU)": lambda data, e: _check_split(
+        data, "period_start_date", "MAU", e.active("monthly", False), e.active("monthly", True)
+    ),
+    "DAU / MAU stickiness": lambda data, e: _check_split(
+        data, "activity_date", "DAU/MAU", e.stickiness(False), e.stickiness(True)
+    ),
+    "Weekly user lifecycle (complete weeks)": lambda data, e: _assert_close(
+        {
+            (_day(row["cutoff_week"]), status): value
+            for row in data
+            for status, value in row.items()
+            if status != "cutoff_week" and value is not None
+        },
+        e.lifecycle(),
+        "lifecycle",
+    ),
+    "Weekly quick ratio": lambda data, e: _check_split(
+        data, "week_start", "Quick ratio", e.quick_ratio(False), e.quick_ratio(True)
+    ),
+    "Weekly cohort retention (complete weeks)": lambda data, e: _assert_close(
+        {(row["cohort_label"], row["week_offset"]): row["Retention"] for row in data},
+        e.retention(["cohort_label", "week_offset"]),
+        "retention triangle",
+    ),
+    "Cohort size": lambda data, e: _assert_close(
+        _series(data, "cohort_week", "Cohort size"), e.cohort_size(), "cohort size"
+    ),
+    "Average retention curve": lambda data, e: _assert_close(
+        _series(data, "week_offset", "Weighted retention", temporal=False),
+        e.retention(["week_offset"]),
+        "retention curve",
+    ),
+}
+
+
+def test_every_chart_gives_sparks_numbers(stack, spark) -> None:
+    bundle_charts = _bundle_charts()
+    assert set(CHECKS) == set(bundle_charts), "every chart of the bundle needs a check here (and no more)"
+    api = SupersetApi(stack.superset_url, stack.superset_user, stack.superset_password)
+    listed = api.get("/api/v1/chart/", q=json.dumps({"page_size": 100, "columns": ["id", "slice_name"]}))
+    ids = {c["slice_name"]: c["id"] for c in listed["result"]}
+    assert set(bundle_charts) <= set(ids), f"charts missing in Superset: {set(bundle_charts) - set(ids)}"
+    expected = Expected(spark, stack)
+    for name, check in CHECKS.items():
+        chart = api.get(f"/api/v1/chart/{ids[name]}")["result"]
+        assert chart["query_context"], f"{name}: no saved query context"
+        query_context = json.loads(chart["query_context"])
+        began = time.monotonic()
+        result = api.chart_data(query_context)["result"][0]
+        assert not result.get("error"), f"{name}: {result.get('error')}"
+        data = result["data"]
+        assert data, f"{name}: no rows"
+        row_limit = query_context["queries"][0].get("row_limit") or 10000
+        assert result["rowcount"] < row_limit, f"{name}: hit the row limit {row_limit}"
+        check(data, expected)
+        print(f"[serving] chart {name!r}: {result['rowcount']} rows match Spark ({time.monotonic() - began:.1f} s)")
+
+    # A dashboard's native filter reaches the query as a filter on the segment column: the same
+    # chart for one acquisition source and two countries must give Spark's numbers for them.
+    query_context = json.loads(api.get(f"/api/v1/chart/{ids['Weekly active users (WAU)']}")["result"]["query_context"])
+    segment = {"acq_source": ["google"], "country": ["SG", "MY"]}
+    for column, values in segment.items():
+        query_context["queries"][0].setdefault("filters", []).append({"col": column, "op": "IN", "val": values})
+    data = api.chart_data(query_context)["result"][0]["data"]
+    _check_split(
+        data,
+        "period_start_date",
+        "WAU",
+        expected.active("weekly", False, segment),
+        expected.active("weekly", True, segment),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# c. Dashboards in a real browser
+# ------------------------------------------------------------------------------------------
+
+CHARTS_DRAWN_JS = """(expected) => {
+  const charts = [...document.querySelectorAll('[data-test="chart-grid-component"]')];
+  if (charts.length < expected) return false;
+  if (document.querySelector('[data-test="loading-indicator"]')) return false;
+  return charts.every(c => c.querySelector('canvas, table, .ant-alert'));
+}"""
+
+
+def _chart_count(dashboard: dict[str, Any]) -> int:
+    return sum(1 for node in dashboard["position"].values() if isinstance(node, dict) and node.get("type") == "CHART")
+
+
+def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    dashboards = _bundle_dashboards()
+    assert len(dashboards) == 3
+    save = os.environ.get("SAVE_SCREENSHOTS") == "1"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            # bypass_csp is not needed: nothing is injected into the page.
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page_errors: list[str] = []
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.goto(f"{stack.superset_url}/login/")
+            page.fill('[data-test="username-input"]', stack.superset_user)
+            page.fill('[data-test="password-input"]', stack.superset_password)
+            page.click('[data-test="login-button"]')
+            page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+            for slug, dashboard in dashboards.items():
+                expected_charts = _chart_count(dashboard)
+                began = time.monotonic()
+                page.goto(f"{stack.superset_url}/superset/dashboard/{slug}/")
+                page.wait_for_function(CHARTS_DRAWN_JS, arg=expected_charts, timeout=180_000, polling=500)
+                page.wait_for_load_state("networkidle")
+                # Charts animate in; a still frame for the screenshot.
+                page.wait_for_timeout(1500)
+                title = page.locator('[data-test="editable-title-input"]').first.input_value()
+                assert title == dashboard["dashboard_title"], slug
+                errors = page.locator('[data-test="chart-grid-component"] .ant-alert').all_inner_texts()
+                assert not errors, f"{slug}: charts show errors: {errors}"
+                filter_bar = page.locator('[data-test="filter-bar"]').inner_text()
+                assert "error" not in filter_bar.lower(), f"{slug}: filter bar: {filter_bar}"
+                charts = page.locator('[data-test="chart-grid-component"]')
+                assert charts.count() == expected_charts, slug
+                for i in range(expected_charts):
+                    assert charts.nth(i).locator("canvas, table").count() > 0, f"{slug}: chart {i} drew nothing"
+                # Pivot tables show their numbers as text: at least one percentage or count.
+                tables = page.locator('[data-test="chart-grid-component"] table')
+                for i in range(tables.count()):
+                    assert any(ch.isdigit() for ch in tables.nth(i).inner_text()), f"{slug}: empty table"
+                height = page.evaluate("document.documentElement.scrollHeight")
+                page.set_viewport_size({"width": 1400, "height": min(int(height), 4000)})
+                page.wait_for_timeout(500)
+                shot = tmp_path / f"{slug}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                page.set_viewport_size({"width": 1400, "height": 1000})
+                print(
+                    f"[serving] dashboard {slug}: {expected_charts} charts drawn in "
+                    f"{time.monotonic() - began:.1f} s; screenshot {shot} ({shot.stat().st_size // 1024} KB)"
+                )
+                if save:
+                    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(shot, SCREENSHOT_DIR / f"{slug}.png")
+            assert not page_errors, f"JavaScript errors: {page_errors}"
+        finally:
+            browser.close()
+
+
+# ------------------------------------------------------------------------------------------
+# d. A commit while the server runs is visible at once
+# ------------------------------------------------------------------------------------------
+
+EXTRA_EVENTS = """\
+event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country
+2025-07-05 10:00:00.000001,u_990001,miles_earned,dining,100.0,ios,google,SG
+2025-07-05 11:00:00.000001,u_990001,share,,,ios,google,SG
+2025-07-05 12:00:00.000001,u_990002,like,,,web,tiktok,TH
+"""
+
+
+def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift_cursor, spark) -> None:
+    def counts() -> tuple[int, int, int]:
+        thrift_cursor.execute(
+            "SELECT (SELECT COUNT(*) FROM bronze.fct_event_stream), (SELECT COUNT(*) FROM silver.fct_events), "
+            "(SELECT COUNT(*) FROM silver.fct_events WHERE user_id IN ('u_990001', 'u_990002'))"
+        )
+        return tuple(thrift_cursor.fetchone())
+
+    bronze_before, silver_before, new_before = counts()
+    assert new_before == 0
+    extra = stack.root / "extra_input"
+    extra.mkdir()
+    (extra / "event_stream_extra.csv").write_text(EXTRA_EVENTS)
+    _run(
+        [sys.executable, "jobs/run_pipeline.py", "--env", "local", "--warehouse", stack.warehouse,
+         "--input", extra, "--jobs", "bronze_fct_event_stream,silver_fct_events", "--no-summary"],
+        stack.root / "pipeline_extra.log", 600,
+    )  # fmt: skip
+    # Same server, same session, no register: Delta serves the newest snapshot per query.
+    assert counts() == (bronze_before + 3, silver_before + 3, 3)
+    delta_count = spark.read.format("delta").load(f"{stack.warehouse}/silver/fct_events").count()
+    assert delta_count == silver_before + 3

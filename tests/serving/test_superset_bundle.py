@@ -1,0 +1,330 @@
+"""Static checks of the Superset asset bundle in conf/superset/bundle (no server, no Spark).
+
+The bundle is imported by scripts/superset_up.sh; Superset's importer links files by UUID and
+silently drops what does not resolve (a chart whose uuid is missing from a dashboard position
+is just not on the dashboard), and a chart that names a column its dataset lacks only fails
+when someone opens it. These tests catch both before an import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUPERSET_DIR = REPO_ROOT / "conf" / "superset"
+BUNDLE = SUPERSET_DIR / "bundle"
+SUPERSET_VENV_PYTHON = REPO_ROOT / ".cache" / "superset-venv" / "bin" / "python"
+
+# The gold tables as the serving contract states them (column -> Spark type).
+SEGMENT = {"acq_source": "STRING", "country": "STRING"}
+EXPECTED_GOLD_COLUMNS: dict[str, dict[str, str]] = {
+    "agg_active_user": {
+        "period_type": "STRING",
+        "period_start_date": "DATE",
+        "period_end_date": "DATE",
+        "period_label": "STRING",
+        **SEGMENT,
+        "active_users": "BIGINT",
+        "is_partial_period": "BOOLEAN",
+    },
+    "agg_user_lifecycle_weekly": {
+        "cutoff_week": "DATE",
+        "cutoff_week_label": "STRING",
+        **SEGMENT,
+        "user_status": "STRING",
+        "user_count": "BIGINT",
+        "is_partial_period": "BOOLEAN",
+    },
+    "agg_user_retention": {
+        "cohort_week": "DATE",
+        "cohort_label": "STRING",
+        "week_offset": "INT",
+        "period_start_date": "DATE",
+        **SEGMENT,
+        "cohort_size": "BIGINT",
+        "retained_users": "BIGINT",
+        "retention_rate": "DOUBLE",
+        "unbounded_retained_users": "BIGINT",
+        "is_partial_period": "BOOLEAN",
+    },
+    "agg_growth_accounting_weekly": {
+        "week_start": "DATE",
+        "week_label": "STRING",
+        **SEGMENT,
+        "active_users": "BIGINT",
+        "prev_active_users": "BIGINT",
+        "new_users": "BIGINT",
+        "retained_users": "BIGINT",
+        "resurrected_users": "BIGINT",
+        "churned_users": "BIGINT",
+        "quick_ratio": "DOUBLE",
+        "is_partial_period": "BOOLEAN",
+    },
+}
+# Chart types seen rendering against Spark Thrift here (shared/NOTES_SERVING.md).
+RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
+# The Hive engine spec's week grains break on Spark 3+; charts use the Sunday date columns.
+WEEK_GRAINS = {"P1W", "1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W"}
+SQL_WORDS = {
+    "and", "or", "not", "case", "when", "then", "else", "end", "null", "is", "in", "true",
+    "false", "as", "distinct", "interval", "day", "between", "like",
+}  # fmt: skip
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path} is not a YAML mapping"
+    return data
+
+
+def files(kind: str) -> list[Path]:
+    return sorted((BUNDLE / kind).rglob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def bundle() -> dict[str, dict[str, dict[str, Any]]]:
+    """kind -> uuid -> config, for databases, datasets, charts, dashboards."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in ("databases", "datasets", "charts", "dashboards"):
+        out[kind] = {}
+        for path in files(kind):
+            config = load(path)
+            out[kind][config["uuid"]] = config | {"_path": str(path.relative_to(BUNDLE))}
+    return out
+
+
+def sql_identifiers(expression: str) -> set[str]:
+    """Bare column names in a SQL expression: words that are not functions, keywords,
+    string literals or table-qualified names."""
+    without_strings = re.sub(r"'(?:[^']|'')*'", "''", expression)
+    names = set()
+    for match in re.finditer(r"(?<![.\w])([A-Za-z_]\w*)\b(?!\s*[.(])", without_strings):
+        word = match.group(1)
+        if word.lower() not in SQL_WORDS:
+            names.add(word)
+    return names
+
+
+def chart_columns(params: dict[str, Any]) -> set[str]:
+    """Every dataset column a chart's params refer to."""
+    cols: set[str] = set()
+    for key in ("x_axis", "granularity_sqla"):
+        if isinstance(params.get(key), str):
+            cols.add(params[key])
+    for key in ("groupby", "groupbyRows", "groupbyColumns", "columns"):
+        cols.update(c for c in params.get(key) or [] if isinstance(c, str))
+    cols.update(params.get("temporal_columns_lookup") or {})
+    for metric in params.get("metrics") or []:
+        if isinstance(metric, dict) and metric.get("expressionType") == "SQL":
+            cols.update(sql_identifiers(metric["sqlExpression"]))
+        elif isinstance(metric, dict):
+            cols.add(metric["column"]["column_name"])
+    for adhoc in params.get("adhoc_filters") or []:
+        if adhoc["expressionType"] == "SIMPLE":
+            cols.add(adhoc["subject"])
+        else:
+            cols.update(sql_identifiers(adhoc["sqlExpression"]))
+    return cols
+
+
+def dataset_columns(dataset: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {col["column_name"]: col for col in dataset["columns"]}
+
+
+def test_every_yaml_parses_and_metadata_is_an_assets_bundle() -> None:
+    paths = sorted(BUNDLE.rglob("*"))
+    yaml_paths = [p for p in paths if p.is_file()]
+    assert yaml_paths, "bundle is empty"
+    for path in yaml_paths:
+        assert path.suffix == ".yaml", f"unexpected file in bundle: {path}"
+        load(path)
+    metadata = load(BUNDLE / "metadata.yaml")
+    # superset_up.sh imports with ImportAssetsCommand, which only accepts type "assets".
+    assert metadata["type"] == "assets"
+    assert metadata["version"] == "1.0.0"
+
+
+def test_uuids_are_unique_and_valid(bundle) -> None:
+    seen: dict[str, str] = {}
+    for kind in ("databases", "datasets", "charts", "dashboards"):
+        for path in files(kind):
+            uuid_ = load(path)["uuid"]
+            assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", uuid_), path
+            assert uuid_ not in seen, f"{path} reuses the uuid of {seen[uuid_]}"
+            seen[uuid_] = str(path)
+    assert len(bundle["dashboards"]) == 3
+
+
+def test_database_is_the_gold_schema_over_hive(bundle) -> None:
+    (database,) = bundle["databases"].values()
+    assert database["database_name"] == "heymax_lakehouse"
+    assert re.fullmatch(r"hive://[^@/:]+@[^/:]+:\d+/gold", database["sqlalchemy_uri"])
+    for dataset in bundle["datasets"].values():
+        assert dataset["database_uuid"] == database["uuid"], dataset["_path"]
+        assert dataset["schema"] == "gold", dataset["_path"]
+
+
+def test_physical_datasets_have_exactly_the_gold_columns(bundle) -> None:
+    physical = {d["table_name"]: d for d in bundle["datasets"].values() if not d.get("sql")}
+    assert set(physical) == set(EXPECTED_GOLD_COLUMNS)
+    for name, expected in EXPECTED_GOLD_COLUMNS.items():
+        columns = dataset_columns(physical[name])
+        assert {c: col["type"] for c, col in columns.items()} == expected, name
+        for col_name, col in columns.items():
+            assert col["is_dttm"] == (col["type"] == "DATE"), f"{name}.{col_name}"
+            assert not col.get("expression"), f"{name}.{col_name} should be a physical column"
+        assert physical[name]["main_dttm_col"] in columns
+
+
+def test_virtual_datasets_read_only_bundle_tables_and_declare_their_output(bundle) -> None:
+    tables = {d["table_name"] for d in bundle["datasets"].values() if not d.get("sql")}
+    virtual = [d for d in bundle["datasets"].values() if d.get("sql")]
+    assert virtual, "the DAU/MAU chart needs its virtual dataset"
+    for dataset in virtual:
+        sql = dataset["sql"]
+        referenced = set(re.findall(r"\bgold\.(\w+)", sql))
+        assert referenced and referenced <= tables, dataset["table_name"]
+        assert not re.search(r"\b(insert|update|delete|drop|create|with)\b", sql, re.I)
+        for column in dataset_columns(dataset):
+            assert re.search(rf"\b{column}\b", sql), f"{column} not produced by the SQL"
+
+
+def test_every_chart_uses_an_existing_dataset_and_its_columns(bundle) -> None:
+    for chart in bundle["charts"].values():
+        dataset = bundle["datasets"].get(chart["dataset_uuid"])
+        assert dataset is not None, f"{chart['_path']}: dataset {chart['dataset_uuid']} missing"
+        params = chart["params"]
+        assert params["viz_type"] == chart["viz_type"] in RENDERING_VIZ_TYPES, chart["_path"]
+        missing = chart_columns(params) - set(dataset_columns(dataset))
+        assert not missing, f"{chart['_path']}: columns not in {dataset['table_name']}: {missing}"
+        assert params.get("metrics"), chart["_path"]
+
+
+def test_temporal_x_axes_are_date_columns_with_a_day_grain(bundle) -> None:
+    for chart in bundle["charts"].values():
+        params = chart["params"]
+        assert params.get("time_grain_sqla") not in WEEK_GRAINS, chart["_path"]
+        x_axis = params.get("x_axis")
+        if x_axis is None:
+            continue
+        column = dataset_columns(bundle["datasets"][chart["dataset_uuid"]])[x_axis]
+        if column["is_dttm"]:
+            assert params["time_grain_sqla"] == "P1D", chart["_path"]
+            assert params["temporal_columns_lookup"] == {x_axis: True}, chart["_path"]
+        else:
+            assert "time_grain_sqla" not in params, chart["_path"]
+
+
+def test_saved_query_context_matches_the_params(bundle) -> None:
+    """GET /api/v1/chart/<id>/data/ runs the saved query context, not the params."""
+    for chart in bundle["charts"].values():
+        params = chart["params"]
+        query_context = json.loads(chart["query_context"])
+        assert query_context["form_data"] == params, chart["_path"]
+        assert query_context["datasource"]["type"] == "table"
+        columns = set(dataset_columns(bundle["datasets"][chart["dataset_uuid"]]))
+        for query in query_context["queries"]:
+            labels = [m["label"] for m in query["metrics"]]
+            assert labels == [m["label"] for m in params["metrics"]], chart["_path"]
+            for column in query["columns"]:
+                name = column if isinstance(column, str) else column["sqlExpression"]
+                assert name in columns, f"{chart['_path']}: query column {name}"
+            for flt in query["filters"]:
+                assert flt["col"] in columns, f"{chart['_path']}: filter on {flt['col']}"
+            where = query["extras"].get("where") or ""
+            assert sql_identifiers(where) <= columns, f"{chart['_path']}: {where}"
+
+
+def chart_nodes(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in dashboard["position"].values() if isinstance(n, dict) and n["type"] == "CHART"]
+
+
+def test_dashboard_positions_link_existing_charts(bundle) -> None:
+    on_a_dashboard = set()
+    for dashboard in bundle["dashboards"].values():
+        position = dashboard["position"]
+        nodes = chart_nodes(dashboard)
+        assert nodes, dashboard["_path"]
+        chart_ids = [n["meta"]["chartId"] for n in nodes]
+        # The importer maps old chartIds to new ones through this table: they must be unique.
+        assert len(set(chart_ids)) == len(chart_ids), dashboard["_path"]
+        for node in nodes:
+            uuid_ = node["meta"].get("uuid")
+            assert uuid_ in bundle["charts"], f"{dashboard['_path']}: {node['id']} -> {uuid_}"
+            assert node["meta"]["sliceName"] == bundle["charts"][uuid_]["slice_name"]
+            on_a_dashboard.add(uuid_)
+        # The layout is a tree: every child exists and lists its parent.
+        for node_id, node in position.items():
+            if not isinstance(node, dict):
+                continue
+            assert node["id"] == node_id
+            for child in node.get("children", []):
+                assert child in position, f"{dashboard['_path']}: {node_id} -> {child}"
+                assert position[child]["parents"][-1] == node_id
+            if node["type"] == "ROW":
+                widths = [position[child]["meta"]["width"] for child in node["children"]]
+                assert sum(widths) <= 12, f"{dashboard['_path']}: {node_id} is wider than the grid"
+    assert on_a_dashboard == set(bundle["charts"]), "every chart belongs on a dashboard"
+
+
+def test_native_filters_on_segments_target_existing_columns(bundle) -> None:
+    for dashboard in bundle["dashboards"].values():
+        filters = dashboard["metadata"]["native_filter_configuration"]
+        targeted = {f["targets"][0]["column"]["name"] for f in filters}
+        assert targeted == {"acq_source", "country"}, dashboard["_path"]
+        chart_datasets = {bundle["charts"][n["meta"]["uuid"]]["dataset_uuid"] for n in chart_nodes(dashboard)}
+        for native_filter in filters:
+            assert native_filter["id"].startswith("NATIVE_FILTER-")
+            assert native_filter["filterType"] == "filter_select"
+            # Scope is "all charts"; Superset derives chartsInScope from it on load, and a
+            # stale chartsInScope from another DB would misdirect the filter.
+            assert native_filter["scope"] == {"rootPath": ["ROOT_ID"], "excluded": []}
+            assert "chartsInScope" not in native_filter
+            (target,) = native_filter["targets"]
+            dataset = bundle["datasets"].get(target["datasetUuid"])
+            assert dataset is not None, f"{dashboard['_path']}: {target['datasetUuid']}"
+            column = target["column"]["name"]
+            assert column in dataset_columns(dataset)
+            # The filter applies by column name to every chart in scope.
+            for dataset_uuid in chart_datasets:
+                assert column in dataset_columns(bundle["datasets"][dataset_uuid])
+        ids = [f["id"] for f in filters]
+        assert len(set(ids)) == len(ids)
+
+
+def test_sql_identifier_extraction_finds_columns_only() -> None:
+    expression = (
+        "(SUM(CASE WHEN NOT is_partial_period THEN new_users END) + SUM(x.y))"
+        " / NULLIF(SUM(churned_users), 0) AND period_type = 'daily stuff'"
+    )
+    assert sql_identifiers(expression) == {
+        "is_partial_period",
+        "new_users",
+        "churned_users",
+        "period_type",
+    }
+
+
+@pytest.mark.skipif(not SUPERSET_VENV_PYTHON.exists(), reason="needs .cache/superset-venv (scripts/superset_up.sh)")
+def test_bundle_is_what_build_bundle_writes(tmp_path: Path) -> None:
+    """The YAML is generated: regenerating it must not change a byte."""
+    out = tmp_path / "bundle"
+    subprocess.run(
+        [str(SUPERSET_VENV_PYTHON), str(SUPERSET_DIR / "build_bundle.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    committed = {p.relative_to(BUNDLE): p.read_bytes() for p in BUNDLE.rglob("*") if p.is_file()}
+    generated = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert sorted(generated) == sorted(committed)
+    stale = [str(p) for p in committed if committed[p] != generated[p]]
+    assert not stale, f"run conf/superset/build_bundle.py: {stale} differ ({sys.executable})"
