@@ -32,7 +32,7 @@ from lakehouse.bronze.rules import RULE_NAMES, rule_severities
 from lakehouse.config import LakehouseConfig
 from lakehouse.jobs.common import JobFailed, run_job
 from lakehouse.ops import DqResult, JobRun, utc_now
-from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES
+from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES
 
 JOB = "bronze_fct_event_stream"
 log = logging.getLogger("lakehouse")
@@ -245,8 +245,14 @@ def _ingest_lines(
 
 
 def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
-    """Empty bronze, its quarantine and the file manifest (the rest of the run re-ingests every file)."""
-    for spec in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES):
+    """Empty bronze, its quarantine and the file manifest (the rest of the run re-ingests every file).
+
+    Batch ids derive from file identity, so re-ingested batches keep their ids while their content
+    may differ (a rule lowered to a warning accepts more rows). The downstream watermarks are
+    therefore cleared too: silver re-reads every batch (its MERGE only inserts event_ids it lacks)
+    and dim_users recomputes from the first day.
+    """
+    for spec in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES):
         delta_io.ensure_table(spark, spec, config).delete()
 
 

@@ -128,3 +128,23 @@ def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
     range_df = delta_io.read(spark, SILVER_DIM_USERS, ranged)
     assert range_df.count() == 5 + 4  # u_0001 from 03-01, u_0002 from 03-02
     assertDataFrameEqual(range_df, delta_io.read(spark, SILVER_DIM_USERS, daily), checkRowOrder=False)
+
+
+def test_bronze_full_refresh_with_a_relaxed_rule_reaches_silver(spark, tmp_path):
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    text = _csv(FIRST_FILE) + "2025-04-01 10:00:00.000000,u_0004,share,,,IOS,google,SG\n"
+    (input_dir / "a.csv").write_text(text)
+    strict = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5)
+    run_all(spark, strict)
+    assert delta_io.read(spark, SILVER_EVENTS, strict).where("user_id = 'u_0004'").count() == 0
+
+    relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5,
+                          bronze__rule_severity={"platform_allowed": "warn"})  # fmt: skip
+    bronze.ingest(spark, relaxed, JobRun(spark, relaxed, "bronze", {}), refresh=True, ingested_at=INGESTED_AT)
+    silver_fct_events.load(spark, relaxed, JobRun(spark, relaxed, "silver_fct_events", {}))
+    silver_dim_users.execute(spark, relaxed, JobRun(spark, relaxed, "dim", {}), _dim_args())
+    assert delta_io.read(spark, SILVER_EVENTS, relaxed).count() == len(FIRST_FILE) + 1
+    dim = delta_io.read(spark, SILVER_DIM_USERS, relaxed)
+    assert dim.where("user_id = 'u_0004'").count() == 30  # 2025-04-01 .. 2025-04-30
+    assert dim.groupBy("user_id", "ds").count().where("count > 1").count() == 0
