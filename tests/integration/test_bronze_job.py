@@ -154,3 +154,21 @@ def test_job_entry_point_exit_codes(spark, tmp_path):
     (input_dir / "bad.csv").write_text(HEADER + GOOD)
     assert bronze.main(args) == 0
     assert bronze.main([*args, "--set", "bronze.no_such_key=1"]) == 2
+
+
+def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
+    """Spark reads big files in blocks, in any order: _source_line must still be the physical line."""
+    path = tmp_path / "many_blocks.csv"
+    rows = [f"2025-03-07 10:{i // 60:02d}:{i % 60:02d}.000000,u_{i:04d},share,,,ios,google,SG\n" for i in range(3000)]
+    path.write_text(HEADER + "".join(rows))
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # about 50 blocks of ~80 lines
+    try:
+        lines_df, cache = bronze.read_numbered_lines(spark, str(path))
+        assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
+        numbered = {r["_source_line"]: r["value"] for r in lines_df.collect()}
+        cache.unpersist()
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+    expected = dict(enumerate([HEADER.rstrip("\n"), *[r.rstrip("\n") for r in rows]], start=1))
+    assert numbered == expected
