@@ -72,12 +72,12 @@ def quarantined_rows(checked_df: DataFrame) -> DataFrame:
 
 
 def rule_failure_counts(checked_df: DataFrame) -> DataFrame:
-    """(check_name, failed_rows) for every rule broken at least once, errors and warnings alike."""
+    """(_batch_id, check_name, failed_rows) for every rule broken at least once, errors and warnings alike."""
     return (
-        checked_df.select(F.explode(F.array_union("failed_checks", "_warnings")).alias("check_name"))
-        .groupBy("check_name")
+        checked_df.select("_batch_id", F.explode(F.array_union("failed_checks", "_warnings")).alias("check_name"))
+        .groupBy("_batch_id", "check_name")
         .agg(F.count(F.lit(1)).alias("failed_rows"))
-        .select("check_name", "failed_rows")
+        .select("_batch_id", "check_name", "failed_rows")
     )
 
 

@@ -94,36 +94,47 @@ def identify(spark: SparkSession, path: str) -> SourceFile:
     return SourceFile(path=path, name=path.rsplit("/", 1)[-1], size=int(size), sha256=str(digest))
 
 
-def read_numbered_lines(spark: SparkSession, path: str) -> tuple[DataFrame, DataFrame]:
-    """Every physical line of one file with its 1-based line number, without a Python round trip.
+def spark_path_key(spark: SparkSession, path: str) -> str:
+    """The form in which Spark reports a file's path (``_metadata.file_path``: a URI, %-encoded)."""
+    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
 
-    Spark may split a large file into blocks and read them in any order, so line numbers are
-    rebuilt from (block start, position within the block): rows of one block are read in order and
-    carry increasing ``monotonically_increasing_id`` values. The raw lines are persisted so the ids
-    are computed once; the second DataFrame returned is that cache, which the caller must unpersist
-    (a cached read of a path would otherwise serve stale content when the file changes).
+
+def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame]:
+    """Every physical line of the files, with ``_file_key`` and its 1-based line number, in one pass.
+
+    Spark splits large files into blocks and reads them in any order, so line numbers are rebuilt
+    from (file, block start, position within the block): rows of one block are read in order and
+    carry increasing ``monotonically_increasing_id`` values. Only the per-block counts reach the
+    driver. The raw lines are persisted so the ids are computed once; the second DataFrame returned
+    is that cache, which the caller must unpersist (a cached read of a path would otherwise serve
+    stale content when the file changes).
     """
     raw = (
-        spark.read.text(path)
+        spark.read.text(paths)
         .select(
             "value",
+            F.col("_metadata.file_path").alias("_file_key"),
             F.col("_metadata.file_block_start").alias("_block_start"),
             F.monotonically_increasing_id().alias("_row_id"),
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     blocks = sorted(
-        raw.groupBy("_block_start").agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id")).collect()
+        raw.groupBy("_file_key", "_block_start")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id"))
+        .collect()
     )
-    offsets, seen = [], 0
+    offsets, seen = [], {}
     for block in blocks:
-        offsets.append((block["_block_start"], block["first_id"], seen))
-        seen += block["n"]
-    if not offsets:
-        return raw.select("value", F.lit(0).cast("long").alias("_source_line")), raw
-    offsets_df = spark.createDataFrame(offsets, "_block_start long, _first_id long, _lines_before long")
-    numbered = raw.join(F.broadcast(offsets_df), on="_block_start", how="inner").select(
-        "value", (F.col("_lines_before") + F.col("_row_id") - F.col("_first_id") + 1).alias("_source_line")
+        before = seen.get(block["_file_key"], 0)
+        offsets.append((block["_file_key"], block["_block_start"], block["first_id"], before))
+        seen[block["_file_key"]] = before + block["n"]
+    schema = "_file_key string, _block_start long, _first_id long, _lines_before long"
+    offsets_df = spark.createDataFrame(offsets, schema)
+    numbered = raw.join(F.broadcast(offsets_df), on=["_file_key", "_block_start"], how="inner").select(
+        "value",
+        "_file_key",
+        (F.col("_lines_before") + F.col("_row_id") - F.col("_first_id") + 1).alias("_source_line"),
     )
     return numbered, raw
 
@@ -147,101 +158,134 @@ def committed_identities(spark: SparkSession, config: LakehouseConfig) -> set[tu
     return {(r["file_name"], r["content_sha256"]) for r in rows}
 
 
-def ingest_file(
+def ingest_files(
     spark: SparkSession,
     config: LakehouseConfig,
     run: JobRun,
-    source: SourceFile,
+    sources: list[SourceFile],
     ingested_at: datetime,
-) -> BatchResult:
-    lines_df, raw_cache = read_numbered_lines(spark, source.path)
+) -> list[BatchResult]:
+    """Validate and write several files in one Spark pass; still one batch (and one result) per file."""
+    lines_df, raw_cache = read_numbered_lines(spark, [s.path for s in sources])
     try:
-        return _ingest_lines(spark, config, run, source, ingested_at, lines_df)
+        return _ingest_lines(spark, config, run, sources, ingested_at, lines_df)
     finally:
         raw_cache.unpersist()
+
+
+def _in_list(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def _ingest_lines(
     spark: SparkSession,
     config: LakehouseConfig,
     run: JobRun,
-    source: SourceFile,
+    sources: list[SourceFile],
     ingested_at: datetime,
     lines_df: DataFrame,
-) -> BatchResult:
-    first = lines_df.where(F.col("_source_line") == 1).select("value").first()
-    problem = header_problem(first["value"] if first else None)
-    if problem:
-        return BatchResult(source, 0, 0, 0, "refused", f"{source.path}: {problem}; nothing of it was written")
+) -> list[BatchResult]:
+    by_key = {spark_path_key(spark, s.path): s for s in sources}
+    headers = {r["_file_key"]: r["value"] for r in lines_df.where(F.col("_source_line") == 1).collect()}
+    problems = {key: header_problem(headers.get(key)) for key in by_key}
+    loadable = [key for key in by_key if not problems[key]]
+    results: dict[str, BatchResult] = {
+        key: BatchResult(
+            by_key[key], 0, 0, 0, "refused", f"{by_key[key].path}: {problems[key]}; nothing of it was written"
+        )
+        for key in by_key
+        if problems[key]
+    }
+    if not loadable:
+        return [results[key] for key in by_key]
 
     severities = rule_severities(config.bronze.rule_severity)
-    data_df = lines_df.where(F.col("_source_line") > 1).select(
-        "value",
-        F.lit(source.path).alias("_source_file"),
-        "_source_line",
-        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
-        F.lit(source.batch_id).alias("_batch_id"),
+    batches = spark.createDataFrame(
+        [(key, by_key[key].path, by_key[key].batch_id) for key in loadable],
+        "_file_key string, _source_file string, _batch_id string",
+    )
+    data_df = lines_df.where(F.col("_source_line") > 1).join(F.broadcast(batches), on="_file_key", how="inner")
+    data_df = data_df.select(
+        "value", "_source_file", "_source_line", F.lit(ingested_at).cast("timestamp").alias("_ingested_at"), "_batch_id"
     )
     checked_df = transform.with_checks(
         transform.split_fields(data_df), severities, config.bronze.future_slack_minutes
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = checked_df.agg(
-            F.count(F.lit(1)).alias("lines"),
-            F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
-        ).first()
-        lines_read, n_quarantined = int(counts["lines"]), int(counts["quarantined"])
-        failures = {r["check_name"]: int(r["failed_rows"]) for r in transform.rule_failure_counts(checked_df).collect()}
-        rate = n_quarantined / lines_read if lines_read else 0.0
-        rejected = rate > config.bronze.max_quarantine_rate
-        batch_filter = f"_batch_id = '{source.batch_id}'"
+        counts = {
+            r["_batch_id"]: (int(r["lines"]), int(r["quarantined"]))
+            for r in checked_df.groupBy("_batch_id")
+            .agg(
+                F.count(F.lit(1)).alias("lines"),
+                F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
+            )
+            .collect()
+        }
+        failures: dict[str, dict[str, int]] = {}
+        for r in transform.rule_failure_counts(checked_df).collect():
+            failures.setdefault(r["_batch_id"], {})[r["check_name"]] = int(r["failed_rows"])
+        batch_ids = [by_key[key].batch_id for key in loadable]
+        rate = {b: (counts.get(b, (0, 0))[1] / counts[b][0]) if counts.get(b, (0, 0))[0] else 0.0 for b in batch_ids}
+        accepted_ids = [b for b in batch_ids if rate[b] <= config.bronze.max_quarantine_rate]
 
-        delta_io.replace_where(transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, batch_filter)
-        if not rejected:
-            delta_io.replace_where(transform.accepted_rows(checked_df), BRONZE_EVENTS, config, batch_filter)
+        delta_io.replace_where(
+            transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, _in_list("_batch_id", batch_ids)
+        )
+        if accepted_ids:
+            accepted_df = transform.accepted_rows(checked_df.where(F.col("_batch_id").isin(accepted_ids)))
+            delta_io.replace_where(accepted_df, BRONZE_EVENTS, config, _in_list("_batch_id", accepted_ids))
     finally:
         checked_df.unpersist()
 
-    written_accepted = 0
-    if not rejected:
-        written_accepted = delta_io.read(spark, BRONZE_EVENTS, config).where(batch_filter).count()
-    written_quarantined = delta_io.read(spark, BRONZE_QUARANTINE, config).where(batch_filter).count()
-    expected_accepted = lines_read - n_quarantined
+    def written(spec, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        df = delta_io.read(spark, spec, config).where(F.col("_batch_id").isin(ids))
+        return {r["_batch_id"]: int(r["count"]) for r in df.groupBy("_batch_id").count().collect()}
 
-    results = [
-        DqResult(BRONZE_EVENTS.full_name, name, severities[name], lines_read, failures.get(name, 0),
-                 batch_id=source.batch_id, failure_status="quarantined")
-        for name in RULE_NAMES
-    ]  # fmt: skip
-    conservation_gap = abs(lines_read - written_quarantined - (expected_accepted if rejected else written_accepted))
-    results.append(
-        DqResult(BRONZE_EVENTS.full_name, "conservation_accepted_plus_quarantined", "error", lines_read,
-                 conservation_gap, f"lines {lines_read}, accepted {expected_accepted}, "
-                 f"quarantined {written_quarantined}", source.batch_id)
-    )  # fmt: skip
-    results.append(
-        DqResult(BRONZE_EVENTS.full_name, "quarantine_rate_within_threshold", "error", lines_read,
-                 n_quarantined if rejected else 0,
-                 f"rate {rate:.4f}, threshold {config.bronze.max_quarantine_rate}", source.batch_id)
-    )  # fmt: skip
-    run.record_dq(results)
-    if conservation_gap:
-        raise JobFailed(f"{source.path}: conservation broken, {results[-2].details}")
-
-    status = "rejected" if rejected else "committed"
-    manifest_row = (
-        source.batch_id, run.run_id, source.path, source.name, source.sha256, source.size, lines_read,
-        expected_accepted, n_quarantined, status, ingested_at,
-    )  # fmt: skip
-    delta_io.append(spark.createDataFrame([manifest_row], OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config)
-    message = ""
-    if rejected:
-        message = (
-            f"{source.path}: {n_quarantined} of {lines_read} rows ({rate:.1%}) broke error-level rules, above "
-            f"bronze.max_quarantine_rate={config.bronze.max_quarantine_rate}; rows quarantined, accepted rows held "
-            f"back. Top rules: {', '.join(f'{k}={v}' for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:5])}"
-        )
-    return BatchResult(source, lines_read, expected_accepted, n_quarantined, status, message)
+    written_accepted, written_quarantined = written(BRONZE_EVENTS, accepted_ids), written(BRONZE_QUARANTINE, batch_ids)
+    dq: list[DqResult] = []
+    manifest = []
+    broken: list[str] = []
+    for key in loadable:
+        source = by_key[key]
+        b = source.batch_id
+        lines_read, n_quarantined = counts.get(b, (0, 0))
+        expected_accepted = lines_read - n_quarantined
+        rejected = b not in accepted_ids
+        batch_failures = failures.get(b, {})
+        dq += [
+            DqResult(BRONZE_EVENTS.full_name, name, severities[name], lines_read, batch_failures.get(name, 0),
+                     batch_id=b, failure_status="quarantined")
+            for name in RULE_NAMES
+        ]  # fmt: skip
+        stored_accepted = expected_accepted if rejected else written_accepted.get(b, 0)
+        gap = abs(lines_read - written_quarantined.get(b, 0) - stored_accepted)
+        details = f"lines {lines_read}, accepted {expected_accepted}, quarantined {written_quarantined.get(b, 0)}"
+        dq.append(DqResult(BRONZE_EVENTS.full_name, "conservation_accepted_plus_quarantined", "error", lines_read,
+                           gap, details, b))  # fmt: skip
+        dq.append(DqResult(BRONZE_EVENTS.full_name, "quarantine_rate_within_threshold", "error", lines_read,
+                           n_quarantined if rejected else 0,
+                           f"rate {rate[b]:.4f}, threshold {config.bronze.max_quarantine_rate}", b))  # fmt: skip
+        if gap:
+            broken.append(f"{source.path}: conservation broken, {details}")
+        status = "rejected" if rejected else "committed"
+        manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, lines_read,
+                         expected_accepted, n_quarantined, status, ingested_at))  # fmt: skip
+        message = ""
+        if rejected:
+            top = sorted(batch_failures.items(), key=lambda kv: -kv[1])[:5]
+            message = (
+                f"{source.path}: {n_quarantined} of {lines_read} rows ({rate[b]:.1%}) broke error-level rules, "
+                f"above bronze.max_quarantine_rate={config.bronze.max_quarantine_rate}; rows quarantined, "
+                f"accepted rows held back. Top rules: {', '.join(f'{k}={v}' for k, v in top)}"
+            )
+        results[key] = BatchResult(source, lines_read, expected_accepted, n_quarantined, status, message)
+    run.record_dq(dq)
+    if broken:
+        raise JobFailed("; ".join(broken))
+    delta_io.append(spark.createDataFrame(manifest, OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config)
+    return [results[key] for key in by_key]
 
 
 def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
@@ -269,20 +313,24 @@ def ingest(
         full_refresh(spark, config)
     done = committed_identities(spark, config)
     results: list[BatchResult] = []
-    for path in list_input_files(spark, config.paths.input):
+    new_sources: list[SourceFile] = []
+    paths = list_input_files(spark, config.paths.input)
+    for path in paths:
         source = identify(spark, path)
         if (source.name, source.sha256) in done:
             log.info("skip %s: already ingested (batch %s)", source.name, source.batch_id)
             results.append(BatchResult(source, 0, 0, 0, "skipped"))
-            continue
-        result = ingest_file(spark, config, run, source, ingested_at or utc_now())
-        log.info(
-            "%s: %s, %d lines, %d accepted, %d quarantined",
-            source.name, result.status, result.lines_read, result.rows_accepted, result.rows_quarantined,
-        )  # fmt: skip
-        results.append(result)
-        if result.status == "committed":
-            done.add((source.name, source.sha256))
+        else:
+            new_sources.append(source)
+    if new_sources:
+        for result in ingest_files(spark, config, run, new_sources, ingested_at or utc_now()):
+            log.info(
+                "%s: %s, %d lines, %d accepted, %d quarantined",
+                result.file.name, result.status, result.lines_read, result.rows_accepted, result.rows_quarantined,
+            )  # fmt: skip
+            results.append(result)
+    order = {path: i for i, path in enumerate(paths)}
+    results.sort(key=lambda r: order[r.file.path])
     run.rows_in = sum(r.lines_read for r in results)
     run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
     problems = [r.message for r in results if r.status in ("refused", "rejected")]

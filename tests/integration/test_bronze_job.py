@@ -164,7 +164,7 @@ def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # about 50 blocks of ~80 lines
     try:
-        lines_df, cache = bronze.read_numbered_lines(spark, str(path))
+        lines_df, cache = bronze.read_numbered_lines(spark, [str(path)])
         assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
         numbered = {r["_source_line"]: r["value"] for r in lines_df.collect()}
         cache.unpersist()
