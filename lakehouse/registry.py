@@ -29,7 +29,76 @@ class TableSpec:
         return config.table_path(self.layer, self.name)
 
 
+#: What a column means wherever it appears without a table-specific comment (every column is documented;
+#: tests/unit/test_registry.py checks it).
+COLUMN_DOCS = {
+    "event_time": "when the event happened: wall-clock time in the configured time zone",
+    "user_id": "member id, 'u_' + digits",
+    "event_type": "miles_earned | miles_redeemed | reward_search | share | like",
+    "transaction_category": "merchant category (earned), flight/hotel (redeemed), brand (search); null for share/like",
+    "miles_amount": "miles earned or redeemed; null for reward_search, share and like",
+    "platform": "ios | android | web",
+    "utm_source": "acquisition channel of the event: google | facebook | tiktok | organic | referral",
+    "country": "SG | MY | PH | ID | TH; in dim_users and gold, the country of the user's first event",
+    "acq_source": "utm_source of the user's first event (ties on event_time: smallest event_id)",
+    "event_date": "date of event_time",
+    "first_event_time": "time of the user's first event",
+    "first_event_date": "date of the user's first event",
+    "last_event_time": "time of the user's latest event at or before ds",
+    "last_event_date": "date of the user's latest event at or before ds",
+    "total_events": "events of the user with event_date <= ds",
+    "total_miles_earned": "sum of miles_amount of miles_earned events with event_date <= ds",
+    "total_miles_redeemed": "sum of miles_amount of miles_redeemed events with event_date <= ds",
+    "is_active_7d": "any event with event_date in [ds-6, ds]",
+    "is_active_30d": "any event with event_date in [ds-29, ds]",
+    "is_active_90d": "any event with event_date in [ds-89, ds]",
+    "period_start_date": "first day of the period",
+    "period_end_date": "last day of the period",
+    "active_users": "distinct users with at least one event in the period, in the segment",
+    "is_partial_period": "the period ends after the data's last event date: numbers are to-date",
+    "cutoff_week_label": "cutoff_week as yyyy-MM-dd",
+    "user_count": "users of the segment with this status in the week",
+    "cohort_week": "first day of the week of the users' first event",
+    "cohort_label": "cohort_week as yyyy-MM-dd",
+    "week_offset": "weeks since cohort_week",
+    "cohort_size": "users of the cohort and segment",
+    "retention_rate": "retained_users / cohort_size, 0..1",
+    "unbounded_retained_users": "cohort users active in that week or any later week",
+    "week_start": "first day of the week",
+    "week_label": "week_start as yyyy-MM-dd",
+    "prev_active_users": "users of the segment active in the previous week",
+    "new_users": "users whose first week is this week",
+    "resurrected_users": "active this week, not in the previous week, active before",
+    "churned_users": "active in the previous week, not this week",
+    "miles_balance": "total_miles_earned - total_miles_redeemed (may be negative)",
+    "batch_id": "bronze batch: one ingested file (name + content hash)",
+    "run_id": "job run that wrote the row (see ops.job_runs)",
+    "source_file": "path of the ingested file",
+    "file_name": "file name without folder",
+    "content_sha256": "SHA-256 of the file's bytes",
+    "file_size": "bytes",
+    "rows_accepted": "rows written to bronze.fct_event_stream",
+    "rows_quarantined": "rows written to bronze.fct_event_stream_quarantine",
+    "ingested_at": "when the bronze job read the file",
+    "job": "job name (see conf dag)",
+    "started_at": "run start (UTC)",
+    "ended_at": "run end (UTC)",
+    "rows_in": "rows the job read",
+    "rows_out": "rows the job wrote or published",
+    "message": "why the run failed, when it did",
+    "table_name": "table the check is about",
+    "check_name": "rule or check name",
+    "rows_checked": "rows the check looked at",
+    "failed_rows": "rows breaking the check (0 = pass)",
+    "details": "what was compared, or examples",
+    "checked_at": "when the result was recorded (UTC)",
+    "rows_inserted": "new rows the consumer inserted from the batch",
+    "processed_at": "when the consumer recorded the batch (UTC)",
+}
+
+
 def _f(name: str, dtype: T.DataType, nullable: bool = True, comment: str = "") -> T.StructField:
+    comment = comment or COLUMN_DOCS.get(name, "")
     return T.StructField(name, dtype, nullable, {"comment": comment} if comment else {})
 
 
@@ -69,7 +138,7 @@ BRONZE_EVENTS = TableSpec(
 BRONZE_QUARANTINE = TableSpec(
     "bronze", "fct_event_stream_quarantine",
     T.StructType([
-        *[_f(c, STRING) for c in SOURCE_COLUMNS],
+        *[_f(c, STRING, True, f"raw {c} field as read (null when empty)") for c in SOURCE_COLUMNS],
         _f("_raw_line", STRING, False, "the whole line as read"),
         *_LINEAGE,
         _f("failed_checks", T.ArrayType(STRING), False, "names of the error-level rules broken"),
@@ -187,8 +256,9 @@ GOLD_RETENTION = TableSpec(
     T.StructType([
         _f("cohort_week", DATE, False), _f("cohort_label", STRING, False), _f("week_offset", INT, False),
         _f("period_start_date", DATE, False, "cohort_week + 7 * week_offset"),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("cohort_size", LONG, False), _f("retained_users", LONG, False),
+        _f("acq_source", STRING, False), _f("country", STRING, False, "country of the user's first event"),
+        _f("cohort_size", LONG, False),
+        _f("retained_users", LONG, False, "cohort users active in week cohort_week + 7 * week_offset"),
         _f("retention_rate", DOUBLE, False), _f("unbounded_retained_users", LONG, False),
         _f("is_partial_period", BOOL, False),
     ]),
@@ -200,8 +270,8 @@ GOLD_GROWTH = TableSpec(
     T.StructType([
         _f("week_start", DATE, False), _f("week_label", STRING, False),
         _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("active_users", LONG, False), _f("prev_active_users", LONG, False),
-        _f("new_users", LONG, False), _f("retained_users", LONG, False),
+        _f("active_users", LONG, False, "users of the segment active this week"), _f("prev_active_users", LONG, False),
+        _f("new_users", LONG, False), _f("retained_users", LONG, False, "active this week and the previous week"),
         _f("resurrected_users", LONG, False), _f("churned_users", LONG, False),
         _f("quick_ratio", DOUBLE, True, "(new + resurrected) / churned; null when churned = 0"),
         _f("is_partial_period", BOOL, False),
