@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyspark.sql import types as T
+
 from lakehouse import delta_io
 from lakehouse.registry import GOLD_RETENTION, TABLES, table
 from tests.conftest import make_config
@@ -18,6 +20,9 @@ def test_every_table_states_its_grain_and_every_column_is_documented():
 def test_created_delta_table_carries_grain_and_column_comments(spark, tmp_path):
     config = make_config(tmp_path / "wh")
     delta_io.ensure_table(spark, GOLD_RETENTION, config)
+    # A publish overwrites the table with a DataFrame that carries no comments: they must survive it.
+    bare = T.StructType([T.StructField(f.name, f.dataType, f.nullable) for f in GOLD_RETENTION.schema.fields])
+    delta_io.overwrite(spark.createDataFrame([], bare), GOLD_RETENTION, config)
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{GOLD_RETENTION.path(config)}`").first()
     assert detail["description"] == GOLD_RETENTION.grain
     comments = {
