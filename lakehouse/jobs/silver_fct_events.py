@@ -51,7 +51,14 @@ def load(spark: SparkSession, config: LakehouseConfig, run: JobRun, *, refresh: 
         return 0
     bronze_df = delta_io.read(spark, BRONZE_EVENTS, config).where(F.col("_batch_id").isin(batches))
     events_df = build_events(bronze_df)
-    existing = delta_io.read(spark, SILVER_EVENTS, config).select("event_id", "event_date")
+    # event_id determines event_date, so only the partitions the batches cover can hold a duplicate:
+    # bound the anti-join to them instead of scanning every event_id of the table.
+    lo, hi = bronze_df.agg(F.min("event_date"), F.max("event_date")).first()
+    existing = (
+        delta_io.read(spark, SILVER_EVENTS, config)
+        .where(F.col("event_date").between(F.lit(lo), F.lit(hi)))
+        .select("event_id", "event_date")
+    )
     new_df = events_df.join(existing, on=["event_id", "event_date"], how="left_anti").persist(
         StorageLevel.MEMORY_AND_DISK
     )
