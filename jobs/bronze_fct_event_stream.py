@@ -1,8 +1,8 @@
-"""spark-submit entry point: raw CSV -> bronze.fct_event_stream (+ quarantine). See lakehouse.jobs."""
+"""spark-submit entry point of the job `bronze_fct_event_stream` (lakehouse/bronze/fct_event_stream.py)."""
 
 import sys
 
-from lakehouse.jobs.bronze_fct_event_stream import main
+from lakehouse.bronze.fct_event_stream import JOB
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(JOB.main())

@@ -1,8 +1,8 @@
-"""spark-submit entry point for lakehouse.jobs.gold_agg_active_user (see its docstring)."""
+"""spark-submit entry point of the job `gold_agg_active_user` (lakehouse/gold/job.py)."""
 
 import sys
 
-from lakehouse.jobs.gold_agg_active_user import main
+from lakehouse.gold.job import JOBS
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(JOBS["gold_agg_active_user"].main())

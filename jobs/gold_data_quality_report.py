@@ -1,8 +1,8 @@
-"""spark-submit entry point for lakehouse.jobs.gold_data_quality_report (see its docstring)."""
+"""spark-submit entry point of the job `gold_data_quality_report` (lakehouse/gold/data_quality_report.py)."""
 
 import sys
 
-from lakehouse.jobs.gold_data_quality_report import main
+from lakehouse.gold.data_quality_report import JOB
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(JOB.main())

@@ -1,8 +1,8 @@
-"""spark-submit entry point: the whole DAG in one application. See lakehouse.jobs.pipeline."""
+"""spark-submit entry point of the whole DAG in one application (lakehouse/pipeline.py)."""
 
 import sys
 
-from lakehouse.jobs.pipeline import main
+from lakehouse.pipeline import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,8 @@
-"""spark-submit entry point for lakehouse.jobs.silver_dim_users (see its docstring)."""
+"""spark-submit entry point of the job `silver_dim_users` (lakehouse/silver/dim_users.py)."""
 
 import sys
 
-from lakehouse.jobs.silver_dim_users import main
+from lakehouse.silver.dim_users import JOB
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(JOB.main())

@@ -1,8 +1,8 @@
-"""spark-submit entry point for lakehouse.jobs.silver_fct_events (see its docstring)."""
+"""spark-submit entry point of the job `silver_fct_events` (lakehouse/silver/fct_events.py)."""
 
 import sys
 
-from lakehouse.jobs.silver_fct_events import main
+from lakehouse.silver.fct_events import JOB
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(JOB.main())

@@ -1,4 +1,7 @@
-"""Run bookkeeping: ``ops.job_runs`` (one row per job run) and ``ops.dq_results`` (one per check)."""
+"""Run bookkeeping: ``ops.job_runs`` (one row per job run) and ``ops.dq_results`` (one per check).
+
+Check results themselves (``DqResult``) are plain values from :mod:`lakehouse.quality`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
+from lakehouse.quality import DqResult
 from lakehouse.registry import OPS_DQ_RESULTS, OPS_JOB_RUNS
 
 log = logging.getLogger("lakehouse")
@@ -25,26 +29,6 @@ def utc_now() -> datetime:
 
 def new_run_id(job: str) -> str:
     return f"{utc_now():%Y%m%dT%H%M%S}-{job}-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class DqResult:
-    table_name: str
-    check_name: str
-    severity: str
-    rows_checked: int
-    failed_rows: int
-    details: str | None = None
-    batch_id: str | None = None
-    #: What a failure means when it is not a failed check: bronze rules send rows to quarantine.
-    failure_status: str = "fail"
-
-    @property
-    def status(self) -> str:
-        """pass | fail (error-level check failed) | warn | quarantined (rows set aside, job goes on)."""
-        if self.failed_rows == 0:
-            return "pass"
-        return self.failure_status if self.severity == "error" else "warn"
 
 
 @dataclass

@@ -279,6 +279,22 @@ GOLD_GROWTH = TableSpec(
     "One row per (week_start, acq_source, country) for every week once the segment has a user.",
 )  # fmt: skip
 
+GOLD_ENGAGEMENT = TableSpec(
+    "gold", "agg_engagement_daily",
+    T.StructType([
+        _f("activity_date", DATE, False, "the day the rolling windows end on"),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("dau", LONG, False, "users of the segment active on activity_date"),
+        _f("wau_7d", LONG, False, "users of the segment active on a day of [activity_date-6, activity_date]"),
+        _f("mau_30d", LONG, False, "users of the segment active on a day of [activity_date-29, activity_date]"),
+        _f("dau_mau_rate", DOUBLE, True, "stickiness: dau / mau_30d, 0..1; null when mau_30d = 0"),
+        _f("dau_wau_rate", DOUBLE, True, "dau / wau_7d, 0..1; null when wau_7d = 0"),
+        _f("is_partial_period", BOOL, False, "always false: every day up to the data's last date is complete"),
+    ]),
+    "One row per (activity_date, acq_source, country) for every day from the segment's first acquired user's "
+    "first_event_date to the data's last date, days without activity included.",
+)  # fmt: skip
+
 GOLD_NEGATIVE_BALANCE = TableSpec(
     "gold", "rpt_negative_balance_users",
     T.StructType([
@@ -293,7 +309,7 @@ GOLD_NEGATIVE_BALANCE = TableSpec(
 
 TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS,
-    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_NEGATIVE_BALANCE,
+    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
 

@@ -10,6 +10,7 @@ from lakehouse.config import LakehouseConfig
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
     GOLD_ACTIVE_USER,
+    GOLD_ENGAGEMENT,
     GOLD_LIFECYCLE,
     GOLD_NEGATIVE_BALANCE,
     GOLD_RETENTION,
@@ -51,6 +52,7 @@ def quarantine_by_rule(spark: SparkSession, config: LakehouseConfig) -> str:
 
 
 def weekly_active(spark: SparkSession, config: LakehouseConfig, weeks: int = 6) -> str:
+    week_start = config.week_start
     rows = (
         delta_io.read(spark, GOLD_ACTIVE_USER, config)
         .where(F.col("period_type") == "weekly")
@@ -62,8 +64,24 @@ def weekly_active(spark: SparkSession, config: LakehouseConfig, weeks: int = 6) 
     )
     return _table(
         [(r["period_start_date"], r["wau"], "partial (to date)" if r["is_partial_period"] else "") for r in rows[::-1]],
-        ("week (Sunday)", "weekly active users", ""),
+        (f"week (from {week_start.capitalize()})", "weekly active users", ""),
     )
+
+
+def engagement_last_days(spark: SparkSession, config: LakehouseConfig, days: int = 3) -> str:
+    rows = (
+        delta_io.read(spark, GOLD_ENGAGEMENT, config)
+        .groupBy("activity_date")
+        .agg(F.sum("dau").alias("dau"), F.sum("wau_7d").alias("wau"), F.sum("mau_30d").alias("mau"))
+        .orderBy(F.desc("activity_date"))
+        .limit(days)
+        .collect()
+    )
+    return _table(
+        [(r["activity_date"], r["dau"], r["wau"], r["mau"], f"{r['dau'] / r['mau']:.1%}" if r["mau"] else "")
+         for r in rows[::-1]],
+        ("day", "DAU", "WAU (7d)", "MAU (30d)", "DAU/MAU"),
+    )  # fmt: skip
 
 
 def lifecycle_last_weeks(spark: SparkSession, config: LakehouseConfig, weeks: int = 4) -> str:
@@ -125,6 +143,9 @@ def build_summary(spark: SparkSession, config: LakehouseConfig) -> str:
     ]
     if delta_io.exists(spark, GOLD_ACTIVE_USER, config):
         sections.append("Weekly active users, last weeks (all segments):\n" + weekly_active(spark, config))
+    if delta_io.exists(spark, GOLD_ENGAGEMENT, config):
+        sections.append("Stickiness on the latest days (all segments, rolling windows):\n"
+                        + engagement_last_days(spark, config))  # fmt: skip
     if delta_io.exists(spark, GOLD_LIFECYCLE, config):
         sections.append(f"User lifecycle, last weeks (lookback {config.gold.lookback_weeks} weeks):\n"
                         + lifecycle_last_weeks(spark, config))  # fmt: skip

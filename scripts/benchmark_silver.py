@@ -23,9 +23,9 @@ from pathlib import Path
 
 from lakehouse import delta_io, generator
 from lakehouse.config import load_config
-from lakehouse.jobs import bronze_fct_event_stream as bronze
-from lakehouse.jobs import silver_dim_users, silver_fct_events
-from lakehouse.ops import JobRun
+from lakehouse.bronze import fct_event_stream as bronze
+from lakehouse.silver import dim_users as silver_dim_users
+from lakehouse.silver import fct_events as silver_fct_events
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.session import get_spark
 
@@ -86,21 +86,20 @@ def main() -> int:
         results[name] = {"seconds": round(seconds, 1), "rows": rows, "rows_per_second": round(rows / seconds)}
         print(f"{name:32} {seconds:8.1f} s {rows:>10,} rows {rows / seconds:>10,.0f} rows/s", flush=True)
 
-    run = lambda job: JobRun(spark, config, job, {})  # noqa: E731
-    timed("bronze_year", lambda: bronze.ingest(spark, config, run("bronze")), year_rows)
-    timed("silver_fct_events_backfill", lambda: silver_fct_events.load(spark, config, run("fct")), year_rows)
-    dim_args = argparse.Namespace(ds=None, start_date=None, end_date=None, full_refresh=False)
-    timed("silver_dim_users_backfill", lambda: silver_dim_users.execute(spark, config, run("dim"), dim_args),
-          delta_io.read(spark, SILVER_EVENTS, config).count())  # fmt: skip
+    def run(job, cfg=config) -> None:
+        assert job.JOB.execute(spark, cfg, job.Params()) == 0, f"{job.JOB.name} failed"
+
+    timed("bronze_year", lambda: run(bronze), year_rows)
+    timed("silver_fct_events_backfill", lambda: run(silver_fct_events), year_rows)
+    timed("silver_dim_users_backfill", lambda: run(silver_dim_users), delta_io.read(spark, SILVER_EVENTS, config).count())
     snapshots = delta_io.read(spark, SILVER_DIM_USERS, config).count()
     results["dim_users_rows_after_backfill"] = snapshots
 
     day_config = config.with_overrides(**{"paths.input": str(workdir / "day")})
-    timed("bronze_one_day", lambda: bronze.ingest(spark, day_config, JobRun(spark, day_config, "b", {})), day_rows)
-    timed("silver_fct_events_one_day", lambda: silver_fct_events.load(spark, config, run("fct")), day_rows)
+    timed("bronze_one_day", lambda: run(bronze, day_config), day_rows)
+    timed("silver_fct_events_one_day", lambda: run(silver_fct_events), day_rows)
     day_snapshots = lambda: delta_io.read(spark, SILVER_DIM_USERS, config).where(f"ds = DATE'{last_day}'").count()  # noqa: E731
-    timed("silver_dim_users_one_day", lambda: silver_dim_users.execute(spark, config, run("dim"), dim_args),
-          day_snapshots)  # fmt: skip
+    timed("silver_dim_users_one_day", lambda: run(silver_dim_users), day_snapshots)
     (workdir / "benchmark_silver.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     spark.stop()

@@ -35,3 +35,11 @@ def spark(tmp_path_factory):
 @pytest.fixture
 def config(tmp_path) -> LakehouseConfig:
     return make_config(tmp_path / "warehouse", tmp_path / "input")
+
+
+def job_context(spark, config: LakehouseConfig, job: str = "test"):
+    """A job context as the job runner builds it (its own run bookkeeping, an empty shared store)."""
+    from lakehouse.jobkit import JobContext
+    from lakehouse.ops import JobRun
+
+    return JobContext(spark, config, JobRun(spark, config, job, {}))

@@ -71,6 +71,14 @@ def quarantined_rows(checked_df: DataFrame) -> DataFrame:
     )
 
 
+def batch_counts(checked_df: DataFrame) -> DataFrame:
+    """(_batch_id, lines, quarantined): data lines read and lines breaking an error-level rule."""
+    return checked_df.groupBy("_batch_id").agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
+    )
+
+
 def rule_failure_counts(checked_df: DataFrame) -> DataFrame:
     """(_batch_id, check_name, failed_rows) for every rule broken at least once, errors and warnings alike."""
     return (

@@ -1,24 +1,29 @@
-"""Metric validation of the gold tables (SPEC.md, "Checks on the gold tables").
+"""Metric validation of the gold tables (docs/contract.md, "Checks on the gold tables").
 
 Error-level checks run on freshly computed gold DataFrames *before* they are published: a failure
-stops the job and leaves the published tables as they were. Each returns a :class:`DqResult` whose
-``failed_rows`` counts the offending rows (0 = pass).
+stops the job and leaves the published table as it was. Each check belongs to one table (the one
+whose job enforces it) and may compare it with other gold tables of the same computation; it
+returns a :class:`DqResult` whose ``failed_rows`` counts the offending rows (0 = pass). Checks
+count; they never write (the job records the results).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.gold.metrics import SEGMENT
-from lakehouse.ops import DqResult
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+from lakehouse.gold.activity import SEGMENT, GoldInputs, week_start
+from lakehouse.quality import DqResult
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
 
 GRAIN_KEYS = {
     GOLD_ACTIVE_USER.full_name: ["period_type", "period_start_date", *SEGMENT],
     GOLD_LIFECYCLE.full_name: ["cutoff_week", *SEGMENT, "user_status"],
     GOLD_RETENTION.full_name: ["cohort_week", "week_offset", *SEGMENT],
     GOLD_GROWTH.full_name: ["week_start", *SEGMENT],
+    GOLD_ENGAGEMENT.full_name: ["activity_date", *SEGMENT],
 }
 
 
@@ -28,15 +33,14 @@ def _result(table: str, name: str, checked: DataFrame | int, failed: DataFrame |
     return DqResult(table, name, "error", rows_checked, failed_rows, details)
 
 
-def grain_checks(tables: dict[str, DataFrame]) -> list[DqResult]:
-    results = []
-    for name, keys in GRAIN_KEYS.items():
-        df = tables[name]
-        duplicates = df.groupBy(*keys).count().where("count > 1")
-        nulls = df.where(" OR ".join(f"{k} IS NULL" for k in keys))
-        results.append(_result(name, "unique_grain_keys", df, duplicates, f"keys {keys}"))
-        results.append(_result(name, "no_null_keys", df, nulls, f"keys {keys}"))
-    return results
+def grain_checks(name: str, df: DataFrame) -> list[DqResult]:
+    keys = GRAIN_KEYS[name]
+    duplicates = df.groupBy(*keys).count().where("count > 1")
+    nulls = df.where(" OR ".join(f"{k} IS NULL" for k in keys))
+    return [
+        _result(name, "unique_grain_keys", df, duplicates, f"keys {keys}"),
+        _result(name, "no_null_keys", df, nulls, f"keys {keys}"),
+    ]
 
 
 def _weekly_lifecycle_active(lifecycle: DataFrame) -> DataFrame:
@@ -107,8 +111,6 @@ def retention_bounds(retention: DataFrame) -> list[DqResult]:
 
 
 def daily_within_week_and_month(active: DataFrame, first_day: str) -> DqResult:
-    from lakehouse.gold.metrics import week_start
-
     daily = active.where(F.col("period_type") == "daily").select(
         *SEGMENT,
         F.col("period_start_date").alias("day"),
@@ -149,16 +151,56 @@ def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
     ]  # fmt: skip
 
 
-def run_error_checks(tables: dict[str, DataFrame], grid: DataFrame, first_day: str) -> list[DqResult]:
-    active, lifecycle = tables[GOLD_ACTIVE_USER.full_name], tables[GOLD_LIFECYCLE.full_name]
-    retention, growth = tables[GOLD_RETENTION.full_name], tables[GOLD_GROWTH.full_name]
-    return [
-        *grain_checks(tables),
-        weekly_active_equals_lifecycle(active, lifecycle),
-        lifecycle_total_equals_acquired(lifecycle, grid),
-        lifecycle_spine_has_no_gaps(lifecycle),
-        retention_offset_zero_matches(retention, lifecycle),
-        *retention_bounds(retention),
-        daily_within_week_and_month(active, first_day),
-        *growth_identities(growth, active),
-    ]
+def engagement_windows_nested(engagement: DataFrame) -> DqResult:
+    bad = engagement.where((F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0))
+    return _result(GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau", engagement, bad,
+                   "0 <= dau <= wau_7d <= mau_30d")  # fmt: skip
+
+
+def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame) -> DqResult:
+    daily = active.where(F.col("period_type") == "daily").select(
+        F.col("period_start_date").alias("activity_date"), *SEGMENT, F.col("active_users").alias("daily_active")
+    )
+    joined = engagement.where(F.col("dau") > 0).join(daily, on=["activity_date", *SEGMENT], how="full_outer")
+    bad = joined.where(F.coalesce("dau", F.lit(0)) != F.coalesce("daily_active", F.lit(0)))
+    return _result(GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily", joined, bad,
+                   "dau = agg_active_user daily active_users per day and segment")  # fmt: skip
+
+
+#: A gold table by full name (the job computes it from the same inputs on first use).
+Tables = Callable[[str], DataFrame]
+Check = Callable[[Tables, GoldInputs], list[DqResult]]
+
+#: The error-level checks each gold job enforces, by the table it publishes.
+CHECKS: Mapping[str, tuple[Check, ...]] = {
+    GOLD_ACTIVE_USER.full_name: (
+        lambda t, i: [daily_within_week_and_month(t(GOLD_ACTIVE_USER.full_name), i.week_start)],
+    ),
+    GOLD_LIFECYCLE.full_name: (
+        lambda t, i: [weekly_active_equals_lifecycle(t(GOLD_ACTIVE_USER.full_name), t(GOLD_LIFECYCLE.full_name))],
+        lambda t, i: [lifecycle_total_equals_acquired(t(GOLD_LIFECYCLE.full_name), i.grid_df)],
+        lambda t, i: [lifecycle_spine_has_no_gaps(t(GOLD_LIFECYCLE.full_name))],
+    ),
+    GOLD_RETENTION.full_name: (
+        lambda t, i: [retention_offset_zero_matches(t(GOLD_RETENTION.full_name), t(GOLD_LIFECYCLE.full_name))],
+        lambda t, i: retention_bounds(t(GOLD_RETENTION.full_name)),
+    ),
+    GOLD_GROWTH.full_name: (lambda t, i: growth_identities(t(GOLD_GROWTH.full_name), t(GOLD_ACTIVE_USER.full_name)),),
+    GOLD_ENGAGEMENT.full_name: (
+        lambda t, i: [engagement_windows_nested(t(GOLD_ENGAGEMENT.full_name))],
+        lambda t, i: [engagement_dau_equals_daily_active(t(GOLD_ENGAGEMENT.full_name), t(GOLD_ACTIVE_USER.full_name))],
+    ),
+}
+
+
+def run_checks(table_name: str, tables: Tables, inputs: GoldInputs) -> list[DqResult]:
+    """Every error-level check of ``table_name``: its grain, then the checks attributed to it."""
+    results = grain_checks(table_name, tables(table_name))
+    for check in CHECKS[table_name]:
+        results += check(tables, inputs)
+    return results
+
+
+def run_all_checks(tables: Mapping[str, DataFrame], inputs: GoldInputs) -> list[DqResult]:
+    """Every gold table's checks over already computed tables (tests and ad-hoc validation)."""
+    return [result for name in CHECKS for result in run_checks(name, tables.__getitem__, inputs)]

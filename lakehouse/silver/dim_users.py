@@ -1,4 +1,7 @@
-"""Pure transforms for ``silver.dim_users``: one row per user per day ``ds``, as of the end of ``ds``.
+"""``silver.dim_users``: one row per user per day ``ds``, as of the end of ``ds``; job ``silver_dim_users``.
+
+Grain: one row per ``user_id`` per ``ds`` for every user whose first event date is <= ``ds``,
+partitioned by ``ds``, loaded by Delta MERGE on ``(user_id, ds)`` (a re-run updates in place).
 
 Every column is a running value that can be carried forward: first event (acquisition attributes),
 latest event, totals. ``is_active_Nd`` follows from the last event date: a user has an event in
@@ -15,12 +18,21 @@ as SPEC.md says; the latest event is the largest ``(event_time, event_id)``.
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse.silver.events import EVENT_TIME_FORMAT
+from lakehouse import batches, delta_io
+from lakehouse.config import LakehouseConfig
+from lakehouse.jobkit import Job, JobContext, JobFailed, param
+from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
+from lakehouse.silver.fct_events import EVENT_TIME_FORMAT
+
+CONSUMER = SILVER_DIM_USERS.full_name
+log = logging.getLogger("lakehouse")
 
 ACTIVE_WINDOWS = (7, 30, 90)
 MILES = "decimal(20,2)"
@@ -178,3 +190,118 @@ def build_snapshots(base_df: DataFrame, range_events_df: DataFrame, start: date,
         latest_event_json(F.col("latest")).alias("latest_event"),
         F.col("first.event_id").alias("first_event_id"),
     )
+
+
+# --- the job ----------------------------------------------------------------------------------
+# Modes:
+# - ``--ds D``: one day, as a daily scheduler calls it; built from the snapshot of ``D - 1`` plus
+#   the events of ``D`` (cost grows with users, not with history).
+# - ``--start-date A --end-date B``: every day of the range in one Spark job and one MERGE.
+# - no dates (auto): see :func:`stale_range`.
+# Never reads the wall clock: the dates come from the arguments and the data only.
+
+
+def stale_range(
+    pending_first_dates: list[date], last_ds: date | None, min_event_date: date | None, max_event_date: date | None
+) -> tuple[date | None, date | None]:
+    """The late-data range rule: which snapshots are stale.
+
+    From the earliest ``event_date`` among silver events of batches this table has not consumed
+    (a late event makes every snapshot from its day on stale), or the day after the last snapshot
+    (new days), or the first event date when there is no snapshot yet, whichever is earliest, to
+    the data's last date. ``(None, None)`` when there are no events.
+    """
+    if max_event_date is None:
+        return None, None
+    candidates = list(pending_first_dates)
+    if last_ds is None:
+        candidates.append(min_event_date)
+    elif last_ds < max_event_date:
+        candidates.append(last_ds + timedelta(days=1))
+    return (min(candidates) if candidates else None), max_event_date
+
+
+def auto_range(spark: SparkSession, config: LakehouseConfig) -> tuple[date | None, date | None, list[str]]:
+    """(start, end, batch ids to mark consumed) from what silver has that the snapshots do not reflect.
+
+    What counts as consumed is read from the data (``silver.fct_events._batch_id`` against the
+    batches this table recorded), so a run that died between two commits is repaired by the next.
+    """
+    events = delta_io.read(spark, SILVER_EVENTS, config)
+    consumed = batches.consumed(spark, config, CONSUMER).withColumnRenamed("batch_id", "_batch_id")
+    pending = events.join(consumed, on="_batch_id", how="left_anti")
+    pending_stats = pending.groupBy("_batch_id").agg(F.min("event_date").alias("lo")).collect()
+    bounds = events.agg(F.min("event_date").alias("lo"), F.max("event_date").alias("hi")).first()
+    last_ds = delta_io.read(spark, SILVER_DIM_USERS, config).agg(F.max("ds")).first()[0]
+    start, end = stale_range([r["lo"] for r in pending_stats], last_ds, bounds["lo"], bounds["hi"])
+    return start, end, sorted(r["_batch_id"] for r in pending_stats)
+
+
+def base_state(spark: SparkSession, config: LakehouseConfig, start: date) -> DataFrame:
+    """State as of ``start - 1``: that day's snapshot when it exists, else an aggregate of older events."""
+    previous = start - timedelta(days=1)
+    snapshots = delta_io.read(spark, SILVER_DIM_USERS, config).where(F.col("ds") == F.lit(previous))
+    if snapshots.limit(1).count():
+        return state_from_snapshot(snapshots)
+    older = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("event_date") < F.lit(start))
+    return state_from_events(older)
+
+
+def build_range(spark: SparkSession, config: LakehouseConfig, start: date, end: date) -> DataFrame:
+    events = delta_io.read(spark, SILVER_EVENTS, config).where(
+        (F.col("event_date") >= F.lit(start)) & (F.col("event_date") <= F.lit(end))
+    )
+    return build_snapshots(base_state(spark, config, start), events, start, end)
+
+
+def write_range(spark: SparkSession, config: LakehouseConfig, start: date, end: date) -> dict[str, int]:
+    snapshots = build_range(spark, config, start, end)
+    prune = f"t.ds >= DATE'{start.isoformat()}' AND t.ds <= DATE'{end.isoformat()}'"
+    return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, ["user_id", "ds"], prune)
+
+
+@dataclass(frozen=True)
+class Params:
+    ds: date | None = param(None, "build one day's snapshot")
+    start_date: date | None = param(None, "first ds of a range (with --end-date)")
+    end_date: date | None = param(None, "last ds of a range (with --start-date)")
+    full_refresh: bool = param(False, "rebuild every snapshot from silver events")
+
+
+def run(ctx: JobContext, params: Params) -> None:
+    spark, config = ctx.spark, ctx.config
+    ds, start, end = params.ds, params.start_date, params.end_date
+    if ds and (start or end):
+        raise JobFailed("give either --ds or --start-date/--end-date, not both")
+    if bool(start) != bool(end):
+        raise JobFailed("--start-date and --end-date go together")
+    if start and end and start > end:
+        raise JobFailed(f"--start-date {start} is after --end-date {end}")
+    if params.full_refresh:
+        delta_io.ensure_table(spark, SILVER_DIM_USERS, config).delete()
+        batches.reset(spark, config, CONSUMER)
+
+    consumed: list[str] = []
+    if ds:
+        start = end = ds
+    elif not start:
+        start, end, consumed = auto_range(spark, config)
+        if start is None or end is None or start > end:
+            log.info("silver_dim_users: snapshots are up to date")
+            ctx.run.rows_out = 0
+            return
+    assert start is not None and end is not None
+    log.info("silver_dim_users: building snapshots %s .. %s", start, end)
+    metrics = write_range(spark, config, start, end)
+    ctx.run.rows_out = metrics.get("numTargetRowsInserted", 0) + metrics.get("numTargetRowsUpdated", 0)
+    batches.record(spark, config, CONSUMER, ctx.run.run_id, [batches.Consumption(b) for b in consumed])
+    ctx.run.parameters.update({"resolved_start": str(start), "resolved_end": str(end)})
+    log.info("silver_dim_users: %s .. %s merged (%s)", start, end, metrics)
+
+
+JOB = Job(
+    "silver_dim_users",
+    "silver.fct_events -> silver.dim_users daily snapshots, MERGEd on (user_id, ds)",
+    Params,
+    run,
+)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from lakehouse.jobs import pipeline
+from lakehouse import pipeline
 from tests.conftest import REPO_ROOT, make_config
 
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"

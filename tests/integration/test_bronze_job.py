@@ -11,8 +11,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.jobs import bronze_fct_event_stream as bronze
-from lakehouse.jobs.common import JobFailed
+from lakehouse.bronze import fct_event_stream as bronze
+from lakehouse.bronze.sources import read_numbered_lines
+from lakehouse.jobkit import JobFailed
 from lakehouse.ops import JobRun
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES
 from tests.conftest import REPO_ROOT, make_config
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(spark, config, **kwargs):
-    run = JobRun(spark, config, bronze.JOB, {})
+    run = JobRun(spark, config, bronze.JOB.name, {})
     return bronze.ingest(spark, config, run, ingested_at=INGESTED_AT, **kwargs)
 
 
@@ -164,7 +165,7 @@ def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # about 50 blocks of ~80 lines
     try:
-        lines_df, cache = bronze.read_numbered_lines(spark, [str(path)])
+        lines_df, cache = read_numbered_lines(spark, [str(path)])
         assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
         numbered = {r["_source_line"]: r["value"] for r in lines_df.collect()}
         cache.unpersist()

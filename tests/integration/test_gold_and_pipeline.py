@@ -8,15 +8,17 @@ import hashlib
 from datetime import datetime
 
 import pytest
+from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, generator
-from lakehouse.gold import metrics
-from lakehouse.gold.checks import run_error_checks
-from lakehouse.jobs import pipeline
+from lakehouse import delta_io, generator, pipeline
+from lakehouse.gold.activity import gold_inputs, user_activity, user_segments
+from lakehouse.gold.checks import CHECKS, GRAIN_KEYS, run_all_checks
+from lakehouse.gold.job import GOLD_TABLES
 from lakehouse.registry import (
     GOLD_ACTIVE_USER,
+    GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
     GOLD_NEGATIVE_BALANCE,
@@ -96,6 +98,16 @@ def test_sample_gold_equals_reference(spark, sample_pipeline, sample_reference):
         )
         == ref.growth
     )
+    assert (
+        _rows(
+            spark,
+            config,
+            GOLD_ENGAGEMENT,
+            ["activity_date", "acq_source", "country", "dau", "wau_7d", "mau_30d", "dau_mau_rate", "dau_wau_rate",
+             "is_partial_period"],
+        )
+        == ref.engagement
+    )  # fmt: skip
     negative = [r["user_id"] for r in delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).orderBy("user_id").collect()]
     assert negative == ref.negative_balance_users and len(negative) > 0
     statuses = {r[3] for r in ref.lifecycle}
@@ -108,8 +120,19 @@ def test_sample_checks_recorded_and_warnings_present(spark, sample_pipeline):
     assert failed == []
     warned = {r["check_name"]: r["failed_rows"] for r in dq.where(F.col("status") == "warn").collect()}
     assert warned["users_with_negative_miles_balance"] > 0
-    gold_checks = dq.where(F.col("table_name").startswith("gold.")).select("table_name", "check_name").distinct()
-    assert gold_checks.count() == 17 + 2  # 17 error-level checks + 2 warnings on gold tables
+    gold_checks = {
+        (r["table_name"], r["check_name"], r["severity"])
+        for r in dq.where(F.col("table_name").startswith("gold.")).select("table_name", "check_name", "severity")
+        .distinct().collect()
+    }  # fmt: skip
+    # Every declared error-level check of every gold table ran (and passed, see above), plus 2 warnings.
+    error_checks = {(t, c, "error") for t, c, s in gold_checks if s == "error"}
+    assert {t for t, _, _ in error_checks} == set(CHECKS) == set(GRAIN_KEYS)
+    assert len(error_checks) == 2 * len(GRAIN_KEYS) + 9 + 2
+    assert {(t, c) for t, c, s in gold_checks if s == "warn"} == {
+        ("gold.rpt_negative_balance_users", "users_with_negative_miles_balance"),
+        ("gold.agg_active_user", "weekly_active_users_jump"),
+    }
 
 
 def _events_from_csv(spark, path):
@@ -128,10 +151,11 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     path = tmp_path / "events.csv"
     generator.generate(path, users=60, days=120, seed=seed, events_per_day=2.0)
     events = _events_from_csv(spark, path)
-    activity, users = metrics.user_activity(events).cache(), metrics.user_segments(events).cache()
+    activity, users = user_activity(events).cache(), user_segments(events).cache()
     max_date = activity.agg(F.max("event_date")).first()[0]
-    tables, grid = metrics.gold_tables(activity, users, max_date, "sunday", 4, 16)
-    assert [r.check_name for r in run_error_checks(tables, grid, "sunday") if r.status != "pass"] == []
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16)
+    tables = {name: build(inputs) for name, (_, build) in GOLD_TABLES.items()}
+    assert [r.check_name for r in run_all_checks(tables, inputs) if r.status != "pass"] == []
     ref = spec_reference.compute([str(path)], ingested_at=datetime(2030, 1, 1))
     columns = ["cutoff_week", "acq_source", "country", "user_status", "user_count", "is_partial_period"]
     lifecycle = {tuple(r) for r in tables[GOLD_LIFECYCLE.full_name].select(*columns).collect()}
@@ -151,20 +175,33 @@ def test_rerun_of_the_whole_dag_changes_no_table(spark, sample_pipeline):
 
 
 def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatch):
-    from lakehouse.jobs import gold as gold_jobs
-    from lakehouse.ops import DqResult
+    from lakehouse.gold import checks
+    from lakehouse.quality import DqResult
 
-    real = gold_jobs.run_error_checks
+    real = checks.run_checks
 
-    def with_a_failure(tables, grid, first_day):
-        return [*real(tables, grid, first_day),
-                DqResult(GOLD_RETENTION.full_name, "injected_failure", "error", 10, 1, "test")]  # fmt: skip
+    def with_a_failure(table_name, tables, inputs):
+        return [*real(table_name, tables, inputs),
+                DqResult(table_name, "injected_failure", "error", 10, 1, "test")]  # fmt: skip
 
-    monkeypatch.setattr(gold_jobs, "run_error_checks", with_a_failure)
-    gold_jobs._BUILDS.clear()
+    monkeypatch.setattr(checks, "run_checks", with_a_failure)
     before = _versions(spark, sample_pipeline)[GOLD_RETENTION.full_name]
     args = [*pipeline_args(sample_pipeline.paths.input, sample_pipeline.paths.warehouse), "--jobs",
             "gold_agg_user_retention"]  # fmt: skip
     assert pipeline.main(args) == 1
     assert _versions(spark, sample_pipeline)[GOLD_RETENTION.full_name] == before
-    gold_jobs._BUILDS.clear()
+
+
+def test_engagement_equals_counts_of_dim_users_snapshots(spark, sample_pipeline):
+    """The contract's cross-definition: dau / wau_7d / mau_30d are counts of that day's snapshots."""
+    config = sample_pipeline
+    snapshots = delta_io.read(spark, SILVER_DIM_USERS, config)
+    from_snapshots = snapshots.groupBy(F.col("ds").alias("activity_date"), "acq_source", "country").agg(
+        F.count(F.when(F.col("last_event_date") == F.col("ds"), 1)).cast("long").alias("dau"),
+        F.count(F.when(F.col("is_active_7d"), 1)).cast("long").alias("wau_7d"),
+        F.count(F.when(F.col("is_active_30d"), 1)).cast("long").alias("mau_30d"),
+    )
+    engagement = delta_io.read(spark, GOLD_ENGAGEMENT, config).select(
+        "activity_date", "acq_source", "country", "dau", "wau_7d", "mau_30d"
+    )
+    assert_df_equality(engagement, from_snapshots, ignore_row_order=True, ignore_nullable=True)

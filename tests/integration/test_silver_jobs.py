@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -13,25 +12,26 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse import delta_io
-from lakehouse.jobs import bronze_fct_event_stream as bronze
-from lakehouse.jobs import silver_dim_users, silver_fct_events
+from lakehouse.bronze import fct_event_stream as bronze
 from lakehouse.ops import JobRun
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
-from tests.conftest import make_config
+from lakehouse.silver import dim_users as silver_dim_users
+from lakehouse.silver import fct_events as silver_fct_events
+from tests.conftest import job_context, make_config
 
 pytestmark = pytest.mark.e2e
 INGESTED_AT = datetime(2025, 7, 10)
 HEADER = "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
 
 
-def _dim_args(**kwargs) -> argparse.Namespace:
-    return argparse.Namespace(**{"ds": None, "start_date": None, "end_date": None, "full_refresh": False, **kwargs})
+def _dim_args(**kwargs) -> silver_dim_users.Params:
+    return silver_dim_users.Params(**kwargs)
 
 
 def run_all(spark, config, **dim_kwargs) -> None:
     bronze.ingest(spark, config, JobRun(spark, config, "bronze", {}), ingested_at=INGESTED_AT)
-    silver_fct_events.load(spark, config, JobRun(spark, config, "silver_fct_events", {}))
-    silver_dim_users.execute(spark, config, JobRun(spark, config, "silver_dim_users", {}), _dim_args(**dim_kwargs))
+    silver_fct_events.load(job_context(spark, config))
+    silver_dim_users.run(job_context(spark, config), _dim_args(**dim_kwargs))
 
 
 def _version(spark, config, spec) -> int:
@@ -119,12 +119,12 @@ def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
     run_all(spark, ranged, start_date=date(2025, 3, 1), end_date=date(2025, 3, 5))
     daily = make_config(tmp_path / "wh_daily", input_dir)
     bronze.ingest(spark, daily, JobRun(spark, daily, "bronze", {}), ingested_at=INGESTED_AT)
-    silver_fct_events.load(spark, daily, JobRun(spark, daily, "silver_fct_events", {}))
+    silver_fct_events.load(job_context(spark, daily))
     for offset in range(5):
         ds = date(2025, 3, 1) + timedelta(days=offset)
-        silver_dim_users.execute(spark, daily, JobRun(spark, daily, "dim", {}), _dim_args(ds=ds))
+        silver_dim_users.run(job_context(spark, daily), _dim_args(ds=ds))
     # Re-running a day updates in place: no duplicates.
-    silver_dim_users.execute(spark, daily, JobRun(spark, daily, "dim", {}), _dim_args(ds=date(2025, 3, 3)))
+    silver_dim_users.run(job_context(spark, daily), _dim_args(ds=date(2025, 3, 3)))
     range_df = delta_io.read(spark, SILVER_DIM_USERS, ranged)
     assert range_df.count() == 5 + 4  # u_0001 from 03-01, u_0002 from 03-02
     assertDataFrameEqual(range_df, delta_io.read(spark, SILVER_DIM_USERS, daily), checkRowOrder=False)
@@ -142,8 +142,8 @@ def test_bronze_full_refresh_with_a_relaxed_rule_reaches_silver(spark, tmp_path)
     relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5,
                           bronze__rule_severity={"platform_allowed": "warn"})  # fmt: skip
     bronze.ingest(spark, relaxed, JobRun(spark, relaxed, "bronze", {}), refresh=True, ingested_at=INGESTED_AT)
-    silver_fct_events.load(spark, relaxed, JobRun(spark, relaxed, "silver_fct_events", {}))
-    silver_dim_users.execute(spark, relaxed, JobRun(spark, relaxed, "dim", {}), _dim_args())
+    silver_fct_events.load(job_context(spark, relaxed))
+    silver_dim_users.run(job_context(spark, relaxed), _dim_args())
     assert delta_io.read(spark, SILVER_EVENTS, relaxed).count() == len(FIRST_FILE) + 1
     dim = delta_io.read(spark, SILVER_DIM_USERS, relaxed)
     assert dim.where("user_id = 'u_0004'").count() == 30  # 2025-04-01 .. 2025-04-30

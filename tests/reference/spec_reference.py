@@ -1,4 +1,4 @@
-"""Plain-Python reference implementation of /work/shared/SPEC.md, used as a test oracle.
+"""Plain-Python reference implementation of docs/contract.md, used as a test oracle.
 
 It is written straight from the contract, independently of the Spark code, and favours being
 obviously correct over being fast: every metric is computed by looping over users and weeks.
@@ -82,6 +82,7 @@ class Reference:
     lifecycle: set[tuple] = field(default_factory=set)
     retention: set[tuple] = field(default_factory=set)
     growth: set[tuple] = field(default_factory=set)
+    engagement: set[tuple] = field(default_factory=set)
     dim_users_latest: dict[str, dict] = field(default_factory=dict)
     negative_balance_users: list[str] = field(default_factory=list)
 
@@ -405,6 +406,33 @@ def growth_rows(active_weeks, first_week, segment, spine) -> set[tuple]:
     return rows
 
 
+def engagement_rows(events: list[dict], segment: dict[str, tuple], max_event_date: date) -> set[tuple]:
+    """(activity_date, acq_source, country, dau, wau_7d, mau_30d, dau_mau_rate, dau_wau_rate, partial).
+
+    Straight from the contract: for every day from the segment's first user's first event date to
+    max_event_date, count the segment's users with an active day in [d-N+1, d] for N = 1, 7, 30.
+    """
+    active_days = defaultdict(set)
+    for event in events:
+        active_days[event["user_id"]].add(event["event_date"])
+    users_of = defaultdict(list)
+    for user in active_days:
+        users_of[segment[user]].append(user)
+    rows = set()
+    for seg, users in users_of.items():
+        day = min(min(active_days[u]) for u in users)
+        while day <= max_event_date:
+            counts = [
+                sum(1 for u in users if any(day - timedelta(days=k) in active_days[u] for k in range(n)))
+                for n in (1, 7, 30)
+            ]
+            dau, wau, mau = counts
+            rows.add((day, *seg, dau, wau, mau, round6(dau, mau) if mau else None,
+                      round6(dau, wau) if wau else None, False))  # fmt: skip
+            day += timedelta(days=1)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -444,6 +472,7 @@ def compute(
     ref.lifecycle = lifecycle_rows(active_weeks, first_week, segment, spine, lookback_weeks, ref.max_event_date)
     ref.retention = retention_rows(active_weeks, first_week, segment, max_week_offset, ref.max_event_date)
     ref.growth = growth_rows(active_weeks, first_week, segment, spine)
+    ref.engagement = engagement_rows(ref.events, segment, ref.max_event_date)
     ref.dim_users_latest = dim_users
     ref.negative_balance_users = sorted(u for u, row in dim_users.items() if row["miles_balance"] < 0)
     return ref

@@ -29,7 +29,6 @@ def test_repo_config_loads_with_defaults_and_local_overlay():
         (["bronze.max_quarantine_rate=2"], "config key 'bronze.max_quarantine_rate' must be between 0 and 1"),
         (["bronze.rule_severity={country_allowed: info}"], "'bronze.rule_severity.country_allowed' must be"),
         (["spark.shuffle_partitions=true"], "config key 'spark.shuffle_partitions' must be int"),
-        (["dag=[bronze_fct_event_stream, no_such_job]"], "config key 'dag' names unknown job 'no_such_job'"),
         (["serving.thrift_port=70000"], "config key 'serving.thrift_port' must be a TCP port"),
     ],
 )
@@ -37,6 +36,22 @@ def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as excinfo:
         load_config(overrides=overrides)
     assert message in str(excinfo.value)
+
+
+def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
+    from lakehouse.jobkit import EXIT_USAGE, config_from_args
+    from lakehouse.jobs import JOB_INDEX, check_dag, job
+    from lakehouse.pipeline import main as run_pipeline
+
+    check_dag(load_config())  # the shipped DAG names real jobs
+    bad = load_config(overrides=["dag=[bronze_fct_event_stream, no_such_job]"])
+    with pytest.raises(ConfigError, match="config key 'dag' names unknown job 'no_such_job'"):
+        check_dag(bad)
+    args = job("silver_fct_events").parser().parse_args(["--set", "dag=[no_such_job]"])
+    with pytest.raises(ConfigError, match="names unknown job 'no_such_job'"):
+        config_from_args(args)
+    assert run_pipeline(["--set", "dag=[no_such_job]", "--no-summary"]) == EXIT_USAGE
+    assert "gold_agg_engagement_daily" in JOB_INDEX
 
 
 def test_overlay_and_overrides_layer_in_order(tmp_path: Path):

@@ -12,9 +12,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakehouse.gold import metrics
-from lakehouse.gold.checks import run_error_checks
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+from lakehouse.gold import activity as metrics
+from lakehouse.gold.agg_engagement_daily import engagement_daily
+from lakehouse.gold.checks import run_all_checks
+from lakehouse.gold.job import GOLD_TABLES
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
 
 W = [date(2025, 1, 5) + timedelta(weeks=k) for k in range(10)]
 MAX_DATE = date(2025, 3, 12)
@@ -39,14 +41,8 @@ def story(spark):
         [(u, *SEGMENTS[u], min(ACTIVITY[u])) for u in ACTIVITY],
         "user_id string, acq_source string, country string, first_event_date date",
     )
-    grid = metrics.user_week_grid(activity, users, MAX_DATE, "sunday").cache()
-    return {
-        GOLD_ACTIVE_USER.full_name: metrics.active_users(activity, users, MAX_DATE, "sunday"),
-        GOLD_LIFECYCLE.full_name: metrics.lifecycle_weekly(grid, MAX_DATE, 4),
-        GOLD_RETENTION.full_name: metrics.retention(grid, MAX_DATE, 16),
-        GOLD_GROWTH.full_name: metrics.growth_accounting_weekly(grid, MAX_DATE),
-        "grid": grid,
-    }
+    inputs = metrics.gold_inputs(activity, users, MAX_DATE, "sunday", lookback_weeks=4, max_week_offset=16)
+    return {"inputs": inputs, **{name: build(inputs).cache() for name, (_, build) in GOLD_TABLES.items()}}
 
 
 def test_week_start_saturday_night_vs_sunday_midnight(spark):
@@ -123,16 +119,49 @@ def test_growth_accounting(spark, story):
     assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
 
 
+def _brute_force_engagement(day: date, users: list[str], window: int) -> int:
+    return sum(any(day - timedelta(days=window - 1) <= a <= day for a in ACTIVITY[u]) for u in users)
+
+
+def test_engagement_daily_rolling_windows(spark, story):
+    actual = story[GOLD_ENGAGEMENT.full_name]
+    # Named cases: u_month (facebook/MY) is active on Jan 31 and Feb 1 only.
+    rows = {(r["activity_date"], r["acq_source"]): r for r in actual.collect()}
+    fb = lambda d: tuple(rows[(d, "facebook")][c] for c in ("dau", "wau_7d", "mau_30d", "dau_mau_rate"))  # noqa: E731
+    assert fb(date(2025, 1, 31)) == (1, 1, 1, 1.0)  # first day of the segment
+    assert fb(date(2025, 2, 7)) == (0, 1, 1, 0.0)  # Feb 1 is still inside [d-6, d]
+    assert fb(date(2025, 2, 8)) == (0, 0, 1, 0.0)  # ... and no longer: the week-window drops it
+    assert fb(date(2025, 3, 2)) == (0, 0, 1, 0.0)  # Feb 1 = d-29: last day inside the 30-day window
+    assert fb(date(2025, 3, 3)) == (0, 0, 0, None)  # no one in the window: rate is null, the row exists
+    assert (date(2025, 1, 30), "facebook") not in rows  # before the segment's first user
+    # Whole table against a brute-force count over the story.
+    segments = {seg: [u for u in ACTIVITY if SEGMENTS[u] == seg] for seg in (G, FB)}
+    expected = []
+    for seg, users in segments.items():
+        day = min(min(ACTIVITY[u]) for u in users)
+        while day <= MAX_DATE:
+            dau, wau, mau = (_brute_force_engagement(day, users, n) for n in (1, 7, 30))
+            expected.append((day, *seg, dau, wau, mau, dau / mau if mau else None, dau / wau if wau else None, False))
+            day += timedelta(days=1)
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+
+
+def test_engagement_daily_counts_are_the_pure_function(story):
+    inputs = story["inputs"]
+    again = engagement_daily(inputs.activity_df, inputs.users_df, MAX_DATE)
+    assertDataFrameEqual(again, story[GOLD_ENGAGEMENT.full_name], checkRowOrder=False)
+
+
 def test_error_checks_pass_on_the_story_and_catch_a_broken_table(story):
-    tables = {k: v for k, v in story.items() if k != "grid"}
-    results = run_error_checks(tables, story["grid"], "sunday")
+    tables = {k: v for k, v in story.items() if k != "inputs"}
+    results = run_all_checks(tables, story["inputs"])
     assert [r.check_name for r in results if r.status != "pass"] == []
-    assert len(results) == 8 + 9
+    assert len(results) == 2 * 5 + 9 + 2  # grain checks of 5 tables, 9 cross-table checks, 2 on engagement
     broken = dict(tables)
     broken[GOLD_LIFECYCLE.full_name] = tables[GOLD_LIFECYCLE.full_name].withColumn(
         "user_count", F.when(F.col("user_status") == "new", F.col("user_count") + 1).otherwise(F.col("user_count"))
     )
-    failed = {r.check_name for r in run_error_checks(broken, story["grid"], "sunday") if r.status == "fail"}
+    failed = {r.check_name for r in run_all_checks(broken, story["inputs"]) if r.status == "fail"}
     assert failed == {
         "weekly_active_equals_new_retained_resurrected",
         "lifecycle_total_equals_users_acquired",

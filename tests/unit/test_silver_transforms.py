@@ -13,7 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from lakehouse.registry import BRONZE_EVENTS
 from lakehouse.silver.dim_users import build_snapshots, state_from_events, state_from_snapshot
-from lakehouse.silver.events import build_events
+from lakehouse.silver.fct_events import build_events
 
 INGESTED = datetime(2025, 6, 1)
 CATEGORY = {"miles_earned": "dining", "miles_redeemed": "flight", "reward_search": "apple"}

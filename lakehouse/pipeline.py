@@ -1,7 +1,9 @@
-"""Single-application mode: run the DAG from conf (or a subset) in one Spark session.
+"""Run the DAG from conf (or a subset of it) in one Spark application: ``lakehouse run``.
 
 Each job keeps its own run id, ``ops.job_runs`` row and exit status; the first failing job stops
 the run (its downstream jobs would read inconsistent inputs) and the summary is printed anyway.
+All jobs share one :class:`~lakehouse.jobkit.JobContext` ``shared`` store, so the gold jobs
+compute their common inputs once.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from lakehouse.config import ConfigError
-from lakehouse.jobs import job_module
-from lakehouse.jobs.common import base_parser, config_from_args, execute_with_bookkeeping, setup_logging
-from lakehouse.session import get_spark
-from lakehouse.summary import build_summary
+from lakehouse.jobkit import EXIT_OK, EXIT_USAGE, base_parser, config_from_args, setup_logging
+from lakehouse.jobs import job
 
 log = logging.getLogger("lakehouse")
 
@@ -39,17 +39,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [j for j in wanted if j not in dag]
         if unknown:
             raise ConfigError(f"--jobs names jobs not in the DAG: {unknown}; DAG: {dag}")
-        modules = [job_module(name) for name in dag if name in wanted]
+        jobs = [job(name) for name in dag if name in wanted]
     except (ConfigError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    from lakehouse.session import get_spark
+    from lakehouse.summary import build_summary
+
     spark = get_spark(config, app_name=f"{config.app_name}:pipeline")
-    exit_code = 0
-    for module in modules:
-        log.info("=== %s", module.JOB)
-        exit_code = execute_with_bookkeeping(spark, config, module.JOB, module.execute, args)
+    shared: dict = {}
+    exit_code = EXIT_OK
+    for j in jobs:
+        log.info("=== %s", j.name)
+        params = j.params_from({"full_refresh": args.full_refresh})
+        exit_code = j.execute(spark, config, params, shared)
         if exit_code:
-            log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", module.JOB)
+            log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
             break
     if not args.no_summary:
         print("\n" + build_summary(spark, config) + "\n", flush=True)

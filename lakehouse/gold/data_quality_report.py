@@ -1,17 +1,31 @@
-"""Warning-level findings (recorded, never failing) and the negative-balance report table."""
+"""Job ``gold_data_quality_report``: warning-level findings and ``gold.rpt_negative_balance_users``.
+
+Grain of ``gold.rpt_negative_balance_users``: one row per user whose ``miles_balance`` is negative
+in the latest ``silver.dim_users`` snapshot, with the first day it went negative.
+
+Warnings are recorded in ``ops.dq_results`` and never fail the job: users with a negative miles
+balance in the latest snapshot, users whose utm_source or country changes between events, and
+week-over-week jumps in weekly active users above ``gold.wau_jump_threshold``.
+"""
 
 from __future__ import annotations
+
+import logging
+from datetime import date
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.ops import DqResult
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_EVENTS
+from lakehouse import delta_io
+from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
+from lakehouse.quality import DqResult
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
+
+log = logging.getLogger("lakehouse")
 
 
-def negative_balance_users(dim_users_df: DataFrame) -> DataFrame:
-    """Users whose balance is negative in the latest snapshot, with the first day it went negative."""
-    latest_ds = dim_users_df.agg(F.max("ds")).first()[0]
+def negative_balance_users(dim_users_df: DataFrame, latest_ds: date) -> DataFrame:
+    """Users whose balance is negative in the ``latest_ds`` snapshot, with the first day it went negative."""
     latest = dim_users_df.where(F.col("ds") == F.lit(latest_ds)).where(F.col("miles_balance") < 0)
     first_negative = (
         dim_users_df.where(F.col("miles_balance") < 0).groupBy("user_id").agg(F.min("ds").alias("first_negative_date"))
@@ -58,3 +72,32 @@ def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
     listed = [f"{r['period_start_date']}: {r['prev']} -> {r['wau']}" for r in jumps.limit(10).collect()]
     return DqResult(GOLD_ACTIVE_USER.full_name, "weekly_active_users_jump", "warn", changes.count(), jumps.count(),
                     f"threshold {threshold:.0%}; {listed}")  # fmt: skip
+
+
+def run(ctx: JobContext, params: NoParams) -> None:
+    spark, config = ctx.spark, ctx.config
+    for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
+        if not delta_io.exists(spark, spec, config):
+            raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
+    dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
+    latest_ds = dim_users.agg(F.max("ds")).first()[0]
+    negative = negative_balance_users(dim_users, latest_ds).localCheckpoint()
+    delta_io.overwrite_if_changed(negative, GOLD_NEGATIVE_BALANCE, config)
+    latest_users = dim_users.where(F.col("ds") == F.lit(latest_ds)).count()
+    warnings = [
+        negative_balance_warning(negative, latest_users),
+        attribute_change_warning(delta_io.read(spark, SILVER_EVENTS, config)),
+        wau_jump_warning(delta_io.read(spark, GOLD_ACTIVE_USER, config), config.gold.wau_jump_threshold),
+    ]
+    ctx.run.record_dq(warnings)
+    for w in warnings:
+        log.info("%s: %s (%d of %d) %s", w.status, w.check_name, w.failed_rows, w.rows_checked, w.details or "")
+    ctx.run.rows_out = negative.count()
+
+
+JOB = Job(
+    "gold_data_quality_report",
+    "warning-level findings on silver and gold (ops.dq_results) and gold.rpt_negative_balance_users",
+    NoParams,
+    run,
+)

@@ -1,0 +1,125 @@
+"""Source files: listing the landing folder, file identity, and numbered physical lines.
+
+Works on any Hadoop file system (local, ``s3a://``...) through the JVM, so the same code lists and
+hashes files on a laptop and on object storage. A file's identity is its name and the SHA-256 of its
+bytes; the bronze batch id derives from it, so the same file always makes the same batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.bronze.transform import EXPECTED_HEADER
+
+
+class SourceError(RuntimeError):
+    """The input path is missing or a file cannot be read."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    name: str
+    size: int
+    sha256: str
+
+    @property
+    def batch_id(self) -> str:
+        return hashlib.sha256(f"{self.name}:{self.sha256}".encode()).hexdigest()[:16]
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def list_input_files(spark: SparkSession, input_path: str) -> list[str]:
+    """A CSV file, or every ``*.csv`` directly in a folder, in name order (local or object storage)."""
+    fs, jpath = _hadoop_fs(spark, input_path)
+    if not fs.exists(jpath):
+        raise SourceError(f"input path does not exist: {input_path}")
+    status = fs.getFileStatus(jpath)
+    if status.isFile():
+        return [status.getPath().toString()]
+    files = [s.getPath().toString() for s in fs.listStatus(jpath) if s.isFile()]
+    return sorted((f for f in files if f.lower().endswith(".csv")), key=lambda p: p.rsplit("/", 1)[-1])
+
+
+def identify(spark: SparkSession, path: str) -> SourceFile:
+    """Name, size and content SHA-256, streamed in the JVM (works for any Hadoop file system)."""
+    fs, jpath = _hadoop_fs(spark, path)
+    jvm = spark.sparkContext._jvm
+    try:
+        stream = fs.open(jpath)
+        try:
+            digest = jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
+        finally:
+            stream.close()
+        size = fs.getFileStatus(jpath).getLen()
+    except Exception as exc:  # py4j wraps the Java IOException
+        raise SourceError(f"cannot read input file {path}: {exc}") from exc
+    return SourceFile(path=path, name=path.rsplit("/", 1)[-1], size=int(size), sha256=str(digest))
+
+
+def spark_path_key(spark: SparkSession, path: str) -> str:
+    """The form in which Spark reports a file's path (``_metadata.file_path``: a URI, %-encoded)."""
+    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
+
+
+def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame]:
+    """Every physical line of the files, with ``_file_key`` and its 1-based line number, in one pass.
+
+    Spark splits large files into blocks and reads them in any order, so line numbers are rebuilt
+    from (file, block start, position within the block): rows of one block are read in order and
+    carry increasing ``monotonically_increasing_id`` values. Only the per-block counts reach the
+    driver. The raw lines are persisted so the ids are computed once; the second DataFrame returned
+    is that cache, which the caller must unpersist (a cached read of a path would otherwise serve
+    stale content when the file changes).
+    """
+    raw = (
+        spark.read.text(paths)
+        .select(
+            "value",
+            F.col("_metadata.file_path").alias("_file_key"),
+            F.col("_metadata.file_block_start").alias("_block_start"),
+            F.monotonically_increasing_id().alias("_row_id"),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    blocks = sorted(
+        raw.groupBy("_file_key", "_block_start")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id"))
+        .collect()
+    )
+    offsets, seen = [], {}
+    for block in blocks:
+        before = seen.get(block["_file_key"], 0)
+        offsets.append((block["_file_key"], block["_block_start"], block["first_id"], before))
+        seen[block["_file_key"]] = before + block["n"]
+    schema = "_file_key string, _block_start long, _first_id long, _lines_before long"
+    offsets_df = spark.createDataFrame(offsets, schema)
+    numbered = raw.join(F.broadcast(offsets_df), on=["_file_key", "_block_start"], how="inner").select(
+        "value",
+        "_file_key",
+        (F.col("_lines_before") + F.col("_row_id") - F.col("_first_id") + 1).alias("_source_line"),
+    )
+    return numbered, raw
+
+
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def header_problem(first_line: str | None) -> str | None:
+    if first_line is None:
+        return None  # an empty file: a zero-row batch
+    header = _strip_bom(first_line).rstrip("\r")
+    if header == EXPECTED_HEADER:
+        return None
+    return f"header is {header[:200]!r}, expected {EXPECTED_HEADER!r}"

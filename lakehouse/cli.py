@@ -1,0 +1,112 @@
+"""The ``lakehouse`` command: the everyday verbs in one place.
+
+    lakehouse run [--full-refresh] [--jobs a,b] [--input PATH] [--warehouse DIR] [--set k=v]
+    lakehouse job NAME [job arguments]        # one job, e.g. lakehouse job silver_dim_users --ds 2025-07-05
+    lakehouse jobs                            # the jobs and the DAG of conf
+    lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
+    lakehouse thrift start|stop|status|register
+    lakehouse generate --out DIR [...]        # synthetic event files
+    lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
+
+Each verb hands its arguments to the module that owns it (``--help`` after a verb shows them).
+The scripts in ``scripts/`` set up the virtualenv and call these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _run(argv: list[str]) -> int:
+    from lakehouse.pipeline import main
+
+    return main(argv)
+
+
+def _job(argv: list[str]) -> int:
+    from lakehouse.jobs import JOB_INDEX, job
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lakehouse job NAME [--help | job arguments]\n\njobs: " + ", ".join(JOB_INDEX))
+        return 0 if argv else 2
+    try:
+        selected = job(argv[0])
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return selected.main(argv[1:])
+
+
+def _jobs(argv: list[str]) -> int:
+    from lakehouse.config import ConfigError, load_config
+    from lakehouse.jobs import JOB_INDEX, job
+
+    try:
+        dag = load_config().dag
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name in JOB_INDEX:
+        position = f"dag #{dag.index(name) + 1}" if name in dag else "not in dag"
+        print(f"{name:36} {position:11} {job(name).description}")
+    return 0
+
+
+def _sql(argv: list[str]) -> int:
+    from lakehouse.serving.sql import main
+
+    return main(argv)
+
+
+def _thrift(argv: list[str]) -> int:
+    from lakehouse.serving.thrift import main
+
+    return main(argv)
+
+
+def _generate(argv: list[str]) -> int:
+    from lakehouse.generator import main
+
+    return main(argv)
+
+
+def _docs(argv: list[str]) -> int:
+    from lakehouse.docs import main
+
+    return main(argv)
+
+
+VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "run": (_run, "run the DAG of conf (or --jobs a,b) in one Spark application, then print a summary"),
+    "job": (_job, "run one job: lakehouse job NAME [arguments] (same as spark-submit jobs/NAME.py)"),
+    "jobs": (_jobs, "list the jobs and their place in the DAG"),
+    "sql": (_sql, "run Spark SQL on the Thrift server (if started) or in a local session"),
+    "thrift": (_thrift, "start | stop | status | register the Spark Thrift Server"),
+    "generate": (_generate, "write synthetic event_stream CSV files"),
+    "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lakehouse",
+        description="HeyMax lakehouse: bronze/silver/gold Delta tables from raw event files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="verbs:\n"
+        + "\n".join(f"  {name:10} {text}" for name, (_, text) in VERBS.items())
+        + "\n\n'lakehouse VERB --help' shows a verb's arguments.",
+    )
+    p.add_argument("verb", choices=list(VERBS), metavar="VERB", help="one of: " + ", ".join(VERBS))
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the verb")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return VERBS[args.verb][0](list(args.args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

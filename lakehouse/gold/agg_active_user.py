@@ -1,0 +1,54 @@
+"""``gold.agg_active_user``: DAU / WAU / MAU.
+
+Grain: one row per ``(period_type, period_start_date, acq_source, country)`` with ``active_users > 0``;
+``period_type`` in daily, weekly (weeks start on conf ``week_start``), monthly (calendar months).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
+from lakehouse.registry import GOLD_ACTIVE_USER
+
+TABLE = GOLD_ACTIVE_USER
+
+
+def active_users(activity_df: DataFrame, users_df: DataFrame, max_event_date: date, first_day: str) -> DataFrame:
+    """gold.agg_active_user: distinct active users per period type, period and segment."""
+    d = F.col("event_date")
+    periods = [
+        ("daily", d, d),
+        ("weekly", week_start(d, first_day), F.date_add(week_start(d, first_day), 6)),
+        ("monthly", F.trunc(d, "month"), F.last_day(d)),
+    ]
+    per_period = None
+    for name, start, end in periods:
+        df = activity_df.select(
+            "user_id",
+            F.lit(name).alias("period_type"),
+            start.alias("period_start_date"),
+            end.alias("period_end_date"),
+        ).distinct()
+        per_period = df if per_period is None else per_period.unionByName(df)
+    return (
+        per_period.join(users_df, on="user_id", how="inner")
+        .groupBy("period_type", "period_start_date", "period_end_date", *SEGMENT)
+        .agg(F.countDistinct("user_id").alias("active_users"))
+        .select(
+            "period_type",
+            "period_start_date",
+            "period_end_date",
+            F.date_format("period_start_date", LABEL_FORMAT).alias("period_label"),
+            *SEGMENT,
+            F.col("active_users").cast("long").alias("active_users"),
+            partial(F.col("period_end_date"), max_event_date).alias("is_partial_period"),
+        )
+    )
+
+
+def build(inputs: GoldInputs) -> DataFrame:
+    return active_users(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.week_start)

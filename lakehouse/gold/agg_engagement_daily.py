@@ -1,0 +1,82 @@
+"""``gold.agg_engagement_daily``: daily stickiness over rolling windows.
+
+Grain: one row per ``(activity_date, acq_source, country)`` for every day from the segment's first
+acquired user's ``first_event_date`` to the data's last date; days without activity are rows with 0.
+``dau`` counts the segment's users active on the day, ``wau_7d`` those active on a day of
+``[d-6, d]``, ``mau_30d`` of ``[d-29, d]``; ``dau_mau_rate = dau / mau_30d`` and ``dau_wau_rate =
+dau / wau_7d`` (null when the denominator is 0). Rolling windows, not calendar months, so a
+stickiness figure does not jump on the first of a month. The counts equal the number of
+``silver.dim_users`` rows of that ``ds`` with ``last_event_date = ds``, ``is_active_7d`` and
+``is_active_30d``.
+
+How the windows are counted without expanding every user x day: an active day ``a`` of a user
+followed by their next active day ``n`` keeps the user inside an N-day window on the days
+``[a, min(n, a + N) - 1]``. Those intervals never overlap for one user, so the window count of a
+day is a running sum of +1 at each interval start and -1 after each interval end, over a calendar
+spine per segment.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.gold.activity import SEGMENT, GoldInputs
+from lakehouse.registry import GOLD_ENGAGEMENT
+
+TABLE = GOLD_ENGAGEMENT
+WINDOWS = {"dau": 1, "wau_7d": 7, "mau_30d": 30}
+
+
+def _rate(numerator: str, denominator: str) -> Column:
+    return F.when(F.col(denominator) > 0, F.col(numerator).cast("double") / F.col(denominator))
+
+
+def engagement_daily(activity_df: DataFrame, users_df: DataFrame, max_event_date: date) -> DataFrame:
+    """gold.agg_engagement_daily from user x active day and the user segments."""
+    next_day = Window.partitionBy("user_id").orderBy("event_date")
+    days = activity_df.join(users_df.select("user_id", *SEGMENT), on="user_id", how="inner").select(
+        "user_id", *SEGMENT, "event_date", F.lead("event_date").over(next_day).alias("next_date")
+    )
+    # One +1 on the first day an interval covers and one -1 on the day after its last, per window
+    # (least() skips the null next_date of a user's last active day).
+    deltas = [
+        days.select(*SEGMENT, day.alias("day"), F.lit(name).alias("metric"), F.lit(sign).alias("delta"))
+        for name, n in WINDOWS.items()
+        for day, sign in ((F.col("event_date"), 1), (F.least("next_date", F.date_add("event_date", n)), -1))
+    ]
+    changes = (
+        reduce(DataFrame.unionByName, deltas)
+        .where(F.col("day") <= F.lit(max_event_date))
+        .groupBy(*SEGMENT, "day")
+        .pivot("metric", list(WINDOWS))
+        .agg(F.sum("delta"))
+    )
+    spine = (
+        users_df.groupBy(*SEGMENT)
+        .agg(F.min("first_event_date").alias("first_day"))
+        .select(*SEGMENT, F.explode(F.sequence("first_day", F.lit(max_event_date))).alias("day"))
+    )
+    running = Window.partitionBy(*SEGMENT).orderBy("day").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    counts = spine.join(changes, on=[*SEGMENT, "day"], how="left").select(
+        F.col("day").alias("activity_date"),
+        *SEGMENT,
+        *[F.sum(F.coalesce(name, F.lit(0))).over(running).cast("long").alias(name) for name in WINDOWS],
+    )
+    return counts.select(
+        "activity_date",
+        *SEGMENT,
+        "dau",
+        "wau_7d",
+        "mau_30d",
+        _rate("dau", "mau_30d").alias("dau_mau_rate"),
+        _rate("dau", "wau_7d").alias("dau_wau_rate"),
+        (F.col("activity_date") > F.lit(max_event_date)).alias("is_partial_period"),
+    )
+
+
+def build(inputs: GoldInputs) -> DataFrame:
+    return engagement_daily(inputs.activity_df, inputs.users_df, inputs.max_event_date)

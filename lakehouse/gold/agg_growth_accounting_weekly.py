@@ -1,0 +1,62 @@
+"""``gold.agg_growth_accounting_weekly``: weekly growth accounting.
+
+Grain: one row per ``(week_start, acq_source, country)`` for every week from the week of the
+segment's first acquired user to the week of the data's last date (all-zero weeks are rows).
+Identity on every row: ``active = prev_active + new + resurrected - churned``; ``quick_ratio =
+(new + resurrected) / churned``, null when nobody churned.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
+from lakehouse.registry import GOLD_GROWTH
+
+TABLE = GOLD_GROWTH
+
+
+def growth_accounting_weekly(grid_df: DataFrame, max_event_date: date) -> DataFrame:
+    """gold.agg_growth_accounting_weekly: active(W) = active(W-1) + new + resurrected - churned."""
+    previous = Window.partitionBy("user_id").orderBy("week")
+    prev_active = F.coalesce(F.lag("is_active").over(previous), F.lit(False))
+    flags = grid_df.select(
+        "week",
+        *SEGMENT,
+        "is_active",
+        prev_active.alias("was_active"),
+        (F.col("week") == F.col("first_week")).alias("is_first"),
+    )
+    count_if = lambda cond: F.sum(F.when(cond, 1).otherwise(0)).cast("long")  # noqa: E731
+    a, p, first = F.col("is_active"), F.col("was_active"), F.col("is_first")
+    agg = flags.groupBy(F.col("week").alias("week_start"), *SEGMENT).agg(
+        count_if(a).alias("active_users"),
+        count_if(p).alias("prev_active_users"),
+        count_if(a & first).alias("new_users"),
+        count_if(a & p).alias("retained_users"),
+        count_if(a & ~p & ~first).alias("resurrected_users"),
+        count_if(~a & p).alias("churned_users"),
+    )
+    return agg.select(
+        "week_start",
+        F.date_format("week_start", LABEL_FORMAT).alias("week_label"),
+        *SEGMENT,
+        "active_users",
+        "prev_active_users",
+        "new_users",
+        "retained_users",
+        "resurrected_users",
+        "churned_users",
+        F.when(
+            F.col("churned_users") > 0,
+            (F.col("new_users") + F.col("resurrected_users")).cast("double") / F.col("churned_users"),
+        ).alias("quick_ratio"),
+        partial(F.date_add("week_start", 6), max_event_date).alias("is_partial_period"),
+    )
+
+
+def build(inputs: GoldInputs) -> DataFrame:
+    return growth_accounting_weekly(inputs.grid_df, inputs.max_event_date)

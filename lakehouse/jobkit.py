@@ -1,0 +1,185 @@
+"""What every job shares: typed parameters, arguments, config, session, run bookkeeping, exit codes.
+
+A job is a :class:`Job` value: its name, a one-line description, a frozen dataclass of parameters
+and a body ``body(ctx, params)``. The same value serves ``spark-submit jobs/<name>.py`` (through
+:meth:`Job.main`), ``lakehouse job <name>`` and the single-application DAG runner
+(:mod:`lakehouse.pipeline`), which hands every job the same :class:`JobContext`.
+
+Exit codes: 0 success, 1 the job failed (bad input, failed check, unexpected error: the message
+and ``ops.job_runs`` say which), 2 bad arguments or configuration (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+from lakehouse.config import ConfigError, LakehouseConfig, load_config
+
+if typing.TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from lakehouse.ops import JobRun
+
+log = logging.getLogger("lakehouse")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class JobFailed(RuntimeError):
+    """A job ended on purpose with an error a person should read (bad input, failed check)."""
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Jobs that take only the common arguments (config, env, overrides, warehouse)."""
+
+
+def param(default: Any = None, help: str = "") -> Any:
+    """A job parameter: its default and the ``--help`` text of its command-line flag."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class JobContext:
+    """What a job body gets besides its parameters.
+
+    ``shared`` lives as long as the Spark application: the DAG runner passes one context to every
+    job, so jobs of one run can reuse each other's in-memory results (the gold jobs share their
+    compact inputs). A job run alone starts with an empty one.
+    """
+
+    spark: SparkSession
+    config: LakehouseConfig
+    run: JobRun
+    shared: dict[Any, Any] = field(default_factory=dict)
+
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Job(Generic[P]):
+    name: str
+    #: One line: what the job reads and writes (its ``--help`` text).
+    description: str
+    params: type[P]
+    body: Callable[[JobContext, P], None]
+
+    def parser(self) -> argparse.ArgumentParser:
+        parser = base_parser(f"{self.name}: {self.description}")
+        add_param_arguments(parser, self.params)
+        return parser
+
+    def params_from(self, values: dict[str, Any]) -> P:
+        """Parameters from a mapping, keeping only the fields this job declares."""
+        names = {f.name for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
+        return self.params(**{k: v for k, v in values.items() if k in names})
+
+    def execute(self, spark: SparkSession, config: LakehouseConfig, params: P, shared: dict | None = None) -> int:
+        """Run the body with run bookkeeping (``ops.job_runs``) and return the exit code."""
+        from lakehouse.ops import JobRun
+
+        run = JobRun(spark, config, self.name, _jsonable(params))
+        ctx = JobContext(spark, config, run, shared if shared is not None else {})
+        log.info("%s: starting run %s", self.name, run.run_id)
+        try:
+            self.body(ctx, params)
+        except JobFailed as exc:
+            log.error("%s failed: %s", self.name, exc)
+            run.finish("failed", str(exc))
+            return EXIT_FAILED
+        except Exception as exc:
+            log.exception("%s failed unexpectedly", self.name)
+            run.finish("failed", f"{type(exc).__name__}: {exc}")
+            return EXIT_FAILED
+        run.finish("succeeded")
+        return EXIT_OK
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """``spark-submit jobs/<name>.py [args]`` and ``lakehouse job <name> [args]``."""
+        setup_logging()
+        args = self.parser().parse_args(argv)
+        try:
+            config = config_from_args(args)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        from lakehouse.session import get_spark
+
+        spark = get_spark(config, app_name=f"{config.app_name}:{self.name}")
+        return self.execute(spark, config, self.params_from(vars(args)))
+
+
+def _jsonable(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("py4j", "py4j.clientserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every job and the DAG runner take."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conf", help="base config file (default conf/lakehouse.yaml)")
+    parser.add_argument("--env", help="environment overlay conf/env/<ENV>.yaml (or LAKEHOUSE_ENV)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
+    parser.add_argument("--warehouse", help="shortcut for --set paths.warehouse=DIR")
+    return parser
+
+
+def _optional_of(tp: Any) -> Any:
+    """``X | None`` -> ``X``; anything else unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def add_param_arguments(parser: argparse.ArgumentParser, params: type) -> None:
+    """One ``--flag`` per dataclass field: bool -> switch, date -> YYYY-MM-DD, str/int -> value."""
+    hints = typing.get_type_hints(params)
+    for f in dataclasses.fields(params):
+        flag = "--" + f.name.replace("_", "-")
+        tp = _optional_of(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+        elif tp is date:
+            parser.add_argument(flag, dest=f.name, type=iso_date, default=f.default, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=tp, default=f.default, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> LakehouseConfig:
+    overrides = list(args.set)
+    if getattr(args, "warehouse", None):
+        overrides.append(f"paths.warehouse={args.warehouse}")
+    if getattr(args, "input", None):
+        overrides.append(f"paths.input={args.input}")
+    config = load_config(args.conf, args.env, overrides)
+    from lakehouse.jobs import check_dag
+
+    check_dag(config)
+    return config

@@ -1,0 +1,42 @@
+"""The index of jobs by name: the names conf's ``dag`` uses and ``jobs/<name>.py`` runs.
+
+Job modules are imported on first use, so reading the index (config validation, ``--help``)
+costs no Spark import.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from lakehouse.config import ConfigError, LakehouseConfig
+from lakehouse.jobkit import Job
+
+#: Job name -> "module:attribute" holding its :class:`~lakehouse.jobkit.Job`.
+JOB_INDEX = {
+    "bronze_fct_event_stream": "lakehouse.bronze.fct_event_stream:JOB",
+    "silver_fct_events": "lakehouse.silver.fct_events:JOB",
+    "silver_dim_users": "lakehouse.silver.dim_users:JOB",
+    "gold_agg_active_user": "lakehouse.gold.job:JOBS",
+    "gold_agg_user_lifecycle_weekly": "lakehouse.gold.job:JOBS",
+    "gold_agg_user_retention": "lakehouse.gold.job:JOBS",
+    "gold_agg_growth_accounting_weekly": "lakehouse.gold.job:JOBS",
+    "gold_agg_engagement_daily": "lakehouse.gold.job:JOBS",
+    "gold_data_quality_report": "lakehouse.gold.data_quality_report:JOB",
+}
+
+
+def job(name: str) -> Job:
+    """The job called ``name``; ``KeyError`` naming the known jobs otherwise."""
+    try:
+        module_name, attribute = JOB_INDEX[name].split(":")
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(JOB_INDEX)}") from None
+    value = getattr(importlib.import_module(module_name), attribute)
+    return value[name] if isinstance(value, dict) else value
+
+
+def check_dag(config: LakehouseConfig) -> None:
+    """Every job conf's ``dag`` names must exist."""
+    for name in config.dag:
+        if name not in JOB_INDEX:
+            raise ConfigError(f"config key 'dag' names unknown job {name!r}; known jobs: {', '.join(JOB_INDEX)}")

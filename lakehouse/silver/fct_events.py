@@ -1,0 +1,144 @@
+"""``silver.fct_events``: one row per distinct event_id (partitioned by event_date); job ``silver_fct_events``.
+
+``event_id = md5(concat_ws('-', date_format(event_time, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), user_id,
+event_type))`` (docs/contract.md). Cross-run dedup rule: when the same event_id is delivered more
+than once, the first delivery wins (earliest ``_ingested_at``, then source file name, then line);
+within a run by :func:`first_delivery`, across runs because the load only inserts event_ids the
+table does not have yet.
+
+The job is incremental: it reads only the committed bronze batches this table has not consumed
+(:mod:`lakehouse.batches`) and writes them with a Delta MERGE that inserts the event_ids the table
+lacks, matching on ``event_id`` and its ``event_date`` (which the id determines), so the MERGE
+touches only the partitions the batches cover. A re-run inserts nothing; an event delivered again
+in a later file adds nothing. Each consumed batch is recorded with the earliest event_date it
+inserted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse import batches, delta_io
+from lakehouse.jobkit import Job, JobContext, param
+from lakehouse.registry import BRONZE_EVENTS, SILVER_EVENTS
+
+CONSUMER = SILVER_EVENTS.full_name
+log = logging.getLogger("lakehouse")
+
+EVENT_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+EVENT_COLUMNS = (
+    "event_id", "event_time", "event_date", "user_id", "event_type", "transaction_category", "miles_amount",
+    "platform", "utm_source", "country", "event_data", "_batch_id",
+)  # fmt: skip
+
+
+def event_id(event_time: Column, user_id: Column, event_type: Column) -> Column:
+    return F.md5(F.concat_ws("-", F.date_format(event_time, EVENT_TIME_FORMAT), user_id, event_type))
+
+
+def event_data(transaction_category: Column, miles_amount: Column, platform: Column) -> Column:
+    """JSON of the type-specific attributes; null values are kept as JSON null."""
+    attributes = F.struct(
+        transaction_category.alias("transaction_category"),
+        miles_amount.alias("miles_amount"),
+        platform.alias("platform"),
+    )
+    return F.to_json(attributes, {"ignoreNullFields": "false"})
+
+
+def with_event_columns(bronze_df: DataFrame) -> DataFrame:
+    return bronze_df.withColumn("event_id", event_id(F.col("event_time"), F.col("user_id"), F.col("event_type")))
+
+
+def first_delivery(events_df: DataFrame) -> DataFrame:
+    """One row per event_id: the earliest delivery (ingestion time, file, line)."""
+    order = Window.partitionBy("event_id").orderBy("_ingested_at", "_source_file", "_source_line")
+    return events_df.withColumn("_delivery", F.row_number().over(order)).where(F.col("_delivery") == 1)
+
+
+def build_events(bronze_df: DataFrame) -> DataFrame:
+    """Bronze rows (any number of batches) -> deduplicated silver events."""
+    deduped = first_delivery(with_event_columns(bronze_df))
+    return deduped.select(
+        "event_id",
+        "event_time",
+        "event_date",
+        "user_id",
+        "event_type",
+        "transaction_category",
+        "miles_amount",
+        "platform",
+        "utm_source",
+        "country",
+        event_data(F.col("transaction_category"), F.col("miles_amount"), F.col("platform")).alias("event_data"),
+        "_batch_id",
+    )
+
+
+def new_events(bronze_df: DataFrame, silver_df: DataFrame, lo: date, hi: date) -> DataFrame:
+    """Deduplicated events of ``bronze_df`` (event dates ``lo``..``hi``) whose event_id silver lacks.
+
+    event_id determines event_date, so only silver's partitions in ``lo``..``hi`` can hold a
+    duplicate: the anti-join is bounded to them instead of scanning every event_id of the table.
+    """
+    existing = silver_df.where(F.col("event_date").between(F.lit(lo), F.lit(hi))).select("event_id", "event_date")
+    return build_events(bronze_df).join(existing, on=["event_id", "event_date"], how="left_anti")
+
+
+@dataclass(frozen=True)
+class Params:
+    full_refresh: bool = param(False, "rebuild from every committed bronze batch")
+
+
+def load(ctx: JobContext, *, refresh: bool = False) -> int:
+    """Load pending batches; returns the number of events inserted."""
+    spark, config, run = ctx.spark, ctx.config, ctx.run
+    if refresh:
+        delta_io.ensure_table(spark, SILVER_EVENTS, config).delete()
+        batches.reset(spark, config, CONSUMER)
+    pending = batches.pending(spark, config, CONSUMER)
+    if not pending:
+        log.info("silver_fct_events: no new bronze batches")
+        run.rows_in = run.rows_out = 0
+        return 0
+    bronze_df = delta_io.read(spark, BRONZE_EVENTS, config).where(F.col("_batch_id").isin(pending))
+    lo, hi = bronze_df.agg(F.min("event_date"), F.max("event_date")).first()
+    silver_df = delta_io.read(spark, SILVER_EVENTS, config)
+    new_df = new_events(bronze_df, silver_df, lo, hi).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        per_batch = {
+            r["_batch_id"]: (int(r["n"]), r["lo"], r["hi"])
+            for r in new_df.groupBy("_batch_id")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi"))
+            .collect()
+        }
+        rows_in = {r["_batch_id"]: int(r["count"]) for r in bronze_df.groupBy("_batch_id").count().collect()}
+        inserted = 0
+        if per_batch:
+            lo = min(v[1] for v in per_batch.values())
+            hi = max(v[2] for v in per_batch.values())
+            prune = f"t.event_date >= DATE'{lo}' AND t.event_date <= DATE'{hi}'"
+            metrics = delta_io.merge_insert_new(new_df, SILVER_EVENTS, config, ["event_id", "event_date"], prune)
+            inserted = metrics.get("numTargetRowsInserted", sum(v[0] for v in per_batch.values()))
+    finally:
+        new_df.unpersist()
+    batches.record(
+        spark, config, CONSUMER, run.run_id,
+        [batches.Consumption(b, rows_in.get(b, 0), *per_batch.get(b, (0, None, None))[:2]) for b in pending],
+    )  # fmt: skip
+    run.rows_in, run.rows_out = sum(rows_in.values()), inserted
+    log.info("silver_fct_events: %d batches, %d bronze rows, %d new events", len(pending), run.rows_in, inserted)
+    return inserted
+
+
+def run(ctx: JobContext, params: Params) -> None:
+    load(ctx, refresh=params.full_refresh)
+
+
+JOB = Job("silver_fct_events", "new bronze batches -> silver.fct_events (one row per distinct event_id)", Params, run)
