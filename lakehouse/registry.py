@@ -131,7 +131,7 @@ BRONZE_EVENTS = TableSpec(
         *_LINEAGE,
         _f("_warnings", T.ArrayType(STRING), False, "warning-level rules the record broke"),
     ]),
-    "One row per accepted source record (validated raw events), partitioned by event_date.",
+    "One row per accepted source record (validated raw events).",
     ("event_date",),
 )  # fmt: skip
 
@@ -204,7 +204,7 @@ SILVER_EVENTS = TableSpec(
         _f("event_data", STRING, False, "JSON: transaction_category, miles_amount, platform"),
         _f("_batch_id", STRING, False, "bronze batch that first delivered the event"),
     ]),
-    "One row per distinct event_id, partitioned by event_date.",
+    "One row per distinct event_id.",
     ("event_date",),
 )  # fmt: skip
 
@@ -223,7 +223,7 @@ SILVER_DIM_USERS = TableSpec(
         _f("latest_event", STRING, False, "JSON of the latest event at or before ds"),
         _f("first_event_id", STRING, False, "event_id of the first event (tie-break of acquisition)"),
     ]),
-    "One row per user_id per ds for every user whose first event date is <= ds, partitioned by ds.",
+    "One row per user_id per ds for every user whose first event date is <= ds.",
     ("ds",),
 )  # fmt: skip
 
