@@ -27,16 +27,25 @@ setup(
         "pyyaml>=6,<7",
     ],
     extras_require={
-        "dev": [
-            "pytest>=8,<10",
-            "chispa==0.12.0",
-            "ruff==0.17.6",
-            # Serving tests: a real Hive/Thrift client, the Superset REST API, a real browser.
+        # SQL clients of the Thrift server (scripts/sql.sh, tests): a real Hive/Thrift client.
+        "serving": [
             "pyhive==0.7.0",
             "thrift>=0.16,<1",
             "thrift-sasl>=0.4.3",
             "pure-sasl>=0.6.2",
             "requests>=2.31,<3",
+        ],
+        # Tests: the serving clients, the Superset REST API (requests), a real browser (Playwright
+        # driving Debian's chromium), DataFrame assertions, the linter.
+        "dev": [
+            "pyhive==0.7.0",
+            "thrift>=0.16,<1",
+            "thrift-sasl>=0.4.3",
+            "pure-sasl>=0.6.2",
+            "requests>=2.31,<3",
+            "pytest>=8,<10",
+            "chispa==0.12.0",
+            "ruff==0.17.6",
             "playwright==1.58.0",
         ],
     },

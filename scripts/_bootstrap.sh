@@ -28,21 +28,31 @@ _python() {
   exit 1
 }
 
+# bootstrap [EXTRAS]: the package with the given setup.py extras ("" = what the jobs need, "serving" =
+# + SQL clients, "dev" = + test tools). A venv that already has more extras is left alone.
+_rank() { case "$1" in dev) echo 2 ;; serving) echo 1 ;; *) echo 0 ;; esac; }
+_extras_cover() { [ "$(_rank "$1")" -ge "$(_rank "$2")" ]; }
+_wider() { if _extras_cover "$1" "$2"; then echo "$1"; else echo "$2"; fi; }
+
 bootstrap() {
-  local extras="${1:-dev}"
+  local extras="${1:-}"
   _require_java
   if [ ! -x "$VENV/bin/python" ]; then
     _log "creating virtualenv $VENV"
     "$(_python)" -m venv "$VENV"
   fi
   local stamp_file="$VENV/.lakehouse-install-stamp"
-  local stamp
-  stamp="$(cat "$ROOT/setup.py" "$ROOT/lakehouse/versions.py" | sha256sum | cut -c1-16)-$extras"
-  if [ "$(cat "$stamp_file" 2>/dev/null || true)" != "$stamp" ]; then
-    _log "installing the lakehouse package and its pinned dependencies (first run takes a few minutes)"
+  local hash installed
+  hash="$(cat "$ROOT/setup.py" "$ROOT/lakehouse/versions.py" | sha256sum | cut -c1-16)"
+  installed="$(cat "$stamp_file" 2>/dev/null || true)"
+  # The stamp is "<hash> <extras installed>"; "dev" includes "serving", which includes "".
+  local have="${installed#* }"
+  if [ "${installed%% *}" != "$hash" ] || ! _extras_cover "$have" "$extras"; then
+    [ "${installed%% *}" = "$hash" ] && extras="$(_wider "$have" "$extras")"
+    _log "installing the lakehouse package${extras:+ [$extras]} and its pinned dependencies (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]"
-    echo "$stamp" > "$stamp_file"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
+    echo "$hash $extras" > "$stamp_file"
   fi
   # Delta's jars into .cache/jars (offline once cached) and the virtualenv's spark-defaults.conf,
   # so that spark-submit from this virtualenv has Delta without extra flags.

@@ -8,8 +8,8 @@
 # (RUSAGE_CHILDREN: the largest process, i.e. one worker, not the sum over workers).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
+source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"  # ROOT and VENV (nothing installed here)
+PY="${PYTHON:-$VENV/bin/python}"
 TARGET_ROWS="${1:-10000000}"
 WORKERS="${2:-1}"
 USERS="${USERS:-100000}"

@@ -22,12 +22,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from lakehouse import delta_io, generator
-from lakehouse.config import load_config
 from lakehouse.bronze import fct_event_stream as bronze
-from lakehouse.silver import dim_users as silver_dim_users
-from lakehouse.silver import fct_events as silver_fct_events
+from lakehouse.config import load_config
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.session import get_spark
+from lakehouse.silver import dim_users as silver_dim_users
+from lakehouse.silver import fct_events as silver_fct_events
 
 
 def split_last_day(source: Path, year_file: Path, day_file: Path, last_day: date) -> tuple[int, int]:
@@ -91,7 +91,9 @@ def main() -> int:
 
     timed("bronze_year", lambda: run(bronze), year_rows)
     timed("silver_fct_events_backfill", lambda: run(silver_fct_events), year_rows)
-    timed("silver_dim_users_backfill", lambda: run(silver_dim_users), delta_io.read(spark, SILVER_EVENTS, config).count())
+    timed(
+        "silver_dim_users_backfill", lambda: run(silver_dim_users), delta_io.read(spark, SILVER_EVENTS, config).count()
+    )
     snapshots = delta_io.read(spark, SILVER_DIM_USERS, config).count()
     results["dim_users_rows_after_backfill"] = snapshots
 

@@ -204,4 +204,4 @@ def test_engagement_equals_counts_of_dim_users_snapshots(spark, sample_pipeline)
     engagement = delta_io.read(spark, GOLD_ENGAGEMENT, config).select(
         "activity_date", "acq_source", "country", "dau", "wau_7d", "mau_30d"
     )
-    assert_df_equality(engagement, from_snapshots, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(engagement, from_snapshots, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
