@@ -21,7 +21,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 SEGMENT = ("acq_source", "country")
-LIFECYCLE_STATUSES = ("new", "retained", "resurrected", "dormant", "churned")
 LABEL_FORMAT = "yyyy-MM-dd"
 
 

@@ -32,10 +32,6 @@ CONSUMER = SILVER_EVENTS.full_name
 log = logging.getLogger("lakehouse")
 
 EVENT_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
-EVENT_COLUMNS = (
-    "event_id", "event_time", "event_date", "user_id", "event_type", "transaction_category", "miles_amount",
-    "platform", "utm_source", "country", "event_data", "_batch_id",
-)  # fmt: skip
 
 
 def event_id(event_time: Column, user_id: Column, event_type: Column) -> Column:
