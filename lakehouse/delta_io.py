@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.registry import TABLES, TableSpec
+from lakehouse.registry import TableSpec
 
 
 class SchemaMismatchError(ValueError):
@@ -145,20 +145,3 @@ def last_operation_metrics(target: DeltaTable) -> dict[str, int]:
     row = target.history(1).select("operationMetrics").first()
     metrics = (row["operationMetrics"] if row else None) or {}
     return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
-
-
-def max_value(df: DataFrame, column: str | Column):
-    return df.agg(F.max(column)).first()[0]
-
-
-def register_tables(spark: SparkSession, config: LakehouseConfig, layers: Sequence[str] | None = None) -> list[str]:
-    """Register every existing registry table as ``<layer>.<name>`` in the session catalog."""
-    registered = []
-    for spec in TABLES:
-        if layers and spec.layer not in layers:
-            continue
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {spec.layer}")
-        if exists(spark, spec, config):
-            spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path(config)}'")
-            registered.append(spec.full_name)
-    return registered

@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared settings and helpers for scripts/superset_up.sh and scripts/superset_down.sh.
 # Sourced, never executed. Everything Superset writes lives under .cache/ (gitignored); the
-# only tracked inputs are conf/superset/superset_config.py and the bundle conf/superset/bundle/.
+# only tracked inputs are lakehouse/serving/superset/{superset_config,bootstrap}.py (run in
+# Superset's virtualenv) and the bundle conf/superset/bundle/.
 
 SUPERSET_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -11,10 +12,10 @@ SUPERSET_PID_FILE="$SUPERSET_CACHE_DIR/superset.pid"
 SUPERSET_LOG_FILE="$SUPERSET_CACHE_DIR/superset.log"
 SUPERSET_CREDENTIALS_FILE="$SUPERSET_CACHE_DIR/credentials.env"
 SUPERSET_BUNDLE_DIR="$SUPERSET_REPO_ROOT/conf/superset/bundle"
-SUPERSET_PORT="${SUPERSET_PORT:-8088}"
+SUPERSET_CODE_DIR="$SUPERSET_REPO_ROOT/lakehouse/serving/superset"
 
 export SUPERSET_HOME="$SUPERSET_CACHE_DIR/home"
-export SUPERSET_CONFIG_PATH="$SUPERSET_REPO_ROOT/conf/superset/superset_config.py"
+export SUPERSET_CONFIG_PATH="$SUPERSET_CODE_DIR/superset_config.py"
 export FLASK_APP=superset
 
 superset_log() { printf '[superset] %s\n' "$*" >&2; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates conf/superset/screenshots/<dashboard>.png (the images in conf/superset/README.md):
+# Regenerates docs/screenshots/<dashboard>.png (the dashboard images the READMEs show):
 # runs the serving end-to-end test (pipeline on the sample -> Thrift server -> Superset ->
 # headless Chromium) with SAVE_SCREENSHOTS=1. About 5 minutes; stop a running Superset first
 # (scripts/superset_down.sh), the test starts and stops its own.

@@ -7,13 +7,18 @@
 # Idempotent; a second run skips the install and the DB init and takes seconds, but always
 # re-imports conf/superset/bundle (overwriting databases, datasets, charts, dashboards by UUID)
 # so the repo stays the source of truth. If the server is already running it is left running.
+# It warns when the bundle is stale (python -m lakehouse.serving.superset.bundle --check).
+#
+# Addresses and the week start come from the lakehouse config (conf/lakehouse.yaml and the
+# overlay conf/env/$LAKEHOUSE_ENV.yaml), read by `python -m lakehouse.serving.superset.env` in
+# the lakehouse virtualenv (.venv, or LAKEHOUSE_VENV; set up by scripts/_bootstrap.sh if missing).
 #
 # Environment (all optional):
-#   SUPERSET_PORT             web port on 127.0.0.1 (default 8088)
+#   SUPERSET_HOST, SUPERSET_PORT  web address (default serving.superset_host/_port: 127.0.0.1:8088)
+#   THRIFT_HOST, THRIFT_PORT  Spark Thrift server (default serving.thrift_host/_port: 127.0.0.1:10000)
 #   SUPERSET_SECRET_KEY       Flask secret key          } generated on first run into
 #   SUPERSET_ADMIN_USER       admin login               } .cache/superset/credentials.env
 #   SUPERSET_ADMIN_PASSWORD   admin password            } (mode 600) unless given here
-#   THRIFT_HOST, THRIFT_PORT  Spark Thrift server (default 127.0.0.1:10000)
 #   THRIFT_USER               user name in the hive:// URI (default superset; no auth)
 #   SUPERSET_PYTHON           interpreter for the virtualenv (default python3.11)
 #   SUPERSET_WORKERS          gunicorn workers (default 2; the machine has 2 cores)
@@ -31,9 +36,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/_superset_env.sh"
 SUPERSET_PYTHON="${SUPERSET_PYTHON:-python3.11}"
 SUPERSET_WORKERS="${SUPERSET_WORKERS:-2}"
 SUPERSET_START_TIMEOUT="${SUPERSET_START_TIMEOUT:-180}"
-THRIFT_HOST="${THRIFT_HOST:-127.0.0.1}"
-THRIFT_PORT="${THRIFT_PORT:-10000}"
 THRIFT_USER="${THRIFT_USER:-superset}"
+# Empty: taken from the lakehouse config by load_lakehouse_settings.
+SUPERSET_HOST="${SUPERSET_HOST:-}"
+SUPERSET_PORT="${SUPERSET_PORT:-}"
+THRIFT_HOST="${THRIFT_HOST:-}"
+THRIFT_PORT="${THRIFT_PORT:-}"
+LAKEHOUSE_PY="${LAKEHOUSE_VENV:-$SUPERSET_REPO_ROOT/.venv}/bin/python"
 SETUP_LOG="$SUPERSET_CACHE_DIR/setup.log"
 PORT_FILE="$SUPERSET_CACHE_DIR/superset.port"
 
@@ -97,6 +106,44 @@ install_superset() {
   run_logged "pip install" "$SUPERSET_VENV/bin/pip" install --disable-pip-version-check \
     --no-input --progress-bar off "${REQUIREMENTS[@]}"
   printf '%s\n' "$REQ_HASH" >"$marker"
+}
+
+# The lakehouse virtualenv, set up by scripts/_bootstrap.sh when it is missing.
+ensure_lakehouse_python() {
+  if (cd "$SUPERSET_REPO_ROOT" && "$LAKEHOUSE_PY" -c 'import lakehouse.serving.superset.env') 2>/dev/null; then
+    return
+  fi
+  superset_log "lakehouse virtualenv not ready at $LAKEHOUSE_PY: setting it up (scripts/_bootstrap.sh)"
+  # shellcheck source=scripts/_bootstrap.sh
+  source "$SUPERSET_REPO_ROOT/scripts/_bootstrap.sh"
+  bootstrap dev
+  LAKEHOUSE_PY="$VENV/bin/python"
+}
+
+# SUPERSET_HOST/PORT and THRIFT_HOST/PORT from the config unless set in the environment;
+# LAKEHOUSE_WEEK_START (for superset_config.py) always from the config.
+load_lakehouse_settings() {
+  local out key value
+  out="$(cd "$SUPERSET_REPO_ROOT" && "$LAKEHOUSE_PY" -m lakehouse.serving.superset.env)" ||
+    superset_die "could not read the lakehouse config (python -m lakehouse.serving.superset.env)"
+  while IFS='=' read -r key value; do
+    case "$key" in
+    SUPERSET_HOST | SUPERSET_PORT | THRIFT_HOST | THRIFT_PORT)
+      [ -n "${!key}" ] || printf -v "$key" '%s' "$value"
+      ;;
+    LAKEHOUSE_WEEK_START) LAKEHOUSE_WEEK_START="$value" ;;
+    esac
+  done <<<"$out"
+  export LAKEHOUSE_WEEK_START
+  superset_log "web on $SUPERSET_HOST:$SUPERSET_PORT, Thrift at $THRIFT_HOST:$THRIFT_PORT, weeks start on $LAKEHOUSE_WEEK_START"
+}
+
+# A stale bundle still imports (and its charts still work), so this only warns.
+check_bundle() {
+  if ! (cd "$SUPERSET_REPO_ROOT" &&
+    "$LAKEHOUSE_PY" -m lakehouse.serving.superset.bundle --check --superset-venv "$SUPERSET_VENV") >>"$SETUP_LOG" 2>&1; then
+    superset_log "WARNING: $SUPERSET_BUNDLE_DIR is not what python -m lakehouse.serving.superset.bundle writes for this config and registry; importing it anyway (details: $SETUP_LOG)"
+  fi
 }
 
 # Reads KEY=value from the credentials file (no shell evaluation of the file).
@@ -164,13 +211,13 @@ import_bundle() {
   local uri="hive://${THRIFT_USER}@${THRIFT_HOST}:${THRIFT_PORT}/gold"
   superset_log "importing $SUPERSET_BUNDLE_DIR (database URI $uri)"
   run_logged "import bundle" "$SUPERSET_VENV/bin/python" \
-    "$SUPERSET_REPO_ROOT/conf/superset/bootstrap.py" \
+    "$SUPERSET_CODE_DIR/bootstrap.py" \
     --bundle "$SUPERSET_BUNDLE_DIR" --sqlalchemy-uri "$uri"
   grep '^\[superset\] \(dashboard\|[0-9]\+ database\)' "$SETUP_LOG" >&2 || true
 }
 
 health_ok() {
-  [ "$(curl -fsS --max-time 5 "http://127.0.0.1:$1/health" 2>/dev/null)" = "OK" ]
+  [ "$(curl -fsS --max-time 5 "http://$SUPERSET_HOST:$1/health" 2>/dev/null)" = "OK" ]
 }
 
 start_server() {
@@ -184,12 +231,12 @@ start_server() {
     return
   fi
   rm -f "$SUPERSET_PID_FILE"
-  if curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$SUPERSET_PORT/"; then
-    superset_die "port $SUPERSET_PORT is in use by another process (set SUPERSET_PORT)"
+  if curl -s --max-time 2 -o /dev/null "http://$SUPERSET_HOST:$SUPERSET_PORT/"; then
+    superset_die "port $SUPERSET_PORT is in use by another process (set SUPERSET_PORT or serving.superset_port)"
   fi
-  superset_log "starting gunicorn on 127.0.0.1:$SUPERSET_PORT (log $SUPERSET_LOG_FILE)"
-  printf '\n=== %s superset_up.sh: starting gunicorn on 127.0.0.1:%s\n' "$(date -Is)" \
-    "$SUPERSET_PORT" >>"$SUPERSET_LOG_FILE"
+  superset_log "starting gunicorn on $SUPERSET_HOST:$SUPERSET_PORT (log $SUPERSET_LOG_FILE)"
+  printf '\n=== %s superset_up.sh: starting gunicorn on %s:%s\n' "$(date -Is)" \
+    "$SUPERSET_HOST" "$SUPERSET_PORT" >>"$SUPERSET_LOG_FILE"
   # setsid: its own session, so it outlives this shell and any job control around it.
   # The admin password stays out of the server's environment; it does not need it.
   # --timeout is above SUPERSET_WEBSERVER_TIMEOUT (superset_config.py) so slow Spark queries
@@ -197,7 +244,7 @@ start_server() {
   (
     cd "$SUPERSET_CACHE_DIR"
     exec setsid env -u SUPERSET_ADMIN_PASSWORD "$SUPERSET_VENV/bin/gunicorn" \
-      --bind "127.0.0.1:$SUPERSET_PORT" \
+      --bind "$SUPERSET_HOST:$SUPERSET_PORT" \
       --workers "$SUPERSET_WORKERS" --worker-class gthread --threads 4 \
       --timeout 190 --graceful-timeout 10 \
       --limit-request-line 0 --limit-request-field_size 0 \
@@ -218,7 +265,7 @@ start_server() {
       tail -n 40 "$SUPERSET_LOG_FILE" >&2
       kill -TERM "$launcher" 2>/dev/null || true
       rm -f "$SUPERSET_PID_FILE"
-      superset_die "no answer on http://127.0.0.1:$SUPERSET_PORT/health after ${SUPERSET_START_TIMEOUT}s; stopped it (log: $SUPERSET_LOG_FILE)"
+      superset_die "no answer on http://$SUPERSET_HOST:$SUPERSET_PORT/health after ${SUPERSET_START_TIMEOUT}s; stopped it (log: $SUPERSET_LOG_FILE)"
     fi
     sleep 1
   done
@@ -226,12 +273,15 @@ start_server() {
   [ -s "$SUPERSET_PID_FILE" ] || printf '%s\n' "$launcher" >"$SUPERSET_PID_FILE"
 }
 
+ensure_lakehouse_python
+load_lakehouse_settings
 install_superset
+check_bundle
 load_credentials
 init_metadata_db
 import_bundle
 start_server
 health_ok "$SUPERSET_PORT" || superset_die "health check failed on port $SUPERSET_PORT"
 
-superset_log "ready in $((SECONDS - START_SECONDS))s: http://127.0.0.1:$SUPERSET_PORT/ (pid $(cat "$SUPERSET_PID_FILE"))"
+superset_log "ready in $((SECONDS - START_SECONDS))s: http://$SUPERSET_HOST:$SUPERSET_PORT/ (pid $(cat "$SUPERSET_PID_FILE"))"
 superset_log "login: user $SUPERSET_ADMIN_USER; password from SUPERSET_ADMIN_PASSWORD or $SUPERSET_CREDENTIALS_FILE"

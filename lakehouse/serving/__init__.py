@@ -1,5 +1,9 @@
-"""Serving: the Spark Thrift Server over the Delta tables, and ad-hoc SQL (``scripts/sql.sh``).
+"""Serving: the gold tables to SQL clients and dashboards.
 
-See ``lakehouse.serving.thrift`` (start/stop/status/register) and ``lakehouse.serving.sql``.
-Superset, which reads the gold tables through the Thrift server, lives in ``conf/superset``.
+- :mod:`lakehouse.serving.catalog`: the one table registration (``<layer>.<name>`` from the
+  registry) for the Thrift server and local Spark sessions;
+- :mod:`lakehouse.serving.thrift`: the Spark Thrift Server (start/stop/status/register);
+- :mod:`lakehouse.serving.sql`: ad-hoc SQL (``scripts/sql.sh``);
+- :mod:`lakehouse.serving.superset`: Superset's asset bundle builder, bootstrap and settings
+  (the generated bundle itself is YAML in ``conf/superset/bundle``).
 """

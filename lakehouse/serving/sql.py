@@ -27,6 +27,8 @@ from typing import Any
 
 from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
 from lakehouse.serving import thrift
+from lakehouse.serving.catalog import register_tables, spark_executor
+from lakehouse.serving.options import add_config_args, asks_for_warehouse, config_from_args
 
 Result = tuple[list[str], list[tuple[Any, ...]], bool]  # columns, rows, truncated
 
@@ -105,7 +107,6 @@ def run_over_thrift(server: thrift.ServerState, statements: Sequence[str], max_r
 
 
 def run_locally(config: LakehouseConfig, statements: Sequence[str], max_rows: int) -> Iterator[Result]:
-    from lakehouse.delta_io import register_tables
     from lakehouse.session import get_spark
 
     # The in-memory catalog makes a folder per database under the SQL warehouse dir; keep it
@@ -115,7 +116,7 @@ def run_locally(config: LakehouseConfig, statements: Sequence[str], max_rows: in
         **{"spark.extra_conf": {"spark.sql.warehouse.dir": str(scratch), **config.spark.extra_conf}}
     )
     spark = get_spark(config, app_name=f"{config.app_name}:sql")
-    register_tables(spark, config)
+    register_tables(spark_executor(spark), config)
     for statement in statements:
         df = spark.sql(statement)
         rows = df.limit(max_rows + 1).collect() if df.columns else []
@@ -128,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--local", action="store_true", help="always use a local Spark session")
     p.add_argument("--max-rows", type=int, default=200, help="rows printed per statement (default 200)")
     p.add_argument("--state-dir", help="Thrift server state dir (default .cache/thrift or THRIFT_STATE_DIR)")
-    thrift._config_args(p)
+    add_config_args(p)
     return p
 
 
@@ -140,12 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no SQL given", file=sys.stderr)
         return 2
     try:
-        config = thrift.config_from(args)
+        config = config_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = None if args.local else thrift.running_server(thrift.state_dir_from(args.state_dir))
-    asked_for_warehouse = bool(args.warehouse) or any(s.startswith("paths.warehouse=") for s in args.set)
+    asked_for_warehouse = asks_for_warehouse(args)
     if server and asked_for_warehouse and server.warehouse != config.paths.warehouse:
         print(
             f"[sql] the Thrift server serves {server.warehouse}; running locally on {config.paths.warehouse}",

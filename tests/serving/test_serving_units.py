@@ -1,5 +1,6 @@
-"""Fast checks of the serving helpers (no JVM, no server): the Thrift server's command line,
-its state handling, and scripts/sql.sh's statement splitting and table rendering."""
+"""Fast checks of the serving helpers (no JVM, no server): the Thrift server's command line and
+state handling, table registration against a fake executor, the settings superset_up.sh reads,
+and scripts/sql.sh's statement splitting and table rendering."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from lakehouse.config import load_config
-from lakehouse.serving import thrift
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS, TABLES
+from lakehouse.serving import catalog
 from lakehouse.serving.sql import render_table, split_statements
+from lakehouse.serving.superset import env as superset_env
+from lakehouse.serving.thrift import server
 
 
 def test_server_command_serves_delta_from_an_in_memory_catalog_on_loopback(tmp_path: Path) -> None:
     config = load_config(env="local", overrides={"paths.warehouse": str(tmp_path / "wh"), "timezone": "Asia/Singapore"})
-    cmd = thrift.server_command(config, "127.0.0.1", 10123, tmp_path, driver_memory="1g")
+    cmd = server.server_command(config, "127.0.0.1", 10123, tmp_path, driver_memory="1g")
     confs = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--conf")
     hiveconfs = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--hiveconf")
-    assert cmd[cmd.index("--class") + 1] == thrift.THRIFT_CLASS
+    assert cmd[cmd.index("--class") + 1] == server.THRIFT_CLASS
     assert "spark-internal" in cmd
     assert confs["spark.sql.catalogImplementation"] == "in-memory"
     assert confs["spark.sql.session.timeZone"] == "Asia/Singapore"
@@ -27,7 +33,7 @@ def test_server_command_serves_delta_from_an_in_memory_catalog_on_loopback(tmp_p
     assert confs["spark.driver.memory"] == "1g"
     # Delta's jars on the driver class path, or the server's sessions cannot find the data source.
     assert confs["spark.driver.extraClassPath"] == confs["spark.jars"].replace(",", os.pathsep)
-    assert confs[thrift.STATE_MARKER_CONF] == str(tmp_path)
+    assert confs[server.STATE_MARKER_CONF] == str(tmp_path)
     assert hiveconfs["hive.server2.thrift.bind.host"] == "127.0.0.1"
     assert hiveconfs["hive.server2.thrift.port"] == "10123"
 
@@ -35,19 +41,102 @@ def test_server_command_serves_delta_from_an_in_memory_catalog_on_loopback(tmp_p
 def test_a_pid_file_of_another_process_is_not_a_running_server(tmp_path: Path) -> None:
     (tmp_path / "thrift.pid").write_text(f"{os.getpid()}\n")  # this pytest process: alive, not ours
     (tmp_path / "thrift.json").write_text(json.dumps({"pid": os.getpid()}))
-    assert thrift.running_server(tmp_path) is None
-    assert thrift.stop(tmp_path) == 0  # says "not running", removes the stale files
+    assert server.running_server(tmp_path) is None
+    assert server.stop(tmp_path) == 0  # says "not running", removes the stale files
     assert not (tmp_path / "thrift.pid").exists()
-    assert thrift.status(tmp_path) == 3
+    assert server.status(tmp_path) == 3
 
 
 def test_table_existence_is_the_delta_log(tmp_path: Path) -> None:
-    assert thrift.table_exists_locally(str(tmp_path / "t")) is False
+    assert catalog.table_exists_locally(str(tmp_path / "t")) is False
     (tmp_path / "t" / "_delta_log").mkdir(parents=True)
-    assert thrift.table_exists_locally(str(tmp_path / "t")) is False
+    assert catalog.table_exists_locally(str(tmp_path / "t")) is False
     (tmp_path / "t" / "_delta_log" / "00000000000000000000.json").write_text("{}")
-    assert thrift.table_exists_locally(str(tmp_path / "t")) is True
-    assert thrift.table_exists_locally("s3a://bucket/warehouse/gold/t") is None
+    assert catalog.table_exists_locally(str(tmp_path / "t")) is True
+    assert catalog.table_exists_locally("s3a://bucket/warehouse/gold/t") is None
+
+
+def _make_delta_log(config, spec) -> None:
+    log_dir = Path(spec.path(config)) / "_delta_log"
+    log_dir.mkdir(parents=True)
+    (log_dir / "00000000000000000000.json").write_text("{}")
+
+
+class FakeCatalog:
+    """Records statements; knows the tables listed in ``present``."""
+
+    def __init__(self, present: dict[str, list[str]], fail_on: str | None = None) -> None:
+        self.present, self.fail_on, self.statements = present, fail_on, []
+
+    def __call__(self, statement: str) -> list[tuple]:
+        self.statements.append(statement)
+        if self.fail_on and self.fail_on in statement:
+            raise RuntimeError("boom")
+        if statement.startswith("SHOW TABLES IN "):
+            layer = statement.removeprefix("SHOW TABLES IN ")
+            return [(layer, name, False) for name in self.present.get(layer, [])]
+        return []
+
+
+def test_registration_creates_existing_tables_only_and_skips_registered_ones(tmp_path: Path) -> None:
+    config = load_config(env="local", overrides={"paths.warehouse": str(tmp_path / "wh's")})
+    for spec in (GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS):
+        _make_delta_log(config, spec)
+    fake = FakeCatalog(present={"gold": ["agg_active_user"]})
+    result = catalog.register_tables(fake, config)
+    assert result.present == ["gold.agg_active_user"]
+    assert sorted(result.new) == ["gold.agg_engagement_daily", "silver.fct_events"]
+    assert sorted(result.missing) == sorted({s.full_name for s in TABLES} - {*result.new, *result.present})
+    creates = [s for s in fake.statements if s.startswith("CREATE TABLE")]
+
+    # The path is a SQL string literal even with a quote in it (the warehouse is "wh's").
+    def literal(spec) -> str:
+        return "'" + spec.path(config).replace("'", "\\'") + "'"
+
+    assert creates == [
+        f"CREATE TABLE IF NOT EXISTS silver.fct_events USING DELTA LOCATION {literal(SILVER_EVENTS)}",
+        f"CREATE TABLE IF NOT EXISTS gold.agg_engagement_daily USING DELTA LOCATION {literal(GOLD_ENGAGEMENT)}",
+    ]
+    layers = {s.layer for s in TABLES}
+    assert {f"CREATE DATABASE IF NOT EXISTS {layer}" for layer in layers} <= set(fake.statements)
+    # Idempotent: once registered, nothing is created again.
+    again = catalog.register_tables(FakeCatalog(present={"gold": ["agg_active_user", "agg_engagement_daily"],
+                                                         "silver": ["fct_events"]}), config)  # fmt: skip
+    assert not again.new and sorted(again.served) == sorted(result.served)
+
+
+def test_registration_of_a_remote_table_that_fails_counts_as_missing_and_a_local_one_raises(tmp_path: Path) -> None:
+    remote = load_config(env="local", overrides={"paths.warehouse": "s3a://bucket/wh"})
+    skipped = []
+    fake = FakeCatalog(present={}, fail_on="gold.agg_engagement_daily")
+    result = catalog.register_tables(fake, remote, on_skip=lambda table, message: skipped.append((table, message)))
+    assert result.missing == ["gold.agg_engagement_daily"] and skipped == [("gold.agg_engagement_daily", "boom")]
+    assert len(result.new) == len(TABLES) - 1
+
+    local = load_config(env="local", overrides={"paths.warehouse": str(tmp_path / "wh")})
+    _make_delta_log(local, GOLD_ENGAGEMENT)
+    with pytest.raises(catalog.RegistrationError, match=r"gold\.agg_engagement_daily: boom"):
+        catalog.register_tables(FakeCatalog(present={}, fail_on="gold.agg_engagement_daily"), local)
+
+
+def test_superset_settings_come_from_the_serving_config() -> None:
+    config = load_config(
+        overrides={"serving.superset_host": "127.0.0.2", "serving.superset_port": 18088, "week_start": "monday"}
+    )
+    assert superset_env.settings(config) == {
+        "SUPERSET_HOST": "127.0.0.2",
+        "SUPERSET_PORT": "18088",
+        "THRIFT_HOST": config.serving.thrift_host,
+        "THRIFT_PORT": str(config.serving.thrift_port),
+        "LAKEHOUSE_WEEK_START": "monday",
+    }
+
+
+def test_superset_settings_cli_prints_shell_assignments(capsys) -> None:
+    assert superset_env.main(["--set", "serving.superset_port=18089"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "SUPERSET_PORT=18089" in lines
+    assert all(line.count("=") == 1 for line in lines)
 
 
 def test_split_statements_ignores_semicolons_in_quotes() -> None:

@@ -3,71 +3,41 @@
 The bundle is imported by scripts/superset_up.sh; Superset's importer links files by UUID and
 silently drops what does not resolve (a chart whose uuid is missing from a dashboard position
 is just not on the dashboard), and a chart that names a column its dataset lacks only fails
-when someone opens it. These tests catch both before an import.
+when someone opens it. These tests catch both before an import, and fail while the committed
+bundle differs from what lakehouse.serving.superset.bundle writes from the registry and config.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pyspark.sql import types as T
+
+from lakehouse.config import load_config
+from lakehouse.serving.superset import bundle as builder
+from lakehouse.serving.superset.query_context import load_query_functions, query_functions_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SUPERSET_DIR = REPO_ROOT / "conf" / "superset"
-BUNDLE = SUPERSET_DIR / "bundle"
-SUPERSET_VENV_PYTHON = REPO_ROOT / ".cache" / "superset-venv" / "bin" / "python"
+BUNDLE = REPO_ROOT / "conf" / "superset" / "bundle"
+SUPERSET_CODE = REPO_ROOT / "lakehouse" / "serving" / "superset"
 
-# The gold tables as the serving contract states them (column -> Spark type).
-SEGMENT = {"acq_source": "STRING", "country": "STRING"}
-EXPECTED_GOLD_COLUMNS: dict[str, dict[str, str]] = {
-    "agg_active_user": {
-        "period_type": "STRING",
-        "period_start_date": "DATE",
-        "period_end_date": "DATE",
-        "period_label": "STRING",
-        **SEGMENT,
-        "active_users": "BIGINT",
-        "is_partial_period": "BOOLEAN",
-    },
-    "agg_user_lifecycle_weekly": {
-        "cutoff_week": "DATE",
-        "cutoff_week_label": "STRING",
-        **SEGMENT,
-        "user_status": "STRING",
-        "user_count": "BIGINT",
-        "is_partial_period": "BOOLEAN",
-    },
-    "agg_user_retention": {
-        "cohort_week": "DATE",
-        "cohort_label": "STRING",
-        "week_offset": "INT",
-        "period_start_date": "DATE",
-        **SEGMENT,
-        "cohort_size": "BIGINT",
-        "retained_users": "BIGINT",
-        "retention_rate": "DOUBLE",
-        "unbounded_retained_users": "BIGINT",
-        "is_partial_period": "BOOLEAN",
-    },
-    "agg_growth_accounting_weekly": {
-        "week_start": "DATE",
-        "week_label": "STRING",
-        **SEGMENT,
-        "active_users": "BIGINT",
-        "prev_active_users": "BIGINT",
-        "new_users": "BIGINT",
-        "retained_users": "BIGINT",
-        "resurrected_users": "BIGINT",
-        "churned_users": "BIGINT",
-        "quick_ratio": "DOUBLE",
-        "is_partial_period": "BOOLEAN",
-    },
+# How Spark names each type over Thrift (what Superset stores as the column type). Stated here,
+# independently of the builder, as the serving contract.
+SPARK_TYPE_NAMES = {
+    T.StringType(): "STRING",
+    T.LongType(): "BIGINT",
+    T.IntegerType(): "INT",
+    T.DoubleType(): "DOUBLE",
+    T.DateType(): "DATE",
+    T.BooleanType(): "BOOLEAN",
 }
 # Chart types seen rendering against Spark Thrift here (shared/NOTES_SERVING.md).
 RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
@@ -172,29 +142,32 @@ def test_database_is_the_gold_schema_over_hive(bundle) -> None:
         assert dataset["schema"] == "gold", dataset["_path"]
 
 
-def test_physical_datasets_have_exactly_the_gold_columns(bundle) -> None:
-    physical = {d["table_name"]: d for d in bundle["datasets"].values() if not d.get("sql")}
-    assert set(physical) == set(EXPECTED_GOLD_COLUMNS)
-    for name, expected in EXPECTED_GOLD_COLUMNS.items():
-        columns = dataset_columns(physical[name])
-        assert {c: col["type"] for c, col in columns.items()} == expected, name
-        for col_name, col in columns.items():
-            assert col["is_dttm"] == (col["type"] == "DATE"), f"{name}.{col_name}"
-            assert not col.get("expression"), f"{name}.{col_name} should be a physical column"
-        assert physical[name]["main_dttm_col"] in columns
+def test_datasets_are_the_served_gold_tables_with_the_registrys_columns(bundle) -> None:
+    """Names, types and descriptions of every dataset column are the registry's, in its order."""
+    datasets = {d["table_name"]: d for d in bundle["datasets"].values()}
+    assert set(datasets) == {spec.name for spec in builder.SERVED_TABLES}
+    for spec in builder.SERVED_TABLES:
+        dataset = datasets[spec.name]
+        assert dataset["schema"] == spec.layer
+        expected = [(f.name, SPARK_TYPE_NAMES[f.dataType], f.metadata["comment"]) for f in spec.schema.fields]
+        actual = [(c["column_name"], c["type"], c["description"]) for c in dataset["columns"]]
+        assert actual == expected, spec.full_name
+        assert dataset["description"].startswith(spec.grain), spec.full_name
+        for col in dataset["columns"]:
+            assert col["is_dttm"] == (col["type"] == "DATE"), f"{spec.name}.{col['column_name']}"
+            assert not col.get("expression"), f"{spec.name}.{col['column_name']} should be a physical column"
+        assert dataset["main_dttm_col"] in dataset_columns(dataset)
 
 
-def test_virtual_datasets_read_only_bundle_tables_and_declare_their_output(bundle) -> None:
-    tables = {d["table_name"] for d in bundle["datasets"].values() if not d.get("sql")}
-    virtual = [d for d in bundle["datasets"].values() if d.get("sql")]
-    assert virtual, "the DAU/MAU chart needs its virtual dataset"
-    for dataset in virtual:
-        sql = dataset["sql"]
-        referenced = set(re.findall(r"\bgold\.(\w+)", sql))
-        assert referenced and referenced <= tables, dataset["table_name"]
-        assert not re.search(r"\b(insert|update|delete|drop|create|with)\b", sql, re.I)
-        for column in dataset_columns(dataset):
-            assert re.search(rf"\b{column}\b", sql), f"{column} not produced by the SQL"
+def test_metrics_live_in_gold_tables_not_in_the_bundle(bundle) -> None:
+    """No virtual dataset (SQL) and no chart metric beyond sums and ratios of sums of columns."""
+    for dataset in bundle["datasets"].values():
+        assert not dataset.get("sql"), f"{dataset['_path']}: virtual datasets hold metric logic; add a gold table"
+    allowed_functions = {"SUM", "NULLIF"}
+    for chart in bundle["charts"].values():
+        for metric in chart["params"]["metrics"]:
+            functions = set(re.findall(r"(\w+)\s*\(", metric["sqlExpression"]))
+            assert functions <= allowed_functions, f"{chart['_path']}: {metric['sqlExpression']}"
 
 
 def test_every_chart_uses_an_existing_dataset_and_its_columns(bundle) -> None:
@@ -313,23 +286,64 @@ def test_sql_identifier_extraction_finds_columns_only() -> None:
     }
 
 
-def test_bundle_is_what_build_bundle_writes(tmp_path: Path) -> None:
-    """The YAML is generated: regenerating it must not change a byte.
+def test_bundle_is_what_the_builder_writes_from_the_registry_and_config() -> None:
+    """Everything but the charts' query contexts, which need Superset's venv (next test)."""
+    stale = builder.stale_files(BUNDLE, load_config(), qf=None)
+    assert not stale, f"run python -m lakehouse.serving.superset.bundle: {stale} differ"
 
-    Checked at run time, not collection time: in a fresh checkout the serving e2e test (which runs
-    first) installs the Superset virtualenv this needs.
-    """
-    if not SUPERSET_VENV_PYTHON.exists():
+
+def test_saved_query_contexts_are_what_superset_builds() -> None:
+    """Checked at run time, not collection time: in a fresh checkout the serving e2e test (which
+    runs first) installs the Superset virtualenv this needs."""
+    if query_functions_path() is None:
         pytest.skip("needs .cache/superset-venv (scripts/superset_up.sh)")
-    out = tmp_path / "bundle"
-    subprocess.run(
-        [str(SUPERSET_VENV_PYTHON), str(SUPERSET_DIR / "build_bundle.py"), "--out", str(out)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    committed = {p.relative_to(BUNDLE): p.read_bytes() for p in BUNDLE.rglob("*") if p.is_file()}
-    generated = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert sorted(generated) == sorted(committed)
-    stale = [str(p) for p in committed if committed[p] != generated[p]]
-    assert not stale, f"run conf/superset/build_bundle.py: {stale} differ ({sys.executable})"
+    stale = builder.stale_files(BUNDLE, load_config(), qf=load_query_functions())
+    assert not stale, f"run python -m lakehouse.serving.superset.bundle: {stale} differ ({sys.executable})"
+
+
+def test_week_labels_follow_week_start() -> None:
+    sunday = "\n".join(builder.render(load_config(overrides={"week_start": "sunday"}), None).values())
+    monday = "\n".join(builder.render(load_config(overrides={"week_start": "monday"}), None).values())
+    assert "Sunday-Saturday" in sunday and "Weeks start on Sunday" in sunday
+    assert "Monday-Sunday" in monday and "Weeks start on Monday" in monday
+    assert "Sunday-Saturday" not in monday and "on Sunday" not in monday
+    assert "Monday" not in sunday
+
+
+def test_no_python_under_conf() -> None:
+    assert not sorted((REPO_ROOT / "conf").rglob("*.py")), "code belongs in the lakehouse package"
+
+
+@pytest.mark.parametrize("module", ["bootstrap.py", "superset_config.py"])
+def test_modules_run_by_superset_import_no_lakehouse_code(module: str) -> None:
+    """They run in Superset's venv, which has no pyspark (the registry's import) and no lakehouse."""
+    allowed = {"argparse", "logging", "os", "sys", "pathlib", "typing", "__future__", "yaml", "flask", "superset",
+               "werkzeug"}  # fmt: skip
+    tree = ast.parse((SUPERSET_CODE / module).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= allowed, f"{module} imports {imported - allowed}"
+
+
+def test_superset_config_week_grains_follow_the_lakehouse_week_start(monkeypatch) -> None:
+    monkeypatch.setenv("SUPERSET_SECRET_KEY", "test")
+    grains = {}
+    for week_start in ("sunday", "monday"):
+        monkeypatch.setenv("LAKEHOUSE_WEEK_START", week_start)
+        settings = runpy.run_path(str(SUPERSET_CODE / "superset_config.py"))
+        grains[week_start] = settings["TIME_GRAIN_ADDON_EXPRESSIONS"]["hive"]
+    # "Week" is the configured week; the explicitly named weeks do not depend on it.
+    assert grains["sunday"]["P1W"] == grains["sunday"]["1969-12-28T00:00:00Z/P1W"]
+    assert grains["monday"]["P1W"] == grains["monday"]["1969-12-29T00:00:00Z/P1W"]
+    assert grains["sunday"]["P1W"] != grains["monday"]["P1W"]
+    for key in ("1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W", "P1W/1970-01-03T00:00:00Z"):
+        assert grains["sunday"][key] == grains["monday"][key]
+    # Spark 3+ rejects the Hive spec's 'u' day-of-week pattern.
+    assert all("'u'" not in expression for expression in grains["sunday"].values())
+    monkeypatch.delenv("LAKEHOUSE_WEEK_START")
+    with pytest.raises(RuntimeError, match="LAKEHOUSE_WEEK_START"):
+        runpy.run_path(str(SUPERSET_CODE / "superset_config.py"))

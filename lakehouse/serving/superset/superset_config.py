@@ -1,10 +1,14 @@
 """Superset settings for serving the HeyMax gold tables (Superset 6.1, own virtualenv).
 
-Loaded through ``SUPERSET_CONFIG_PATH`` by ``scripts/superset_up.sh``; every uppercase name here
-overrides ``superset/config.py``. The machine has no internet and no Celery/Redis, so everything
-that needs either is switched off, and the metadata database is SQLite under ``SUPERSET_HOME``
-(``.cache/superset/home``), which is throw-away state: the dashboards are rebuilt from the
-bundle in ``conf/superset/bundle`` on every ``superset_up.sh``.
+Loaded by file path through ``SUPERSET_CONFIG_PATH`` (set by ``scripts/_superset_env.sh``) in
+Superset's virtualenv: standard library only, never ``lakehouse`` (its registry needs pyspark).
+What it needs from the lakehouse config comes from the environment that ``scripts/superset_up.sh``
+fills from ``python -m lakehouse.serving.superset.env``: ``LAKEHOUSE_WEEK_START``.
+
+Every uppercase name here overrides ``superset/config.py``. The machine has no internet and no
+Celery/Redis, so everything that needs either is switched off, and the metadata database is
+SQLite under ``SUPERSET_HOME`` (``.cache/superset/home``), which is throw-away state: the
+dashboards are rebuilt from the bundle in ``conf/superset/bundle`` on every ``superset_up.sh``.
 """
 
 from __future__ import annotations
@@ -41,24 +45,41 @@ FEATURE_FLAGS = {
     "DASHBOARD_VIRTUALIZATION": False,
 }
 
+# The lakehouse's week start (config `week_start`), so that Explore's plain "Week" grain gives the
+# same weeks as the gold tables' week columns.
+WEEK_START = os.environ.get("LAKEHOUSE_WEEK_START", "")
+if WEEK_START not in ("sunday", "monday"):
+    raise RuntimeError(
+        f"LAKEHOUSE_WEEK_START must be sunday or monday, got {WEEK_START!r}; start Superset with "
+        "scripts/superset_up.sh (it reads week_start from the lakehouse config)"
+    )
+
+
+def _week_grain(first: bool, day: str) -> str:
+    """Spark SQL for the first (or last) day of the {col}'s week, weeks starting on ``day``.
+
+    Spark's dayofweek is 1 = Sunday .. 7 = Saturday; ``back`` is how many days {col} lies after
+    the week's first day.
+    """
+    back = "dayofweek({col}) - 1" if day == "sunday" else "(dayofweek({col}) + 5) % 7"
+    shift = f"date_sub(CAST({{col}} AS DATE), {back})" if first else f"date_add(CAST({{col}} AS DATE), 6 - ({back}))"
+    return f"date_format({shift}, 'yyyy-MM-dd 00:00:00')"
+
+
 # `hive://` URIs always get Superset's Hive engine spec. Its week grains use the
-# `from_unixtime(..., 'u')` day-of-week pattern, which Spark 3+ rejects. These replacements use
-# Spark's `dayofweek` (1 = Sunday) and follow the project convention that weeks start on Sunday
-# (SPEC.md), so "Week" and "Week starting Sunday" both give the Sunday that starts the week.
-# The dashboards themselves chart the precomputed Sunday columns (period_start_date,
-# cutoff_week, week_start) with a day grain, so they do not depend on this.
-_SPARK_WEEK_START_SUNDAY = "date_format(date_sub(CAST({col} AS DATE), dayofweek({col}) - 1), 'yyyy-MM-dd 00:00:00')"
+# `from_unixtime(..., 'u')` day-of-week pattern, which Spark 3+ rejects; these replace them with
+# Spark's `dayofweek`. The dashboards themselves chart the precomputed week-start columns
+# (period_start_date, cutoff_week, week_start) with a day grain, so they do not depend on this;
+# charts made by hand in Explore do.
 TIME_GRAIN_ADDON_EXPRESSIONS = {
     "hive": {
-        "P1W": _SPARK_WEEK_START_SUNDAY,
-        "1969-12-28T00:00:00Z/P1W": _SPARK_WEEK_START_SUNDAY,
-        "P1W/1970-01-03T00:00:00Z": (
-            "date_format(date_add(CAST({col} AS DATE), 7 - dayofweek({col})), 'yyyy-MM-dd 00:00:00')"
-        ),
+        "P1W": _week_grain(True, WEEK_START),
+        "1969-12-28T00:00:00Z/P1W": _week_grain(True, "sunday"),
+        "1969-12-29T00:00:00Z/P1W": _week_grain(True, "monday"),
+        "P1W/1970-01-03T00:00:00Z": _week_grain(False, "sunday"),
+        "P1W/1970-01-04T00:00:00Z": _week_grain(False, "monday"),
     }
 }
-# The Hive spec's Monday-based "week ending Sunday" has no Spark-safe expression: hide it.
-TIME_GRAIN_DENYLIST = ["P1W/1970-01-04T00:00:00Z"]
 
 # Spark Thrift answers the first query of a session slowly (planning, Delta log replay), so give
 # chart requests more than the default 60 s before gunicorn's worker timeout hits.

@@ -1,24 +1,28 @@
 """Makes Superset's metadata DB match the repo: the admin user, then the asset bundle.
 
-Run by scripts/superset_up.sh with the Superset virtualenv's python, after `superset db upgrade`
-and `superset init`, in one process (one app start instead of one per CLI call):
+Runs in Superset's virtualenv (standard library, PyYAML and Superset only; it never imports
+``lakehouse``, whose registry needs pyspark), by file path, after ``superset db upgrade`` and
+``superset init``, in one process (one app start instead of one per CLI call):
 
-    SUPERSET_ADMIN_USER=.. SUPERSET_ADMIN_PASSWORD=.. python conf/superset/bootstrap.py \
+    SUPERSET_ADMIN_USER=.. SUPERSET_ADMIN_PASSWORD=.. .cache/superset-venv/bin/python \
+        lakehouse/serving/superset/bootstrap.py \
         --bundle conf/superset/bundle --sqlalchemy-uri hive://user@host:port/gold
 
-The password comes from the environment, not argv, so it never shows in `ps`.
+(``scripts/superset_up.sh`` does this.) The password comes from the environment, not argv, so it
+never shows in ``ps``.
 
 Admin: created when missing; when it exists, its password is reset to the given one (so the
 credentials in the environment or in .cache/superset/credentials.env always log in) and the
 Admin role is restored.
 
-Bundle: imported with ImportAssetsCommand, the command behind `POST /api/v1/assets/import/`.
-It overwrites databases, datasets, charts and dashboards by UUID. `superset import-dashboards`
+Bundle: imported with ImportAssetsCommand, the command behind ``POST /api/v1/assets/import/``.
+It overwrites databases, datasets, charts and dashboards by UUID. ``superset import-dashboards``
 and the dashboard import API (even with overwrite=true) only overwrite the dashboards and keep
 existing charts and datasets as they are, so edits to a chart in the repo would never arrive.
-The database URI in the bundle is a default; the real one is substituted here. The importer
+The database URI in the bundle is a placeholder; the real one is substituted here. The importer
 checks each dataset's table over that connection; with no Thrift server up, that check fails,
-is logged as a warning, and the import goes on.
+is logged as a warning, and the import goes on. Objects the bundle no longer has (a renamed
+chart, a dropped dataset) stay in the metadata DB until deleted in the UI.
 """
 
 from __future__ import annotations

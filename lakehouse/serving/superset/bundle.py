@@ -1,0 +1,875 @@
+"""Writes the Superset asset bundle ``conf/superset/bundle/`` from the registry and the config.
+
+The bundle (Superset's unzipped export format: ``metadata.yaml``, ``databases/``, ``datasets/``,
+``charts/``, ``dashboards/``, linked by UUID) is what ``scripts/superset_up.sh`` imports and what
+is reviewed in git. This module is how it is edited: change a chart or dashboard here, then
+
+    .venv/bin/python -m lakehouse.serving.superset.bundle           # rewrites conf/superset/bundle/
+    .venv/bin/python -m lakehouse.serving.superset.bundle --check   # exit 1 if the bundle is stale
+
+and commit both. Hand edits to the YAML are overwritten by the next run, and
+``tests/serving/test_superset_bundle.py`` fails while the committed bundle differs from what this
+module writes.
+
+Where things come from:
+
+- **Datasets** are the gold tables of :data:`SERVED_TABLES`, one physical dataset each. Their
+  columns (name, type, description) and their description (the table's grain) are read from
+  :mod:`lakehouse.registry`, the only schema source: a column added to the registry appears
+  here on the next run, and the test compares every dataset column with the registry.
+- **Metrics** are computed by the gold jobs, not here. Charts only aggregate registry columns
+  with sums and ratios of sums, because a dashboard filter selects several
+  ``(acq_source, country)`` segments and each user sits in exactly one of them: sums of
+  segment counts are exact, averages of per-segment ratios are not. So stickiness is
+  ``SUM(dau) / SUM(mau_30d)`` over the selected segments of ``gold.agg_engagement_daily``
+  (equal to its ``dau_mau_rate`` column for one segment), quick ratio ``(SUM(new_users) +
+  SUM(resurrected_users)) / SUM(churned_users)`` (``quick_ratio`` for one segment), retention
+  ``SUM(retained_users) / SUM(cohort_size)`` (``retention_rate`` for one segment).
+- **Week labels** ("weeks start on Sunday") follow ``week_start`` of the config, like the gold
+  tables' week columns do.
+- **Query contexts**: see :mod:`lakehouse.serving.superset.query_context` (built with
+  Superset's own query builders, loaded from the Superset virtualenv; this module itself runs in
+  the lakehouse virtualenv, where the registry and config are).
+
+UUIDs are uuid5 of a fixed namespace and a stable key, so regenerating never changes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pyspark.sql import types as T
+
+from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
+from lakehouse.registry import (
+    GOLD_ACTIVE_USER,
+    GOLD_ENGAGEMENT,
+    GOLD_GROWTH,
+    GOLD_LIFECYCLE,
+    GOLD_RETENTION,
+    TableSpec,
+)
+from lakehouse.serving.options import add_config_args, config_from_args
+from lakehouse.serving.superset.query_context import (
+    DEFAULT_SUPERSET_VENV,
+    QueryFunctionsMissing,
+    load_query_functions,
+    query_context,
+)
+
+BUNDLE_DIR = PROJECT_ROOT / "conf" / "superset" / "bundle"
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "heymax-lakehouse/superset-bundle")
+# Charts get their real ids on import; the query context carries this placeholder until then
+# (superset.commands.utils.update_chart_config_dataset rewrites it).
+PLACEHOLDER_DATASOURCE = "0__table"
+EXPORT_VERSION = "1.0.0"
+DATABASE_NAME = "heymax_lakehouse"
+#: The gold tables served as Superset datasets (every chart reads one of them).
+SERVED_TABLES: tuple[TableSpec, ...] = (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT)
+#: Tables with week columns: their dataset description says when weeks start.
+WEEKLY_TABLES = {GOLD_ACTIVE_USER.name, GOLD_LIFECYCLE.name, GOLD_RETENTION.name, GOLD_GROWTH.name}
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def stable_uuid(key: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, key))
+
+
+@dataclass(frozen=True)
+class Week:
+    """The configured week, in words: weeks run from ``first`` to ``last``."""
+
+    first: str
+    last: str
+
+    @classmethod
+    def from_config(cls, config: LakehouseConfig) -> Week:
+        first = DAY_NAMES.index(config.week_start.capitalize())
+        return cls(DAY_NAMES[first], DAY_NAMES[(first - 1) % 7])
+
+    @property
+    def span(self) -> str:
+        return f"{self.first}-{self.last}"
+
+    @property
+    def note(self) -> str:
+        return f"Weeks start on {self.first} (week_start in conf/lakehouse.yaml)."
+
+
+# --------------------------------------------------------------------------------------------
+# Database and datasets: from the registry
+# --------------------------------------------------------------------------------------------
+
+DATABASE_UUID = stable_uuid(f"database:{DATABASE_NAME}")
+
+
+def build_database(config: LakehouseConfig) -> dict[str, Any]:
+    return {
+        "database_name": DATABASE_NAME,
+        # A placeholder from the config; superset_up.sh substitutes the URI it was given.
+        "sqlalchemy_uri": f"hive://superset@{config.serving.thrift_host}:{config.serving.thrift_port}/gold",
+        "cache_timeout": None,
+        "expose_in_sqllab": True,
+        "allow_run_async": False,
+        "allow_ctas": False,
+        "allow_cvas": False,
+        "allow_dml": False,
+        "allow_file_upload": False,
+        "extra": {
+            "allows_virtual_table_explore": True,
+            "metadata_params": {},
+            "engine_params": {},
+            "schemas_allowed_for_file_upload": [],
+        },
+        "uuid": DATABASE_UUID,
+        "version": EXPORT_VERSION,
+    }
+
+
+def superset_type(data_type: T.DataType) -> str:
+    """The column type as Spark reports it through PyHive (``BIGINT``, ``DATE``...)."""
+    return data_type.simpleString().upper()
+
+
+def dataset_uuid(name: str) -> str:
+    return stable_uuid(f"dataset:gold.{name}")
+
+
+def dataset_description(spec: TableSpec, week: Week) -> str:
+    return f"{spec.grain} {week.note}" if spec.name in WEEKLY_TABLES else spec.grain
+
+
+def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
+    dates = [f.name for f in spec.schema.fields if isinstance(f.dataType, T.DateType)]
+    columns = [
+        {
+            "column_name": field.name,
+            "verbose_name": None,
+            # Date columns can be an x-axis or a time filter.
+            "is_dttm": isinstance(field.dataType, T.DateType),
+            "is_active": True,
+            "type": superset_type(field.dataType),
+            "advanced_data_type": None,
+            "groupby": True,
+            "filterable": True,
+            "expression": None,
+            "description": field.metadata.get("comment"),
+            "python_date_format": None,
+            "extra": {},
+        }
+        for field in spec.schema.fields
+    ]
+    return {
+        "table_name": spec.name,
+        # The table's first date column is its time axis (period/week/day start).
+        "main_dttm_col": dates[0] if dates else None,
+        "description": dataset_description(spec, week),
+        "default_endpoint": None,
+        "offset": 0,
+        "cache_timeout": None,
+        "catalog": None,
+        "schema": spec.layer,
+        "sql": None,
+        "params": None,
+        "template_params": None,
+        "filter_select_enabled": True,
+        "fetch_values_predicate": None,
+        "extra": None,
+        "normalize_columns": False,
+        "always_filter_main_dttm": False,
+        "uuid": dataset_uuid(spec.name),
+        "metrics": [
+            {
+                "metric_name": "count",
+                "verbose_name": "COUNT(*)",
+                "metric_type": "count",
+                "expression": "COUNT(*)",
+                "description": None,
+                "d3format": None,
+                "currency": None,
+                "extra": {},
+                "warning_text": None,
+            }
+        ],
+        "columns": columns,
+        "version": EXPORT_VERSION,
+        "database_uuid": DATABASE_UUID,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Chart building blocks
+# --------------------------------------------------------------------------------------------
+
+
+def sql_metric(label: str, expression: str) -> dict[str, Any]:
+    return {
+        "expressionType": "SQL",
+        "sqlExpression": expression,
+        "label": label,
+        "hasCustomLabel": True,
+        "optionName": "metric_" + uuid.uuid5(NAMESPACE, label + expression).hex[:12],
+    }
+
+
+def ratio_of_sums(numerator: str, denominator: str) -> str:
+    """The segment-additive ratio of two count columns (NULL where the denominator sums to 0)."""
+    return f"SUM({numerator}) / NULLIF(SUM({denominator}), 0)"
+
+
+def where_equals(column: str, value: Any) -> dict[str, Any]:
+    return {
+        "expressionType": "SIMPLE",
+        "clause": "WHERE",
+        "subject": column,
+        "operator": "==",
+        "comparator": value,
+    }
+
+
+def where_sql(expression: str) -> dict[str, Any]:
+    return {"expressionType": "SQL", "clause": "WHERE", "sqlExpression": expression}
+
+
+def no_time_filter(column: str) -> dict[str, Any]:
+    # What Explore adds for a temporal x-axis; lets a dashboard time-range filter apply to it.
+    return {
+        "expressionType": "SIMPLE",
+        "clause": "WHERE",
+        "subject": column,
+        "operator": "TEMPORAL_RANGE",
+        "comparator": "No filter",
+    }
+
+
+def split_by_partial(label: str, expression: str, flag: str) -> list[dict[str, Any]]:
+    """Two series of one metric: complete periods, and the period still in progress.
+
+    `expression` uses the placeholders {only} and {end} around each aggregated column, e.g.
+    "SUM({only}active_users{end})"; complete periods keep rows with NOT flag, the partial series
+    keeps the rest. The partial series is a single point at the right end of the line, in its
+    own colour and legend entry, so a week- or month-to-date number never reads as a drop.
+    """
+    complete = expression.replace("{only}", "CASE WHEN NOT {flag} THEN ").replace("{end}", " END")
+    partial = expression.replace("{only}", "CASE WHEN {flag} THEN ").replace("{end}", " END")
+    return [
+        sql_metric(f"{label} (complete)", complete.format(flag=flag)),
+        sql_metric(f"{label} (partial, to date)", partial.format(flag=flag)),
+    ]
+
+
+def timeseries_params(
+    viz_type: str,
+    x_axis: str,
+    metrics: list[dict[str, Any]],
+    adhoc_filters: list[dict[str, Any]],
+    *,
+    temporal: bool = True,
+    groupby: list[str] | None = None,
+    y_axis_format: str = "SMART_NUMBER",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "viz_type": viz_type,
+        "datasource": PLACEHOLDER_DATASOURCE,
+        "x_axis": x_axis,
+        "x_axis_sort_asc": True,
+        "x_axis_sort_series": "name",
+        "x_axis_sort_series_ascending": True,
+        "metrics": metrics,
+        "groupby": groupby or [],
+        "adhoc_filters": ([no_time_filter(x_axis)] if temporal else []) + adhoc_filters,
+        "order_desc": True,
+        "row_limit": 10000,
+        "truncate_metric": True,
+        "show_empty_columns": True,
+        "comparison_type": "values",
+        "annotation_layers": [],
+        "forecastPeriods": 10,
+        "forecastInterval": 0.8,
+        "x_axis_title_margin": 15,
+        "y_axis_title_margin": 30,
+        "y_axis_title_position": "Left",
+        "sort_series_type": "name",
+        "sort_series_ascending": True,
+        "color_scheme": "supersetColors",
+        "only_total": True,
+        "show_legend": True,
+        "legendType": "scroll",
+        "legendOrientation": "top",
+        "rich_tooltip": True,
+        "showTooltipTotal": False,
+        "tooltipTimeFormat": "smart_date",
+        "x_axis_time_format": "smart_date",
+        "y_axis_format": y_axis_format,
+        "truncateXAxis": True,
+        "truncateYAxis": False,
+        "y_axis_bounds": [None, None],
+        "zoomable": False,
+        "extra_form_data": {},
+    }
+    if temporal:
+        # The date columns already hold the period's first day (configured week start,
+        # calendar months) or the day; a day grain keeps them as they are (the Hive spec's
+        # week grain is broken on Spark, see superset_config.py).
+        params["time_grain_sqla"] = "P1D"
+        params["temporal_columns_lookup"] = {x_axis: True}
+    if viz_type == "echarts_timeseries_line":
+        params.update({"seriesType": "line", "markerEnabled": True, "markerSize": 6, "opacity": 0.2})
+    params.update(extra or {})
+    return params
+
+
+def pivot_params(
+    rows: list[str],
+    columns: list[str],
+    metrics: list[dict[str, Any]],
+    adhoc_filters: list[dict[str, Any]],
+    value_format: str,
+) -> dict[str, Any]:
+    return {
+        "viz_type": "pivot_table_v2",
+        "datasource": PLACEHOLDER_DATASOURCE,
+        "groupbyRows": rows,
+        "groupbyColumns": columns,
+        "metrics": metrics,
+        "metricsLayout": "COLUMNS",
+        "adhoc_filters": adhoc_filters,
+        "row_limit": 10000,
+        "order_desc": True,
+        # Cells hold ratios of sums computed in SQL; client-side totals would add ratios up.
+        "aggregateFunction": "Sum",
+        "rowTotals": False,
+        "rowSubTotals": False,
+        "colTotals": False,
+        "colSubTotals": False,
+        "transposePivot": False,
+        "combineMetric": False,
+        "rowOrder": "key_a_to_z",
+        "colOrder": "key_a_to_z",
+        "valueFormat": value_format,
+        "date_format": "smart_date",
+        "conditional_formatting": [],
+        "temporal_columns_lookup": {},
+        "annotation_layers": [],
+        "extra_form_data": {},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Charts
+# --------------------------------------------------------------------------------------------
+
+ACTIVE_USERS_DAILY = where_equals("period_type", "daily")
+ACTIVE_USERS_WEEKLY = where_equals("period_type", "weekly")
+ACTIVE_USERS_MONTHLY = where_equals("period_type", "monthly")
+COMPLETE_PERIODS_ONLY = where_sql("NOT is_partial_period")
+
+RETENTION_EXPR = ratio_of_sums("retained_users", "cohort_size")
+QUICK_RATIO_EXPR = (
+    "(SUM({only}new_users{end}) + SUM({only}resurrected_users{end})) / NULLIF(SUM({only}churned_users{end}), 0)"
+)
+
+
+def charts(week: Week) -> dict[str, dict[str, Any]]:
+    """Chart key -> definition; the key is the chart's identity (its uuid) and its place."""
+    return {
+        "dau": {
+            "slice_name": "Daily active users (DAU)",
+            "description": "Distinct users with an event on the day; segments add up because "
+            "each user sits in one (acq_source, country).",
+            "dataset": GOLD_ACTIVE_USER.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "period_start_date",
+                # A day is never partial (its last day is at most the data's last date).
+                [sql_metric("DAU", "SUM(active_users)")],
+                [ACTIVE_USERS_DAILY],
+            ),
+        },
+        "wau": {
+            "slice_name": "Weekly active users (WAU)",
+            "description": f"Distinct users with an event in the {week.span} week. The last "
+            "week is week-to-date when the data ends mid-week: it is its own series.",
+            "dataset": GOLD_ACTIVE_USER.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "period_start_date",
+                split_by_partial("WAU", "SUM({only}active_users{end})", "is_partial_period"),
+                [ACTIVE_USERS_WEEKLY],
+            ),
+        },
+        "mau": {
+            "slice_name": "Monthly active users (MAU)",
+            "description": "Distinct users with an event in the calendar month. The last month is "
+            "month-to-date when the data ends mid-month: it is its own series.",
+            "dataset": GOLD_ACTIVE_USER.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "period_start_date",
+                split_by_partial("MAU", "SUM({only}active_users{end})", "is_partial_period"),
+                [ACTIVE_USERS_MONTHLY],
+            ),
+        },
+        "stickiness": {
+            "slice_name": "Stickiness (DAU / MAU, DAU / WAU)",
+            "description": "Users active on the day / users active in the 30 (7) days ending that "
+            "day, from gold.agg_engagement_daily: SUM(dau) / SUM(mau_30d) over the selected "
+            "segments, which equals the table's dau_mau_rate for one segment (each user sits in "
+            "one segment, so the sums are exact; per-segment rates are never averaged). In the "
+            "data's first 29 days the window reaches back before the first event.",
+            "dataset": GOLD_ENGAGEMENT.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "activity_date",
+                [
+                    sql_metric("DAU/MAU (30-day)", ratio_of_sums("dau", "mau_30d")),
+                    sql_metric("DAU/WAU (7-day)", ratio_of_sums("dau", "wau_7d")),
+                ],
+                [],
+                y_axis_format=".1%",
+            ),
+        },
+        "lifecycle": {
+            "slice_name": "Weekly user lifecycle (complete weeks)",
+            "description": f"Users by lifecycle status per {week.span} week: new + retained + "
+            "resurrected = weekly actives; all five = users acquired so far. The week in progress "
+            "is left out (chart filter NOT is_partial_period).",
+            "dataset": GOLD_LIFECYCLE.name,
+            "params": timeseries_params(
+                "echarts_timeseries_bar",
+                "cutoff_week",
+                [sql_metric("Users", "SUM(user_count)")],
+                [COMPLETE_PERIODS_ONLY],
+                groupby=["user_status"],
+                extra={
+                    "stack": "Stack",
+                    "orientation": "vertical",
+                    "show_value": False,
+                    "only_total": True,
+                    "x_axis_time_format": "%Y-%m-%d",
+                },
+            ),
+        },
+        "quick_ratio": {
+            "slice_name": "Weekly quick ratio",
+            "description": "(new + resurrected) / churned users per week: (SUM(new_users) + "
+            "SUM(resurrected_users)) / SUM(churned_users) over the selected segments, which equals "
+            "the table's quick_ratio for one segment. The week in progress is its own series.",
+            "dataset": GOLD_GROWTH.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_start",
+                split_by_partial("Quick ratio", QUICK_RATIO_EXPR, "is_partial_period"),
+                [],
+                y_axis_format=".2f",
+            ),
+        },
+        "retention_triangle": {
+            "slice_name": "Weekly cohort retention (complete weeks)",
+            "description": f"Share of each weekly cohort ({week.span} weeks) active N weeks later: "
+            "SUM(retained_users) / SUM(cohort_size) over the selected segments (the table's "
+            "retention_rate for one segment). Cells of the week in progress are left out (chart "
+            "filter NOT is_partial_period).",
+            "dataset": GOLD_RETENTION.name,
+            "params": pivot_params(
+                ["cohort_label"],
+                ["week_offset"],
+                [sql_metric("Retention", RETENTION_EXPR)],
+                [COMPLETE_PERIODS_ONLY],
+                ".1%",
+            ),
+        },
+        "cohort_size": {
+            "slice_name": "Cohort size",
+            "description": f"Users per weekly cohort (first event in that {week.span} week).",
+            "dataset": GOLD_RETENTION.name,
+            # Bars rather than a one-column table: 26+ cohorts fit without scrolling.
+            "params": timeseries_params(
+                "echarts_timeseries_bar",
+                "cohort_week",
+                [sql_metric("Cohort size", "SUM(cohort_size)")],
+                [where_equals("week_offset", 0)],
+                y_axis_format=",d",
+                extra={"orientation": "vertical", "show_value": False, "x_axis_time_format": "%Y-%m-%d"},
+            ),
+        },
+        "retention_curve": {
+            "slice_name": "Average retention curve",
+            "description": "Retention by weeks since the cohort week, weighted by cohort size: "
+            "SUM(retained_users) / SUM(cohort_size) over every cohort that has completed that "
+            "week. Cells of the week in progress are left out.",
+            "dataset": GOLD_RETENTION.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_offset",
+                [sql_metric("Weighted retention", RETENTION_EXPR)],
+                [COMPLETE_PERIODS_ONLY],
+                temporal=False,
+                y_axis_format=".1%",
+                extra={"x_axis_title": "weeks since cohort week", "x_axis_title_margin": 30},
+            ),
+        },
+    }
+
+
+def chart_uuid(key: str) -> str:
+    return stable_uuid(f"chart:{key}")
+
+
+def build_chart(key: str, spec: dict[str, Any], qf: ModuleType | None) -> dict[str, Any]:
+    """The chart's YAML; without ``qf`` (no Superset virtualenv) it has no ``query_context``."""
+    params = spec["params"]
+    chart: dict[str, Any] = {
+        "slice_name": spec["slice_name"],
+        "description": spec["description"],
+        "certified_by": None,
+        "certification_details": None,
+        "viz_type": params["viz_type"],
+        "params": params,
+    }
+    if qf is not None:
+        chart["query_context"] = json.dumps(query_context(qf, params), sort_keys=True)
+    return chart | {
+        "cache_timeout": None,
+        "uuid": chart_uuid(key),
+        "version": EXPORT_VERSION,
+        "dataset_uuid": dataset_uuid(spec["dataset"]),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboards
+# --------------------------------------------------------------------------------------------
+
+PARTIAL_NOTE = (
+    "**Partial periods.** A period is *partial* when it ends after the data's last event "
+    "date (`is_partial_period`): its numbers are to-date and not comparable with full "
+    "periods."
+)
+SEGMENT_NOTE = (
+    "Filter by **acquisition source** and **country** in the filter bar: each user sits in "
+    "exactly one (acq_source, country) segment, so every chart sums segments, and rates are "
+    "ratios of those sums."
+)
+
+
+def dashboards(week: Week) -> dict[str, dict[str, Any]]:
+    return {
+        "active_users": {
+            "title": "Active users",
+            "slug": "active-users",
+            "filter_dataset": GOLD_ACTIVE_USER.name,
+            "note": "## Active users\n"
+            f"DAU, WAU ({week.span} weeks) and MAU (calendar months) from "
+            "`gold.agg_active_user`; stickiness DAU/MAU and DAU/WAU over rolling 30- and 7-day "
+            "windows from `gold.agg_engagement_daily`. "
+            + SEGMENT_NOTE
+            + "\n\n"
+            + PARTIAL_NOTE
+            + " Weekly and monthly lines draw the partial period as a separate series "
+            "*(partial, to date)*; rolling windows have no partial days.",
+            "rows": [["dau", "wau"], ["mau", "stickiness"]],
+        },
+        "user_lifecycle": {
+            "title": "User lifecycle",
+            "slug": "user-lifecycle",
+            "filter_dataset": GOLD_LIFECYCLE.name,
+            "note": "## User lifecycle\n"
+            f"Weekly status ({week.span} weeks) of every acquired user "
+            "(`gold.agg_user_lifecycle_weekly`): new, retained, resurrected (active) and dormant, "
+            "churned (inactive; churned = no activity in the look-back window). Quick ratio = "
+            "(new + resurrected) / churned (`gold.agg_growth_accounting_weekly`). "
+            + SEGMENT_NOTE
+            + "\n\n"
+            + PARTIAL_NOTE
+            + " The lifecycle bars show complete weeks only; the quick ratio draws the week in "
+            "progress as a separate series.",
+            "rows": [["lifecycle"], ["quick_ratio"]],
+        },
+        "cohort_retention": {
+            "title": "Cohort retention",
+            "slug": "cohort-retention",
+            "filter_dataset": GOLD_RETENTION.name,
+            "note": "## Cohort retention\n"
+            f"Users grouped by the {week.span} week of their first event "
+            "(`gold.agg_user_retention`); week N retention = share of the cohort active in its "
+            "N-th week after the cohort week. Rates are ratios of sums, so filtered segments "
+            "are weighted by their cohort sizes. "
+            + SEGMENT_NOTE
+            + "\n\n"
+            + PARTIAL_NOTE
+            + " Cells of the week in progress are left out of the triangle and the curve "
+            "(chart filter `NOT is_partial_period`).",
+            # The triangle has 17 offset columns (0..16): it gets the whole width, and the
+            # height of the sample's 27 weekly cohorts without scrolling.
+            "rows": [["retention_triangle"], ["retention_curve", "cohort_size"]],
+        },
+    }
+
+
+# Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
+ROW_HEIGHTS = {1: 60, 2: 55}
+CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5}
+CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60}
+
+# One colour per lifecycle status wherever it appears.
+LABEL_COLORS = {
+    "new": "#5AC189",
+    "retained": "#1FA8C9",
+    "resurrected": "#FCC700",
+    "dormant": "#A1A6BD",
+    "churned": "#E04355",
+}
+
+NATIVE_FILTER_COLUMNS = [("acq_source", "Acquisition source"), ("country", "Country")]
+
+
+def build_position(
+    spec: dict[str, Any], chart_specs: dict[str, dict[str, Any]], chart_ids: dict[str, int]
+) -> dict[str, Any]:
+    position: dict[str, Any] = {
+        "DASHBOARD_VERSION_KEY": "v2",
+        "ROOT_ID": {"type": "ROOT", "id": "ROOT_ID", "children": ["GRID_ID"]},
+        "GRID_ID": {"type": "GRID", "id": "GRID_ID", "children": [], "parents": ["ROOT_ID"]},
+        "HEADER_ID": {"type": "HEADER", "id": "HEADER_ID", "meta": {"text": spec["title"]}},
+    }
+    grid_parents = ["ROOT_ID", "GRID_ID"]
+
+    note_row, note_id = "ROW-note", "MARKDOWN-note"
+    position["GRID_ID"]["children"].append(note_row)
+    position[note_row] = {
+        "type": "ROW",
+        "id": note_row,
+        "children": [note_id],
+        "parents": grid_parents,
+        "meta": {"background": "BACKGROUND_TRANSPARENT"},
+    }
+    position[note_id] = {
+        "type": "MARKDOWN",
+        "id": note_id,
+        "children": [],
+        "parents": [*grid_parents, note_row],
+        "meta": {"width": 12, "height": 25, "code": spec["note"]},
+    }
+
+    for row_index, row in enumerate(spec["rows"], start=1):
+        row_id = f"ROW-{row_index}"
+        position["GRID_ID"]["children"].append(row_id)
+        position[row_id] = {
+            "type": "ROW",
+            "id": row_id,
+            "children": [],
+            "parents": grid_parents,
+            "meta": {"background": "BACKGROUND_TRANSPARENT"},
+        }
+        default_width = 12 // len(row)
+        for chart_key in row:
+            chart_node = f"CHART-{chart_key}"
+            position[row_id]["children"].append(chart_node)
+            position[chart_node] = {
+                "type": "CHART",
+                "id": chart_node,
+                "children": [],
+                "parents": [*grid_parents, row_id],
+                "meta": {
+                    # chartId is only an old-id placeholder for the importer's id remapping;
+                    # uuid is what links the chart.
+                    "chartId": chart_ids[chart_key],
+                    "uuid": chart_uuid(chart_key),
+                    "sliceName": chart_specs[chart_key]["slice_name"],
+                    "width": CHART_WIDTHS.get(chart_key, default_width),
+                    "height": CHART_HEIGHTS.get(chart_key, ROW_HEIGHTS[len(row)]),
+                },
+            }
+    return position
+
+
+def build_native_filters(dashboard_key: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    filters = []
+    for column, name in NATIVE_FILTER_COLUMNS:
+        filters.append(
+            {
+                "id": f"NATIVE_FILTER-{dashboard_key}-{column}",
+                "name": name,
+                "filterType": "filter_select",
+                "type": "NATIVE_FILTER",
+                "description": f"Users whose first event had this {column}.",
+                "targets": [{"datasetUuid": dataset_uuid(spec["filter_dataset"]), "column": {"name": column}}],
+                "controlValues": {
+                    "multiSelect": True,
+                    "enableEmptyFilter": False,
+                    "defaultToFirstItem": False,
+                    "inverseSelection": False,
+                    "searchAllOptions": False,
+                },
+                "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
+                "cascadeParentIds": [],
+                # Every chart of the dashboard; the frontend derives chartsInScope from this
+                # scope when the dashboard loads (the importer cannot remap chart ids in it).
+                "scope": {"rootPath": ["ROOT_ID"], "excluded": []},
+            }
+        )
+    return filters
+
+
+def build_dashboard(
+    key: str, spec: dict[str, Any], chart_specs: dict[str, dict[str, Any]], chart_ids: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "dashboard_title": spec["title"],
+        "description": None,
+        "css": "",
+        "slug": spec["slug"],
+        "certified_by": None,
+        "certification_details": None,
+        "published": True,
+        "uuid": stable_uuid(f"dashboard:{key}"),
+        "position": build_position(spec, chart_specs, chart_ids),
+        "metadata": {
+            "color_scheme": "supersetColors",
+            "label_colors": LABEL_COLORS,
+            "shared_label_colors": [],
+            "map_label_colors": {},
+            "color_scheme_domain": [],
+            "cross_filters_enabled": False,
+            "refresh_frequency": 0,
+            "timed_refresh_immune_slices": [],
+            "expanded_slices": {},
+            "default_filters": "{}",
+            "chart_configuration": {},
+            "global_chart_configuration": {},
+            "native_filter_configuration": build_native_filters(key, spec),
+        },
+        "version": EXPORT_VERSION,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The bundle as files
+# --------------------------------------------------------------------------------------------
+
+
+def file_stem(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def render(config: LakehouseConfig, qf: ModuleType | None) -> dict[str, str]:
+    """Every bundle file, keyed by its path inside the bundle.
+
+    Without ``qf`` the charts have no ``query_context`` (everything else is complete).
+    """
+    week = Week.from_config(config)
+    chart_specs = charts(week)
+    files = {
+        # "assets": imported with ImportAssetsCommand, which overwrites databases, datasets
+        # and charts too (a "Dashboard" import only overwrites the dashboards themselves).
+        "metadata.yaml": {"version": EXPORT_VERSION, "type": "assets", "timestamp": "2025-01-01T00:00:00+00:00"},
+        f"databases/{DATABASE_NAME}.yaml": build_database(config),
+    }
+    for spec in SERVED_TABLES:
+        files[f"datasets/{DATABASE_NAME}/{spec.name}.yaml"] = build_dataset(spec, week)
+    chart_ids = {key: index for index, key in enumerate(chart_specs, start=1)}
+    for key, spec in chart_specs.items():
+        files[f"charts/{file_stem(spec['slice_name'])}_{chart_ids[key]}.yaml"] = build_chart(key, spec, qf)
+    for key, spec in dashboards(week).items():
+        files[f"dashboards/{file_stem(spec['title'])}.yaml"] = build_dashboard(key, spec, chart_specs, chart_ids)
+    return {path: to_yaml(data) for path, data in files.items()}
+
+
+def write(bundle_dir: Path, files: dict[str, str]) -> None:
+    if bundle_dir.exists():
+        shutil.rmtree(bundle_dir)
+    for relative, text in files.items():
+        path = bundle_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def read(bundle_dir: Path) -> dict[str, str]:
+    return {
+        path.relative_to(bundle_dir).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(bundle_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def without_query_contexts(files: dict[str, str]) -> dict[str, str]:
+    """The files with every chart's query_context dropped (to compare without Superset's venv)."""
+    out = {}
+    for path, text in files.items():
+        if path.startswith("charts/"):
+            data = yaml.safe_load(text)
+            data.pop("query_context", None)
+            text = to_yaml(data)
+        out[path] = text
+    return out
+
+
+def stale_files(bundle_dir: Path, config: LakehouseConfig, qf: ModuleType | None) -> list[str]:
+    """Bundle paths that differ from what :func:`render` writes (missing or extra ones too)."""
+    generated, committed = render(config, qf), read(bundle_dir)
+    if qf is None:
+        generated, committed = without_query_contexts(generated), without_query_contexts(committed)
+    return sorted(p for p in set(generated) | set(committed) if generated.get(p) != committed.get(p))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lakehouse.serving.superset.bundle",
+        description="Write (or --check) the Superset asset bundle from the registry and the config.",
+    )
+    parser.add_argument("--out", type=Path, default=BUNDLE_DIR, help="bundle directory (default conf/superset/bundle)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the bundle is stale")
+    parser.add_argument(
+        "--superset-venv",
+        type=Path,
+        default=DEFAULT_SUPERSET_VENV,
+        help="virtualenv with apache-superset, for its query-context builders (default .cache/superset-venv)",
+    )
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"[bundle] ERROR: {exc}", file=sys.stderr)
+        return 2
+    try:
+        qf: ModuleType | None = load_query_functions(args.superset_venv)
+    except QueryFunctionsMissing as exc:
+        if not args.check:
+            print(f"[bundle] ERROR: {exc}", file=sys.stderr)
+            return 2
+        print(f"[bundle] {exc}; checking everything but the charts' query contexts", file=sys.stderr)
+        qf = None
+    if args.check:
+        stale = stale_files(args.out, config, qf)
+        if stale:
+            print(
+                f"[bundle] {args.out} is stale ({', '.join(stale)}): run python -m lakehouse.serving.superset.bundle",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"[bundle] {args.out} is up to date", file=sys.stderr)
+        return 0
+    write(args.out, render(config, qf))
+    print(f"[bundle] written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

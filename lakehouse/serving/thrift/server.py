@@ -1,0 +1,319 @@
+"""The server process: its command line, start (wait for an answer, register the tables), stop,
+status, and the state files under the state directory (see :mod:`lakehouse.serving.thrift`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lakehouse.config import PROJECT_ROOT, LakehouseConfig
+from lakehouse.serving.thrift.client import ThriftError, answers, error_message, log, port_open, register
+
+THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".cache" / "thrift"
+#: Marks the server's command line, so ``stop`` never signals an unrelated process that reused
+#: the pid; the value is the state directory.
+STATE_MARKER_CONF = "spark.lakehouse.thrift.stateDir"
+
+LOG4J2_PROPERTIES = """\
+# Written by lakehouse.serving.thrift: warnings and errors, plus the server's start/stop lines.
+rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.thrift.name = org.apache.spark.sql.hive.thriftserver.HiveThriftServer2
+logger.thrift.level = info
+logger.service.name = org.apache.hive.service.server.HiveServer2
+logger.service.level = info
+# Every client disconnect is logged as an error by the Thrift library; it is not one.
+logger.tserver.name = org.apache.thrift.server.TThreadPoolServer
+logger.tserver.level = fatal
+"""
+
+
+# ------------------------------------------------------------------------------------------
+# State: pid file, the JSON next to it, and the process checks
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerState:
+    pid: int
+    host: str
+    port: int
+    warehouse: str
+    timezone: str
+    started_at: str
+    log_file: str
+    state_dir: str
+
+
+def state_dir_from(value: str | os.PathLike[str] | None) -> Path:
+    return Path(value or os.environ.get("THRIFT_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+
+
+def _pid_file(state_dir: Path) -> Path:
+    return state_dir / "thrift.pid"
+
+
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "thrift.json"
+
+
+def log_file(state_dir: Path) -> Path:
+    return state_dir / "thrift.log"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its (re)parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state letter follows the parenthesised command name, which may contain spaces.
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _is_our_server(pid: int, state_dir: Path) -> bool:
+    cmd = _cmdline(pid)
+    return _alive(pid) and THRIFT_CLASS in cmd and f"{STATE_MARKER_CONF}={state_dir}" in cmd
+
+
+def running_server(state_dir: Path) -> ServerState | None:
+    """The state of the server started from ``state_dir`` if it is still running, else None."""
+    try:
+        pid = int(_pid_file(state_dir).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not _is_our_server(pid, state_dir):
+        return None
+    try:
+        data = json.loads(_state_file(state_dir).read_text())
+        return ServerState(**{**data, "pid": pid})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _clear_state(state_dir: Path) -> None:
+    for path in (_pid_file(state_dir), _state_file(state_dir)):
+        path.unlink(missing_ok=True)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of the process (VmRSS), or None if it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ------------------------------------------------------------------------------------------
+# start / stop / status
+# ------------------------------------------------------------------------------------------
+
+
+def _spark_submit() -> str:
+    candidate = Path(sys.executable).parent / "spark-submit"
+    if candidate.exists():
+        return str(candidate)
+    from lakehouse.jars import spark_home
+
+    return str(spark_home() / "bin" / "spark-submit")
+
+
+def server_command(
+    config: LakehouseConfig, host: str, port: int, state_dir: Path, driver_memory: str | None = None
+) -> list[str]:
+    from lakehouse.session import session_conf
+
+    conf = session_conf(config, under_submit=False)
+    master = conf.pop("spark.master")
+    if driver_memory:
+        conf["spark.driver.memory"] = driver_memory
+    conf.update(
+        {
+            # Derby admits one process; jobs write by path. See the package docstring.
+            "spark.sql.catalogImplementation": "in-memory",
+            "spark.sql.warehouse.dir": str(state_dir / "spark-warehouse"),
+            # spark.jars alone is not enough here: the server resolves data sources in its
+            # sessions' class loader, which does not see them (DATA_SOURCE_NOT_FOUND: DELTA).
+            # On the driver's own class path they are visible everywhere.
+            "spark.driver.extraClassPath": conf["spark.jars"].replace(",", os.pathsep),
+            "spark.driver.extraJavaOptions": (
+                f"-Dlog4j2.configurationFile={state_dir / 'log4j2.properties'} -Duser.timezone={config.timezone}"
+            ),
+            STATE_MARKER_CONF: str(state_dir),
+        }
+    )
+    cmd = [
+        _spark_submit(),
+        "--master", master,
+        "--name", f"{config.app_name}:thrift-server",
+        "--class", THRIFT_CLASS,
+    ]  # fmt: skip
+    for key, value in conf.items():
+        cmd += ["--conf", f"{key}={value}"]
+    cmd += [
+        "spark-internal",
+        "--hiveconf", f"hive.server2.thrift.bind.host={host}",
+        "--hiveconf", f"hive.server2.thrift.port={port}",
+        "--hiveconf", "hive.server2.transport.mode=binary",
+        "--hiveconf", f"hive.server2.logging.operation.log.location={state_dir / 'operation_logs'}",
+    ]  # fmt: skip
+    return cmd
+
+
+def start(
+    config: LakehouseConfig,
+    host: str,
+    port: int,
+    state_dir: Path,
+    timeout: float = 180.0,
+    driver_memory: str | None = None,
+) -> int:
+    current = running_server(state_dir)
+    if current:
+        same = (current.host, current.port, current.warehouse) == (host, port, config.paths.warehouse)
+        log(
+            f"already running (pid {current.pid}) on {current.host}:{current.port}, "
+            f"warehouse {current.warehouse}"
+            + ("" if same else f"; NOT restarted with {host}:{port}, {config.paths.warehouse}: stop it first")
+        )
+        return 0 if same else 1
+    if port_open(host, port):
+        raise ThriftError(f"port {host}:{port} is in use by another process (choose --port)")
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+    log_path = log_file(state_dir)
+    cmd = server_command(config, host, port, state_dir, driver_memory)
+    env = dict(os.environ)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    began = time.monotonic()
+    with log_path.open("a") as out:
+        out.write(f"\n=== {datetime.now(UTC).isoformat()} starting: {' '.join(cmd)}\n")
+        out.flush()
+        # Own session: the server outlives this command and is not hit by its terminal's signals.
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=state_dir, env=env, start_new_session=True,
+        )  # fmt: skip
+    _pid_file(state_dir).write_text(f"{proc.pid}\n")
+    state = ServerState(
+        pid=proc.pid, host=host, port=port, warehouse=config.paths.warehouse, timezone=config.timezone,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"), log_file=str(log_path),
+        state_dir=str(state_dir),
+    )  # fmt: skip
+    _state_file(state_dir).write_text(json.dumps(asdict(state), indent=2) + "\n")
+    log(f"starting on {host}:{port} (pid {proc.pid}, warehouse {config.paths.warehouse}, log {log_path})")
+
+    deadline = began + timeout
+    while not answers(host, port):
+        if proc.poll() is not None:
+            _clear_state(state_dir)
+            raise ThriftError(f"the server exited with code {proc.returncode} during start-up:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            tail = _tail(log_path)
+            _stop_pid(proc.pid, 30.0)
+            _clear_state(state_dir)
+            raise ThriftError(f"no answer on {host}:{port} after {timeout:.0f} s; stopped it. Log tail:\n{tail}")
+        time.sleep(1.0)
+    up_after = time.monotonic() - began
+    try:
+        register(host, port, config)
+    except Exception as exc:
+        # A server that cannot serve the tables is of no use: stop it, so a start is all or nothing.
+        _stop_pid(proc.pid, 30.0)
+        _clear_state(state_dir)
+        message = exc if isinstance(exc, ThriftError) else error_message(exc)
+        raise ThriftError(f"registering the tables failed, server stopped: {message}\n{_tail(log_path)}") from exc
+    rss = rss_bytes(proc.pid)
+    log(
+        f"ready on {host}:{port} after {up_after:.0f} s (pid {proc.pid}"
+        + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
+        + "); stop with scripts/stop_thrift_server.sh"
+    )
+    return 0
+
+
+def _stop_pid(pid: int, timeout: float) -> bool:
+    """TERM, wait, then KILL. True if it had to be killed."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if not _alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return True
+
+
+def stop(state_dir: Path, timeout: float = 30.0) -> int:
+    current = running_server(state_dir)
+    if current is None:
+        stale = _pid_file(state_dir).exists()
+        _clear_state(state_dir)
+        log("not running" + (" (stale pid file removed)" if stale else ""))
+        return 0
+    log(f"stopping pid {current.pid} ({current.host}:{current.port})")
+    began = time.monotonic()
+    killed = _stop_pid(current.pid, timeout)
+    if _alive(current.pid):
+        raise ThriftError(f"pid {current.pid} still alive after SIGKILL")
+    _clear_state(state_dir)
+    log(f"stopped after {time.monotonic() - began:.1f} s" + (" (SIGKILL after timeout)" if killed else ""))
+    return 0
+
+
+def status(state_dir: Path) -> int:
+    current = running_server(state_dir)
+    if current is None:
+        log(f"not running (state dir {state_dir})")
+        return 3
+    rss = rss_bytes(current.pid)
+    ok = answers(current.host, current.port)
+    print(
+        f"running: pid {current.pid} on {current.host}:{current.port}, since {current.started_at}, "
+        f"warehouse {current.warehouse}, time zone {current.timezone}"
+        + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
+        + ("" if ok else " -- but it does not answer queries")
+        + f"; log {current.log_file}"
+    )
+    return 0 if ok else 1
