@@ -8,7 +8,8 @@ consumer goes through this module, so the rule is written once:
 - :func:`pending` - committed batches the consumer has not recorded;
 - :func:`consumed` - the batch ids it has recorded (for consumers that decide from the data);
 - :func:`record` - mark batches consumed, one Delta commit for the whole run;
-- :func:`reset` - forget a consumer's (or every consumer's) batches, for a full refresh.
+- :func:`reset` - forget a consumer's (or every consumer's) batches;
+- :func:`full_refresh` - empty the consumer's tables, then reset it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
 from lakehouse.ops import utc_now
-from lakehouse.registry import OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES
+from lakehouse.registry import OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, TableSpec
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,18 @@ def record(
         for b in batches
     ]
     delta_io.append(spark.createDataFrame(rows, OPS_PROCESSED_BATCHES.schema), OPS_PROCESSED_BATCHES, config)
+
+
+def full_refresh(spark: SparkSession, config: LakehouseConfig, consumer: str | None, *tables: TableSpec) -> None:
+    """Forget what ``consumer`` (every consumer when None) consumed, then empty ``tables`` in order.
+
+    Bookkeeping goes first: a run killed half-way leaves tables that are re-read in full by the
+    next run (MERGE and replaceWhere make that idempotent), never an emptied table whose
+    bookkeeping says it is up to date.
+    """
+    reset(spark, config, consumer)
+    for spec in tables:
+        delta_io.ensure_table(spark, spec, config).delete()
 
 
 def reset(spark: SparkSession, config: LakehouseConfig, consumer: str | None = None) -> None:

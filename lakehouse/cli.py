@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 def _run(argv: list[str]) -> int:
     from lakehouse.pipeline import main
 
-    return main(argv)
+    return main(argv, prog="lakehouse run")
 
 
 def _job(argv: list[str]) -> int:
@@ -36,15 +36,19 @@ def _job(argv: list[str]) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    return selected.main(argv[1:])
+    return selected.main(argv[1:], prog=f"lakehouse job {selected.name}")
 
 
 def _jobs(argv: list[str]) -> int:
-    from lakehouse.config import ConfigError, load_config
-    from lakehouse.jobs import JOB_INDEX, job
+    from lakehouse.config import ConfigError
+    from lakehouse.jobkit import base_parser, config_from_args
+    from lakehouse.jobs import JOB_INDEX, check_dag, job
 
+    args = base_parser("List every job and its place in conf's DAG.", "lakehouse jobs").parse_args(argv)
     try:
-        dag = load_config().dag
+        config = config_from_args(args)
+        check_dag(config)
+        dag = config.dag
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # argparse names a program after sys.argv[0]: each verb's --help then reads "lakehouse VERB".
+    sys.argv[0] = f"lakehouse {args.verb}"
     return VERBS[args.verb][0](list(args.args))
 
 

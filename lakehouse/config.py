@@ -100,6 +100,10 @@ class LakehouseConfig:
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.paths.warehouse.rstrip('/')}/{layer}/{name}"
 
+    def with_input(self, path: str) -> LakehouseConfig:
+        """A copy reading source files from ``path`` (resolved like ``paths.input``)."""
+        return dataclasses.replace(self, paths=dataclasses.replace(self.paths, input=_resolve_path(path, PROJECT_ROOT)))
+
     def with_overrides(self, **changes: Any) -> LakehouseConfig:
         """A copy with top-level or dotted overrides (tests build configs this way)."""
         data = to_dict(self)

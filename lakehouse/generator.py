@@ -23,7 +23,7 @@ Design choices, and why:
 * **Negative balances.** About a quarter of users follow a "redeemer" event mix (more redemptions
   than earnings by miles); the rest earn more. The two mixes average to the target mix
   (56/15/14/10/5).
-* **Defects.** An invalid row replaces the event it was generated from and breaks one SPEC rule
+* **Defects.** An invalid row replaces the event it was generated from and breaks one contract rule
   (see ``DEFECT_KINDS``); duplicates are exact copies of a valid line written again; late rows are
   valid events written to a later file than the chunk their date belongs to.
 """
@@ -66,7 +66,7 @@ COUNTRIES: tuple[str, ...] = ("SG", "MY", "PH", "ID", "TH")
 EARNED_RANGE = (80, 1199)
 REDEEMED_RANGE = (800, 2399)
 
-#: Target share of each event type over all rows (SPEC: original data).
+#: Target share of each event type over all rows (contract: original data).
 TARGET_MIX: dict[str, float] = {
     "miles_earned": 0.56,
     "reward_search": 0.15,
@@ -82,7 +82,7 @@ _NORMAL_PROFILE = (61, 9, 15, 10, 5)
 _REDEEMER_PROFILE = (41, 29, 15, 10, 5)
 _REDEEMER_SHARE = 0.25
 
-# Category weights inside an event type (not in the SPEC; chosen to look plausible).
+# Category weights inside an event type (not in the contract; chosen to look plausible).
 _CATEGORY_WEIGHTS: dict[str, tuple[float, ...]] = {
     "miles_earned": (0.40, 0.35, 0.25),
     "miles_redeemed": (0.55, 0.45),
@@ -98,7 +98,7 @@ _PRIMARY_PLATFORM_P = 0.75
 # Relative activity by hour of day (local wall clock): quiet nights, evening peak.
 _HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 4, 6, 7, 7, 7, 8, 9, 8, 7, 7, 7, 8, 9, 10, 10, 9, 6, 4)
 
-#: Kinds of invalid row, each meant to break exactly one SPEC rule (named in the comment).
+#: Kinds of invalid row, each meant to break exactly one contract rule (named in the comment).
 DEFECT_KINDS: tuple[str, ...] = (
     "unknown_event_type",  # allowed values of event_type
     "unknown_platform",  # allowed values of platform
@@ -661,7 +661,9 @@ def generate(
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags mirror ``generator.generate`` keyword arguments one to one."""
-    p = argparse.ArgumentParser(description="Write a synthetic HeyMax event_stream.csv (SPEC source format).")
+    p = argparse.ArgumentParser(
+        description="Write a synthetic HeyMax event_stream.csv (the source format of docs/contract.md)."
+    )
     p.add_argument("--out", required=True, help="directory, or FILE.csv when --files 1")
     p.add_argument("--users", type=int, default=300, help="number of users (default 300)")
     p.add_argument("--days", type=int, default=182, help="days in the period (default 182)")

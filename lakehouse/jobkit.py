@@ -74,13 +74,16 @@ class Job(Generic[P]):
     params: type[P]
     body: Callable[[JobContext, P], None]
 
-    def parser(self) -> argparse.ArgumentParser:
-        parser = base_parser(f"{self.name}: {self.description}")
+    def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
+        parser = base_parser(f"{self.name}: {self.description}", prog)
         add_param_arguments(parser, self.params)
         return parser
 
     def params_from(self, values: dict[str, Any]) -> P:
-        """Parameters from a mapping, keeping only the fields this job declares."""
+        """Parameters from a mapping, keeping only the fields this job declares.
+
+        A parameters class may check itself in ``__post_init__`` and raise ``ValueError``.
+        """
         names = {f.name for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
         return self.params(**{k: v for k, v in values.items() if k in names})
 
@@ -104,19 +107,20 @@ class Job(Generic[P]):
         run.finish("succeeded")
         return EXIT_OK
 
-    def main(self, argv: Sequence[str] | None = None) -> int:
+    def main(self, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         """``spark-submit jobs/<name>.py [args]`` and ``lakehouse job <name> [args]``."""
         setup_logging()
-        args = self.parser().parse_args(argv)
+        args = self.parser(prog).parse_args(argv)
         try:
             config = config_from_args(args)
-        except ConfigError as exc:
+            params = self.params_from(vars(args))
+        except (ConfigError, ValueError) as exc:  # bad config or contradictory arguments: nothing ran
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         from lakehouse.session import get_spark
 
         spark = get_spark(config, app_name=f"{config.app_name}:{self.name}")
-        return self.execute(spark, config, self.params_from(vars(args)))
+        return self.execute(spark, config, params)
 
 
 def _jsonable(params: Any) -> dict[str, Any]:
@@ -136,16 +140,20 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments every job and the DAG runner take."""
-    parser = argparse.ArgumentParser(description=description)
+def base_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The arguments every job, the DAG runner and the serving commands take."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_config_args(parser)
+    return parser
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", help="base config file (default conf/lakehouse.yaml)")
     parser.add_argument("--env", help="environment overlay conf/env/<ENV>.yaml (or LAKEHOUSE_ENV)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)"
     )
     parser.add_argument("--warehouse", help="shortcut for --set paths.warehouse=DIR")
-    return parser
 
 
 def _optional_of(tp: Any) -> Any:
@@ -173,13 +181,8 @@ def add_param_arguments(parser: argparse.ArgumentParser, params: type) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LakehouseConfig:
+    """The config named by the common arguments (``--conf``, ``--env``, ``--set``, ``--warehouse``)."""
     overrides = list(args.set)
-    if getattr(args, "warehouse", None):
+    if args.warehouse:
         overrides.append(f"paths.warehouse={args.warehouse}")
-    if getattr(args, "input", None):
-        overrides.append(f"paths.input={args.input}")
-    config = load_config(args.conf, args.env, overrides)
-    from lakehouse.jobs import check_dag
-
-    check_dag(config)
-    return config
+    return load_config(args.conf, args.env, overrides)

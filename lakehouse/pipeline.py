@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 from lakehouse.config import ConfigError
 from lakehouse.jobkit import EXIT_OK, EXIT_USAGE, base_parser, config_from_args, setup_logging
-from lakehouse.jobs import job
+from lakehouse.jobs import check_dag, job
 
 log = logging.getLogger("lakehouse")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = base_parser("Run the lakehouse DAG (bronze -> silver -> gold) in one Spark application.")
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = base_parser("Run the lakehouse DAG (bronze -> silver -> gold) in one Spark application.", prog)
     p.add_argument("--input", help="CSV file or folder of CSV files (default: paths.input)")
     p.add_argument("--full-refresh", action="store_true", help="rebuild every table from all input files")
     p.add_argument("--jobs", help="comma-separated subset of the DAG to run, in DAG order")
@@ -29,11 +29,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     setup_logging()
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     try:
         config = config_from_args(args)
+        check_dag(config)
         dag = list(config.dag)
         wanted = [j.strip() for j in args.jobs.split(",")] if args.jobs else dag
         unknown = [j for j in wanted if j not in dag]
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_code = EXIT_OK
     for j in jobs:
         log.info("=== %s", j.name)
-        params = j.params_from({"full_refresh": args.full_refresh})
+        params = j.params_from({"full_refresh": args.full_refresh, "input": args.input})
         exit_code = j.execute(spark, config, params, shared)
         if exit_code:
             log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)

@@ -8,6 +8,6 @@
 # Options: --local, --max-rows N (default 200), --warehouse DIR, --env NAME, --set key=value.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
-bootstrap dev
+bootstrap serving
 cd "$ROOT"
-exec python -m lakehouse.serving.sql "$@"
+exec lakehouse sql "$@"

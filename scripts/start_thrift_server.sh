@@ -6,10 +6,10 @@
 #                                  [--timeout SECONDS] [--driver-memory 1g]
 # Host and port default to serving.thrift_host/thrift_port of conf (127.0.0.1:10000). A second
 # start while it runs says so and exits 0. Pid, state and log: .cache/thrift/ (THRIFT_STATE_DIR).
-# Tables created after the start: python -m lakehouse.serving.thrift register (scripts/sql.sh
+# Tables created after the start: lakehouse thrift register (scripts/sql.sh
 # does it before each query).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
-bootstrap dev
+bootstrap serving
 cd "$ROOT"
-exec python -m lakehouse.serving.thrift start "$@"
+exec lakehouse thrift start "$@"

@@ -3,11 +3,10 @@
 # in .cache/thrift/thrift.pid (THRIFT_STATE_DIR), after checking its command line, and waits
 # until it has exited (SIGTERM, SIGKILL after --timeout seconds, default 30). No-op if not running.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${LAKEHOUSE_VENV:-$ROOT/.venv}/bin/python"
-if [ ! -x "$PY" ]; then
-  echo "[thrift] not running (no virtualenv at ${LAKEHOUSE_VENV:-$ROOT/.venv})" >&2
+source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"  # ROOT and VENV; nothing is installed to stop
+if [ ! -x "$VENV/bin/lakehouse" ]; then
+  echo "[thrift] not running (no virtualenv at $VENV)" >&2
   exit 0
 fi
 cd "$ROOT"
-exec "$PY" -m lakehouse.serving.thrift stop "$@"
+exec "$VENV/bin/lakehouse" thrift stop "$@"

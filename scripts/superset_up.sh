@@ -42,13 +42,15 @@ SUPERSET_HOST="${SUPERSET_HOST:-}"
 SUPERSET_PORT="${SUPERSET_PORT:-}"
 THRIFT_HOST="${THRIFT_HOST:-}"
 THRIFT_PORT="${THRIFT_PORT:-}"
-LAKEHOUSE_PY="${LAKEHOUSE_VENV:-$SUPERSET_REPO_ROOT/.venv}/bin/python"
+# shellcheck source=scripts/_bootstrap.sh
+source "$SUPERSET_REPO_ROOT/scripts/_bootstrap.sh"  # VENV: the one place the virtualenv path is decided
+LAKEHOUSE_PY="$VENV/bin/python"
 SETUP_LOG="$SUPERSET_CACHE_DIR/setup.log"
 PORT_FILE="$SUPERSET_CACHE_DIR/superset.port"
 
 # The published apache-superset 6.1.0 wheel does not start as installed with the newest
 # releases of dependencies it leaves open; this set was found by trying
-# (shared/NOTES_SERVING.md): flask-caching<2.5, rich<15 and cachetools. Keep the caps until a
+# on this kind of machine: flask-caching<2.5, rich<15 and cachetools. Keep the caps until a
 # Superset release pins them itself.
 # Spark Thrift driver: PyHive 0.7.0 over the pure-Python SASL stack (nothing to compile);
 # thrift<1 is what PyHive's generated code supports. PyHive 0.7.0 has no `hive_pure_sasl`
@@ -114,10 +116,7 @@ ensure_lakehouse_python() {
     return
   fi
   superset_log "lakehouse virtualenv not ready at $LAKEHOUSE_PY: setting it up (scripts/_bootstrap.sh)"
-  # shellcheck source=scripts/_bootstrap.sh
-  source "$SUPERSET_REPO_ROOT/scripts/_bootstrap.sh"
-  bootstrap dev
-  LAKEHOUSE_PY="$VENV/bin/python"
+  bootstrap serving
 }
 
 # SUPERSET_HOST/PORT and THRIFT_HOST/PORT from the config unless set in the environment;

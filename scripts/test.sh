@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite, after the same set-up as the pipeline (virtualenv, package, Delta jars).
-# Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k rules
+# The whole test suite (what CI runs, via .ci/run), after set-up: virtualenv with the test tools,
+# Delta jars, and Debian's chromium for the serving tests. Then ruff, then pytest.
+#   scripts/test.sh                      everything
+#   scripts/test.sh --fast [pytest args] the edit-test loop: no Thrift server, Superset or Chromium
+#                                        (pytest -m "not serving"; nothing installed with apt)
+#   scripts/test.sh tests/unit -k rules  extra arguments go to pytest
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
 bootstrap dev
 cd "$ROOT"
-# Serving tests need Debian's chromium (never a downloaded browser build); installed once.
-if [ -f "$ROOT/scripts/_serving_prereqs.sh" ]; then
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+  fast=1
+  shift
+fi
+if [ "$fast" = 0 ]; then
+  # Serving tests need Debian's chromium (never a downloaded browser build); installed once.
   bash "$ROOT/scripts/_serving_prereqs.sh"
 fi
 _log "ruff"
 ruff check .
 _log "pytest"
+if [ "$fast" = 1 ]; then
+  exec python -m pytest -m "not serving" "$@"
+fi
 exec python -m pytest "$@"

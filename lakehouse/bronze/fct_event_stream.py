@@ -251,9 +251,8 @@ def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
     therefore reset too: silver re-reads every batch (its MERGE only inserts event_ids it lacks)
     and dim_users recomputes from the first day.
     """
-    for spec in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES):
-        delta_io.ensure_table(spark, spec, config).delete()
-    batches.reset(spark, config)
+    # The manifest before the data: a killed refresh leaves files that the next run re-ingests.
+    batches.full_refresh(spark, config, None, OPS_INGESTED_FILES, BRONZE_EVENTS, BRONZE_QUARANTINE)
 
 
 def ingest(
@@ -299,7 +298,8 @@ def ingest(
 
 
 def run(ctx: JobContext, params: Params) -> None:
-    ingest(ctx.spark, ctx.config, ctx.run, refresh=params.full_refresh)
+    config = ctx.config.with_input(params.input) if params.input else ctx.config
+    ingest(ctx.spark, config, ctx.run, refresh=params.full_refresh)
 
 
 JOB = Job(

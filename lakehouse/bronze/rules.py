@@ -1,4 +1,4 @@
-"""The named validation rules of the source contract (SPEC.md, "bronze.fct_event_stream").
+"""The named validation rules of the source contract (docs/contract.md, "bronze.fct_event_stream").
 
 Each rule is a Column that is true when a record *breaks* it. Inputs are the raw field strings
 (null = empty field) plus ``_field_count`` and ``_ingested_at``. Rules never raise and never return

@@ -21,7 +21,7 @@ TABLE = GOLD_LIFECYCLE
 
 
 def lifecycle_weekly(grid_df: DataFrame, max_event_date: date, lookback_weeks: int) -> DataFrame:
-    """gold.agg_user_lifecycle_weekly: one status per acquired user and week (SPEC.md table)."""
+    """gold.agg_user_lifecycle_weekly: one status per acquired user and week (docs/contract.md table)."""
     lookback = Window.partitionBy("user_id").orderBy("week").rowsBetween(-lookback_weeks, -1)
     recently = F.coalesce(F.max(F.col("is_active").cast("int")).over(lookback), F.lit(0)) == 1
     status = (

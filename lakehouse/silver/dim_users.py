@@ -13,7 +13,7 @@ range, combined with running window functions over a user x day grid: one Spark 
 of days, and for a single day the cost grows with the number of users, not with history.
 
 Tie-breaks (documented in the README): the first event is the smallest ``(event_time, event_id)``,
-as SPEC.md says; the latest event is the largest ``(event_time, event_id)``.
+as docs/contract.md says; the latest event is the largest ``(event_time, event_id)``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
 from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import Job, JobContext, JobFailed, param
+from lakehouse.jobkit import Job, JobContext, param
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.silver.fct_events import EVENT_TIME_FORMAT
 
@@ -267,19 +267,20 @@ class Params:
     end_date: date | None = param(None, "last ds of a range (with --start-date)")
     full_refresh: bool = param(False, "rebuild every snapshot from silver events")
 
+    def __post_init__(self) -> None:
+        if self.ds and (self.start_date or self.end_date):
+            raise ValueError("give either --ds or --start-date/--end-date, not both")
+        if bool(self.start_date) != bool(self.end_date):
+            raise ValueError("--start-date and --end-date go together")
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError(f"--start-date {self.start_date} is after --end-date {self.end_date}")
+
 
 def run(ctx: JobContext, params: Params) -> None:
     spark, config = ctx.spark, ctx.config
     ds, start, end = params.ds, params.start_date, params.end_date
-    if ds and (start or end):
-        raise JobFailed("give either --ds or --start-date/--end-date, not both")
-    if bool(start) != bool(end):
-        raise JobFailed("--start-date and --end-date go together")
-    if start and end and start > end:
-        raise JobFailed(f"--start-date {start} is after --end-date {end}")
     if params.full_refresh:
-        delta_io.ensure_table(spark, SILVER_DIM_USERS, config).delete()
-        batches.reset(spark, config, CONSUMER)
+        batches.full_refresh(spark, config, CONSUMER, SILVER_DIM_USERS)
 
     consumed: list[str] = []
     if ds:

@@ -96,8 +96,7 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     """Load pending batches; returns the number of events inserted."""
     spark, config, run = ctx.spark, ctx.config, ctx.run
     if refresh:
-        delta_io.ensure_table(spark, SILVER_EVENTS, config).delete()
-        batches.reset(spark, config, CONSUMER)
+        batches.full_refresh(spark, config, CONSUMER, SILVER_EVENTS)
     pending = batches.pending(spark, config, CONSUMER)
     if not pending:
         log.info("silver_fct_events: no new bronze batches")

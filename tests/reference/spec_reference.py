@@ -5,7 +5,7 @@ obviously correct over being fast: every metric is computed by looping over user
 Standard library only. Nothing here reads a clock except `event_time_not_in_future` when no
 `ingested_at` is given.
 
-Decisions taken where SPEC.md is silent:
+Decisions taken where the contract (docs/contract.md) is silent:
 - Files are read as UTF-8 with an optional BOM, with Python's `csv` module (default dialect:
   `"` quotes, doubled `""` inside quotes). Field values are never trimmed and are case-sensitive.
 - `source_line` is the physical line on which a record starts (header = line 1). A blank line is

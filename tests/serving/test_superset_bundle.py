@@ -39,7 +39,7 @@ SPARK_TYPE_NAMES = {
     T.DateType(): "DATE",
     T.BooleanType(): "BOOLEAN",
 }
-# Chart types seen rendering against Spark Thrift here (shared/NOTES_SERVING.md).
+# Chart types seen rendering against Spark Thrift here (the live e2e test renders each one).
 RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
 # The Hive engine spec's week grains break on Spark 3+; charts use the Sunday date columns.
 WEEK_GRAINS = {"P1W", "1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W"}

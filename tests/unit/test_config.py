@@ -39,19 +39,32 @@ def test_bad_values_name_the_key(overrides, message):
 
 
 def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
-    from lakehouse.jobkit import EXIT_USAGE, config_from_args
-    from lakehouse.jobs import JOB_INDEX, check_dag, job
+    from lakehouse.cli import main as lakehouse
+    from lakehouse.jobkit import EXIT_USAGE
+    from lakehouse.jobs import JOB_INDEX, check_dag
     from lakehouse.pipeline import main as run_pipeline
 
     check_dag(load_config())  # the shipped DAG names real jobs
     bad = load_config(overrides=["dag=[bronze_fct_event_stream, no_such_job]"])
     with pytest.raises(ConfigError, match="config key 'dag' names unknown job 'no_such_job'"):
         check_dag(bad)
-    args = job("silver_fct_events").parser().parse_args(["--set", "dag=[no_such_job]"])
-    with pytest.raises(ConfigError, match="names unknown job 'no_such_job'"):
-        config_from_args(args)
+    # Both commands that read the DAG refuse it before starting Spark.
     assert run_pipeline(["--set", "dag=[no_such_job]", "--no-summary"]) == EXIT_USAGE
+    assert lakehouse(["jobs", "--set", "dag=[no_such_job]"]) == EXIT_USAGE
     assert "gold_agg_engagement_daily" in JOB_INDEX
+
+
+def test_contradictory_job_arguments_exit_2_before_spark_starts():
+    from lakehouse.jobkit import EXIT_USAGE
+    from lakehouse.jobs import job
+
+    dim_users = job("silver_dim_users")
+    assert (
+        dim_users.main(["--ds", "2025-01-01", "--start-date", "2025-01-01", "--end-date", "2025-01-02"]) == EXIT_USAGE
+    )
+    assert dim_users.main(["--start-date", "2025-01-01"]) == EXIT_USAGE
+    assert dim_users.main(["--start-date", "2025-01-03", "--end-date", "2025-01-02"]) == EXIT_USAGE
+    assert dim_users.main(["--set", "gold.no_such_key=1"]) == EXIT_USAGE
 
 
 def test_overlay_and_overrides_layer_in_order(tmp_path: Path):

@@ -1,6 +1,6 @@
 """Tests of the synthetic event generator (pure Python, no Spark).
 
-The format checks below are written from SPEC.md's "Source: event_stream.csv" section with their
+The format checks below are written from docs/contract.md's "Source: event_stream.csv" section with their
 own regexes and sets, independently of ``lakehouse.generator``, so a generator bug cannot hide
 behind a shared constant.
 """
@@ -57,7 +57,7 @@ BASE = {"users": 300, "days": 182, "start_date": "2025-01-05", "seed": 7, "targe
 
 
 def broken_rules(line: str) -> list[str]:
-    """SPEC rules a raw line breaks (empty list = valid).
+    """Contract rules a raw line breaks (empty list = valid).
 
     Type-dependent rules are only evaluated when event_type is allowed, and a wrong field count
     stops the other checks, so each defect should break exactly one rule.
@@ -130,7 +130,7 @@ def week_start(d: date) -> date:
 
 
 def lifecycle_counts(lines: list[str]) -> Counter[str]:
-    """Weekly lifecycle statuses (SPEC table, lookback 4 weeks) summed over all weeks."""
+    """Weekly lifecycle statuses (contract table, lookback 4 weeks) summed over all weeks."""
     weeks_of: dict[str, set[date]] = defaultdict(set)
     for line in lines:
         f = line.split(",")

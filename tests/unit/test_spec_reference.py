@@ -1,6 +1,6 @@
-"""Tests of the plain-Python SPEC.md oracle (tests/reference/spec_reference.py) on hand-written CSV.
+"""Tests of the plain-Python oracle of docs/contract.md (tests/reference/spec_reference.py) on hand-written CSV.
 
-Every expected value below was worked out by hand from SPEC.md, not by running the oracle.
+Every expected value below was worked out by hand from docs/contract.md, not by running the oracle.
 """
 
 from __future__ import annotations

@@ -13,9 +13,7 @@ from lakehouse.serving.thrift.server import running_server, start, state_dir_fro
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lakehouse.serving.thrift", description="Spark Thrift Server over the lakehouse's Delta tables."
-    )
+    p = argparse.ArgumentParser(description="Spark Thrift Server over the lakehouse's Delta tables.")
     p.add_argument("--state-dir", help="pid, log and scratch folder (default .cache/thrift or THRIFT_STATE_DIR)")
     sub = p.add_subparsers(dest="command", required=True)
 
