@@ -6,11 +6,38 @@ Jobs write through it, tests build their DataFrames with its schemas, and the Th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import types as T
 
 from lakehouse.config import LakehouseConfig
+
+
+@dataclass(frozen=True)
+class RatioMetric:
+    """A rate column of a gold table, re-aggregated over any set of its rows (segments, periods).
+
+    A stored per-row rate cannot be averaged across segments; the same rate over several rows is
+    the sum of its numerator columns over the sum of its denominator columns. Declared here, next
+    to the columns, so that every consumer (the dashboards, ad-hoc SQL) uses the one definition;
+    for a single row it equals the stored column of the same name (a test checks it).
+    """
+
+    name: str
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    description: str
+
+    def sql(self, column: Callable[[str], str] = lambda c: c) -> str:
+        """``SUM(a) [+ SUM(b)] / NULLIF(SUM(c), 0)``; ``column`` may wrap each column (e.g. a filter)."""
+
+        def sums(columns: tuple[str, ...]) -> str:
+            return " + ".join(f"SUM({column(c)})" for c in columns)
+
+        numerator = sums(self.numerator)
+        numerator = f"({numerator})" if len(self.numerator) > 1 else numerator
+        return f"{numerator} / NULLIF({sums(self.denominator)}, 0)"
 
 
 @dataclass(frozen=True)
@@ -20,6 +47,14 @@ class TableSpec:
     schema: T.StructType
     grain: str
     partition_by: tuple[str, ...] = ()
+    #: Rates of this table re-aggregated over several rows (see :class:`RatioMetric`).
+    metrics: tuple[RatioMetric, ...] = ()
+
+    def metric(self, name: str) -> RatioMetric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.full_name} declares no metric {name!r}")
 
     @property
     def full_name(self) -> str:
@@ -263,6 +298,8 @@ GOLD_RETENTION = TableSpec(
         _f("is_partial_period", BOOL, False),
     ]),
     "One row per (cohort_week, week_offset, acq_source, country), zero cells included.",
+    metrics=(RatioMetric("retention_rate", ("retained_users",), ("cohort_size",),
+                         "share of the cohorts' users active in the offset week"),),
 )  # fmt: skip
 
 GOLD_GROWTH = TableSpec(
@@ -277,6 +314,8 @@ GOLD_GROWTH = TableSpec(
         _f("is_partial_period", BOOL, False),
     ]),
     "One row per (week_start, acq_source, country) for every week once the segment has a user.",
+    metrics=(RatioMetric("quick_ratio", ("new_users", "resurrected_users"), ("churned_users",),
+                         "users gained (new + resurrected) per user churned"),),
 )  # fmt: skip
 
 GOLD_ENGAGEMENT = TableSpec(
@@ -293,6 +332,10 @@ GOLD_ENGAGEMENT = TableSpec(
     ]),
     "One row per (activity_date, acq_source, country) for every day from the segment's first acquired user's "
     "first_event_date to the data's last date, days without activity included.",
+    metrics=(
+        RatioMetric("dau_mau_rate", ("dau",), ("mau_30d",), "stickiness: daily over rolling 30-day active users"),
+        RatioMetric("dau_wau_rate", ("dau",), ("wau_7d",), "daily over rolling 7-day active users"),
+    ),
 )  # fmt: skip
 
 GOLD_NEGATIVE_BALANCE = TableSpec(

@@ -213,3 +213,20 @@ def test_engagement_equals_counts_of_dim_users_snapshots(spark, sample_pipeline)
         "activity_date", "acq_source", "country", "dau", "wau_7d", "mau_30d"
     )
     assert_df_equality(engagement, from_snapshots, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+
+
+def test_registry_metrics_over_one_row_equal_the_stored_rates(spark, sample_pipeline):
+    """The dashboards' re-aggregated rates are the gold columns' definitions (one row: the same value)."""
+    for spec in (s for s in TABLES if s.metrics):
+        keys = GRAIN_KEYS[spec.full_name]
+        delta_io.read(spark, spec, sample_pipeline).createOrReplaceTempView("metric_table")
+        for metric in spec.metrics:
+            grouped = spark.sql(
+                f"SELECT {', '.join(keys)}, {metric.sql()} AS value, FIRST({metric.name}) AS stored "
+                f"FROM metric_table GROUP BY {', '.join(keys)}"
+            )
+            mismatched = grouped.where(
+                ~F.col("value").eqNullSafe(F.col("stored")) & ~(F.abs(F.col("value") - F.col("stored")) < 1e-9)
+            )
+            assert mismatched.count() == 0, (spec.full_name, metric.name, mismatched.limit(5).collect())
+            assert grouped.where(F.col("stored").isNotNull()).count() > 0
