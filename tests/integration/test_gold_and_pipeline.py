@@ -226,7 +226,8 @@ def test_registry_metrics_over_one_row_equal_the_stored_rates(spark, sample_pipe
                 f"FROM metric_table GROUP BY {', '.join(keys)}"
             )
             mismatched = grouped.where(
-                ~F.col("value").eqNullSafe(F.col("stored")) & ~(F.abs(F.col("value") - F.col("stored")) < 1e-9)
+                ~F.col("value").eqNullSafe(F.col("stored"))
+                & ~F.coalesce(F.abs(F.col("value") - F.col("stored")) < 1e-9, F.lit(False))
             )
             assert mismatched.count() == 0, (spec.full_name, metric.name, mismatched.limit(5).collect())
             assert grouped.where(F.col("stored").isNotNull()).count() > 0
