@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from delta.tables import DeltaTable
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
-from lakehouse.bronze.sources import read_numbered_lines
+from lakehouse.bronze.sources import SourceFile, read_numbered_lines
 from lakehouse.jobkit import JobFailed
 from lakehouse.ops import JobRun
-from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES
+from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES, TableSpec
 from tests.conftest import REPO_ROOT, make_config
 from tests.reference import spec_reference
 
@@ -34,6 +39,74 @@ def _run(spark, config, **kwargs):
 
 def _version(spark, config, spec) -> int:
     return DeltaTable.forPath(spark, spec.path(config)).history(1).first()["version"]
+
+
+def _source(path: Path) -> SourceFile:
+    """A file as the job identifies it (Hadoop's URI of the local path, name, size, content SHA-256)."""
+    data = path.read_bytes()
+    return SourceFile(f"file:{path}", path.name, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _columns(spec: TableSpec, names: list[str]) -> T.StructType:
+    return T.StructType([spec.schema[name] for name in names])
+
+
+def _expected_bronze(spark, ref: spec_reference.Reference, sources: dict[str, SourceFile]) -> DataFrame:
+    """bronze.fct_event_stream as the reference accepts the files (all error-level rules, no warnings)."""
+    rows = [
+        (a["event_time"], a["user_id"], a["event_type"], a["transaction_category"], a["miles_amount"], a["platform"],
+         a["utm_source"], a["country"], a["event_time"].date(), sources[a["source_file"]].path, a["source_line"],
+         INGESTED_AT, sources[a["source_file"]].batch_id, [])
+        for a in ref.accepted
+    ]  # fmt: skip
+    return spark.createDataFrame(rows, BRONZE_EVENTS.schema)
+
+
+#: The quarantine columns the reference decides (it does not keep raw fields).
+QUARANTINE_KEY = ["_source_file", "_source_line", "_ingested_at", "_batch_id", "failed_checks"]
+
+
+def _expected_quarantine_key(spark, ref: spec_reference.Reference, sources: dict[str, SourceFile]) -> DataFrame:
+    rows = [
+        (sources[q["source_file"]].path, q["source_line"], INGESTED_AT, sources[q["source_file"]].batch_id,
+         sorted(q["failed_checks"], key=bronze.RULE_NAMES.index))  # the job lists broken rules in rule order
+        for q in ref.quarantined
+    ]  # fmt: skip
+    return spark.createDataFrame(rows, _columns(BRONZE_QUARANTINE, QUARANTINE_KEY))
+
+
+DQ_COLUMNS = ["job", "table_name", "batch_id", "check_name", "severity", "rows_checked", "failed_rows", "status"]
+
+
+def _expected_bronze_dq(spark, ref: spec_reference.Reference, sources: dict[str, SourceFile]) -> DataFrame:
+    """Per batch: every rule with the rows the reference quarantines for it, then the two batch checks."""
+    rows = []
+    lines_by_file = Counter(r["source_file"] for r in [*ref.accepted, *ref.quarantined])
+    for name, source in sources.items():
+        lines = lines_by_file[name]
+        failures = Counter(rule for q in ref.quarantined if q["source_file"] == name for rule in q["failed_checks"])
+        batch = (bronze.JOB.name, BRONZE_EVENTS.full_name, source.batch_id)
+        rows += [(*batch, rule, "error", lines, failures[rule], "quarantined" if failures[rule] else "pass")
+                 for rule in bronze.RULE_NAMES]  # fmt: skip
+        rows += [(*batch, "conservation_accepted_plus_quarantined", "error", lines, 0, "pass"),
+                 (*batch, "quarantine_rate_within_threshold", "error", lines, 0, "pass")]  # fmt: skip
+    return spark.createDataFrame(rows, _columns(OPS_DQ_RESULTS, DQ_COLUMNS))
+
+
+#: Every manifest column but run_id.
+MANIFEST_COLUMNS = [f.name for f in OPS_INGESTED_FILES.schema.fields if f.name != "run_id"]
+
+
+def _expected_manifest(spark, rows: list[tuple[SourceFile, int, int, int, str]]) -> DataFrame:
+    """ops.ingested_files from (file, lines read, accepted, quarantined, status)."""
+    return spark.createDataFrame(
+        [(f.batch_id, f.path, f.name, f.sha256, f.size, *counts, status, INGESTED_AT) for f, *counts, status in rows],
+        _columns(OPS_INGESTED_FILES, MANIFEST_COLUMNS),
+    )
+
+
+def _manifest(spark, config) -> DataFrame:
+    return delta_io.read(spark, OPS_INGESTED_FILES, config).select(*MANIFEST_COLUMNS)
 
 
 def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
@@ -55,24 +128,20 @@ def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
         quarantined = quarantine_df.where(F.col("_batch_id") == result.file.batch_id).count()
         assert accepted + quarantined == lines == result.lines_read
 
-    # Which record went where, and why, equals the independent reference reading of SPEC.md.
+    # Which record went where, and why, equals the independent reference reading of SPEC.md: the whole
+    # bronze table, and the quarantine's lineage and rules.
     ref = spec_reference.compute([str(p) for p in SAMPLE[:2]], ingested_at=INGESTED_AT)
-    actual_q = {
-        (Path(r["_source_file"]).name, r["_source_line"], tuple(sorted(r["failed_checks"])))
-        for r in quarantine_df.collect()
-    }
-    expected_q = {(q["source_file"], q["source_line"], tuple(q["failed_checks"])) for q in ref.quarantined}
-    assert actual_q == expected_q
-    assert len(actual_q) > 0
-    actual_a = {(Path(r["_source_file"]).name, r["_source_line"]) for r in bronze_df.select(
-        "_source_file", "_source_line").collect()}  # fmt: skip
-    assert actual_a == {(a["source_file"], a["source_line"]) for a in ref.accepted}
+    sources = {r.file.name: r.file for r in first}
+    assert sources == {p.name: _source(input_dir / p.name) for p in SAMPLE[:2]}
+    assert len(ref.quarantined) > 0
+    assert_df_equality(bronze_df, _expected_bronze(spark, ref, sources), ignore_row_order=True)
+    assert_df_equality(
+        quarantine_df.select(*QUARANTINE_KEY), _expected_quarantine_key(spark, ref, sources), ignore_row_order=True
+    )
 
-    # DQ results recorded for every rule of every batch.
+    # DQ results recorded for every rule of every batch, with the reference's failure counts.
     dq = delta_io.read(spark, OPS_DQ_RESULTS, config)
-    assert dq.select("check_name").distinct().count() == len(bronze.RULE_NAMES) + 2
-    assert dq.where(F.col("check_name") == "conservation_accepted_plus_quarantined").where(
-        F.col("status") == "pass").count() == 2  # fmt: skip
+    assert_df_equality(dq.select(*DQ_COLUMNS), _expected_bronze_dq(spark, ref, sources), ignore_row_order=True)
 
     # A re-run on the same input changes no table.
     versions = {s.full_name: _version(spark, config, s) for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)}
@@ -82,16 +151,16 @@ def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
         s.full_name: _version(spark, config, s) for s in (BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES)
     }
 
-    # A new file adds only its own rows.
-    before = delta_io.read(spark, BRONZE_EVENTS, config).groupBy("_batch_id").count().collect()
+    # A new file adds only its own rows: the earlier batches keep theirs, and bronze is the reference of all three.
     shutil.copy(SAMPLE[2], input_dir)
     third = _run(spark, config)
     assert [r.status for r in third] == ["skipped", "skipped", "committed"]
-    after = {r["_batch_id"]: r["count"] for r in delta_io.read(spark, BRONZE_EVENTS, config)
-             .groupBy("_batch_id").count().collect()}  # fmt: skip
-    for row in before:
-        assert after[row["_batch_id"]] == row["count"]
-    assert after[third[2].file.batch_id] == third[2].rows_accepted > 0
+    ref_all = spec_reference.compute([str(p) for p in SAMPLE[:3]], ingested_at=INGESTED_AT)
+    sources[third[2].file.name] = third[2].file
+    assert third[2].rows_accepted == sum(a["source_file"] == SAMPLE[2].name for a in ref_all.accepted) > 0
+    assert_df_equality(
+        delta_io.read(spark, BRONZE_EVENTS, config), _expected_bronze(spark, ref_all, sources), ignore_row_order=True
+    )
 
 
 def test_wrong_header_is_refused_whole_and_others_still_load(spark, tmp_path):
@@ -104,11 +173,11 @@ def test_wrong_header_is_refused_whole_and_others_still_load(spark, tmp_path):
     with pytest.raises(JobFailed, match=r"b_bad\.csv: header is .*member_id.*nothing of it was written"):
         _run(spark, config)
 
-    files = {r["_source_file"].rsplit("/", 1)[-1] for r in delta_io.read(spark, BRONZE_EVENTS, config).collect()}
-    assert files == {"a good.csv"}
+    good = _source(input_dir / "a good.csv")
+    ref = spec_reference.compute([str(input_dir / "a good.csv")], ingested_at=INGESTED_AT)
+    assert_df_equality(delta_io.read(spark, BRONZE_EVENTS, config), _expected_bronze(spark, ref, {good.name: good}))
     assert delta_io.read(spark, BRONZE_QUARANTINE, config).count() == 0
-    manifest = [r["file_name"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()]
-    assert manifest == ["a good.csv"]
+    assert_df_equality(_manifest(spark, config), _expected_manifest(spark, [(good, 1, 1, 0, "committed")]))
 
 
 def test_empty_file_is_a_recorded_zero_row_batch(spark, tmp_path):
@@ -123,7 +192,13 @@ def test_empty_file_is_a_recorded_zero_row_batch(spark, tmp_path):
         ("empty.csv", "committed", 0),
         ("header_only.csv", "committed", 0),
     ]
-    assert delta_io.read(spark, OPS_INGESTED_FILES, config).count() == 2
+    assert_df_equality(
+        _manifest(spark, config),
+        _expected_manifest(
+            spark, [(_source(input_dir / n), 0, 0, 0, "committed") for n in ("empty.csv", "header_only.csv")]
+        ),
+        ignore_row_order=True,
+    )
 
 
 def test_quarantine_rate_above_threshold_fails_and_holds_back_accepted_rows(spark, tmp_path):
@@ -133,17 +208,34 @@ def test_quarantine_rate_above_threshold_fails_and_holds_back_accepted_rows(spar
     (input_dir / "broken_export.csv").write_text(HEADER + GOOD + bad + bad)
     config = make_config(tmp_path / "wh", input_dir)
 
+    source = _source(input_dir / "broken_export.csv")
+    raw = bad.rstrip("\n")
+    expected_quarantine = spark.createDataFrame(
+        [(*raw.split(","), raw, source.path, n, INGESTED_AT, source.batch_id, ["miles_amount_valid"]) for n in (3, 4)],
+        BRONZE_QUARANTINE.schema,
+    )
+    rejected = (source, 3, 1, 2, "rejected")
+
     with pytest.raises(JobFailed, match=r"2 of 3 rows .* above bronze.max_quarantine_rate=0.05"):
         _run(spark, config)
-    assert delta_io.read(spark, BRONZE_QUARANTINE, config).count() == 2
+    assert_df_equality(delta_io.read(spark, BRONZE_QUARANTINE, config), expected_quarantine, ignore_row_order=True)
     assert delta_io.read(spark, BRONZE_EVENTS, config).count() == 0
-    assert [r["status"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()] == ["rejected"]
+    assert_df_equality(_manifest(spark, config), _expected_manifest(spark, [rejected]))
 
     # Raising the threshold and re-running retries the file without duplicating its quarantine rows.
     relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.9)
     assert [r.status for r in _run(spark, relaxed)] == ["committed"]
-    assert delta_io.read(spark, BRONZE_QUARANTINE, relaxed).count() == 2
-    assert delta_io.read(spark, BRONZE_EVENTS, relaxed).count() == 1
+    assert_df_equality(delta_io.read(spark, BRONZE_QUARANTINE, relaxed), expected_quarantine, ignore_row_order=True)
+    ref = spec_reference.compute([str(input_dir / "broken_export.csv")], ingested_at=INGESTED_AT)
+    assert_df_equality(
+        delta_io.read(spark, BRONZE_EVENTS, relaxed), _expected_bronze(spark, ref, {source.name: source})
+    )
+    # Both attempts stay in the manifest (its grain is one row per ingestion attempt that wrote rows).
+    assert_df_equality(
+        _manifest(spark, relaxed),
+        _expected_manifest(spark, [rejected, (source, 3, 1, 2, "committed")]),
+        ignore_row_order=True,
+    )
 
 
 def test_job_entry_point_exit_codes(spark, tmp_path):
@@ -151,10 +243,10 @@ def test_job_entry_point_exit_codes(spark, tmp_path):
     input_dir.mkdir()
     (input_dir / "bad.csv").write_text("nope\n" + GOOD)
     args = ["--env", "local", "--input", str(input_dir), "--warehouse", str(tmp_path / "wh")]
-    assert bronze.main(args) == 1
+    assert bronze.JOB.main(args) == 1
     (input_dir / "bad.csv").write_text(HEADER + GOOD)
-    assert bronze.main(args) == 0
-    assert bronze.main([*args, "--set", "bronze.no_such_key=1"]) == 2
+    assert bronze.JOB.main(args) == 0
+    assert bronze.JOB.main([*args, "--set", "bronze.no_such_key=1"]) == 2
 
 
 def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
@@ -162,14 +254,19 @@ def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
     path = tmp_path / "many_blocks.csv"
     rows = [f"2025-03-07 10:{i // 60:02d}:{i % 60:02d}.000000,u_{i:04d},share,,,ios,google,SG\n" for i in range(3000)]
     path.write_text(HEADER + "".join(rows))
+    expected = spark.createDataFrame(
+        list(enumerate([HEADER.rstrip("\n"), *[r.rstrip("\n") for r in rows]], start=1)),
+        "_source_line long, value string",
+    )
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # about 50 blocks of ~80 lines
     try:
         lines_df, cache = read_numbered_lines(spark, [str(path)])
-        assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
-        numbered = {r["_source_line"]: r["value"] for r in lines_df.collect()}
-        cache.unpersist()
+        try:
+            assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
+            actual = lines_df.select("_source_line", "value")
+            assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+        finally:
+            cache.unpersist()
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
-    expected = dict(enumerate([HEADER.rstrip("\n"), *[r.rstrip("\n") for r in rows]], start=1))
-    assert numbered == expected

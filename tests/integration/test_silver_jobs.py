@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from delta.tables import DeltaTable
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
+from pyspark.sql import types as T
 
 from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
+from lakehouse.bronze.sources import SourceFile
 from lakehouse.ops import JobRun
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.silver import dim_users as silver_dim_users
 from lakehouse.silver import fct_events as silver_fct_events
 from tests.conftest import job_context, make_config
+from tests.integration.conftest import SAMPLE_FILES
+from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
 INGESTED_AT = datetime(2025, 7, 10)
@@ -38,26 +46,66 @@ def _version(spark, config, spec) -> int:
     return DeltaTable.forPath(spark, spec.path(config)).history(1).first()["version"]
 
 
+def _batch_ids(paths: Iterable[Path]) -> dict[str, str]:
+    """File name -> bronze batch id, from the file's name and content as the bronze job derives it."""
+    return {p.name: SourceFile("", p.name, 0, hashlib.sha256(p.read_bytes()).hexdigest()).batch_id for p in paths}
+
+
+def _reference(paths: Iterable[Path]) -> spec_reference.Reference:
+    return spec_reference.compute([str(p) for p in paths], ingested_at=INGESTED_AT)
+
+
+def _expected_events(spark, events: list[dict], batch_ids: dict[str, str]) -> DataFrame:
+    """silver.fct_events from the reference's events; _batch_id is the batch of the file that delivered each first."""
+    columns = [f.name for f in SILVER_EVENTS.schema.fields if f.name != "_batch_id"]
+    rows = [(*(e[c] for c in columns), batch_ids[e["source_file"]]) for e in events]
+    return spark.createDataFrame(rows, SILVER_EVENTS.schema)
+
+
+#: dim_users columns the reference computes (it has no first_event_id).
+DIM_COLUMNS = [f.name for f in SILVER_DIM_USERS.schema.fields if f.name != "first_event_id"]
+
+
+def _dim_rows(spark, users: Iterable[dict]) -> DataFrame:
+    rows = [tuple({**u, "last_event_date": u["last_event_time"].date()}[c] for c in DIM_COLUMNS) for u in users]
+    return spark.createDataFrame(rows, T.StructType([SILVER_DIM_USERS.schema[c] for c in DIM_COLUMNS]))
+
+
+def _expected_dim(spark, events: list[dict], start: date, end: date) -> DataFrame:
+    """silver.dim_users by the reference for every ds of [start, end]."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return _dim_rows(spark, [u for ds in days for u in spec_reference.dim_users_as_of(events, ds).values()])
+
+
+def _dim(spark, config) -> DataFrame:
+    return delta_io.read(spark, SILVER_DIM_USERS, config).select(*DIM_COLUMNS)
+
+
+def _grain(dim: DataFrame) -> DataFrame:
+    """Per user: rows, distinct days, first and last ds (rows = days: one row per user and day)."""
+    return dim.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("rows"), F.countDistinct("ds").alias("days"), F.min("ds").alias("first_ds"),
+        F.max("ds").alias("last_ds"),
+    )  # fmt: skip
+
+
 def test_sample_silver_matches_reference(spark, sample_pipeline, sample_reference):
     config, ref = sample_pipeline, sample_reference
     events = delta_io.read(spark, SILVER_EVENTS, config)
-    actual_events = {(r["event_id"], r["user_id"], r["event_type"], r["event_time"]) for r in events.collect()}
-    assert actual_events == {(e["event_id"], e["user_id"], e["event_type"], e["event_time"]) for e in ref.events}
-    assert len(actual_events) == events.count()  # one row per event_id
+    assert_df_equality(events, _expected_events(spark, ref.events, _batch_ids(SAMPLE_FILES)), ignore_row_order=True)
 
+    # The latest snapshot, every user and column the reference computes.
     dim = delta_io.read(spark, SILVER_DIM_USERS, config)
-    latest = {r["user_id"]: r for r in dim.where(F.col("ds") == F.lit(ref.max_event_date)).collect()}
-    assert set(latest) == set(ref.dim_users_latest)
-    keys = ["acq_source", "country", "first_event_time", "last_event_time", "total_events", "total_miles_earned",
-            "total_miles_redeemed", "miles_balance", "is_active_7d", "is_active_30d", "is_active_90d"]  # fmt: skip
-    for user, expected in ref.dim_users_latest.items():
-        assert {k: latest[user][k] for k in keys} == {k: expected[k] for k in keys}, user
+    latest = dim.where(F.col("ds") == F.lit(ref.max_event_date)).select(*DIM_COLUMNS)
+    assert_df_equality(latest, _dim_rows(spark, ref.dim_users_latest.values()), ignore_row_order=True)
     # Grain: every user has one row per day from their first event date to the data's last date.
-    expected_rows = sum(
-        (ref.max_event_date - u["first_event_time"].date()).days + 1 for u in ref.dim_users_latest.values()
-    )
-    assert dim.count() == expected_rows
-    assert dim.select("user_id", "ds").distinct().count() == expected_rows
+    grain = _grain(dim)
+    expected_grain = [
+        (u, days, days, row["first_event_date"], ref.max_event_date)
+        for u, row in ref.dim_users_latest.items()
+        for days in [(ref.max_event_date - row["first_event_date"]).days + 1]
+    ]
+    assert_df_equality(grain, spark.createDataFrame(expected_grain, grain.schema), ignore_row_order=True)
 
 
 def _csv(rows: list[tuple[str, str, str]]) -> str:
@@ -93,7 +141,20 @@ def test_late_file_recomputes_exactly_from_its_day_and_equals_full_rebuild(spark
     run_all(spark, config)
     after_df = delta_io.read(spark, SILVER_DIM_USERS, config)
     after = {(r["user_id"], r["ds"]): r.asDict() for r in after_df.collect()}
-    assert delta_io.read(spark, SILVER_EVENTS, config).count() == len(FIRST_FILE) + 2
+    # Two new events; the one delivered again keeps its first delivery (a.csv's batch).
+    files = [input_dir / "a.csv", input_dir / "b_late.csv"]
+    ref = _reference(files)
+    assert len(ref.events) == len(FIRST_FILE) + 2
+    assert_df_equality(
+        delta_io.read(spark, SILVER_EVENTS, config),
+        _expected_events(spark, ref.events, _batch_ids(files)),
+        ignore_row_order=True,
+    )
+    assert_df_equality(
+        _dim(spark, config),
+        _expected_dim(spark, ref.events, date(2025, 3, 1), date(2025, 4, 30)),
+        ignore_row_order=True,
+    )
 
     changed = {k for k in after if before.get(k) != after[k]}
     expected_changed = {
@@ -108,7 +169,7 @@ def test_late_file_recomputes_exactly_from_its_day_and_equals_full_rebuild(spark
     shutil.copytree(input_dir, rebuild_input)
     rebuilt = make_config(tmp_path / "wh_rebuild", rebuild_input)
     run_all(spark, rebuilt)
-    assertDataFrameEqual(after_df, delta_io.read(spark, SILVER_DIM_USERS, rebuilt), checkRowOrder=False)
+    assert_df_equality(after_df, delta_io.read(spark, SILVER_DIM_USERS, rebuilt), ignore_row_order=True)
 
 
 def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
@@ -126,8 +187,10 @@ def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
     # Re-running a day updates in place: no duplicates.
     silver_dim_users.run(job_context(spark, daily), _dim_args(ds=date(2025, 3, 3)))
     range_df = delta_io.read(spark, SILVER_DIM_USERS, ranged)
-    assert range_df.count() == 5 + 4  # u_0001 from 03-01, u_0002 from 03-02
-    assertDataFrameEqual(range_df, delta_io.read(spark, SILVER_DIM_USERS, daily), checkRowOrder=False)
+    # 5 + 4 rows: u_0001 from 03-01, u_0002 from 03-02; nothing after the range's end.
+    expected = _expected_dim(spark, _reference([input_dir / "a.csv"]).events, date(2025, 3, 1), date(2025, 3, 5))
+    assert_df_equality(range_df.select(*DIM_COLUMNS), expected, ignore_row_order=True)
+    assert_df_equality(range_df, delta_io.read(spark, SILVER_DIM_USERS, daily), ignore_row_order=True)
 
 
 def test_bronze_full_refresh_with_a_relaxed_rule_reaches_silver(spark, tmp_path):
@@ -135,16 +198,33 @@ def test_bronze_full_refresh_with_a_relaxed_rule_reaches_silver(spark, tmp_path)
     input_dir.mkdir()
     text = _csv(FIRST_FILE) + "2025-04-01 10:00:00.000000,u_0004,share,,,IOS,google,SG\n"
     (input_dir / "a.csv").write_text(text)
+    batch_ids = _batch_ids([input_dir / "a.csv"])
     strict = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5)
     run_all(spark, strict)
-    assert delta_io.read(spark, SILVER_EVENTS, strict).where("user_id = 'u_0004'").count() == 0
+    # The reference quarantines u_0004 (platform_allowed) as the strict job does: silver lacks it.
+    ref = _reference([input_dir / "a.csv"])
+    assert [q["source_line"] for q in ref.quarantined] == [7]
+    assert_df_equality(
+        delta_io.read(spark, SILVER_EVENTS, strict),
+        _expected_events(spark, ref.events, batch_ids),
+        ignore_row_order=True,
+    )
 
     relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5,
                           bronze__rule_severity={"platform_allowed": "warn"})  # fmt: skip
     bronze.ingest(spark, relaxed, JobRun(spark, relaxed, "bronze", {}), refresh=True, ingested_at=INGESTED_AT)
     silver_fct_events.load(job_context(spark, relaxed))
     silver_dim_users.run(job_context(spark, relaxed), _dim_args())
-    assert delta_io.read(spark, SILVER_EVENTS, relaxed).count() == len(FIRST_FILE) + 1
-    dim = delta_io.read(spark, SILVER_DIM_USERS, relaxed)
-    assert dim.where("user_id = 'u_0004'").count() == 30  # 2025-04-01 .. 2025-04-30
-    assert dim.groupBy("user_id", "ds").count().where("count > 1").count() == 0
+    # A warning keeps the record as read: the reference's accepted records plus u_0004 with platform "IOS".
+    u_0004 = {"event_time": datetime(2025, 4, 1, 10), "user_id": "u_0004", "event_type": "share",
+              "transaction_category": None, "miles_amount": None, "platform": "IOS", "utm_source": "google",
+              "country": "SG", "source_file": "a.csv", "source_line": 7}  # fmt: skip
+    events = spec_reference.to_events([*ref.accepted, u_0004])
+    assert len(events) == len(FIRST_FILE) + 1
+    assert_df_equality(
+        delta_io.read(spark, SILVER_EVENTS, relaxed), _expected_events(spark, events, batch_ids), ignore_row_order=True
+    )
+    # Every user and day, u_0004 included from 2025-04-01 to 2025-04-30 (30 rows, one per day).
+    assert_df_equality(
+        _dim(spark, relaxed), _expected_dim(spark, events, date(2025, 3, 1), date(2025, 4, 30)), ignore_row_order=True
+    )

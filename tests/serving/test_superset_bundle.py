@@ -14,6 +14,7 @@ import json
 import re
 import runpy
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ SPARK_TYPE_NAMES = {
 RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
 # The Hive engine spec's week grains break on Spark 3+; charts use the Sunday date columns.
 WEEK_GRAINS = {"P1W", "1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W"}
+# How bundle.split_by_partial filters each column of a metric to complete or partial periods.
+PARTIAL_WRAP = re.compile(r"CASE WHEN ((?:NOT )?is_partial_period) THEN (\w+) END")
 SQL_WORDS = {
     "and", "or", "not", "case", "when", "then", "else", "end", "null", "is", "in", "true",
     "false", "as", "distinct", "interval", "day", "between", "like",
@@ -159,15 +162,53 @@ def test_datasets_are_the_served_gold_tables_with_the_registrys_columns(bundle) 
         assert dataset["main_dttm_col"] in dataset_columns(dataset)
 
 
+def unwrap_partial_split(expression: str) -> tuple[str, Callable[[str], str]]:
+    """The expression with each ``CASE WHEN [NOT] is_partial_period THEN column END`` replaced by
+    the column, and that wrapper (the same around every column of one metric: numerator and
+    denominator see the same rows)."""
+    conditions = {match.group(1) for match in PARTIAL_WRAP.finditer(expression)}
+    assert len(conditions) <= 1, f"columns filtered differently: {expression}"
+    if not conditions:
+        return expression, lambda c: c
+    condition = conditions.pop()
+    return PARTIAL_WRAP.sub(r"\2", expression), lambda c: f"CASE WHEN {condition} THEN {c} END"
+
+
 def test_metrics_live_in_gold_tables_not_in_the_bundle(bundle) -> None:
-    """No virtual dataset (SQL) and no chart metric beyond sums and ratios of sums of columns."""
+    """No virtual dataset (SQL); every chart metric is the sum of one column or a registry rate.
+
+    A rate is the rendering of a RatioMetric the registry declares for the chart's table (with
+    the same complete/partial filter around every column), so no ratio is defined in the bundle.
+    """
     for dataset in bundle["datasets"].values():
         assert not dataset.get("sql"), f"{dataset['_path']}: virtual datasets hold metric logic; add a gold table"
-    allowed_functions = {"SUM", "NULLIF"}
+    specs = {spec.name: spec for spec in builder.SERVED_TABLES}
+    rates_used = set()
     for chart in bundle["charts"].values():
+        spec = specs[bundle["datasets"][chart["dataset_uuid"]]["table_name"]]
         for metric in chart["params"]["metrics"]:
-            functions = set(re.findall(r"(\w+)\s*\(", metric["sqlExpression"]))
-            assert functions <= allowed_functions, f"{chart['_path']}: {metric['sqlExpression']}"
+            expression = metric["sqlExpression"]
+            bare, wrap = unwrap_partial_split(expression)
+            if re.fullmatch(r"SUM\(\w+\)", bare):
+                continue
+            declared = {m.sql(): m for m in spec.metrics}
+            assert bare in declared, f"{chart['_path']}: {expression} is no metric of {spec.full_name} in the registry"
+            assert expression == declared[bare].sql(wrap), f"{chart['_path']}: {expression}"
+            rates_used.add((spec.name, declared[bare].name))
+    assert rates_used, "the rate charts read registry metrics"
+
+
+def test_datasets_offer_the_registry_metrics_as_saved_metrics(bundle) -> None:
+    """Each dataset's saved metrics: COUNT(*) and its table's RatioMetrics, as the registry renders them."""
+    datasets = {d["table_name"]: d for d in bundle["datasets"].values()}
+    for spec in builder.SERVED_TABLES:
+        count, *saved = datasets[spec.name]["metrics"]
+        assert (count["metric_name"], count["expression"]) == ("count", "COUNT(*)"), spec.full_name
+        assert [(m["metric_name"], m["expression"], m["description"]) for m in saved] == [
+            (m.name, m.sql(), m.description) for m in spec.metrics
+        ], spec.full_name
+        assert all(m["verbose_name"] and not m["metric_type"] for m in saved), spec.full_name
+    assert any(spec.metrics for spec in builder.SERVED_TABLES)
 
 
 def test_every_chart_uses_an_existing_dataset_and_its_columns(bundle) -> None:

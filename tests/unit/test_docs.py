@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import types as T
 
 from lakehouse import docs
-from lakehouse.registry import TABLES, TableSpec
+from lakehouse.registry import TABLES, RatioMetric, TableSpec
 from tests.conftest import REPO_ROOT
 
 TINY = TableSpec(
@@ -24,6 +24,22 @@ TINY = TableSpec(
     ),
     "One row per (day, kind).",
     ("day",),
+)
+RATED = TableSpec(
+    "gold",
+    "agg_rated",
+    T.StructType(
+        [
+            T.StructField("hits", T.LongType(), False, {"comment": "successes"}),
+            T.StructField("bonus", T.LongType(), False, {"comment": "extra successes"}),
+            T.StructField("tries", T.LongType(), False, {"comment": "attempts"}),
+        ]
+    ),
+    "One row per day.",
+    metrics=(
+        RatioMetric("hit_rate", ("hits",), ("tries",), "successes per attempt"),
+        RatioMetric("gain_rate", ("hits", "bonus"), ("tries",), "all successes | per attempt <x>"),
+    ),
 )
 
 
@@ -57,6 +73,29 @@ def test_rendered_table_has_grain_partitioning_and_every_column():
         + "\n"
     )
     assert "Not partitioned." in docs.render_table(TableSpec("ops", "t", T.StructType([]), "One row per x."))
+
+
+def test_rendered_table_lists_its_metrics_with_their_registry_sql():
+    """After the column table: each metric's name, RatioMetric.sql() and escaped description."""
+    without_metrics = docs.render_table(TableSpec(RATED.layer, RATED.name, RATED.schema, RATED.grain))
+    assert docs.render_table(RATED) == without_metrics + (
+        "\nMetrics (re-aggregated over several rows, e.g. segments or periods: ratios of sums, never averages "
+        "of the per-row rate; for one row each equals the column of the same name):\n\n"
+        "- `hit_rate` = `SUM(hits) / NULLIF(SUM(tries), 0)`: successes per attempt\n"
+        "- `gain_rate` = `(SUM(hits) + SUM(bonus)) / NULLIF(SUM(tries), 0)`: all successes | per attempt &lt;x>\n"
+    )
+    assert (
+        docs.metric_line(RATED.metric("hit_rate"))
+        == f"- `hit_rate` = `{RATED.metric('hit_rate').sql()}`: successes per attempt"
+    )
+    assert "Metrics" not in docs.render_table(TINY)
+
+
+def test_every_registry_metric_is_in_tables_md():
+    text = (REPO_ROOT / "docs" / "tables.md").read_text(encoding="utf-8")
+    metrics = [m for spec in TABLES for m in spec.metrics]
+    assert metrics, "the registry declares gold metrics"
+    assert all(docs.metric_line(m) in text for m in metrics)
 
 
 def test_catalogue_section_links_each_table_to_its_heading_in_tables_md():

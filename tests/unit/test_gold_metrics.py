@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
 from lakehouse.gold import activity as metrics
 from lakehouse.gold.agg_engagement_daily import engagement_daily
@@ -47,12 +47,20 @@ def story(spark):
 
 def test_week_start_saturday_night_vs_sunday_midnight(spark):
     df = spark.createDataFrame(
-        [(datetime(2025, 1, 11, 23, 59, 59, 999999),), (datetime(2025, 1, 12, 0, 0, 0),)], "ts timestamp"
+        [
+            # the last microsecond of Saturday 2025-01-11: still the Sunday week of 01-05
+            (datetime(2025, 1, 11, 23, 59, 59, 999999), date(2025, 1, 5), date(2025, 1, 6)),
+            # Sunday midnight opens a Sunday week; for Monday weeks it is the last day of the week of 01-06
+            (datetime(2025, 1, 12, 0, 0, 0), date(2025, 1, 12), date(2025, 1, 6)),
+        ],
+        "ts timestamp, expected_sunday date, expected_monday date",
+    ).select(
+        "*",
+        metrics.week_start(F.to_date("ts")).alias("sunday"),
+        metrics.week_start(F.to_date("ts"), "monday").alias("monday"),
     )
-    weeks = [r["w"] for r in df.select(metrics.week_start(F.to_date("ts")).alias("w")).collect()]
-    assert weeks == [date(2025, 1, 5), date(2025, 1, 12)]
-    monday = [r["w"] for r in df.select(metrics.week_start(F.to_date("ts"), "monday").alias("w")).collect()]
-    assert monday == [date(2025, 1, 6), date(2025, 1, 6)]
+    assert_column_equality(df, "sunday", "expected_sunday")
+    assert_column_equality(df, "monday", "expected_monday")
 
 
 def test_lifecycle_statuses(spark, story):
@@ -71,22 +79,47 @@ def test_lifecycle_statuses(spark, story):
         for status, n in statuses.items()
     ]
     actual = story[GOLD_LIFECYCLE.full_name]
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
-def test_active_users_daily_weekly_monthly(story):
+def test_active_users_daily_weekly_monthly(spark, story):
     actual = story[GOLD_ACTIVE_USER.full_name]
-    rows = {(r["period_type"], r["period_start_date"], r["acq_source"]): (r["active_users"], r["is_partial_period"])
-            for r in actual.collect()}  # fmt: skip
-    assert rows[("weekly", W[0], "google")] == (3, False)
-    assert ("weekly", W[7], "google") not in rows  # no activity: no row (grain has active_users > 0)
-    assert rows[("weekly", W[3], "facebook")] == (1, False)  # two days in W3 count once
-    assert rows[("monthly", date(2025, 1, 1), "facebook")] == (1, False)  # month boundary: in January
-    assert rows[("monthly", date(2025, 2, 1), "facebook")] == (1, False)  # ... and in February
-    assert rows[("monthly", date(2025, 3, 1), "google")] == (1, True)  # March ends after the last date
-    assert rows[("weekly", W[9], "google")] == (1, True)  # partial last week
-    assert rows[("daily", date(2025, 3, 10), "google")] == (1, False)
-    assert len([k for k in rows if k[0] == "daily"]) == 9
+
+    def period(kind: str, start: date, end: date, segment: tuple, users: int, partial: bool = False) -> tuple:
+        return (kind, start, end, start.isoformat(), *segment, users, partial)
+
+    def day(d: date, segment: tuple) -> tuple:
+        return period("daily", d, d, segment, 1)
+
+    def week(k: int, segment: tuple, users: int, partial: bool = False) -> tuple:
+        return period("weekly", W[k], W[k] + timedelta(days=6), segment, users, partial)
+
+    expected = [
+        # daily: one row per active day and segment, nine in all; all complete (no day after 2025-03-12)
+        day(W[0], G),  # u_new
+        day(W[0] + timedelta(days=1), G),  # u_gap3
+        day(W[0] + timedelta(days=6), G),  # u_res
+        day(W[4], G),  # u_gap3
+        day(W[6], G),  # u_res
+        day(W[8], G),  # u_late
+        day(date(2025, 3, 10), G),  # u_late
+        day(date(2025, 1, 31), FB),  # u_month
+        day(date(2025, 2, 1), FB),  # u_month
+        # weekly: no row for W1-W3, W5 or W7 in google/SG (no activity: no row, the grain has active_users > 0)
+        week(0, G, 3),  # u_new, u_gap3, u_res
+        week(4, G, 1),
+        week(6, G, 1),
+        week(8, G, 1),
+        week(9, G, 1, partial=True),  # partial last week: it ends 2025-03-15, after the last date
+        week(3, FB, 1),  # u_month's two days in W3 count once
+        # monthly
+        period("monthly", date(2025, 1, 1), date(2025, 1, 31), G, 3),
+        period("monthly", date(2025, 2, 1), date(2025, 2, 28), G, 2),  # u_gap3, u_res
+        period("monthly", date(2025, 3, 1), date(2025, 3, 31), G, 1, partial=True),  # March ends after the last date
+        period("monthly", date(2025, 1, 1), date(2025, 1, 31), FB, 1),  # month boundary: u_month in January
+        period("monthly", date(2025, 2, 1), date(2025, 2, 28), FB, 1),  # ... and in February
+    ]
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
 def test_retention_cells_including_zeros(spark, story):
@@ -103,7 +136,7 @@ def test_retention_cells_including_zeros(spark, story):
         (W[3], W[3].isoformat(), k, W[3 + k], *FB, 1, int(k == 0), float(k == 0), int(k == 0), k == 6)
         for k in range(7)
     ]  # fmt: skip
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
 def test_growth_accounting(spark, story):
@@ -116,7 +149,7 @@ def test_growth_accounting(spark, story):
           **{k: (0, 0, 0, 0, 0, 0, None) for k in range(5, 10)}}  # fmt: skip
     expected = [(W[k], W[k].isoformat(), *seg, *v, k == 9) for seg, t in ((G, g), (FB, fb)) for k, v in t.items()]
     actual = story[GOLD_GROWTH.full_name]
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
 def _brute_force_engagement(day: date, users: list[str], window: int) -> int:
@@ -143,20 +176,42 @@ def test_engagement_daily_rolling_windows(spark, story):
             dau, wau, mau = (_brute_force_engagement(day, users, n) for n in (1, 7, 30))
             expected.append((day, *seg, dau, wau, mau, dau / mau if mau else None, dau / wau if wau else None, False))
             day += timedelta(days=1)
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
 def test_engagement_daily_counts_are_the_pure_function(story):
     inputs = story["inputs"]
     again = engagement_daily(inputs.activity_df, inputs.users_df, MAX_DATE)
-    assertDataFrameEqual(again, story[GOLD_ENGAGEMENT.full_name], checkRowOrder=False)
+    assert_df_equality(again, story[GOLD_ENGAGEMENT.full_name], ignore_row_order=True)
+
+
+#: Every error-level check of lakehouse/gold/checks.py, by the table it belongs to (docs/contract.md,
+#: "Checks on the gold tables").
+EXPECTED_CHECKS = [
+    *[
+        (t.full_name, c)
+        for t in (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT)
+        for c in ("unique_grain_keys", "no_null_keys")
+    ],
+    (GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month"),
+    (GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected"),
+    (GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired"),
+    (GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps"),
+    (GOLD_RETENTION.full_name, "offset_zero_retained_equals_cohort_size_equals_new"),
+    (GOLD_RETENTION.full_name, "retention_rate_between_0_and_1"),
+    (GOLD_RETENTION.full_name, "unbounded_at_least_retained"),
+    (GOLD_GROWTH.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned"),
+    (GOLD_GROWTH.full_name, "active_equals_agg_active_user_weekly"),
+    (GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau"),
+    (GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily"),
+]
 
 
 def test_error_checks_pass_on_the_story_and_catch_a_broken_table(story):
     tables = {k: v for k, v in story.items() if k != "inputs"}
     results = run_all_checks(tables, story["inputs"])
     assert [r.check_name for r in results if r.status != "pass"] == []
-    assert len(results) == 2 * 5 + 9 + 2  # grain checks of 5 tables, 9 cross-table checks, 2 on engagement
+    assert sorted((r.table_name, r.check_name) for r in results) == sorted(EXPECTED_CHECKS)
     broken = dict(tables)
     broken[GOLD_LIFECYCLE.full_name] = tables[GOLD_LIFECYCLE.full_name].withColumn(
         "user_count", F.when(F.col("user_status") == "new", F.col("user_count") + 1).otherwise(F.col("user_count"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from lakehouse import delta_io
@@ -25,8 +26,13 @@ def test_created_delta_table_carries_grain_and_column_comments(spark, tmp_path):
     delta_io.overwrite(spark.createDataFrame([], bare), GOLD_RETENTION, config)
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{GOLD_RETENTION.path(config)}`").first()
     assert detail["description"] == GOLD_RETENTION.grain
-    comments = {
-        r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE delta.`{GOLD_RETENTION.path(config)}`").collect()
-    }
+    described = spark.sql(f"DESCRIBE delta.`{GOLD_RETENTION.path(config)}`").select("col_name", "data_type", "comment")
+    comments = {r["col_name"]: r["comment"] for r in described.collect()}
     assert comments["retention_rate"] == "retained_users / cohort_size, 0..1"
     assert comments["week_offset"] == "weeks since cohort_week"
+    # Every column, in table order, with the registry's type and comment.
+    expected = spark.createDataFrame(
+        [(f.name, f.dataType.simpleString(), f.metadata["comment"]) for f in GOLD_RETENTION.schema.fields],
+        described.schema,
+    )
+    assert_df_equality(described, expected)

@@ -8,12 +8,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
-from lakehouse.registry import BRONZE_EVENTS
+from lakehouse.registry import BRONZE_EVENTS, SILVER_EVENTS
 from lakehouse.silver.dim_users import build_snapshots, state_from_events, state_from_snapshot
 from lakehouse.silver.fct_events import build_events
+from tests.reference.spec_reference import json_object
 
 INGESTED = datetime(2025, 6, 1)
 CATEGORY = {"miles_earned": "dining", "miles_redeemed": "flight", "reward_search": "apple"}
@@ -52,7 +53,16 @@ def events(spark):
     return build_events(spark.createDataFrame(rows, BRONZE_EVENTS.schema)).cache()
 
 
-def test_fct_events_ids_json_and_dedup(events):
+def silver_row(ts, user, event_type, miles=None, utm="google", country="SG", platform="ios"):
+    """The silver event of ``bronze_row``: id from hashlib, event_data as the reference writes JSON."""
+    t = datetime.fromisoformat(ts)
+    category, amount = CATEGORY.get(event_type), None if miles is None else Decimal(miles)
+    data = json_object([("transaction_category", category), ("miles_amount", amount), ("platform", platform)])
+    return (md5_id(ts, user, event_type), t, t.date(), user, event_type, category, amount, platform, utm, country,
+            data, "b1")  # fmt: skip
+
+
+def test_fct_events_ids_json_and_dedup(spark, events):
     dup = events.where(F.col("user_id") == "u_dup").collect()
     assert len(dup) == 1
     assert dup[0]["event_id"] == md5_id("2025-01-06 10:00:00", "u_dup", "miles_earned")
@@ -60,7 +70,22 @@ def test_fct_events_ids_json_and_dedup(events):
                                                 "platform": "android"}  # fmt: skip
     share = events.where(F.col("user_id") == "u_first").first()
     assert json.loads(share["event_data"]) == {"transaction_category": None, "miles_amount": None, "platform": "ios"}
-    assert events.count() == 9
+    # The whole table: one row per event, each bronze row of the fixture but u_dup's second delivery.
+    expected = [
+        silver_row("2025-01-10 09:00:00", "u_first", "share"),
+        silver_row("2025-01-01 12:00:00", "u_gap", "miles_earned", "100.00"),
+        silver_row("2025-01-02 08:00:00", "u_neg", "miles_earned", "100.00"),
+        silver_row("2025-01-05 10:00:00", "u_neg", "miles_redeemed", "300.00"),
+        silver_row("2025-01-03 07:00:00", "u_tie", "share", utm="google", country="SG"),
+        silver_row("2025-01-03 07:00:00", "u_tie", "like", utm="tiktok", country="MY"),
+        silver_row("2025-01-04 10:00:00", "u_switch", "reward_search", utm="google"),
+        silver_row("2025-01-20 10:00:00", "u_switch", "miles_earned", "50.50", utm="facebook"),
+        # u_dup: line 3 (android) is the first delivery of the same file and ingestion time; line 7 is dropped.
+        silver_row("2025-01-06 10:00:00", "u_dup", "miles_earned", "10.00", platform="android"),
+    ]  # fmt: skip
+    assert_df_equality(
+        events, spark.createDataFrame(expected, SILVER_EVENTS.schema), ignore_row_order=True, ignore_metadata=True
+    )
 
 
 def _snapshots(events, start: date, end: date):
@@ -99,16 +124,27 @@ def test_dim_users_named_cases(spark, events):
         ("u_tie", date(2025, 1, 3), tie_first_utm, tie_country, 2, d("0.00"), d("0.00"), d("0.00"), True, True, True),
         ("u_switch", date(2025, 1, 20), "google", "SG", 2, d("50.50"), d("0.00"), d("50.50"), True, True, True),
     ]  # fmt: skip
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema), checkRowOrder=False)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
-def test_dim_users_grain_and_latest_event(events):
+def test_dim_users_grain_and_latest_event(spark, events):
     snaps = _snapshots(events, date(2025, 1, 1), date(2025, 1, 31))
-    per_user = {r["user_id"]: (r["n"], r["lo"]) for r in snaps.groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("n"), F.min("ds").alias("lo")).collect()}  # fmt: skip
-    assert per_user["u_first"] == (22, date(2025, 1, 10))
-    assert per_user["u_gap"] == (31, date(2025, 1, 1))
-    assert snaps.groupBy("user_id", "ds").count().where("count > 1").count() == 0
+    # Grain: one row per user and day from the user's first event date to the range's end, no duplicates
+    # (rows = distinct days = days in [first, 01-31]).
+    grain = snaps.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("rows"), F.countDistinct("ds").alias("days"), F.min("ds").alias("first_ds"),
+        F.max("ds").alias("last_ds"),
+    )  # fmt: skip
+    end = date(2025, 1, 31)
+    expected_grain = [  # (user, rows, distinct days, first ds = first event date, last ds)
+        ("u_first", 22, 22, date(2025, 1, 10), end),  # snapshots start on its only event's day
+        ("u_gap", 31, 31, date(2025, 1, 1), end),  # no event after 01-01: still one row every day
+        ("u_neg", 30, 30, date(2025, 1, 2), end),
+        ("u_tie", 29, 29, date(2025, 1, 3), end),  # two events on its first day: still one row that day
+        ("u_switch", 28, 28, date(2025, 1, 4), end),
+        ("u_dup", 26, 26, date(2025, 1, 6), end),
+    ]
+    assert_df_equality(grain, spark.createDataFrame(expected_grain, grain.schema), ignore_row_order=True)
     latest = snaps.where("user_id = 'u_neg' AND ds = DATE'2025-01-31'").first()
     assert json.loads(latest["latest_event"]) == {
         "event_id": md5_id("2025-01-05 10:00:00", "u_neg", "miles_redeemed"),
@@ -134,4 +170,4 @@ def test_carrying_state_forward_equals_one_range(events):
         previous = build_snapshots(base, events.where(F.col("event_date") == F.lit(day)), day, day).localCheckpoint()
         rows.extend(previous.collect())
         day += timedelta(days=1)
-    assertDataFrameEqual(whole.sparkSession.createDataFrame(rows, whole.schema), whole, checkRowOrder=False)
+    assert_df_equality(whole.sparkSession.createDataFrame(rows, whole.schema), whole, ignore_row_order=True)
