@@ -2,8 +2,9 @@
 
 Two outputs, both rendered by pure functions of the table specs:
 
-* ``docs/tables.md``: every table's full name, grain, partitioning and a column table (name, type,
-  nullable, description from the field's ``metadata["comment"]``);
+* ``docs/tables.md``: every table's full name, grain, partitioning, a column table (name, type,
+  nullable, description from the field's ``metadata["comment"]``) and, when the table declares any,
+  its metrics (``TableSpec.metrics``: name, SQL from ``RatioMetric.sql()``, description);
 * the README's catalogue section, between ``<!-- catalogue:start -->`` and ``<!-- catalogue:end -->``:
   one line per table with its grain and a link into ``docs/tables.md``.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from pyspark.sql import types as T
 
 from lakehouse.config import PROJECT_ROOT
-from lakehouse.registry import TABLES, TableSpec
+from lakehouse.registry import TABLES, RatioMetric, TableSpec
 
 TABLES_MD = Path("docs") / "tables.md"
 README = Path("README.md")
@@ -65,6 +66,24 @@ def column_line(field: T.StructField) -> str:
     return f"| `{field.name}` | `{field.dataType.simpleString()}` | {nullable} | {_cell(description)} |"
 
 
+def metric_line(metric: RatioMetric) -> str:
+    """One item of a table's metric list: name, SQL over any set of rows, description."""
+    return f"- `{metric.name}` = `{metric.sql()}`: {_text(metric.description)}"
+
+
+def render_metrics(spec: TableSpec) -> list[str]:
+    """The lines of a table's metric list (none when it declares no metric)."""
+    if not spec.metrics:
+        return []
+    return [
+        "",
+        "Metrics (re-aggregated over several rows, e.g. segments or periods: ratios of sums, never "
+        "averages of the per-row rate; for one row each equals the column of the same name):",
+        "",
+        *(metric_line(m) for m in spec.metrics),
+    ]
+
+
 def render_table(spec: TableSpec) -> str:
     lines = [
         f"### `{spec.full_name}`",
@@ -76,6 +95,7 @@ def render_table(spec: TableSpec) -> str:
         "| column | type | nullable | description |",
         "|---|---|---|---|",
         *(column_line(f) for f in spec.schema.fields),
+        *render_metrics(spec),
     ]
     return "\n".join(lines) + "\n"
 
@@ -91,7 +111,8 @@ def render_tables_md(tables: Sequence[TableSpec] = TABLES) -> str:
         GENERATED_NOTE + "\n",
         "Every table is a Delta table at `<warehouse>/<layer>/<name>`, declared once in `lakehouse/registry.py` "
         "(schemas are never inferred). Its grain is the Delta table comment and each description below is the "
-        "column comment. Metric definitions are in [the data contract](contract.md); regenerate this page with "
+        "column comment. Metric definitions are in [the data contract](contract.md); rates that are re-aggregated "
+        "over several rows are listed under their table with the SQL the registry declares. Regenerate this page with "
         "`python -m lakehouse.docs` (`--check` tells whether it is current).\n",
     ]
     for layer in _layers(tables):

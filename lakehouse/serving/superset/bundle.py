@@ -17,14 +17,18 @@ Where things come from:
   columns (name, type, description) and their description (the table's grain) are read from
   :mod:`lakehouse.registry`, the only schema source: a column added to the registry appears
   here on the next run, and the test compares every dataset column with the registry.
-- **Metrics** are computed by the gold jobs, not here. Charts only aggregate registry columns
-  with sums and ratios of sums, because a dashboard filter selects several
-  ``(acq_source, country)`` segments and each user sits in exactly one of them: sums of
-  segment counts are exact, averages of per-segment ratios are not. So stickiness is
-  ``SUM(dau) / SUM(mau_30d)`` over the selected segments of ``gold.agg_engagement_daily``
-  (equal to its ``dau_mau_rate`` column for one segment), quick ratio ``(SUM(new_users) +
-  SUM(resurrected_users)) / SUM(churned_users)`` (``quick_ratio`` for one segment), retention
-  ``SUM(retained_users) / SUM(cohort_size)`` (``retention_rate`` for one segment).
+- **Metrics** are computed by the gold jobs and declared in the registry, not here. Charts
+  only display: a chart metric is either the sum of one registry column (DAU, user counts) or a
+  rate rendered from a :class:`~lakehouse.registry.RatioMetric` of the chart's table
+  (``spec.metric(name).sql()``), because a dashboard filter selects several
+  ``(acq_source, country)`` segments and each user sits in exactly one of them: sums of segment
+  counts are exact, averages of per-segment rates are not, and the registry states each rate as
+  the ratio of the sums of its columns (stickiness ``dau_mau_rate`` and ``dau_wau_rate`` of
+  ``gold.agg_engagement_daily``, ``quick_ratio`` of ``gold.agg_growth_accounting_weekly``,
+  ``retention_rate`` of ``gold.agg_user_retention``; for one segment each equals the stored
+  column of the same name). The same declarations are each dataset's saved metrics, next to
+  ``count``, for charts made in Explore. No ratio SQL is written in this module (the test
+  compares every chart ratio and saved metric with the registry).
 - **Week labels** ("weeks start on Sunday") follow ``week_start`` of the config, like the gold
   tables' week columns do.
 - **Query contexts**: see :mod:`lakehouse.serving.superset.query_context` (built with
@@ -41,7 +45,7 @@ import json
 import shutil
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +61,7 @@ from lakehouse.registry import (
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
     GOLD_RETENTION,
+    RatioMetric,
     TableSpec,
 )
 from lakehouse.serving.options import add_config_args, config_from_args
@@ -149,6 +154,22 @@ def dataset_description(spec: TableSpec, week: Week) -> str:
     return f"{spec.grain} {week.note}" if spec.name in WEEKLY_TABLES else spec.grain
 
 
+def saved_metric(metric: RatioMetric) -> dict[str, Any]:
+    """A registry rate as a dataset metric: what Explore offers next to the stored per-row column."""
+    return {
+        "metric_name": metric.name,
+        # Tells it apart from the column of the same name (the rate of one row) in Explore's pickers.
+        "verbose_name": f"{metric.name} (ratio of sums)",
+        "metric_type": None,
+        "expression": metric.sql(),
+        "description": metric.description,
+        "d3format": None,
+        "currency": None,
+        "extra": {},
+        "warning_text": None,
+    }
+
+
 def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
     dates = [f.name for f in spec.schema.fields if isinstance(f.dataType, T.DateType)]
     columns = [
@@ -199,7 +220,8 @@ def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
                 "currency": None,
                 "extra": {},
                 "warning_text": None,
-            }
+            },
+            *(saved_metric(metric) for metric in spec.metrics),
         ],
         "columns": columns,
         "version": EXPORT_VERSION,
@@ -222,9 +244,26 @@ def sql_metric(label: str, expression: str) -> dict[str, Any]:
     }
 
 
-def ratio_of_sums(numerator: str, denominator: str) -> str:
-    """The segment-additive ratio of two count columns (NULL where the denominator sums to 0)."""
-    return f"SUM({numerator}) / NULLIF(SUM({denominator}), 0)"
+#: Renders a metric's SQL with each aggregated column passed through a wrapper (see
+#: :meth:`lakehouse.registry.RatioMetric.sql`); ``lambda c: c`` leaves the columns as they are.
+MetricSql = Callable[[Callable[[str], str]], str]
+
+
+def column_sum(spec: TableSpec, column: str) -> MetricSql:
+    """``SUM(column)`` of a registry column of ``spec`` (a count: segments add up), as a :data:`MetricSql`."""
+    if column not in spec.schema.fieldNames():
+        raise KeyError(f"{spec.full_name} has no column {column!r}")
+    return lambda wrap: f"SUM({wrap(column)})"
+
+
+def ratio(spec: TableSpec, name: str) -> MetricSql:
+    """The registry's :class:`~lakehouse.registry.RatioMetric` ``name`` of ``spec``, as a :data:`MetricSql`."""
+    return spec.metric(name).sql
+
+
+def formula(spec: TableSpec, name: str) -> str:
+    """The registry metric's SQL, for a chart description."""
+    return spec.metric(name).sql()
 
 
 def where_equals(column: str, value: Any) -> dict[str, Any]:
@@ -252,19 +291,22 @@ def no_time_filter(column: str) -> dict[str, Any]:
     }
 
 
-def split_by_partial(label: str, expression: str, flag: str) -> list[dict[str, Any]]:
+def metric(label: str, expression: MetricSql) -> dict[str, Any]:
+    """One series of the metric over every row the chart's filters keep."""
+    return sql_metric(label, expression(lambda c: c))
+
+
+def split_by_partial(label: str, expression: MetricSql, flag: str) -> list[dict[str, Any]]:
     """Two series of one metric: complete periods, and the period still in progress.
 
-    `expression` uses the placeholders {only} and {end} around each aggregated column, e.g.
-    "SUM({only}active_users{end})"; complete periods keep rows with NOT flag, the partial series
-    keeps the rest. The partial series is a single point at the right end of the line, in its
-    own colour and legend entry, so a week- or month-to-date number never reads as a drop.
+    Each aggregated column of ``expression`` is wrapped in ``CASE WHEN [NOT] flag THEN column
+    END``: complete periods keep rows with NOT flag, the partial series keeps the rest (numerator
+    and denominator alike). The partial series is a single point at the right end of the line, in
+    its own colour and legend entry, so a week- or month-to-date number never reads as a drop.
     """
-    complete = expression.replace("{only}", "CASE WHEN NOT {flag} THEN ").replace("{end}", " END")
-    partial = expression.replace("{only}", "CASE WHEN {flag} THEN ").replace("{end}", " END")
     return [
-        sql_metric(f"{label} (complete)", complete.format(flag=flag)),
-        sql_metric(f"{label} (partial, to date)", partial.format(flag=flag)),
+        sql_metric(f"{label} (complete)", expression(lambda c: f"CASE WHEN NOT {flag} THEN {c} END")),
+        sql_metric(f"{label} (partial, to date)", expression(lambda c: f"CASE WHEN {flag} THEN {c} END")),
     ]
 
 
@@ -375,10 +417,8 @@ ACTIVE_USERS_WEEKLY = where_equals("period_type", "weekly")
 ACTIVE_USERS_MONTHLY = where_equals("period_type", "monthly")
 COMPLETE_PERIODS_ONLY = where_sql("NOT is_partial_period")
 
-RETENTION_EXPR = ratio_of_sums("retained_users", "cohort_size")
-QUICK_RATIO_EXPR = (
-    "(SUM({only}new_users{end}) + SUM({only}resurrected_users{end})) / NULLIF(SUM({only}churned_users{end}), 0)"
-)
+ACTIVE_USERS = column_sum(GOLD_ACTIVE_USER, "active_users")
+RETENTION = ratio(GOLD_RETENTION, "retention_rate")
 
 
 def charts(week: Week) -> dict[str, dict[str, Any]]:
@@ -393,7 +433,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
                 "echarts_timeseries_line",
                 "period_start_date",
                 # A day is never partial (its last day is at most the data's last date).
-                [sql_metric("DAU", "SUM(active_users)")],
+                [metric("DAU", ACTIVE_USERS)],
                 [ACTIVE_USERS_DAILY],
             ),
         },
@@ -405,7 +445,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
             "params": timeseries_params(
                 "echarts_timeseries_line",
                 "period_start_date",
-                split_by_partial("WAU", "SUM({only}active_users{end})", "is_partial_period"),
+                split_by_partial("WAU", ACTIVE_USERS, "is_partial_period"),
                 [ACTIVE_USERS_WEEKLY],
             ),
         },
@@ -417,24 +457,25 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
             "params": timeseries_params(
                 "echarts_timeseries_line",
                 "period_start_date",
-                split_by_partial("MAU", "SUM({only}active_users{end})", "is_partial_period"),
+                split_by_partial("MAU", ACTIVE_USERS, "is_partial_period"),
                 [ACTIVE_USERS_MONTHLY],
             ),
         },
         "stickiness": {
             "slice_name": "Stickiness (DAU / MAU, DAU / WAU)",
             "description": "Users active on the day / users active in the 30 (7) days ending that "
-            "day, from gold.agg_engagement_daily: SUM(dau) / SUM(mau_30d) over the selected "
-            "segments, which equals the table's dau_mau_rate for one segment (each user sits in "
-            "one segment, so the sums are exact; per-segment rates are never averaged). In the "
-            "data's first 29 days the window reaches back before the first event.",
+            f"day, from gold.agg_engagement_daily: {formula(GOLD_ENGAGEMENT, 'dau_mau_rate')} over "
+            "the selected segments (the registry's dau_mau_rate, equal to the table's column for "
+            "one segment; each user sits in one segment, so the sums are exact; per-segment rates "
+            "are never averaged). In the data's first 29 days the window reaches back before the "
+            "first event.",
             "dataset": GOLD_ENGAGEMENT.name,
             "params": timeseries_params(
                 "echarts_timeseries_line",
                 "activity_date",
                 [
-                    sql_metric("DAU/MAU (30-day)", ratio_of_sums("dau", "mau_30d")),
-                    sql_metric("DAU/WAU (7-day)", ratio_of_sums("dau", "wau_7d")),
+                    metric("DAU/MAU (30-day)", ratio(GOLD_ENGAGEMENT, "dau_mau_rate")),
+                    metric("DAU/WAU (7-day)", ratio(GOLD_ENGAGEMENT, "dau_wau_rate")),
                 ],
                 [],
                 y_axis_format=".1%",
@@ -449,7 +490,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
             "params": timeseries_params(
                 "echarts_timeseries_bar",
                 "cutoff_week",
-                [sql_metric("Users", "SUM(user_count)")],
+                [metric("Users", column_sum(GOLD_LIFECYCLE, "user_count"))],
                 [COMPLETE_PERIODS_ONLY],
                 groupby=["user_status"],
                 extra={
@@ -463,14 +504,15 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
         },
         "quick_ratio": {
             "slice_name": "Weekly quick ratio",
-            "description": "(new + resurrected) / churned users per week: (SUM(new_users) + "
-            "SUM(resurrected_users)) / SUM(churned_users) over the selected segments, which equals "
-            "the table's quick_ratio for one segment. The week in progress is its own series.",
+            "description": "(new + resurrected) / churned users per week: "
+            f"{formula(GOLD_GROWTH, 'quick_ratio')} over the selected segments (the registry's "
+            "quick_ratio, equal to the table's column for one segment). The week in progress is "
+            "its own series.",
             "dataset": GOLD_GROWTH.name,
             "params": timeseries_params(
                 "echarts_timeseries_line",
                 "week_start",
-                split_by_partial("Quick ratio", QUICK_RATIO_EXPR, "is_partial_period"),
+                split_by_partial("Quick ratio", ratio(GOLD_GROWTH, "quick_ratio"), "is_partial_period"),
                 [],
                 y_axis_format=".2f",
             ),
@@ -478,14 +520,14 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
         "retention_triangle": {
             "slice_name": "Weekly cohort retention (complete weeks)",
             "description": f"Share of each weekly cohort ({week.span} weeks) active N weeks later: "
-            "SUM(retained_users) / SUM(cohort_size) over the selected segments (the table's "
-            "retention_rate for one segment). Cells of the week in progress are left out (chart "
-            "filter NOT is_partial_period).",
+            f"{formula(GOLD_RETENTION, 'retention_rate')} over the selected segments (the registry's "
+            "retention_rate, equal to the table's column for one segment). Cells of the week in "
+            "progress are left out (chart filter NOT is_partial_period).",
             "dataset": GOLD_RETENTION.name,
             "params": pivot_params(
                 ["cohort_label"],
                 ["week_offset"],
-                [sql_metric("Retention", RETENTION_EXPR)],
+                [metric("Retention", RETENTION)],
                 [COMPLETE_PERIODS_ONLY],
                 ".1%",
             ),
@@ -498,7 +540,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
             "params": timeseries_params(
                 "echarts_timeseries_bar",
                 "cohort_week",
-                [sql_metric("Cohort size", "SUM(cohort_size)")],
+                [metric("Cohort size", column_sum(GOLD_RETENTION, "cohort_size"))],
                 [where_equals("week_offset", 0)],
                 y_axis_format=",d",
                 extra={"orientation": "vertical", "show_value": False, "x_axis_time_format": "%Y-%m-%d"},
@@ -507,13 +549,13 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
         "retention_curve": {
             "slice_name": "Average retention curve",
             "description": "Retention by weeks since the cohort week, weighted by cohort size: "
-            "SUM(retained_users) / SUM(cohort_size) over every cohort that has completed that "
+            f"{formula(GOLD_RETENTION, 'retention_rate')} over every cohort that has completed that "
             "week. Cells of the week in progress are left out.",
             "dataset": GOLD_RETENTION.name,
             "params": timeseries_params(
                 "echarts_timeseries_line",
                 "week_offset",
-                [sql_metric("Weighted retention", RETENTION_EXPR)],
+                [metric("Weighted retention", RETENTION)],
                 [COMPLETE_PERIODS_ONLY],
                 temporal=False,
                 y_axis_format=".1%",
