@@ -3,9 +3,10 @@
 One module-scoped stack, built the way a person would with the project's own entry points:
 
 1. the Spark Thrift Server (``python -m lakehouse.serving.thrift start``) on a free port over an
-   empty temporary warehouse, and Superset (``scripts/superset_up.sh``) on a free port wired to it;
-2. the whole pipeline (``jobs/run_pipeline.py``) on the shipped sample into that warehouse while
-   both run, then ``thrift register``: tables created after the server started get served;
+   empty temporary warehouse, then Superset (``scripts/superset_up.sh``) on a free port wired to it;
+2. while Superset starts, the whole pipeline (``lakehouse run``, in this process's Spark
+   application) on the shipped sample into that warehouse, with the Thrift server up; then
+   ``thrift register``: tables created after the server started get served;
 3. the checks below; both servers are always stopped at the end, whatever happened.
 
 Checks:
@@ -117,6 +118,35 @@ def _run(cmd: list[str], log: Path, timeout: float, env: dict[str, str] | None =
     return time.monotonic() - began
 
 
+def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start a command in the background with its output in ``log`` (see :func:`_wait`)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [str(c) for c in cmd], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def _wait(proc: subprocess.Popen, log: Path, timeout: float, began: float) -> float:
+    try:
+        proc.wait(timeout=max(1.0, timeout - (time.monotonic() - began)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"{proc.args[:3]} ran over {timeout:.0f} s; log {log}:\n{_tail(log)}")
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(proc.args[:4])} exited {proc.returncode}; log {log}:\n{_tail(log)}")
+    return time.monotonic() - began
+
+
+def _pipeline(argv: list[str]) -> float:
+    """``lakehouse run ARGV`` in this process's Spark application; its seconds."""
+    from lakehouse import pipeline
+
+    began = time.monotonic()
+    assert pipeline.main(argv) == 0, f"lakehouse run {' '.join(argv)} failed (see the log above)"
+    return time.monotonic() - began
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -144,7 +174,7 @@ def _superset_credentials() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(tmp_path_factory, spark) -> Iterator[Stack]:
     # Locally a missing browser or a Superset already running skips; in CI they are failures.
     not_here = pytest.fail if os.environ.get("CI") else pytest.skip
     if not CHROMIUM.exists():
@@ -168,17 +198,16 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             300,
         )
         superset_started = True
-        timings["superset_up"] = _run(
-            ["bash", "scripts/superset_up.sh"], root / "superset_up.log", 900,
+        began = time.monotonic()
+        superset_up = _start(
+            ["bash", "scripts/superset_up.sh"], root / "superset_up.log",
             env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port)),
         )  # fmt: skip
-        # The pipeline runs while both servers are up: the tables it creates must be served
-        # after a `register`, without a restart.
-        timings["pipeline"] = _run(
-            [sys.executable, "jobs/run_pipeline.py", "--env", "local", "--warehouse", warehouse, "--no-summary"],
-            root / "pipeline.log",
-            900,
-        )
+        # The pipeline runs while the Thrift server is up (and Superset starts, which needs no
+        # data): the tables it creates must be served after a `register`, without a restart. It
+        # runs in this process's Spark application, the way `lakehouse run` does in its own.
+        timings["pipeline"] = _pipeline(["--env", "local", "--warehouse", str(warehouse), "--no-summary"])
+        timings["superset_up"] = _wait(superset_up, root / "superset_up.log", 900, began)
         not_created = [
             s.full_name for s in SERVED_TABLES if not Path(warehouse, s.layer, s.name, "_delta_log").is_dir()
         ]
@@ -620,11 +649,8 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     extra = stack.root / "extra_input"
     extra.mkdir()
     (extra / "event_stream_extra.csv").write_text(EXTRA_EVENTS)
-    _run(
-        [sys.executable, "jobs/run_pipeline.py", "--env", "local", "--warehouse", stack.warehouse,
-         "--input", extra, "--jobs", "bronze_fct_event_stream,silver_fct_events", "--no-summary"],
-        stack.root / "pipeline_extra.log", 600,
-    )  # fmt: skip
+    _pipeline(["--env", "local", "--warehouse", str(stack.warehouse), "--input", str(extra),
+               "--jobs", "bronze_fct_event_stream,silver_fct_events", "--no-summary"])  # fmt: skip
     # Same server, same session, no register: Delta serves the newest snapshot per query.
     assert counts() == (bronze_before + 3, silver_before + 3, 3)
     delta_count = spark.read.format("delta").load(f"{stack.warehouse}/silver/fct_events").count()
