@@ -11,6 +11,15 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+#: Clients of the Thrift server (scripts/sql.sh, the serving tests): a real Hive/Thrift client.
+SERVING = [
+    "pyhive==0.7.0",
+    "thrift>=0.16,<1",
+    "thrift-sasl>=0.4.3",
+    "pure-sasl>=0.6.2",
+    "requests>=2.31,<3",
+]
+
 _versions = Path(__file__).parent.joinpath("lakehouse", "versions.py").read_text()
 SPARK_VERSION = re.search(r'^SPARK_VERSION = "([^"]+)"', _versions, re.M).group(1)
 DELTA_VERSION = re.search(r'^DELTA_VERSION = "([^"]+)"', _versions, re.M).group(1)
@@ -27,27 +36,10 @@ setup(
         "pyyaml>=6,<7",
     ],
     extras_require={
-        # SQL clients of the Thrift server (scripts/sql.sh, tests): a real Hive/Thrift client.
-        "serving": [
-            "pyhive==0.7.0",
-            "thrift>=0.16,<1",
-            "thrift-sasl>=0.4.3",
-            "pure-sasl>=0.6.2",
-            "requests>=2.31,<3",
-        ],
-        # Tests: the serving clients, the Superset REST API (requests), a real browser (Playwright
-        # driving Debian's chromium), DataFrame assertions, the linter.
-        "dev": [
-            "pyhive==0.7.0",
-            "thrift>=0.16,<1",
-            "thrift-sasl>=0.4.3",
-            "pure-sasl>=0.6.2",
-            "requests>=2.31,<3",
-            "pytest>=8,<10",
-            "chispa==0.12.0",
-            "ruff==0.17.6",
-            "playwright==1.58.0",
-        ],
+        "serving": SERVING,
+        # Tests: the serving clients (requests also drives Superset's REST API), DataFrame
+        # assertions, the linter, and Playwright driving Debian's chromium.
+        "dev": [*SERVING, "pytest>=8,<10", "chispa==0.12.0", "ruff==0.17.6", "playwright==1.58.0"],
     },
     entry_points={
         "console_scripts": [

@@ -90,6 +90,7 @@ def render_table(spec: TableSpec) -> str:
         "",
         _text(spec.grain),
         "",
+        *([f"Key: {', '.join(f'`{k}`' for k in spec.keys)}.", ""] if spec.keys else []),
         partitioning(spec),
         "",
         "| column | type | nullable | description |",

@@ -47,6 +47,8 @@ class TableSpec:
     schema: T.StructType
     grain: str
     partition_by: tuple[str, ...] = ()
+    #: The columns that identify a row (the grain); unique and never null (the gold checks test it).
+    keys: tuple[str, ...] = ()
     #: Rates of this table re-aggregated over several rows (see :class:`RatioMetric`).
     metrics: tuple[RatioMetric, ...] = ()
 
@@ -143,11 +145,16 @@ STRING, LONG, INT, DATE, TS, BOOL, DOUBLE = (
 )  # fmt: skip
 MILES = T.DecimalType(10, 2)
 
+#: How ``event_time`` is written in the source, and in the event_id formula (Spark datetime pattern).
+EVENT_TIME_PATTERN = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+
 #: The 8 source columns, in file order.
 SOURCE_COLUMNS = (
     "event_time", "user_id", "event_type", "transaction_category", "miles_amount", "platform",
     "utm_source", "country",
 )  # fmt: skip
+#: The source file's header line.
+SOURCE_HEADER = ",".join(SOURCE_COLUMNS)
 
 _LINEAGE = [
     _f("_source_file", STRING, False, "path of the CSV file the record came from"),
@@ -241,6 +248,7 @@ SILVER_EVENTS = TableSpec(
     ]),
     "One row per distinct event_id.",
     ("event_date",),
+    keys=("event_id",),
 )  # fmt: skip
 
 SILVER_DIM_USERS = TableSpec(
@@ -260,6 +268,7 @@ SILVER_DIM_USERS = TableSpec(
     ]),
     "One row per user_id per ds for every user whose first event date is <= ds.",
     ("ds",),
+    keys=("user_id", "ds"),
 )  # fmt: skip
 
 GOLD_ACTIVE_USER = TableSpec(
@@ -272,6 +281,7 @@ GOLD_ACTIVE_USER = TableSpec(
         _f("active_users", LONG, False), _f("is_partial_period", BOOL, False),
     ]),
     "One row per (period_type, period_start_date, acq_source, country) with active_users > 0.",
+    keys=("period_type", "period_start_date", "acq_source", "country"),
 )  # fmt: skip
 
 GOLD_LIFECYCLE = TableSpec(
@@ -284,6 +294,7 @@ GOLD_LIFECYCLE = TableSpec(
         _f("user_count", LONG, False), _f("is_partial_period", BOOL, False),
     ]),
     "One row per (cutoff_week, acq_source, country, user_status) with user_count > 0.",
+    keys=("cutoff_week", "acq_source", "country", "user_status"),
 )  # fmt: skip
 
 GOLD_RETENTION = TableSpec(
@@ -300,6 +311,7 @@ GOLD_RETENTION = TableSpec(
     "One row per (cohort_week, week_offset, acq_source, country), zero cells included.",
     metrics=(RatioMetric("retention_rate", ("retained_users",), ("cohort_size",),
                          "share of the cohorts' users active in the offset week"),),
+    keys=("cohort_week", "week_offset", "acq_source", "country"),
 )  # fmt: skip
 
 GOLD_GROWTH = TableSpec(
@@ -316,6 +328,7 @@ GOLD_GROWTH = TableSpec(
     "One row per (week_start, acq_source, country) for every week once the segment has a user.",
     metrics=(RatioMetric("quick_ratio", ("new_users", "resurrected_users"), ("churned_users",),
                          "users gained (new + resurrected) per user churned"),),
+    keys=("week_start", "acq_source", "country"),
 )  # fmt: skip
 
 GOLD_ENGAGEMENT = TableSpec(
@@ -336,6 +349,7 @@ GOLD_ENGAGEMENT = TableSpec(
         RatioMetric("dau_mau_rate", ("dau",), ("mau_30d",), "stickiness: daily over rolling 30-day active users"),
         RatioMetric("dau_wau_rate", ("dau",), ("wau_7d",), "daily over rolling 7-day active users"),
     ),
+    keys=("activity_date", "acq_source", "country"),
 )  # fmt: skip
 
 GOLD_NEGATIVE_BALANCE = TableSpec(
@@ -348,6 +362,7 @@ GOLD_NEGATIVE_BALANCE = TableSpec(
         _f("acq_source", STRING, False), _f("country", STRING, False),
     ]),
     "One row per user whose miles_balance is negative in the latest dim_users snapshot.",
+    keys=("user_id",),
 )  # fmt: skip
 
 TABLES: tuple[TableSpec, ...] = (

@@ -1,4 +1,4 @@
-"""The readable end-of-run summary printed by ``scripts/run_pipeline.sh``."""
+"""The readable end-of-run summary printed by ``lakehouse run`` (and so by ``scripts/run_pipeline.sh``)."""
 
 from __future__ import annotations
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lakehouse.registry import EVENT_TIME_PATTERN
+
 EXPECTED_FIELD_COUNT = 8
 EVENT_TIME_REGEX = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
-EVENT_TIME_PATTERN = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 USER_ID_REGEX = r"^u_\d+$"
 MILES_REGEX = r"^[0-9]+(\.[0-9]+)?$"
 

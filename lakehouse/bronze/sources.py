@@ -14,7 +14,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.transform import EXPECTED_HEADER
+from lakehouse.registry import SOURCE_HEADER as EXPECTED_HEADER
 
 
 class SourceError(RuntimeError):

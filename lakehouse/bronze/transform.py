@@ -16,7 +16,6 @@ from pyspark.sql import functions as F
 from lakehouse.bronze.rules import EXPECTED_FIELD_COUNT, RULE_NAMES, broken_rules, parse_event_time
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, SOURCE_COLUMNS
 
-EXPECTED_HEADER = ",".join(SOURCE_COLUMNS)
 _LINEAGE = ["_source_file", "_source_line", "_ingested_at", "_batch_id"]
 # A comma followed by an even number of quotes up to the end of the line is outside quotes.
 _SPLIT_OUTSIDE_QUOTES = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'

@@ -18,12 +18,10 @@ from lakehouse.gold.activity import SEGMENT, GoldInputs, week_start
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
 
+#: Grain keys of the checked tables, as the registry declares them.
 GRAIN_KEYS = {
-    GOLD_ACTIVE_USER.full_name: ["period_type", "period_start_date", *SEGMENT],
-    GOLD_LIFECYCLE.full_name: ["cutoff_week", *SEGMENT, "user_status"],
-    GOLD_RETENTION.full_name: ["cohort_week", "week_offset", *SEGMENT],
-    GOLD_GROWTH.full_name: ["week_start", *SEGMENT],
-    GOLD_ENGAGEMENT.full_name: ["activity_date", *SEGMENT],
+    spec.full_name: list(spec.keys)
+    for spec in (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT)
 }
 
 

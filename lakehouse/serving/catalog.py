@@ -18,7 +18,7 @@ An executor is any ``Callable[[str], list[tuple]]`` that runs one statement and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,6 @@ def create_database_statement(layer: str) -> str:
 
 def create_table_statement(spec: TableSpec, config: LakehouseConfig) -> str:
     return f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION {sql_string(spec.path(config))}"
-
-
-def registration_statements(config: LakehouseConfig, specs: Iterable[TableSpec] = TABLES) -> list[str]:
-    """Every statement a full registration may run, in order (databases first)."""
-    specs = list(specs)
-    layers = list(dict.fromkeys(spec.layer for spec in specs))
-    return [*map(create_database_statement, layers), *(create_table_statement(s, config) for s in specs)]
 
 
 def table_exists_locally(path: str) -> bool | None:

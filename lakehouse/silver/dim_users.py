@@ -28,8 +28,7 @@ from pyspark.sql import functions as F
 from lakehouse import batches, delta_io
 from lakehouse.config import LakehouseConfig
 from lakehouse.jobkit import Job, JobContext, param
-from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
-from lakehouse.silver.fct_events import EVENT_TIME_FORMAT
+from lakehouse.registry import EVENT_TIME_PATTERN, SILVER_DIM_USERS, SILVER_EVENTS
 
 CONSUMER = SILVER_DIM_USERS.full_name
 log = logging.getLogger("lakehouse")
@@ -105,7 +104,7 @@ def state_from_snapshot(snapshot_df: DataFrame) -> DataFrame:
             F.col("country").alias("country"),
         ).alias("first_event"),
         F.struct(
-            F.to_timestamp(latest["event_time"], EVENT_TIME_FORMAT).alias("event_time"),
+            F.to_timestamp(latest["event_time"], EVENT_TIME_PATTERN).alias("event_time"),
             latest["event_id"].alias("event_id"),
             latest["event_type"].alias("event_type"),
             latest["transaction_category"].alias("transaction_category"),
@@ -122,7 +121,7 @@ def latest_event_json(latest: Column) -> Column:
     return F.to_json(
         F.struct(
             latest["event_id"].alias("event_id"),
-            F.date_format(latest["event_time"], EVENT_TIME_FORMAT).alias("event_time"),
+            F.date_format(latest["event_time"], EVENT_TIME_PATTERN).alias("event_time"),
             latest["event_type"].alias("event_type"),
             latest["transaction_category"].alias("transaction_category"),
             latest["miles_amount"].alias("miles_amount"),
@@ -257,7 +256,7 @@ def build_range(spark: SparkSession, config: LakehouseConfig, start: date, end: 
 def write_range(spark: SparkSession, config: LakehouseConfig, start: date, end: date) -> dict[str, int]:
     snapshots = build_range(spark, config, start, end)
     prune = f"t.ds >= DATE'{start.isoformat()}' AND t.ds <= DATE'{end.isoformat()}'"
-    return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, ["user_id", "ds"], prune)
+    return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, list(SILVER_DIM_USERS.keys), prune)
 
 
 @dataclass(frozen=True)

@@ -26,16 +26,14 @@ from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
 from lakehouse.jobkit import Job, JobContext, param
-from lakehouse.registry import BRONZE_EVENTS, SILVER_EVENTS
+from lakehouse.registry import BRONZE_EVENTS, EVENT_TIME_PATTERN, SILVER_EVENTS
 
 CONSUMER = SILVER_EVENTS.full_name
 log = logging.getLogger("lakehouse")
 
-EVENT_TIME_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"
-
 
 def event_id(event_time: Column, user_id: Column, event_type: Column) -> Column:
-    return F.md5(F.concat_ws("-", F.date_format(event_time, EVENT_TIME_FORMAT), user_id, event_type))
+    return F.md5(F.concat_ws("-", F.date_format(event_time, EVENT_TIME_PATTERN), user_id, event_type))
 
 
 def event_data(transaction_category: Column, miles_amount: Column, platform: Column) -> Column:

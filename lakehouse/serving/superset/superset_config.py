@@ -110,7 +110,7 @@ TALISMAN_CONFIG = {
 CONTENT_SECURITY_POLICY_WARNING = False
 
 # CSRF protection stays on: API clients log in, then fetch /api/v1/security/csrf_token/ in the
-# same cookie session and send it as X-CSRFToken (see conf/superset/README.md).
+# same cookie session and send it as X-CSRFToken (see docs/superset.md).
 WTF_CSRF_ENABLED = True
 
 # No result caching: gold tables change whenever a job commits, and Delta serves the newest
