@@ -1,8 +1,11 @@
-"""One session-scoped Spark fixture (local[2], 2 shuffle partitions, UI off, UTC) and config helpers."""
+"""One session-scoped Spark fixture (local[2], 2 shuffle partitions, UI off, UTC), config helpers, and one
+whole-pipeline run on the shipped sample shared by the integration and serving tests that read it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,32 @@ def job_context(spark, config: LakehouseConfig, job: str = "test"):
     from lakehouse.ops import JobRun
 
     return JobContext(spark, config, JobRun(spark, config, job, {}))
+
+
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*.csv"))
+#: For the reference's future-time rule; every sample event is long before both this and "now".
+REFERENCE_INGESTED_AT = datetime(2025, 7, 10)
+
+
+def pipeline_args(input_dir, warehouse) -> list[str]:
+    return ["--env", "local", "--input", str(input_dir), "--warehouse", str(warehouse), "--no-summary",
+            "--set", "spark.shuffle_partitions=2"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(spark, tmp_path_factory):
+    """Config of a warehouse built by the single-application pipeline over the whole sample."""
+    root = tmp_path_factory.mktemp("sample_pipeline")
+    shutil.copytree(SAMPLE_DIR, root / "input")
+    from lakehouse import pipeline
+
+    assert pipeline.main(pipeline_args(root / "input", root / "wh")) == 0
+    return make_config(root / "wh", root / "input")
+
+
+@pytest.fixture(scope="session")
+def sample_reference():
+    from tests.reference import spec_reference
+
+    return spec_reference.compute([str(p) for p in SAMPLE_FILES], ingested_at=REFERENCE_INGESTED_AT)

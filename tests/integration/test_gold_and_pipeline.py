@@ -29,7 +29,7 @@ from lakehouse.registry import (
     SILVER_EVENTS,
     TABLES,
 )
-from tests.integration.conftest import pipeline_args
+from tests.conftest import pipeline_args
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e

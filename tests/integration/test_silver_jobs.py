@@ -23,8 +23,7 @@ from lakehouse.ops import JobRun
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.silver import dim_users as silver_dim_users
 from lakehouse.silver import fct_events as silver_fct_events
-from tests.conftest import job_context, make_config
-from tests.integration.conftest import SAMPLE_FILES
+from tests.conftest import SAMPLE_FILES, job_context, make_config
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e

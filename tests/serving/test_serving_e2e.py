@@ -4,9 +4,9 @@ One module-scoped stack, built the way a person would with the project's own ent
 
 1. the Spark Thrift Server (``python -m lakehouse.serving.thrift start``) on a free port over an
    empty temporary warehouse, then Superset (``scripts/superset_up.sh``) on a free port wired to it;
-2. while Superset starts, the whole pipeline (``lakehouse run``, in this process's Spark
-   application) on the shipped sample into that warehouse, with the Thrift server up; then
-   ``thrift register``: tables created after the server started get served;
+2. while Superset starts, the tables of the session's whole-pipeline run on the shipped sample
+   (``lakehouse run`` in this process's Spark application, tests/conftest.py) are copied into that
+   warehouse; then ``thrift register``: tables created after the server started get served;
 3. the checks below; both servers are always stopped at the end, whatever happened.
 
 Checks:
@@ -17,7 +17,8 @@ b. every chart of the bundle, run by Superset from its saved query context, give
 c. every dashboard opens in headless Chromium (Debian's ``/usr/bin/chromium``, Playwright), every
    chart draws and none shows an error; screenshots go to pytest's tmp dir, and with
    ``SAVE_SCREENSHOTS=1`` also to ``docs/screenshots/<slug>.png``;
-d. a job committing new data while the server runs is seen by the next query, no restart.
+d. jobs committing a new file while the server runs (bronze and silver appends and MERGEs, a gold
+   overwrite) are seen by the next query, no restart.
 
 Needs: ``scripts/_serving_prereqs.sh`` (chromium; ``scripts/test.sh`` runs it), Java, and no
 Superset already started from this checkout (``scripts/superset_down.sh``): Superset's pid file
@@ -174,7 +175,7 @@ def _superset_credentials() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, spark) -> Iterator[Stack]:
+def stack(tmp_path_factory, spark, sample_pipeline) -> Iterator[Stack]:
     # Locally a missing browser or a Superset already running skips; in CI they are failures.
     not_here = pytest.fail if os.environ.get("CI") else pytest.skip
     if not CHROMIUM.exists():
@@ -203,10 +204,13 @@ def stack(tmp_path_factory, spark) -> Iterator[Stack]:
             ["bash", "scripts/superset_up.sh"], root / "superset_up.log",
             env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port)),
         )  # fmt: skip
-        # The pipeline runs while the Thrift server is up (and Superset starts, which needs no
-        # data): the tables it creates must be served after a `register`, without a restart. It
-        # runs in this process's Spark application, the way `lakehouse run` does in its own.
-        timings["pipeline"] = _pipeline(["--env", "local", "--warehouse", str(warehouse), "--no-summary"])
+        # The tables appear after the Thrift server started (while Superset starts, which needs no
+        # data): they must be served after a `register`, without a restart. They are the session's
+        # whole-pipeline run on the sample (tests/conftest.py), copied in: Delta tables are folders
+        # with relative paths. Jobs committing while the server runs: test d below.
+        copied = time.monotonic()
+        shutil.copytree(sample_pipeline.paths.warehouse, warehouse, dirs_exist_ok=True)
+        timings["copy_sample_warehouse"] = time.monotonic() - copied
         timings["superset_up"] = _wait(superset_up, root / "superset_up.log", 900, began)
         not_created = [
             s.full_name for s in SERVED_TABLES if not Path(warehouse, s.layer, s.name, "_delta_log").is_dir()
@@ -649,9 +653,22 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     extra = stack.root / "extra_input"
     extra.mkdir()
     (extra / "event_stream_extra.csv").write_text(EXTRA_EVENTS)
-    _pipeline(["--env", "local", "--warehouse", str(stack.warehouse), "--input", str(extra),
-               "--jobs", "bronze_fct_event_stream,silver_fct_events", "--no-summary"])  # fmt: skip
+    # Jobs commit while the server runs: appends and MERGEs (bronze, silver), a gold overwrite.
+    jobs = "bronze_fct_event_stream,silver_fct_events,gold_agg_engagement_daily"
+    _pipeline(["--env", "local", "--warehouse", str(stack.warehouse), "--input", str(extra), "--jobs", jobs,
+               "--no-summary"])  # fmt: skip
     # Same server, same session, no register: Delta serves the newest snapshot per query.
     assert counts() == (bronze_before + 3, silver_before + 3, 3)
+    thrift_cursor.execute("SELECT SUM(dau) FROM gold.agg_engagement_daily WHERE activity_date = DATE'2025-07-05'")
+    served_dau = thrift_cursor.fetchone()[0]
+    dau = (
+        spark.read.format("delta")
+        .load(f"{stack.warehouse}/gold/agg_engagement_daily")
+        .where("activity_date = DATE'2025-07-05'")
+        .groupBy()
+        .sum("dau")
+        .first()[0]
+    )
+    assert served_dau == dau and dau >= 2  # the two new users are active that day
     delta_count = spark.read.format("delta").load(f"{stack.warehouse}/silver/fct_events").count()
     assert delta_count == silver_before + 3
