@@ -32,24 +32,25 @@ class GoldInputs:
     users_df: DataFrame
     grid_df: DataFrame
     max_event_date: date
-    week_start: str = "sunday"
-    lookback_weeks: int = 4
-    max_week_offset: int = 16
+    #: conf ``week_start``, ``gold.lookback_weeks``, ``gold.max_week_offset`` (no defaults here: config owns them).
+    week_start: str
+    lookback_weeks: int
+    max_week_offset: int
 
 
 def gold_inputs(
     activity_df: DataFrame,
     users_df: DataFrame,
     max_event_date: date,
-    week_start: str = "sunday",
-    lookback_weeks: int = 4,
-    max_week_offset: int = 16,
+    first_day: str,
+    lookback_weeks: int,
+    max_week_offset: int,
 ) -> GoldInputs:
-    grid_df = user_week_grid(activity_df, users_df, max_event_date, week_start)
-    return GoldInputs(activity_df, users_df, grid_df, max_event_date, week_start, lookback_weeks, max_week_offset)
+    grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day)
+    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset)
 
 
-def week_start(d: Column, first_day: str = "sunday") -> Column:
+def week_start(d: Column, first_day: str) -> Column:
     """First day of d's week. Spark's dayofweek is 1 for Sunday .. 7 for Saturday."""
     if first_day == "sunday":
         return F.date_sub(d, F.dayofweek(d) - 1)

@@ -56,7 +56,7 @@ def test_week_start_saturday_night_vs_sunday_midnight(spark):
         "ts timestamp, expected_sunday date, expected_monday date",
     ).select(
         "*",
-        metrics.week_start(F.to_date("ts")).alias("sunday"),
+        metrics.week_start(F.to_date("ts"), "sunday").alias("sunday"),
         metrics.week_start(F.to_date("ts"), "monday").alias("monday"),
     )
     assert_column_equality(df, "sunday", "expected_sunday")
