@@ -7,6 +7,7 @@
     lakehouse thrift start|stop|status|register
     lakehouse generate --out DIR [...]        # synthetic event files
     lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
+    lakehouse benchmark [--cases ...] [...]   # time the whole DAG on generated data (scripts/benchmark.sh)
 
 Each verb hands its arguments to the module that owns it (``--help`` after a verb shows them).
 The scripts in ``scripts/`` set up the virtualenv and call these.
@@ -82,6 +83,12 @@ def _docs(argv: list[str]) -> int:
     return main(argv)
 
 
+def _benchmark(argv: list[str]) -> int:
+    from lakehouse.benchmark import main
+
+    return main(argv, prog="lakehouse benchmark")
+
+
 VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (_run, "run the DAG of conf (or --jobs a,b) in one Spark application, then print a summary"),
     "job": (_job, "run one job: lakehouse job NAME [arguments] (same as spark-submit jobs/NAME.py)"),
@@ -90,6 +97,7 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "thrift": (_thrift, "start | stop | status | register the Spark Thrift Server"),
     "generate": (_generate, "write synthetic event_stream CSV files"),
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
+    "benchmark": (_benchmark, "time the whole DAG on generated data (backfill, one new day, nothing new, sample)"),
 }
 
 

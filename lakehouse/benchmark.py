@@ -1,0 +1,729 @@
+"""Benchmark the whole DAG on generated data: ``lakehouse benchmark`` (``scripts/benchmark.sh``).
+
+A benchmark, not a timed test: it measures and reports, it never fails on a slow figure. The
+scenario (issue 9) is the project's generator writing one CSV file per day (``--files-per-day``
+splits each day further) into a landing folder: ``--users`` users, about ``--events-per-day`` rows
+a day on average, ``--days`` days of history from ``--start-date``, plus one more day, the "new
+day" that arrives on top of the history. The cases:
+
+``sample``       data/sample (``paths.input``), whole DAG, fresh warehouse;
+``backfill``     the history's day files into an empty warehouse, whole DAG;
+``year``         the new day's file added on top of that history, whole DAG;
+``nothing-new``  the DAG again on the year with no new file (and on the month when ``month`` runs);
+``month``        the same new day's file on top of the ``--month-days`` days just before it (a
+                 warehouse built from those day files first, reported as a set-up run), so that
+                 month -> year compares one and the same day on two history lengths.
+
+A case that needs a warehouse it was not asked to build gets it from a set-up run (``year`` alone
+still runs the backfill first, reported as set-up).
+
+Every DAG run is its own process and its own Spark application, as a daily ``lakehouse run`` is:
+the driver memory (``--driver-memory``, fixed at JVM launch) applies to each run, and no run
+profits from an earlier one's warm JVM. In it each job of conf's ``dag`` runs through
+:meth:`lakehouse.jobkit.Job.execute` with one shared context, exactly as :mod:`lakehouse.pipeline`
+does, then the end-of-run summary as ``lakehouse run`` prints it. Reported apart: "spark start"
+(imports, JVM, session: what every run pays before its first job). Per job:
+
+* seconds (wall clock around ``Job.execute``, bookkeeping included);
+* rows in / rows out, from the job's ``ops.job_runs`` row (read after the run, untimed);
+* Delta commits: the new ``_delta_log/<version>.json`` files of every table under the warehouse
+  (exact and cheap for a local warehouse), with each commit's operation; "ops" counts the
+  bookkeeping tables' share;
+* Spark jobs started during the job (the scheduler's job counter; empty if unreadable).
+
+Output: one table per run as it finishes, an overview of the cases with the issue's targets, and a
+JSON file with everything (parameters, scenario, machine, versions, every run and commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lakehouse.config import PROJECT_ROOT
+
+CASES = ("sample", "backfill", "year", "nothing-new", "month")
+
+#: Targets of issue 9: case -> (figure compared, limit in seconds, how the limit reads).
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "sample": ("total", 30.0, "<= 30 s whole run"),
+    "backfill": ("total", 120.0, "<= 120 s whole run"),
+    "year": ("total", 25.0, "<= 25 s whole run"),
+    "nothing-new": ("after_start", 10.0, "<= 10 s after Spark started"),
+}
+RATIO_TARGET = 1.15
+
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def _cases(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown case(s) {unknown or text!r}; cases: {','.join(CASES)}")
+    return [c for c in CASES if c in names]  # canonical order, no duplicates
+
+
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Benchmark the whole DAG on generated day files: backfill, one new day on a month and on a "
+        "year of history, a run with nothing new, and the shipped sample. Prints a per-job table per run and "
+        "writes JSON.",
+    )
+    scenario = p.add_argument_group("scenario (the generator)")
+    scenario.add_argument("--users", type=_positive_int, default=20_000, help="users (default 20000)")
+    scenario.add_argument(
+        "--events-per-day",
+        type=_positive_float,
+        default=10_000,
+        help="mean rows per day over the period (default 10000; later days have more, as the user base grows)",
+    )
+    scenario.add_argument(
+        "--days", type=_positive_int, default=365, help="days of history under the new day (default 365)"
+    )
+    scenario.add_argument(
+        "--month-days",
+        type=_positive_int,
+        default=30,
+        help="days of history of the month case: the last ones before the new day (default 30)",
+    )
+    scenario.add_argument(
+        "--files-per-day", type=_positive_int, default=1, help="CSV files per day in the landing folder (default 1)"
+    )
+    scenario.add_argument(
+        "--start-date", type=date.fromisoformat, default=date(2024, 1, 7), help="first day (default 2024-01-07)"
+    )
+    scenario.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    for kind in ("invalid", "duplicate", "late"):
+        scenario.add_argument(f"--{kind}-rate", type=float, default=0.0, help=f"generator's {kind}_rate (default 0)")
+    # A late row goes to any later file: with one file per day, the new day then carries rows of earlier dates.
+    run = p.add_argument_group("runs")
+    run.add_argument(
+        "--cases",
+        type=_cases,
+        default=list(CASES),
+        help=f"comma-separated subset of {','.join(CASES)} (default: all)",
+    )
+    run.add_argument("--driver-memory", default="2g", help="driver heap of every run (default 2g)")
+    run.add_argument("--no-summary", action="store_true", help="skip the end-of-run summary lakehouse run prints")
+    run.add_argument("--workdir", help="data, warehouses and logs (kept); default: a temporary folder, removed")
+    run.add_argument("--out", help="JSON result (default .cache/benchmark/benchmark-<UTC time>.json)")
+    run.add_argument("--conf", help="base config file (default conf/lakehouse.yaml)")
+    run.add_argument("--env", help="environment overlay conf/env/<ENV>.yaml (or LAKEHOUSE_ENV)")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)"
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    p = parser(prog)
+    args = p.parse_args(argv)
+    if "month" in args.cases and args.month_days > args.days:
+        p.error(f"--month-days {args.month_days} is more than --days {args.days}")
+    for kind in ("invalid", "duplicate", "late"):
+        if not 0.0 <= getattr(args, f"{kind}_rate") < 1.0:
+            p.error(f"--{kind}-rate must be in [0, 1)")
+    return args
+
+
+def plan_runs(cases: Sequence[str]) -> list[tuple[str, str]]:
+    """The DAG runs, in order, as ``(label, role)``; role ``case`` is measured, ``setup`` builds for one."""
+    runs: list[tuple[str, str]] = []
+    if "sample" in cases:
+        runs.append(("sample", "case"))
+    if {"backfill", "year", "nothing-new"} & set(cases):
+        runs.append(("backfill", "case" if "backfill" in cases else "setup"))
+    if "year" in cases:
+        runs.append(("year", "case"))
+    if "nothing-new" in cases:
+        runs.append(("nothing-new", "case"))
+    if "month" in cases:
+        runs += [("month-setup", "setup"), ("month", "case")]
+        if "nothing-new" in cases:
+            runs.append(("nothing-new-month", "case"))
+    return runs
+
+
+# --------------------------------------------------------------------------- Delta commits
+
+
+def delta_versions(warehouse: str | Path) -> dict[str, set[int]]:
+    """Committed versions of every table under a local warehouse (``<layer>/<table>/_delta_log``)."""
+    versions: dict[str, set[int]] = {}
+    for log_dir in sorted(Path(warehouse).glob("*/*/_delta_log")):
+        table = f"{log_dir.parent.parent.name}.{log_dir.parent.name}"
+        versions[table] = {int(m.group(1)) for p in log_dir.iterdir() if (m := _COMMIT_FILE.match(p.name))}
+    return versions
+
+
+def commit_operation(path: str | Path) -> str | None:
+    """The ``commitInfo.operation`` of one commit file (WRITE, MERGE, CREATE TABLE...), if recorded."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if '"commitInfo"' in line:
+                    return json.loads(line)["commitInfo"].get("operation")
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def new_commits(
+    before: dict[str, set[int]], after: dict[str, set[int]], warehouse: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Commits in ``after`` and not in ``before``, by table then version (with the operation if
+    ``warehouse`` is given to read the commit files)."""
+    commits = []
+    for table in sorted(after):
+        for version in sorted(after[table] - before.get(table, set())):
+            entry: dict[str, Any] = {"table": table, "version": version}
+            if warehouse is not None:
+                layer, name = table.split(".", 1)
+                commit_file = Path(warehouse, layer, name, "_delta_log", f"{version:020d}.json")
+                entry["operation"] = commit_operation(commit_file)
+            commits.append(entry)
+    return commits
+
+
+# --------------------------------------------------------------------------- one DAG run (child process)
+
+
+def _spark_job_counter(spark: Any) -> Callable[[], int | None]:
+    """The id the scheduler gives the next Spark job (ids are sequential), or None if unreadable."""
+    try:
+        scheduler = spark.sparkContext._jsc.sc().dagScheduler()
+    except Exception:
+        return lambda: None
+
+    def read() -> int | None:
+        try:
+            value = scheduler.nextJobId()  # an int through py4j (an AtomicInteger in some Spark versions)
+            return int(value if isinstance(value, int) else value.get())
+        except Exception:
+            return None
+
+    return read
+
+
+def _difference(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
+
+
+def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run conf's DAG once, the way :mod:`lakehouse.pipeline` does, timing and profiling each job."""
+    began = time.perf_counter()
+    from lakehouse.config import load_config, parse_override
+    from lakehouse.jobkit import setup_logging
+    from lakehouse.jobs import check_dag, job
+
+    setup_logging()
+    overrides = dict(parse_override(s) for s in spec.get("sets", []))
+    overrides.update(spec["overrides"])
+    config = load_config(spec.get("conf"), spec.get("env"), overrides)
+    check_dag(config)
+    jobs = [job(name) for name in config.dag]
+    from lakehouse.session import get_spark
+
+    spark = get_spark(config, app_name=f"{config.app_name}:benchmark:{spec['label']}")
+    result: dict[str, Any] = {"spark_start_seconds": round(time.perf_counter() - began, 3), "jobs": [], "exit_code": 0}
+    warehouse = Path(config.paths.warehouse)
+    next_job_id = _spark_job_counter(spark)
+    shared: dict = {}
+    for j in jobs:
+        versions, spark_jobs = delta_versions(warehouse), next_job_id()
+        t = time.perf_counter()
+        code = j.execute(spark, config, j.params_from({"full_refresh": False, "input": None}), shared)
+        seconds = time.perf_counter() - t
+        result["jobs"].append(
+            {
+                "job": j.name,
+                "seconds": round(seconds, 3),
+                "exit_code": code,
+                "spark_jobs": _difference(next_job_id(), spark_jobs),
+                "commits": new_commits(versions, delta_versions(warehouse), warehouse),
+            }
+        )
+        if code:
+            result["exit_code"] = code
+            break
+    if spec.get("summary", True) and not result["exit_code"]:
+        from lakehouse.summary import build_summary
+
+        versions, spark_jobs = delta_versions(warehouse), next_job_id()
+        t = time.perf_counter()
+        text = build_summary(spark, config)
+        result["summary"] = {
+            "seconds": round(time.perf_counter() - t, 3),
+            "spark_jobs": _difference(next_job_id(), spark_jobs),
+            "commits": new_commits(versions, delta_versions(warehouse), warehouse),
+        }
+        print("\n" + text + "\n", flush=True)
+    # Rows in / out: each job's latest ops.job_runs row is this run's (read after the timings).
+    from lakehouse import delta_io
+    from lakehouse.registry import OPS_JOB_RUNS
+
+    names = [entry["job"] for entry in result["jobs"]]
+    latest: dict[str, Any] = {}
+    columns = ("job", "run_id", "started_at", "status", "rows_in", "rows_out", "message")
+    for row in delta_io.read(spark, OPS_JOB_RUNS, config).select(*columns).collect():
+        if row["job"] in names and (row["job"] not in latest or row["started_at"] > latest[row["job"]]["started_at"]):
+            latest[row["job"]] = row
+    for entry in result["jobs"]:
+        row = latest.get(entry["job"])
+        if row is not None:
+            entry.update(
+                run_id=row["run_id"],
+                status=row["status"],
+                rows_in=row["rows_in"],
+                rows_out=row["rows_out"],
+                message=row["message"],
+            )
+    spark.stop()
+    return result
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m lakehouse.benchmark --dag-run SPEC.json``: one run, its result written next to its spec."""
+    spec = json.loads(Path(argv[1]).read_text())
+    result = run_dag(spec)
+    Path(spec["result"]).write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------- scenario files
+
+
+def count_rows(paths: Sequence[str | Path]) -> int:
+    """Data lines of CSV files (lines minus one header each)."""
+    total = 0
+    for path in paths:
+        with open(path, "rb") as f:
+            total += sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 20), b"")) - 1
+    return total
+
+
+def split_file(path: Path, parts: int) -> list[Path]:
+    """Split one day's CSV into ``parts`` files of consecutive lines, each with the header; removes ``path``."""
+    if parts == 1:
+        return [path]
+    with open(path, encoding="utf-8", newline="") as f:
+        header, *lines = f.readlines()
+    stem = path.name.removesuffix(".csv")
+    out = []
+    for k in range(parts):
+        part = path.with_name(f"{stem}_part{k + 1:02d}of{parts:02d}.csv")
+        with open(part, "w", encoding="utf-8", newline="") as f:
+            f.write(header)
+            f.writelines(lines[k * len(lines) // parts : (k + 1) * len(lines) // parts])
+        out.append(part)
+    path.unlink()
+    return out
+
+
+def _place(files: Sequence[Path], folder: Path) -> None:
+    """Put files in a landing folder: hard links (no copy), copies where links are impossible."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in files:
+        dst = folder / src.name
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def generate_scenario(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Day files for ``days`` days of history + the new day; one list of files per day."""
+    from lakehouse.generator import generate
+
+    days = args.days + 1
+    t = time.perf_counter()
+    result = generate(
+        folder,
+        users=args.users,
+        days=days,
+        start_date=args.start_date,
+        seed=args.seed,
+        invalid_rate=args.invalid_rate,
+        duplicate_rate=args.duplicate_rate,
+        late_rate=args.late_rate,
+        files=days,
+        target_rows=round(args.events_per_day * days),
+        workers=min(2, os.cpu_count() or 1),
+    )
+    day_files = [split_file(p, args.files_per_day) for p in result.files]
+    history, new_day = day_files[:-1], day_files[-1]
+    month = history[-args.month_days :]
+    return {
+        "generate_seconds": round(time.perf_counter() - t, 3),
+        "history_days": args.days,
+        "first_day": args.start_date.isoformat(),
+        "new_day": (args.start_date + timedelta(days=args.days)).isoformat(),
+        "rows_history": sum(result.rows_per_file[:-1]),
+        "rows_month_history": sum(result.rows_per_file[-1 - len(month) : -1]),
+        "rows_new_day": result.rows_per_file[-1],
+        "generator_events_per_active_user_day": result.events_per_day,
+        "files": {
+            "history": [str(p) for day in history for p in day],
+            "month": [str(p) for day in month for p in day],
+            "new_day": [str(p) for p in new_day],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- machine and versions
+
+
+def _command_output(cmd: Sequence[str]) -> str | None:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout + done.stderr).strip() or None
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "hostname": platform.node(),
+        "os": platform.platform(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        info["memory_gib"] = round(int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1)) / 2**20, 1)
+        cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        info["cpu"] = cpu.group(1).strip() if cpu else platform.processor()
+    except (OSError, AttributeError):
+        info["memory_gib"] = None
+    return info
+
+
+def versions_info() -> dict[str, Any]:
+    from importlib import metadata
+
+    from lakehouse import versions
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+    java_version = _command_output([java, "-version"])
+    head = _command_output(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"])
+    status = _command_output(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "python": platform.python_version(),
+        "pyspark": version("pyspark"),
+        "delta_spark": version("delta-spark"),
+        "delta_jvm": versions.DELTA_MAVEN_COORDINATES[0],
+        "java": java_version.splitlines()[0] if java_version else None,
+        "git_commit": head if head and re.fullmatch(r"[0-9a-f]{40}", head) else None,
+        "git_dirty": bool(status) if head else None,
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _n(value: Any) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _s(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def run_totals(run: dict[str, Any]) -> dict[str, Any]:
+    """Seconds (jobs; after start = jobs + summary; total = start + jobs + summary), commits, Spark jobs."""
+    steps = [*run.get("jobs", []), *([run["summary"]] if run.get("summary") else [])]
+    jobs_seconds = sum(j["seconds"] for j in run.get("jobs", []))
+    after_start = sum(s["seconds"] for s in steps) if steps else None
+    start = run.get("spark_start_seconds")
+    commits = [c for s in steps for c in s.get("commits", [])]
+    spark_jobs = [s.get("spark_jobs") for s in steps]
+    return {
+        "jobs_seconds": jobs_seconds,
+        "after_start_seconds": after_start,
+        "total_seconds": None if start is None or after_start is None else start + after_start,
+        "commits": len(commits),
+        "ops_commits": sum(c["table"].startswith("ops.") for c in commits),
+        "spark_jobs": None if None in spark_jobs else sum(spark_jobs),
+    }
+
+
+_HEADERS = ("seconds", "rows in", "rows out", "commits", "ops commits", "spark jobs")
+
+
+def _row(name: str, cells: Sequence[str]) -> str:
+    return f"  {name:36}" + "".join(f"{c:>13}" for c in cells)
+
+
+def render_run(run: dict[str, Any]) -> str:
+    """The per-job table of one DAG run."""
+    totals = run_totals(run)
+    lines = [f"{run['label']} ({run['role']}): {run.get('description', '')}", _row("step", _HEADERS)]
+    lines.append(_row("spark start (imports, JVM, session)", [_s(run.get("spark_start_seconds"))]))
+    for step in [*run.get("jobs", []), *([{"job": "summary", **run["summary"]}] if run.get("summary") else [])]:
+        commits = step.get("commits", [])
+        name = step["job"] + ("" if step.get("exit_code", 0) == 0 else "  FAILED")
+        cells = [
+            _s(step["seconds"]),
+            _n(step.get("rows_in")),
+            _n(step.get("rows_out")),
+            _n(len(commits)),
+            _n(sum(c["table"].startswith("ops.") for c in commits)),
+            _n(step.get("spark_jobs")),
+        ]
+        lines.append(_row(name, cells))
+    lines.append(
+        _row(
+            "after Spark started (jobs + summary)",
+            [
+                _s(totals["after_start_seconds"]),
+                "",
+                "",
+                _n(totals["commits"]),
+                _n(totals["ops_commits"]),
+                _n(totals["spark_jobs"]),
+            ],
+        )
+    )
+    lines.append(_row("whole run (start + jobs + summary)", [_s(totals["total_seconds"])]))
+    return "\n".join(lines)
+
+
+def month_year_ratio(runs: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Whole-run and after-start seconds of the new day on the year over the same on the month."""
+    by_label = {r["label"]: run_totals(r) for r in runs if not r.get("exit_code")}
+    year, month = by_label.get("year"), by_label.get("month")
+    if not year or not month or not month["total_seconds"] or not month["after_start_seconds"]:
+        return None
+    return {
+        "total": year["total_seconds"] / month["total_seconds"],
+        "after_start": year["after_start_seconds"] / month["after_start_seconds"],
+    }
+
+
+def render_overview(result: dict[str, Any]) -> str:
+    """Every run in one table, with the issue's targets where one applies."""
+    m, p = result["machine"], result["parameters"]
+    lines = [
+        f"Benchmark {result['date']} on {m.get('cores')} cores, {m.get('memory_gib')} GiB, "
+        f"{result.get('spark', {}).get('master', '')}, driver {p['driver_memory']}; "
+        f"{p['users']:,} users, about {p['events_per_day']:,.0f} events a day, {p['files_per_day']} file(s) a day "
+        f"from {p['start_date']}",
+        f"  {'run':24}{'new rows':>11}{'whole run s':>13}{'after start s':>15}  {'target':30}met",
+    ]
+    for run in result["runs"]:
+        totals = run_totals(run)
+        target = TARGETS.get(run["label"]) if run["role"] == "case" else None
+        met = ""
+        if run.get("exit_code"):
+            met = "FAILED"
+        elif target:
+            key = "total_seconds" if target[0] == "total" else "after_start_seconds"
+            met = "yes" if totals[key] is not None and totals[key] <= target[1] else "no"
+        label = run["label"] + (" (set-up)" if run["role"] == "setup" else "")
+        lines.append(
+            f"  {label:24}{_n(run.get('new_rows')):>11}{_s(totals['total_seconds']):>13}"
+            f"{_s(totals['after_start_seconds']):>15}  {(target[2] if target else ''):30}{met}"
+        )
+        lines.append(f"  {'':24}{run.get('description', '')}")
+    ratio = result.get("month_year_ratio")
+    if ratio:
+        met = "yes" if ratio["total"] <= RATIO_TARGET else "no"
+        lines.append(
+            f"  {'month -> year':24}{'':11}{ratio['total']:>12.2f}x{ratio['after_start']:>14.2f}x  "
+            f"{f'<= {RATIO_TARGET} (whole run)':30}{met}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- driver (parent process)
+
+
+def _log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def _execute(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """One DAG run in its own process; its log in ``workdir/logs``."""
+    label = spec["label"]
+    for sub in ("runs", "logs"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    spec_path, log_path = workdir / "runs" / f"{label}.json", workdir / "logs" / f"{label}.log"
+    spec["result"] = str(workdir / "runs" / f"{label}.result.json")
+    spec_path.write_text(json.dumps(spec, indent=2))
+    env = dict(os.environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    t = time.perf_counter()
+    with open(log_path, "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "lakehouse.benchmark", "--dag-run", str(spec_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
+        )
+    process_seconds = time.perf_counter() - t
+    run = {k: v for k, v in spec.items() if k not in ("sets", "overrides", "result", "conf", "env", "summary")}
+    run.update(log=str(log_path), process_seconds=round(process_seconds, 3))
+    if done.returncode or not Path(spec["result"]).exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-40:]
+        run.update(exit_code=done.returncode or 1, error="\n".join(tail), jobs=[])
+        return run
+    run.update(json.loads(Path(spec["result"]).read_text()))
+    return run
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
+    from lakehouse.config import ConfigError, load_config
+
+    try:
+        base = load_config(args.conf, args.env, args.set)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    started_at = datetime.now(UTC)
+    temporary = not args.workdir
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lakehouse-benchmark-")).resolve()
+    for sub in ("generated", "landing", "warehouse", "runs", "logs"):
+        shutil.rmtree(workdir / sub, ignore_errors=True)
+    out = Path(args.out or PROJECT_ROOT / ".cache" / "benchmark" / f"benchmark-{started_at:%Y%m%dT%H%M%SZ}.json")
+    plan = plan_runs(args.cases)
+    result: dict[str, Any] = {
+        "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "lakehouse benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "parameters": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(args).items()},
+        "machine": machine_info(),
+        "versions": versions_info(),
+        "spark": {
+            "master": base.spark.master,
+            "shuffle_partitions": base.spark.shuffle_partitions,
+            "driver_memory": args.driver_memory,
+        },
+        "workdir": str(workdir),
+        "runs": [],
+    }
+    _log(f"workdir {workdir}; runs: {', '.join(label for label, _ in plan)}")
+
+    scenario: dict[str, Any] = {}
+    if any(label != "sample" for label, _ in plan):
+        _log(f"generating {args.days} + 1 days, {args.users:,} users, about {args.events_per_day:,.0f} rows a day")
+        scenario = generate_scenario(args, workdir / "generated")
+        result["scenario"] = {k: v for k, v in scenario.items() if k != "files"}
+        _log(
+            f"generated in {scenario['generate_seconds']:.1f} s: history {scenario['rows_history']:,} rows, "
+            f"month {scenario['rows_month_history']:,}, new day {scenario['new_day']} {scenario['rows_new_day']:,}"
+        )
+    files = {k: [Path(p) for p in v] for k, v in scenario.get("files", {}).items()}
+    history_days, month_days, new_day = args.days, args.month_days, scenario.get("new_day")
+    # label -> (warehouse, landing folder, files added before the run, description)
+    sample = Path(base.paths.input)
+    sample_name = sample.relative_to(PROJECT_ROOT) if sample.is_relative_to(PROJECT_ROOT) else sample
+    steps: dict[str, tuple[str, Path, list[Path], str]] = {
+        "sample": ("sample", sample, [], f"{sample_name} (paths.input), whole DAG, fresh warehouse"),
+        "backfill": ("year", workdir / "landing" / "year", files.get("history", []),
+                     f"{history_days} days of files into an empty warehouse, whole DAG"),
+        "year": ("year", workdir / "landing" / "year", files.get("new_day", []),
+                 f"one new day ({new_day}) on {history_days} days of history"),
+        "nothing-new": ("year", workdir / "landing" / "year", [], f"no new file, on {history_days} days of history"),
+        "month-setup": ("month", workdir / "landing" / "month", files.get("month", []),
+                        f"the {month_days} days before {new_day} into an empty warehouse"),
+        "month": ("month", workdir / "landing" / "month", files.get("new_day", []),
+                  f"the same new day ({new_day}) on {month_days} days of history"),
+        "nothing-new-month": ("month", workdir / "landing" / "month", [],
+                              f"no new file, on {month_days} days of history"),
+    }  # fmt: skip
+    exit_code = 0
+    for label, role in plan:
+        warehouse, landing, added, description = steps[label]
+        if added:
+            _place(added, landing)
+        new_rows = count_rows(added) if label != "sample" else count_rows(_csv_files(landing))
+        spec = {
+            "label": label,
+            "role": role,
+            "description": description,
+            "warehouse": str(workdir / "warehouse" / warehouse),
+            "input": str(landing),
+            "input_files": len(_csv_files(landing)),
+            "new_files": len(added) if label != "sample" else len(_csv_files(landing)),
+            "new_rows": new_rows,
+            "conf": args.conf,
+            "env": args.env,
+            "sets": args.set,
+            "overrides": {
+                "paths.warehouse": str(workdir / "warehouse" / warehouse),
+                "paths.input": str(landing),
+                "spark.driver_memory": args.driver_memory,
+            },
+            "summary": not args.no_summary,
+        }
+        _log(f"run {label} ({role}): {description}; {spec['input_files']} files in {landing}")
+        run = _execute(spec, workdir)
+        run["totals"] = run_totals(run)
+        result["runs"].append(run)
+        print("\n" + render_run(run) + "\n", flush=True)
+        if run.get("exit_code"):
+            print(f"{label} failed (exit {run['exit_code']}); log {run['log']}:\n{run.get('error', '')}", flush=True)
+            exit_code = 1
+            break
+    result["month_year_ratio"] = month_year_ratio(result["runs"])
+    result["seconds"] = round(time.perf_counter() - began, 3)
+    print(render_overview(result) + "\n", flush=True)
+    print(f"benchmark wall time {result['seconds']:.0f} s", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"JSON: {out}", flush=True)
+    if temporary and not exit_code:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif temporary:
+        print(f"kept the work folder for the failure: {workdir}", flush=True)
+    return exit_code
+
+
+def _csv_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.glob("*") if p.is_file() and p.name.lower().endswith(".csv"))
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]) if sys.argv[1:2] == ["--dag-run"] else main(sys.argv[1:]))
