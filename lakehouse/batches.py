@@ -1,30 +1,40 @@
-"""Incremental bookkeeping: which bronze batches a consumer has not consumed yet.
+"""Incremental bookkeeping: which batches each table has consumed, and what is pending for it.
 
 A batch is one ingested file, committed to bronze and listed in ``ops.ingested_files``. Each table
-that reads batches incrementally (a *consumer*: ``silver.fct_events``, ``silver.dim_users``) records
-the batches it has loaded in ``ops.processed_batches``; what it has not recorded is pending. Every
-consumer goes through this module, so the rule is written once:
+that is loaded incrementally (a *consumer*: ``silver.fct_events``, ``silver.dim_users``, the gold
+tables...) records the batches it has loaded in ``ops.processed_batches``. A consumer reads from
+*upstream* consumers: what they have all recorded and it has not is its pending work. Bronze is the
+root: its committed batches are the upstream of ``silver.fct_events``. Every consumer goes through
+this module, so the rule is written once:
 
-- :func:`pending` - committed batches the consumer has not recorded;
-- :func:`consumed` - the batch ids it has recorded (for consumers that decide from the data);
-- :func:`record` - mark batches consumed, one Delta commit for the whole run;
-- :func:`reset` - forget a consumer's (or every consumer's) batches;
-- :func:`full_refresh` - empty the consumer's tables, then reset it.
+- :func:`pending` - batches every upstream has recorded and the consumer has not;
+- :func:`consumed` - what the consumer (or an upstream) recorded per batch, with the event dates
+  the batch inserted (``silver.fct_events`` records them; downstream consumers read them to know
+  which days the new data can change);
+- :func:`record` - mark batches consumed;
+- :func:`reset` / :func:`full_refresh` - forget a consumer's batches (and empty its tables).
+
+The two ops tables are read once per Spark application into a :class:`Ledger` kept in the job
+context; records are added to it in memory at once and written with the run's bookkeeping (one
+commit per ops table per run, see :class:`lakehouse.ops.OpsSink`). Finding pending work therefore
+costs two small reads per run, whatever the history, and none after the first job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 
-from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.config import LakehouseConfig
+from lakehouse.jobkit import JobContext
 from lakehouse.ops import utc_now
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, TableSpec
+
+#: The root of every chain of consumers: committed bronze batches.
+BRONZE = "bronze"
 
 
 @dataclass(frozen=True)
@@ -35,52 +45,152 @@ class Consumption:
     rows_in: int = 0
     rows_inserted: int = 0
     min_event_date_inserted: date | None = None
+    max_event_date_inserted: date | None = None
+
+    def merged(self, other: Consumption) -> Consumption:
+        """Two records of one batch (a re-run after an interrupted one): the union of their dates."""
+        lows = [d for d in (self.min_event_date_inserted, other.min_event_date_inserted) if d]
+        highs = [d for d in (self.max_event_date_inserted, other.max_event_date_inserted) if d]
+        return replace(
+            self,
+            rows_in=max(self.rows_in, other.rows_in),
+            rows_inserted=self.rows_inserted + other.rows_inserted,
+            min_event_date_inserted=min(lows) if lows else None,
+            max_event_date_inserted=max(highs) if highs else None,
+        )
 
 
-def consumed(spark: SparkSession, config: LakehouseConfig, consumer: str) -> DataFrame:
-    """``batch_id`` of every batch the consumer has recorded."""
-    return delta_io.read(spark, OPS_PROCESSED_BATCHES, config).where(F.col("consumer") == consumer).select("batch_id")
+@dataclass(frozen=True)
+class IngestedFile:
+    """The part of an ``ops.ingested_files`` row that incremental runs decide from."""
+
+    batch_id: str
+    file_name: str
+    file_size: int
+    file_modified_at: datetime | None
+    content_sha256: str
+    status: str
+    rows_accepted: int
+    min_event_date: date | None
+    max_event_date: date | None
 
 
-def pending(spark: SparkSession, config: LakehouseConfig, consumer: str) -> list[str]:
-    """Committed bronze batches the consumer has not recorded, sorted."""
-    committed = (
-        delta_io.read(spark, OPS_INGESTED_FILES, config).where(F.col("status") == "committed").select("batch_id")
-    )
-    left = committed.join(consumed(spark, config, consumer), on="batch_id", how="left_anti").distinct()
-    return sorted(r["batch_id"] for r in left.collect())
+@dataclass
+class Ledger:
+    files: list[IngestedFile] = field(default_factory=list)
+    #: consumer -> batch_id -> what it recorded.
+    consumptions: dict[str, dict[str, Consumption]] = field(default_factory=dict)
+
+    def committed(self) -> dict[str, IngestedFile]:
+        return {f.batch_id: f for f in self.files if f.status == "committed"}
+
+    def consumed(self, consumer: str) -> dict[str, Consumption]:
+        if consumer == BRONZE:
+            return {
+                b: Consumption(b, f.rows_accepted, f.rows_accepted, f.min_event_date, f.max_event_date)
+                for b, f in self.committed().items()
+            }
+        return self.consumptions.get(consumer, {})
+
+    def add(self, consumer: str, consumption: Consumption) -> None:
+        mine = self.consumptions.setdefault(consumer, {})
+        before = mine.get(consumption.batch_id)
+        mine[consumption.batch_id] = before.merged(consumption) if before else consumption
 
 
-def record(
-    spark: SparkSession, config: LakehouseConfig, consumer: str, run_id: str, batches: Sequence[Consumption]
-) -> None:
-    """Mark ``batches`` consumed by ``consumer`` (one commit)."""
+_FILE_COLUMNS = (
+    "batch_id", "file_name", "file_size", "file_modified_at", "content_sha256", "status", "rows_accepted",
+    "min_event_date", "max_event_date",
+)  # fmt: skip
+_CONSUMPTION_COLUMNS = (
+    "consumer", "batch_id", "rows_in", "rows_inserted", "min_event_date_inserted", "max_event_date_inserted",
+)  # fmt: skip
+
+
+def _load(ctx: JobContext) -> Ledger:
+    spark, config = ctx.spark, ctx.config
+    ledger = Ledger()
+    if delta_io.exists(spark, OPS_INGESTED_FILES, config):
+        rows = delta_io.read(spark, OPS_INGESTED_FILES, config).select(*_FILE_COLUMNS).collect()
+        ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in rows]
+    if delta_io.exists(spark, OPS_PROCESSED_BATCHES, config):
+        for r in delta_io.read(spark, OPS_PROCESSED_BATCHES, config).select(*_CONSUMPTION_COLUMNS).collect():
+            ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
+    return ledger
+
+
+def ledger(ctx: JobContext) -> Ledger:
+    """The bookkeeping of this warehouse, read once per application (kept in ``ctx.shared``)."""
+    key = ("ledger", ctx.config.paths.warehouse)
+    if key not in ctx.shared:
+        ctx.shared[key] = _load(ctx)
+    return ctx.shared[key]
+
+
+def consumed(ctx: JobContext, consumer: str) -> dict[str, Consumption]:
+    """What ``consumer`` recorded, by batch id (``BRONZE``: the committed batches)."""
+    return ledger(ctx).consumed(consumer)
+
+
+def pending(ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,)) -> list[str]:
+    """Batches every ``upstream`` consumer has recorded and ``consumer`` has not, sorted."""
+    book = ledger(ctx)
+    ready: set[str] | None = None
+    for name in upstream:
+        ids = set(book.consumed(name))
+        ready = ids if ready is None else ready & ids
+    return sorted((ready or set()) - set(book.consumed(consumer)))
+
+
+def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> None:
+    """Mark ``batches`` consumed by ``consumer`` (written with the run's bookkeeping)."""
+    batches = list(batches)
     if not batches:
         return
     now = utc_now()
-    rows = [
-        (consumer, b.batch_id, run_id, int(b.rows_in), int(b.rows_inserted), b.min_event_date_inserted, now)
-        for b in batches
-    ]
-    delta_io.append(spark.createDataFrame(rows, OPS_PROCESSED_BATCHES.schema), OPS_PROCESSED_BATCHES, config)
+    book = ledger(ctx)
+    rows = []
+    for b in batches:
+        book.add(consumer, b)
+        rows.append((consumer, b.batch_id, ctx.run.run_id, int(b.rows_in), int(b.rows_inserted),
+                     b.min_event_date_inserted, now, b.max_event_date_inserted))  # fmt: skip
+    ctx.run.sink.add(OPS_PROCESSED_BATCHES, rows)
 
 
-def full_refresh(spark: SparkSession, config: LakehouseConfig, consumer: str | None, *tables: TableSpec) -> None:
+def add_files(ctx: JobContext, rows: list[tuple]) -> None:
+    """New ``ops.ingested_files`` rows (registry column order), in the ledger now, written with the run."""
+    book = ledger(ctx)
+    names = [f.name for f in OPS_INGESTED_FILES.schema.fields]
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        book.files.append(IngestedFile(*(values[c] for c in _FILE_COLUMNS)))
+    ctx.run.sink.add(OPS_INGESTED_FILES, rows)
+
+
+def full_refresh(ctx: JobContext, consumer: str | None, *tables: TableSpec) -> None:
     """Forget what ``consumer`` (every consumer when None) consumed, then empty ``tables`` in order.
 
     Bookkeeping goes first: a run killed half-way leaves tables that are re-read in full by the
     next run (MERGE and replaceWhere make that idempotent), never an emptied table whose
     bookkeeping says it is up to date.
     """
-    reset(spark, config, consumer)
+    reset(ctx, consumer)
     for spec in tables:
-        delta_io.ensure_table(spark, spec, config).delete()
+        delta_io.ensure_table(ctx.spark, spec, ctx.config).delete()
+        if spec.full_name == OPS_INGESTED_FILES.full_name:
+            ledger(ctx).files.clear()
+            ctx.run.sink.discard(OPS_INGESTED_FILES)
 
 
-def reset(spark: SparkSession, config: LakehouseConfig, consumer: str | None = None) -> None:
+def reset(ctx: JobContext, consumer: str | None = None) -> None:
     """Forget what ``consumer`` (every consumer when None) consumed: its next run re-reads every batch."""
-    table = delta_io.ensure_table(spark, OPS_PROCESSED_BATCHES, config)
+    table = delta_io.ensure_table(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config)
+    book = ledger(ctx)
     if consumer is None:
         table.delete()
+        book.consumptions.clear()
+        ctx.run.sink.discard(OPS_PROCESSED_BATCHES)
     else:
         table.delete(F.col("consumer") == consumer)
+        book.consumptions.pop(consumer, None)
+        ctx.run.sink.discard(OPS_PROCESSED_BATCHES, lambda row: row[0] == consumer)

@@ -19,12 +19,13 @@ still runs the backfill first, reported as set-up).
 
 Every DAG run is its own process and its own Spark application, as a daily ``lakehouse run`` is:
 the driver memory (``--driver-memory``, fixed at JVM launch) applies to each run, and no run
-profits from an earlier one's warm JVM. In it each job of conf's ``dag`` runs through
-:meth:`lakehouse.jobkit.Job.execute` with one shared context, exactly as :mod:`lakehouse.pipeline`
-does, then the end-of-run summary as ``lakehouse run`` prints it. Reported apart: "spark start"
+profits from an earlier one's warm JVM. In it conf's ``dag`` runs through
+:func:`lakehouse.pipeline.run_jobs`, exactly as ``lakehouse run`` does (one shared context, the
+run's bookkeeping written at the end: reported as the step "ops bookkeeping"), then the
+end-of-run summary as ``lakehouse run`` prints it. Reported apart: "spark start"
 (imports, JVM, session: what every run pays before its first job). Per job:
 
-* seconds (wall clock around ``Job.execute``, bookkeeping included);
+* seconds (wall clock around ``Job.execute``; the ops rows are written in the last step);
 * rows in / rows out, from the job's ``ops.job_runs`` row (read after the run, untimed);
 * Delta commits: the new ``_delta_log/<version>.json`` files of every table under the warehouse
   (exact and cheap for a local warehouse), with each commit's operation; "ops" counts the
@@ -259,24 +260,24 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"spark_start_seconds": round(time.perf_counter() - began, 3), "jobs": [], "exit_code": 0}
     warehouse = Path(config.paths.warehouse)
     next_job_id = _spark_job_counter(spark)
-    shared: dict = {}
-    for j in jobs:
+    from lakehouse.pipeline import run_jobs
+
+    def timed(name: str, fn: Callable[[], int]) -> int:
         versions, spark_jobs = delta_versions(warehouse), next_job_id()
         t = time.perf_counter()
-        code = j.execute(spark, config, j.params_from({"full_refresh": False, "input": None}), shared)
-        seconds = time.perf_counter() - t
+        code = fn()
         result["jobs"].append(
             {
-                "job": j.name,
-                "seconds": round(seconds, 3),
+                "job": name,
+                "seconds": round(time.perf_counter() - t, 3),
                 "exit_code": code,
                 "spark_jobs": _difference(next_job_id(), spark_jobs),
                 "commits": new_commits(versions, delta_versions(warehouse), warehouse),
             }
         )
-        if code:
-            result["exit_code"] = code
-            break
+        return code
+
+    result["exit_code"] = run_jobs(spark, config, jobs, {"full_refresh": False, "input": None}, timed)
     if spec.get("summary", True) and not result["exit_code"]:
         from lakehouse.summary import build_summary
 

@@ -41,13 +41,23 @@ def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> boo
 
 
 def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
-    """Create the table (schema, partitioning, comment) at its path if it does not exist yet."""
+    """Create the table (schema, partitioning, comment) at its path if it does not exist yet.
+
+    A table created by an earlier version of the project gets the registry's new nullable columns
+    added (``ALTER TABLE ... ADD COLUMNS``; existing rows read them as null).
+    """
     builder = (
         DeltaTable.createIfNotExists(spark).location(spec.path(config)).addColumns(spec.schema).comment(spec.grain)
     )
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
-    return builder.execute()
+    table = builder.execute()
+    present = set(table.toDF().columns)
+    missing = [f for f in spec.schema.fields if f.name not in present]
+    if missing:
+        added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{spec.path(config)}` ADD COLUMNS ({added})")
+    return table
 
 
 def read(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DataFrame:
@@ -69,10 +79,20 @@ def append(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
     _writer(conform(df, spec), spec, "append").save(spec.path(config))
 
 
-def replace_where(df: DataFrame, spec: TableSpec, config: LakehouseConfig, condition: str) -> None:
-    """Atomically replace the rows matching ``condition`` by ``df`` (all of whose rows must match)."""
-    ensure_table(df.sparkSession, spec, config)
+def replace_where(df: DataFrame, spec: TableSpec, config: LakehouseConfig, condition: str) -> dict[str, int]:
+    """Atomically replace the rows matching ``condition`` by ``df`` (all of whose rows must match).
+
+    Returns the commit's operation metrics (``numOutputRows``: rows written); empty when Delta made
+    no commit (nothing to delete, nothing to write).
+    """
+    table = ensure_table(df.sparkSession, spec, config)
+    before = _version(table)
     _writer(conform(df, spec), spec, "overwrite").option("replaceWhere", condition).save(spec.path(config))
+    return last_operation_metrics(table) if _version(table) != before else {}
+
+
+def _version(table: DeltaTable) -> int:
+    return int(table.history(1).select("version").first()["version"])
 
 
 def overwrite(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:

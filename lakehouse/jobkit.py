@@ -27,7 +27,7 @@ from lakehouse.config import ConfigError, LakehouseConfig, load_config
 if typing.TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from lakehouse.ops import JobRun
+    from lakehouse.ops import JobRun, OpsSink
 
 log = logging.getLogger("lakehouse")
 
@@ -87,25 +87,41 @@ class Job(Generic[P]):
         names = {f.name for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
         return self.params(**{k: v for k, v in values.items() if k in names})
 
-    def execute(self, spark: SparkSession, config: LakehouseConfig, params: P, shared: dict | None = None) -> int:
-        """Run the body with run bookkeeping (``ops.job_runs``) and return the exit code."""
-        from lakehouse.ops import JobRun
+    def execute(
+        self,
+        spark: SparkSession,
+        config: LakehouseConfig,
+        params: P,
+        shared: dict | None = None,
+        sink: OpsSink | None = None,
+    ) -> int:
+        """Run the body with run bookkeeping (``ops.job_runs``) and return the exit code.
 
-        run = JobRun(spark, config, self.name, _jsonable(params))
+        Bookkeeping rows go to ``sink``; without one (a job run alone) the job writes them itself
+        when it ends. The DAG runner passes one sink to every job and flushes it once.
+        """
+        from lakehouse.ops import JobRun, OpsSink
+
+        own_sink = sink is None
+        run = JobRun(spark, config, self.name, _jsonable(params), sink=sink if sink is not None else OpsSink())
         ctx = JobContext(spark, config, run, shared if shared is not None else {})
         log.info("%s: starting run %s", self.name, run.run_id)
         try:
-            self.body(ctx, params)
-        except JobFailed as exc:
-            log.error("%s failed: %s", self.name, exc)
-            run.finish("failed", str(exc))
-            return EXIT_FAILED
-        except Exception as exc:
-            log.exception("%s failed unexpectedly", self.name)
-            run.finish("failed", f"{type(exc).__name__}: {exc}")
-            return EXIT_FAILED
-        run.finish("succeeded")
-        return EXIT_OK
+            try:
+                self.body(ctx, params)
+            except JobFailed as exc:
+                log.error("%s failed: %s", self.name, exc)
+                run.finish("failed", str(exc))
+                return EXIT_FAILED
+            except Exception as exc:
+                log.exception("%s failed unexpectedly", self.name)
+                run.finish("failed", f"{type(exc).__name__}: {exc}")
+                return EXIT_FAILED
+            run.finish("succeeded")
+            return EXIT_OK
+        finally:
+            if own_sink:
+                run.sink.flush(spark, config)
 
     def main(self, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         """``spark-submit jobs/<name>.py [args]`` and ``lakehouse job <name> [args]``."""

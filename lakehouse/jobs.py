@@ -16,6 +16,7 @@ JOB_INDEX = {
     "bronze_fct_event_stream": "lakehouse.bronze.fct_event_stream:JOB",
     "silver_fct_events": "lakehouse.silver.fct_events:JOB",
     "silver_dim_users": "lakehouse.silver.dim_users:JOB",
+    "silver_user_activity_daily": "lakehouse.silver.user_activity_daily:JOB",
     "gold_agg_active_user": "lakehouse.gold.job:JOBS",
     "gold_agg_user_lifecycle_weekly": "lakehouse.gold.job:JOBS",
     "gold_agg_user_retention": "lakehouse.gold.job:JOBS",

@@ -1,6 +1,12 @@
 """Run bookkeeping: ``ops.job_runs`` (one row per job run) and ``ops.dq_results`` (one per check).
 
 Check results themselves (``DqResult``) are plain values from :mod:`lakehouse.quality`.
+
+Bookkeeping rows go through an :class:`OpsSink` and are written when it is flushed: one Delta
+commit per ops table for a whole DAG run (``lakehouse run``), or for one job run alone, instead of
+several small commits per job. The sink is flushed at the end of the run, also when a job failed;
+a process killed before the flush loses its bookkeeping rows, and the next run redoes the work they
+would have recorded (every write is idempotent), so the tables come out the same.
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +24,7 @@ from pyspark.sql import SparkSession
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
 from lakehouse.quality import DqResult
-from lakehouse.registry import OPS_DQ_RESULTS, OPS_JOB_RUNS
+from lakehouse.registry import OPS_DQ_RESULTS, OPS_JOB_RUNS, TableSpec
 
 log = logging.getLogger("lakehouse")
 
@@ -29,6 +36,34 @@ def utc_now() -> datetime:
 
 def new_run_id(job: str) -> str:
     return f"{utc_now():%Y%m%dT%H%M%S}-{job}-{uuid.uuid4().hex[:8]}"
+
+
+class OpsSink:
+    """Bookkeeping rows waiting to be written, per ops table, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[TableSpec, list[tuple]]] = {}
+
+    def add(self, spec: TableSpec, rows: list[tuple]) -> None:
+        if rows:
+            self._rows.setdefault(spec.full_name, (spec, []))[1].extend(rows)
+
+    def discard(self, spec: TableSpec, matches: Callable[[tuple], bool] | None = None) -> None:
+        """Drop waiting rows of ``spec`` (all, or those ``matches`` selects): their table was reset."""
+        if spec.full_name in self._rows:
+            kept = [r for r in self._rows[spec.full_name][1] if matches is not None and not matches(r)]
+            self._rows[spec.full_name] = (spec, kept)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for _, rows in self._rows.values())
+
+    def flush(self, spark: SparkSession, config: LakehouseConfig) -> None:
+        """One append per ops table (tables in the order their first row arrived)."""
+        while self._rows:
+            name = next(iter(self._rows))
+            spec, rows = self._rows[name]
+            delta_io.append(spark.createDataFrame(rows, spec.schema), spec, config)
+            del self._rows[name]
 
 
 @dataclass
@@ -44,12 +79,13 @@ class JobRun:
     rows_in: int | None = None
     rows_out: int | None = None
     dq_results: list[DqResult] = field(default_factory=list)
+    sink: OpsSink = field(default_factory=OpsSink)
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.job)
 
     def record_dq(self, results: list[DqResult]) -> None:
-        """Persist DQ results now (a failing job must still leave its findings behind)."""
+        """Queue DQ results (written with the run's bookkeeping, also when the job then fails)."""
         if not results:
             return
         self.dq_results.extend(results)
@@ -59,12 +95,12 @@ class JobRun:
              int(r.rows_checked), int(r.failed_rows), r.status, r.details, now)
             for r in results
         ]  # fmt: skip
-        delta_io.append(self.spark.createDataFrame(rows, OPS_DQ_RESULTS.schema), OPS_DQ_RESULTS, self.config)
+        self.sink.add(OPS_DQ_RESULTS, rows)
 
     def finish(self, status: str, message: str | None = None) -> None:
         row = (
             self.run_id, self.job, json.dumps(self.parameters, default=str, sort_keys=True),
             self.started_at, utc_now(), status, self.rows_in, self.rows_out, message,
         )  # fmt: skip
-        delta_io.append(self.spark.createDataFrame([row], OPS_JOB_RUNS.schema), OPS_JOB_RUNS, self.config)
+        self.sink.add(OPS_JOB_RUNS, [row])
         log.info("%s %s: %s (rows in %s, out %s)", self.job, self.run_id, status, self.rows_in, self.rows_out)

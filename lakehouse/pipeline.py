@@ -2,8 +2,10 @@
 
 Each job keeps its own run id, ``ops.job_runs`` row and exit status; the first failing job stops
 the run (its downstream jobs would read inconsistent inputs) and the summary is printed anyway.
-All jobs share one :class:`~lakehouse.jobkit.JobContext` ``shared`` store, so the gold jobs
-compute their common inputs once.
+All jobs share one :class:`~lakehouse.jobkit.JobContext` ``shared`` store (the bookkeeping ledger
+is read once, the gold jobs compute their common inputs once) and one
+:class:`~lakehouse.ops.OpsSink`: the run's bookkeeping is written at the end, one commit per ops
+table, also when a job failed.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from lakehouse.config import ConfigError
-from lakehouse.jobkit import EXIT_OK, EXIT_USAGE, base_parser, config_from_args, setup_logging
+from lakehouse.config import ConfigError, LakehouseConfig
+from lakehouse.jobkit import EXIT_OK, EXIT_USAGE, Job, base_parser, config_from_args, setup_logging
 from lakehouse.jobs import check_dag, job
 
 log = logging.getLogger("lakehouse")
@@ -48,15 +51,38 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from lakehouse.summary import build_summary
 
     spark = get_spark(config, app_name=f"{config.app_name}:pipeline")
-    shared: dict = {}
-    exit_code = EXIT_OK
-    for j in jobs:
-        log.info("=== %s", j.name)
-        params = j.params_from({"full_refresh": args.full_refresh, "input": args.input})
-        exit_code = j.execute(spark, config, params, shared)
-        if exit_code:
-            log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
-            break
+    exit_code = run_jobs(spark, config, jobs, {"full_refresh": args.full_refresh, "input": args.input})
     if not args.no_summary:
         print("\n" + build_summary(spark, config) + "\n", flush=True)
+    return exit_code
+
+
+def run_jobs(
+    spark: Any,
+    config: LakehouseConfig,
+    jobs: Sequence[Job],
+    values: dict[str, Any],
+    around: Callable[[str, Callable[[], int]], int] | None = None,
+) -> int:
+    """Run ``jobs`` in order in one application; stop at the first failure; write the bookkeeping once.
+
+    ``values``: parameters offered to every job (each keeps the ones it declares). ``around`` wraps
+    each step (the benchmark times them): it gets the step name and a callable that runs it.
+    """
+    from lakehouse.ops import OpsSink
+
+    step = around or (lambda _name, fn: fn())
+    shared: dict = {}
+    sink = OpsSink()
+    exit_code = EXIT_OK
+    try:
+        for j in jobs:
+            log.info("=== %s", j.name)
+            params = j.params_from(values)
+            exit_code = step(j.name, lambda j=j, params=params: j.execute(spark, config, params, shared, sink))
+            if exit_code:
+                log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
+                break
+    finally:
+        step("ops bookkeeping", lambda: sink.flush(spark, config) or EXIT_OK)
     return exit_code

@@ -197,6 +197,10 @@ OPS_INGESTED_FILES = TableSpec(
         _f("rows_quarantined", LONG, False),
         _f("status", STRING, False, "committed | rejected (quarantine rate above threshold)"),
         _f("ingested_at", TS, False),
+        _f("file_modified_at", TS, True, "modification time of the file when read: with name and size, the "
+           "fast path that skips an ingested file without hashing it again"),
+        _f("min_event_date", DATE, True, "earliest event_date among the batch's accepted rows"),
+        _f("max_event_date", DATE, True, "latest event_date among the batch's accepted rows"),
     ]),
     "One row per bronze batch (one file ingestion attempt that wrote rows).",
 )  # fmt: skip
@@ -232,6 +236,7 @@ OPS_PROCESSED_BATCHES = TableSpec(
         _f("run_id", STRING, False), _f("rows_in", LONG, False), _f("rows_inserted", LONG, False),
         _f("min_event_date_inserted", DATE, True, "earliest event_date among newly inserted rows"),
         _f("processed_at", TS, False),
+        _f("max_event_date_inserted", DATE, True, "latest event_date among newly inserted rows"),
     ]),
     "One row per (consumer, bronze batch) once the consumer has loaded it: the incremental watermark.",
 )  # fmt: skip
@@ -365,8 +370,21 @@ GOLD_NEGATIVE_BALANCE = TableSpec(
     keys=("user_id",),
 )  # fmt: skip
 
+SILVER_USER_ACTIVITY = TableSpec(
+    "silver", "user_activity_daily",
+    T.StructType([
+        _f("user_id", STRING, False), _f("activity_date", DATE, False, "a day with at least one event of the user"),
+        _f("activity_month", DATE, False, "first day of activity_date's month (the partition)"),
+    ]),
+    "One row per user_id per activity_date with at least one event: the compact input of the gold tables, "
+    "maintained incrementally (insert-only MERGE from the new silver events).",
+    ("activity_month",),
+    keys=("user_id", "activity_date"),
+)  # fmt: skip
+
+
 TABLES: tuple[TableSpec, ...] = (
-    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS,
+    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY,
     GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip

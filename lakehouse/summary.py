@@ -119,19 +119,30 @@ def retention_latest_cohorts(spark: SparkSession, config: LakehouseConfig, cohor
 
 
 def checks(spark: SparkSession, config: LakehouseConfig) -> str:
-    runs = delta_io.read(spark, OPS_JOB_RUNS, config)
+    """Failed jobs (latest run of each job) and the findings of the latest run of each job that checked.
+
+    A run with nothing new checks nothing (its tables did not change): the findings shown are
+    then those of the job's last run that did, i.e. the current state of the tables.
+    """
+    runs = delta_io.read(spark, OPS_JOB_RUNS, config).select("run_id", "job", "started_at", "status", "message")
     latest = runs.groupBy("job").agg(F.max("started_at").alias("started_at"))
-    last_runs = runs.join(latest, on=["job", "started_at"], how="inner").select("run_id", "job", "status", "message")
-    dq = delta_io.read(spark, OPS_DQ_RESULTS, config).join(last_runs.select("run_id"), on="run_id", how="inner")
-    findings = dq.where(F.col("status").isin("fail", "warn")).orderBy("status", "table_name", "check_name").collect()
-    failed_jobs = [r for r in last_runs.collect() if r["status"] != "succeeded"]
-    lines = [f"  job failed: {r['job']}: {r['message']}" for r in failed_jobs]
-    for r in findings:
-        detail = f" ({r['details']})" if r["details"] else ""
-        lines.append(f"  {r['status'].upper():5} {r['table_name']}.{r['check_name']}: "
-                     f"{r['failed_rows']} of {r['rows_checked']}{detail}")  # fmt: skip
-    passed = dq.where(F.col("status") == "pass").count()
-    lines.append(f"  {passed} checks passed in the latest run of each job")
+    failed_jobs = [
+        r for r in runs.join(latest, on=["job", "started_at"], how="inner").collect() if r["status"] != "succeeded"
+    ]
+    dq = delta_io.read(spark, OPS_DQ_RESULTS, config)
+    checking = dq.groupBy("job").agg(F.max_by("run_id", "checked_at").alias("run_id"))
+    current = dq.join(checking.select("run_id"), on="run_id", how="inner").cache()
+    try:
+        findings = current.where(F.col("status").isin("fail", "warn")).orderBy("status", "table_name", "check_name")
+        lines = [f"  job failed: {r['job']}: {r['message']}" for r in failed_jobs]
+        for r in findings.collect():
+            detail = f" ({r['details']})" if r["details"] else ""
+            lines.append(f"  {r['status'].upper():5} {r['table_name']}.{r['check_name']}: "
+                         f"{r['failed_rows']} of {r['rows_checked']}{detail}")  # fmt: skip
+        passed = current.where(F.col("status") == "pass").count()
+    finally:
+        current.unpersist()
+    lines.append(f"  {passed} checks passed in the latest checking run of each job")
     return "\n".join(lines)
 
 
@@ -156,5 +167,8 @@ def build_summary(spark: SparkSession, config: LakehouseConfig) -> str:
         n = delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).count()
         sections.append(f"Users with a negative miles balance: {n} (listed in {GOLD_NEGATIVE_BALANCE.full_name})")
     if delta_io.exists(spark, OPS_JOB_RUNS, config) and delta_io.exists(spark, OPS_DQ_RESULTS, config):
-        sections.append("Checks (failures and warnings of the latest run of each job):\n" + checks(spark, config))
+        sections.append(
+            "Checks (failures and warnings of the latest run of each job that checked its data):\n"
+            + checks(spark, config)
+        )
     return "\n\n".join(sections)

@@ -48,6 +48,15 @@ def job_context(spark, config: LakehouseConfig, job: str = "test"):
     return JobContext(spark, config, JobRun(spark, config, job, {}))
 
 
+def run_step(spark, config: LakehouseConfig, body, *args, _job: str = "test", **kwargs):
+    """Call a job function in a fresh context, then write its bookkeeping, as ``Job.execute`` does."""
+    ctx = job_context(spark, config, _job)
+    try:
+        return body(ctx, *args, **kwargs)
+    finally:
+        ctx.run.sink.flush(spark, config)
+
+
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*.csv"))
 #: For the reference's future-time rule; every sample event is long before both this and "now".

@@ -4,13 +4,18 @@ Grain: ``bronze.fct_event_stream`` has one row per accepted source record (parti
 ``event_date``); ``bronze.fct_event_stream_quarantine`` one row per record that broke an
 error-level rule, with its raw field strings and ``failed_checks``.
 
-One batch per file. A file already ingested (same name and same content SHA-256) is skipped, so a
-re-run changes nothing and a new file in the input folder adds only its rows. The batch id is
-derived from the file identity and every bronze write replaces that batch's rows (``replaceWhere
-_batch_id = ...``), so a run that died half-way is repaired by running again. ``ops.ingested_files``
-is written last: a batch counts as ingested only once its rows are committed.
+One batch per file. A file already ingested is skipped, so a re-run changes nothing and a new file
+in the input folder adds only its rows: first by name, size and modification time against
+``ops.ingested_files`` (no file is opened: the cost of a run follows its new files, not the size
+of the folder), then, for the files that differ, by name and content SHA-256 (a copy of an
+ingested file with a new modification time is not ingested twice). The batch id is derived from
+the file identity (name and hash) and every bronze write replaces that batch's rows
+(``replaceWhere _batch_id = ...``), so a run that died half-way is repaired by running again.
+``ops.ingested_files`` rows are written after the data, with the run's bookkeeping: a batch counts
+as ingested only once its rows are committed.
 
-Per batch: accepted + quarantined = data lines read, checked against what was written. A file
+Per batch: accepted + quarantined = data lines read, checked against what the two writes committed
+(Delta's ``numOutputRows`` of each commit). A file
 with a wrong header is refused whole (nothing of it written) and the job exits non-zero; the other
 files are still ingested. A batch whose quarantined share is above ``bronze.max_quarantine_rate``
 writes its quarantine rows, holds back its accepted rows (status ``rejected``), and fails the job:
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
@@ -43,7 +48,7 @@ from lakehouse.bronze.sources import (
 )
 from lakehouse.config import LakehouseConfig
 from lakehouse.jobkit import Job, JobContext, JobFailed, param
-from lakehouse.ops import JobRun, utc_now
+from lakehouse.ops import utc_now
 from lakehouse.quality import DqResult
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES
 
@@ -127,23 +132,13 @@ def rejection_message(
     )
 
 
-def committed_identities(spark: SparkSession, config: LakehouseConfig) -> set[tuple[str, str]]:
-    manifest = delta_io.read(spark, OPS_INGESTED_FILES, config)
-    rows = manifest.where(F.col("status") == "committed").select("file_name", "content_sha256").collect()
-    return {(r["file_name"], r["content_sha256"]) for r in rows}
-
-
 def ingest_files(
-    spark: SparkSession,
-    config: LakehouseConfig,
-    run: JobRun,
-    sources: list[SourceFile],
-    ingested_at: datetime,
+    ctx: JobContext, config: LakehouseConfig, sources: list[SourceFile], ingested_at: datetime
 ) -> list[BatchResult]:
     """Validate and write several files in one Spark pass; still one batch (and one result) per file."""
-    lines_df, raw_cache = read_numbered_lines(spark, [s.path for s in sources])
+    lines_df, raw_cache, headers = read_numbered_lines(ctx.spark, [s.path for s in sources])
     try:
-        return _ingest_lines(spark, config, run, sources, ingested_at, lines_df)
+        return _ingest_lines(ctx, config, sources, ingested_at, lines_df, headers)
     finally:
         raw_cache.unpersist()
 
@@ -152,23 +147,16 @@ def _in_list(column: str, values: list[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _written(spark: SparkSession, config: LakehouseConfig, spec, ids: list[str]) -> dict[str, int]:
-    if not ids:
-        return {}
-    df = delta_io.read(spark, spec, config).where(F.col("_batch_id").isin(ids))
-    return {r["_batch_id"]: int(r["count"]) for r in df.groupBy("_batch_id").count().collect()}
-
-
 def _ingest_lines(
-    spark: SparkSession,
+    ctx: JobContext,
     config: LakehouseConfig,
-    run: JobRun,
     sources: list[SourceFile],
     ingested_at: datetime,
     lines_df: DataFrame,
+    headers: Mapping[str, str],
 ) -> list[BatchResult]:
+    spark, run = ctx.spark, ctx.run
     by_key = {spark_path_key(spark, s.path): s for s in sources}
-    headers = {r["_file_key"]: r["value"] for r in lines_df.where(F.col("_source_line") == 1).collect()}
     problems = {key: header_problem(headers.get(key)) for key in by_key}
     loadable = [key for key in by_key if not problems[key]]
     results: dict[str, BatchResult] = {
@@ -195,28 +183,34 @@ def _ingest_lines(
         transform.split_fields(data_df), severities, config.bronze.future_slack_minutes
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = {
-            r["_batch_id"]: BatchCounts(int(r["lines"]), int(r["quarantined"]))
-            for r in transform.batch_counts(checked_df).collect()
-        }
-        failures: dict[str, dict[str, int]] = {}
-        for r in transform.rule_failure_counts(checked_df).collect():
-            failures.setdefault(r["_batch_id"], {})[r["check_name"]] = int(r["failed_rows"])
+        profile = {r["_batch_id"]: r for r in transform.batch_profile(checked_df).collect()}
         batch_ids = [by_key[key].batch_id for key in loadable]
-        counts = {b: counts.get(b, BatchCounts(0, 0)) for b in batch_ids}
+        counts = {
+            b: BatchCounts(int(profile[b]["lines"]), int(profile[b]["quarantined"])) if b in profile
+            else BatchCounts(0, 0)
+            for b in batch_ids
+        }  # fmt: skip
+        failures = {b: {n: int(profile[b][n]) for n in RULE_NAMES if b in profile and profile[b][n]} for b in batch_ids}
         accepted_ids = [b for b in batch_ids if not is_rejected(counts[b], threshold)]
 
-        delta_io.replace_where(
+        stored_quarantined = delta_io.replace_where(
             transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, _in_list("_batch_id", batch_ids)
-        )
+        ).get("numOutputRows", 0)
+        stored_accepted = 0
         if accepted_ids:
             accepted_df = transform.accepted_rows(checked_df.where(F.col("_batch_id").isin(accepted_ids)))
-            delta_io.replace_where(accepted_df, BRONZE_EVENTS, config, _in_list("_batch_id", accepted_ids))
+            stored_accepted = delta_io.replace_where(
+                accepted_df, BRONZE_EVENTS, config, _in_list("_batch_id", accepted_ids)
+            ).get("numOutputRows", 0)
     finally:
         checked_df.unpersist()
 
-    written_accepted = _written(spark, config, BRONZE_EVENTS, accepted_ids)
-    written_quarantined = _written(spark, config, BRONZE_QUARANTINE, batch_ids)
+    # Conservation against Delta's own commit metrics (rows the two writes committed): one check per
+    # write covering its batches, so a mismatch names every batch of that write.
+    expected_quarantined = sum(counts[b].quarantined for b in batch_ids)
+    expected_accepted = sum(counts[b].accepted for b in accepted_ids)
+    quarantine_ok = stored_quarantined == expected_quarantined
+    accepted_ok = stored_accepted == expected_accepted
     dq: list[DqResult] = []
     manifest = []
     broken: list[str] = []
@@ -225,25 +219,29 @@ def _ingest_lines(
         b, c = source.batch_id, counts[source.batch_id]
         rejected = b not in accepted_ids
         batch_dq, conservation_error = batch_results(
-            source, c, failures.get(b, {}), severities, rejected,
-            written_accepted.get(b, 0), written_quarantined.get(b, 0), threshold,
+            source, c, failures[b], severities, rejected,
+            c.accepted if accepted_ok else -1, c.quarantined if quarantine_ok else -1, threshold,
         )  # fmt: skip
         dq += batch_dq
         if conservation_error:
-            broken.append(conservation_error)
+            broken.append(
+                f"{conservation_error} (the write committed {stored_accepted} accepted rows for {expected_accepted} "
+                f"expected and {stored_quarantined} quarantined rows for {expected_quarantined})"
+            )
         status = "rejected" if rejected else "committed"
+        lo, hi = (profile[b]["min_event_date"], profile[b]["max_event_date"]) if b in profile else (None, None)
         manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, c.lines_read,
-                         c.accepted, c.quarantined, status, ingested_at))  # fmt: skip
-        message = rejection_message(source, c, failures.get(b, {}), threshold) if rejected else ""
+                         c.accepted, c.quarantined, status, ingested_at, source.modified_at, lo, hi))  # fmt: skip
+        message = rejection_message(source, c, failures[b], threshold) if rejected else ""
         results[key] = BatchResult(source, c.lines_read, c.accepted, c.quarantined, status, message)
     run.record_dq(dq)
     if broken:
         raise JobFailed("; ".join(broken))
-    delta_io.append(spark.createDataFrame(manifest, OPS_INGESTED_FILES.schema), OPS_INGESTED_FILES, config)
+    batches.add_files(ctx, manifest)
     return [results[key] for key in by_key]
 
 
-def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
+def full_refresh(ctx: JobContext) -> None:
     """Empty bronze, its quarantine and the file manifest (the rest of the run re-ingests every file).
 
     Batch ids derive from file identity, so re-ingested batches keep their ids while their content
@@ -252,45 +250,59 @@ def full_refresh(spark: SparkSession, config: LakehouseConfig) -> None:
     and dim_users recomputes from the first day.
     """
     # The manifest before the data: a killed refresh leaves files that the next run re-ingests.
-    batches.full_refresh(spark, config, None, OPS_INGESTED_FILES, BRONZE_EVENTS, BRONZE_QUARANTINE)
+    batches.full_refresh(ctx, None, OPS_INGESTED_FILES, BRONZE_EVENTS, BRONZE_QUARANTINE)
 
 
 def ingest(
-    spark: SparkSession,
-    config: LakehouseConfig,
-    run: JobRun,
+    ctx: JobContext,
     *,
+    config: LakehouseConfig | None = None,
     refresh: bool = False,
     ingested_at: datetime | None = None,
 ) -> list[BatchResult]:
-    """Ingest every new file under ``paths.input``; raise :class:`JobFailed` after the others if any failed."""
+    """Ingest every new file under ``paths.input``; raise :class:`JobFailed` after the others if any failed.
+
+    A file whose name, size and modification time match a committed batch is skipped without
+    being read (the fast path: a run's cost follows its new files, not the folder). Any other file
+    is hashed; if its name and content hash match a committed batch (a copy that only got a new
+    modification time) it is skipped too, else it is ingested.
+    """
+    spark = ctx.spark
+    config = config or ctx.config
     if refresh:
-        full_refresh(spark, config)
-    done = committed_identities(spark, config)
+        full_refresh(ctx)
+    committed = batches.ledger(ctx).committed().values()
+    seen = {(f.file_name, f.file_size, f.file_modified_at) for f in committed}
+    done = {(f.file_name, f.content_sha256) for f in committed}
     results: list[BatchResult] = []
     new_sources: list[SourceFile] = []
     try:
-        paths = list_input_files(spark, config.paths.input)
-        identities = [identify(spark, path) for path in paths]
+        listed = list_input_files(spark, config.paths.input)
+        unchanged = [f for f in listed if f.fingerprint in seen]
+        identities = [identify(spark, f) for f in listed if f.fingerprint not in seen]
     except SourceError as exc:
         raise JobFailed(str(exc)) from exc
+    for f in unchanged:
+        results.append(BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped"))
+    if unchanged:
+        log.info("%d files already ingested (same name, size and modification time): skipped", len(unchanged))
     for source in identities:
         if (source.name, source.sha256) in done:
-            log.info("skip %s: already ingested (batch %s)", source.name, source.batch_id)
+            log.info("skip %s: already ingested (same content)", source.name)
             results.append(BatchResult(source, 0, 0, 0, "skipped"))
         else:
             new_sources.append(source)
     if new_sources:
-        for result in ingest_files(spark, config, run, new_sources, ingested_at or utc_now()):
+        for result in ingest_files(ctx, config, new_sources, ingested_at or utc_now()):
             log.info(
                 "%s: %s, %d lines, %d accepted, %d quarantined",
                 result.file.name, result.status, result.lines_read, result.rows_accepted, result.rows_quarantined,
             )  # fmt: skip
             results.append(result)
-    order = {path: i for i, path in enumerate(paths)}
+    order = {f.path: i for i, f in enumerate(listed)}
     results.sort(key=lambda r: order[r.file.path])
-    run.rows_in = sum(r.lines_read for r in results)
-    run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
+    ctx.run.rows_in = sum(r.lines_read for r in results)
+    ctx.run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
     problems = [r.message for r in results if r.status in ("refused", "rejected")]
     if problems:
         raise JobFailed("; ".join(problems))
@@ -299,7 +311,7 @@ def ingest(
 
 def run(ctx: JobContext, params: Params) -> None:
     config = ctx.config.with_input(params.input) if params.input else ctx.config
-    ingest(ctx.spark, config, ctx.run, refresh=params.full_refresh)
+    ingest(ctx, config=config, refresh=params.full_refresh)
 
 
 JOB = Job(

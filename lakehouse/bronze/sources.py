@@ -8,7 +8,8 @@ bytes; the bronze batch id derives from it, so the same file always makes the sa
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +28,8 @@ class SourceFile:
     name: str
     size: int
     sha256: str
+    #: When the listing saw it (recorded for the fast path; not part of the identity).
+    modified_at: datetime | None = field(default=None, compare=False)
 
     @property
     def batch_id(self) -> str:
@@ -39,21 +42,46 @@ def _hadoop_fs(spark: SparkSession, path: str):
     return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
 
 
-def list_input_files(spark: SparkSession, input_path: str) -> list[str]:
-    """A CSV file, or every ``*.csv`` directly in a folder, in name order (local or object storage)."""
+@dataclass(frozen=True)
+class ListedFile:
+    """A file as the listing saw it: path, name, size and modification time (no content read)."""
+
+    path: str
+    name: str
+    size: int
+    modified_at: datetime
+
+    @property
+    def fingerprint(self) -> tuple[str, int, datetime]:
+        """Name, size and modification time: an ingested file with the same three is not read again."""
+        return self.name, self.size, self.modified_at
+
+
+def _listed(status) -> ListedFile:
+    path = status.getPath().toString()
+    modified = datetime.fromtimestamp(status.getModificationTime() / 1000, UTC).replace(tzinfo=None)
+    return ListedFile(path, path.rsplit("/", 1)[-1], int(status.getLen()), modified)
+
+
+def list_input_files(spark: SparkSession, input_path: str) -> list[ListedFile]:
+    """A CSV file, or every ``*.csv`` directly in a folder, in name order (local or object storage).
+
+    One listing call; sizes and modification times come with it, so deciding which files are new
+    reads no file.
+    """
     fs, jpath = _hadoop_fs(spark, input_path)
     if not fs.exists(jpath):
         raise SourceError(f"input path does not exist: {input_path}")
     status = fs.getFileStatus(jpath)
     if status.isFile():
-        return [status.getPath().toString()]
-    files = [s.getPath().toString() for s in fs.listStatus(jpath) if s.isFile()]
-    return sorted((f for f in files if f.lower().endswith(".csv")), key=lambda p: p.rsplit("/", 1)[-1])
+        return [_listed(status)]
+    files = [_listed(s) for s in fs.listStatus(jpath) if s.isFile()]
+    return sorted((f for f in files if f.name.lower().endswith(".csv")), key=lambda f: f.name)
 
 
-def identify(spark: SparkSession, path: str) -> SourceFile:
+def identify(spark: SparkSession, listed: ListedFile) -> SourceFile:
     """Name, size and content SHA-256, streamed in the JVM (works for any Hadoop file system)."""
-    fs, jpath = _hadoop_fs(spark, path)
+    fs, jpath = _hadoop_fs(spark, listed.path)
     jvm = spark.sparkContext._jvm
     try:
         stream = fs.open(jpath)
@@ -61,10 +89,9 @@ def identify(spark: SparkSession, path: str) -> SourceFile:
             digest = jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
         finally:
             stream.close()
-        size = fs.getFileStatus(jpath).getLen()
     except Exception as exc:  # py4j wraps the Java IOException
-        raise SourceError(f"cannot read input file {path}: {exc}") from exc
-    return SourceFile(path=path, name=path.rsplit("/", 1)[-1], size=int(size), sha256=str(digest))
+        raise SourceError(f"cannot read input file {listed.path}: {exc}") from exc
+    return SourceFile(listed.path, listed.name, listed.size, str(digest), listed.modified_at)
 
 
 def spark_path_key(spark: SparkSession, path: str) -> str:
@@ -72,15 +99,16 @@ def spark_path_key(spark: SparkSession, path: str) -> str:
     return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
 
 
-def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame]:
+def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame, dict[str, str]]:
     """Every physical line of the files, with ``_file_key`` and its 1-based line number, in one pass.
 
     Spark splits large files into blocks and reads them in any order, so line numbers are rebuilt
     from (file, block start, position within the block): rows of one block are read in order and
     carry increasing ``monotonically_increasing_id`` values. Only the per-block counts reach the
-    driver. The raw lines are persisted so the ids are computed once; the second DataFrame returned
-    is that cache, which the caller must unpersist (a cached read of a path would otherwise serve
-    stale content when the file changes).
+    driver, with each file's first line (its header) from the same pass. The raw lines are
+    persisted so the ids are computed once; the second DataFrame returned is that cache, which the
+    caller must unpersist (a cached read of a path would otherwise serve stale content when the
+    file changes). The third value maps ``_file_key`` to the file's first line (absent: empty file).
     """
     raw = (
         spark.read.text(paths)
@@ -94,9 +122,14 @@ def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFram
     )
     blocks = sorted(
         raw.groupBy("_file_key", "_block_start")
-        .agg(F.count(F.lit(1)).alias("n"), F.min("_row_id").alias("first_id"))
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("_row_id").alias("first_id"),
+            F.min_by("value", "_row_id").alias("first_line"),
+        )
         .collect()
     )
+    headers = {b["_file_key"]: b["first_line"] for b in blocks if b["_block_start"] == 0}
     offsets, seen = [], {}
     for block in blocks:
         before = seen.get(block["_file_key"], 0)
@@ -109,7 +142,7 @@ def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFram
         "_file_key",
         (F.col("_lines_before") + F.col("_row_id") - F.col("_first_id") + 1).alias("_source_line"),
     )
-    return numbered, raw
+    return numbered, raw, headers
 
 
 def _strip_bom(text: str) -> str:

@@ -70,21 +70,21 @@ def quarantined_rows(checked_df: DataFrame) -> DataFrame:
     )
 
 
-def batch_counts(checked_df: DataFrame) -> DataFrame:
-    """(_batch_id, lines, quarantined): data lines read and lines breaking an error-level rule."""
+def batch_profile(checked_df: DataFrame) -> DataFrame:
+    """One row per batch, in one aggregation pass: what validation found before anything is written.
+
+    Columns: ``_batch_id``, ``lines`` (data lines read), ``quarantined`` (lines breaking an
+    error-level rule), ``min_event_date`` / ``max_event_date`` of the accepted rows, and one
+    column per rule in RULE_NAMES with the rows breaking it (errors and warnings alike).
+    """
+    broken = F.array_union("failed_checks", "_warnings")
+    accepted_date = F.when(F.size("failed_checks") == 0, F.to_date(parse_event_time(F.col("event_time"))))
     return checked_df.groupBy("_batch_id").agg(
         F.count(F.lit(1)).alias("lines"),
         F.count(F.when(F.size("failed_checks") > 0, 1)).alias("quarantined"),
-    )
-
-
-def rule_failure_counts(checked_df: DataFrame) -> DataFrame:
-    """(_batch_id, check_name, failed_rows) for every rule broken at least once, errors and warnings alike."""
-    return (
-        checked_df.select("_batch_id", F.explode(F.array_union("failed_checks", "_warnings")).alias("check_name"))
-        .groupBy("_batch_id", "check_name")
-        .agg(F.count(F.lit(1)).alias("failed_rows"))
-        .select("_batch_id", "check_name", "failed_rows")
+        F.min(accepted_date).alias("min_event_date"),
+        F.max(accepted_date).alias("max_event_date"),
+        *[F.count(F.when(F.array_contains(broken, name), 1)).alias(name) for name in RULE_NAMES],
     )
 
 

@@ -10,12 +10,21 @@
 Weeks start on ``week_start`` from conf ("sunday" by default: ``d - (dayofweek(d) - 1)``). A period
 is partial when its last day is after ``max_event_date``, the largest event_date in silver.
 Everything here is pure: DataFrames and parameters in, a DataFrame out.
+
+Incremental recomputation: new events whose earliest date is ``d0`` can only change gold rows of
+periods that end on or after ``since = min(d0, previous max_event_date + 1)`` (the second term
+covers the partial flags of periods the new data completes). A late event that becomes a user's
+new first event changes that user's segment, but then every event of the user is on or after
+``d0`` too. So each table recomputes the rows of its *scope* (its module's ``scope``: the periods
+from ``since`` on, and for retention the cohorts up to ``max_week_offset`` weeks before, whose
+unbounded counts a later activity can raise) from inputs that start early enough
+(:func:`input_bounds`), and replaces exactly those rows. ``since = None`` is a full rebuild.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -36,6 +45,35 @@ class GoldInputs:
     week_start: str
     lookback_weeks: int
     max_week_offset: int
+    #: First day whose rows are recomputed (None: every row); activity_df and grid_df start early enough.
+    since: date | None = None
+
+    @property
+    def since_week(self) -> date | None:
+        return None if self.since is None else week_start_of(self.since, self.week_start)
+
+    @property
+    def activity_from(self) -> date | None:
+        return None if self.since is None else input_bounds(self.since, self.week_start, self.lookback_weeks,
+                                                           self.max_week_offset)[0]  # fmt: skip
+
+
+def week_start_of(d: date, first_day: str) -> date:
+    """First day of d's week (Python twin of :func:`week_start`)."""
+    back = (d.isoweekday() % 7) if first_day == "sunday" else d.weekday()
+    return d - timedelta(days=back)
+
+
+def input_bounds(since: date, first_day: str, lookback_weeks: int, max_week_offset: int) -> tuple[date, date]:
+    """(first activity day, first grid week) the tables need to recompute their rows from ``since``.
+
+    The grid starts ``max(lookback, max_week_offset, 1)`` weeks before since's week (lifecycle looks
+    back, retention recomputes cohorts that far back, growth compares with the previous week);
+    activity starts there, and no later than 29 days before ``since`` (30-day engagement window)
+    and the first day of since's month (monthly actives).
+    """
+    grid_from = week_start_of(since, first_day) - timedelta(weeks=max(lookback_weeks, max_week_offset, 1))
+    return min(grid_from, since - timedelta(days=29), since.replace(day=1)), grid_from
 
 
 def gold_inputs(
@@ -45,9 +83,15 @@ def gold_inputs(
     first_day: str,
     lookback_weeks: int,
     max_week_offset: int,
+    since: date | None = None,
 ) -> GoldInputs:
-    grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day)
-    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset)
+    """The inputs of a full rebuild (``since`` None), or of the rows from ``since`` on.
+
+    ``users_df`` holds every user; ``activity_df`` may start at :func:`input_bounds` of since.
+    """
+    grid_from = None if since is None else input_bounds(since, first_day, lookback_weeks, max_week_offset)[1]
+    grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day, grid_from)
+    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset, since)
 
 
 def week_start(d: Column, first_day: str) -> Column:
@@ -79,20 +123,30 @@ def partial(period_end: Column, max_event_date: date) -> Column:
     return period_end > F.lit(max_event_date)
 
 
-def user_week_grid(activity_df: DataFrame, users_df: DataFrame, max_event_date: date, first_day: str) -> DataFrame:
-    """One row per user and calendar week from the user's first week to the data's last week.
+def user_week_grid(
+    activity_df: DataFrame,
+    users_df: DataFrame,
+    max_event_date: date,
+    first_day: str,
+    from_week: date | None = None,
+) -> DataFrame:
+    """One row per user and calendar week from the user's first week (or ``from_week`` if later) to
+    the data's last week.
 
     Columns: user_id, segment, first_week, week, is_active. Weeks without any activity are rows
     too (the calendar spine has no gaps), so window functions over rows are window over weeks.
+    A user's first week is the week of their ``first_event_date``.
     """
     weeks = activity_df.select("user_id", week_start(F.col("event_date"), first_day).alias("week")).distinct()
     last_week = week_start(F.lit(max_event_date), first_day)
-    firsts = weeks.groupBy("user_id").agg(F.min("week").alias("first_week"))
+    firsts = users_df.select("user_id", *SEGMENT, week_start(F.col("first_event_date"), first_day).alias("first_week"))
+    start = F.col("first_week") if from_week is None else F.greatest("first_week", F.lit(from_week))
     grid = firsts.select(
-        "user_id", "first_week", F.explode(F.sequence("first_week", last_week, F.expr("INTERVAL 7 DAYS"))).alias("week")
+        "user_id",
+        *SEGMENT,
+        "first_week",
+        F.explode(F.sequence(start, last_week, F.expr("INTERVAL 7 DAYS"))).alias("week"),
     )
-    return (
-        grid.join(weeks.withColumn("is_active", F.lit(True)), on=["user_id", "week"], how="left")
-        .join(users_df.select("user_id", *SEGMENT), on="user_id", how="inner")
-        .select("user_id", *SEGMENT, "first_week", "week", F.coalesce("is_active", F.lit(False)).alias("is_active"))
+    return grid.join(weeks.withColumn("is_active", F.lit(True)), on=["user_id", "week"], how="left").select(
+        "user_id", *SEGMENT, "first_week", "week", F.coalesce("is_active", F.lit(False)).alias("is_active")
     )

@@ -11,7 +11,7 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
+from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start, week_start_of
 from lakehouse.registry import GOLD_ACTIVE_USER
 
 TABLE = GOLD_ACTIVE_USER
@@ -50,5 +50,18 @@ def active_users(activity_df: DataFrame, users_df: DataFrame, max_event_date: da
     )
 
 
+def scope(inputs: GoldInputs) -> str | None:
+    """The rows recomputed from ``inputs.since``: every period that ends on or after it."""
+    if inputs.since is None:
+        return None
+    week = week_start_of(inputs.since, inputs.week_start)
+    month = inputs.since.replace(day=1)
+    return (f"(period_type = 'daily' AND period_start_date >= DATE'{inputs.since}') OR "
+            f"(period_type = 'weekly' AND period_start_date >= DATE'{week}') OR "
+            f"(period_type = 'monthly' AND period_start_date >= DATE'{month}')")  # fmt: skip
+
+
 def build(inputs: GoldInputs) -> DataFrame:
-    return active_users(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.week_start)
+    df = active_users(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.week_start)
+    where = scope(inputs)
+    return df if where is None else df.where(where)

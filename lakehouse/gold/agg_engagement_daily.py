@@ -35,8 +35,15 @@ def _rate(numerator: str, denominator: str) -> Column:
     return F.when(F.col(denominator) > 0, F.col(numerator).cast("double") / F.col(denominator))
 
 
-def engagement_daily(activity_df: DataFrame, users_df: DataFrame, max_event_date: date) -> DataFrame:
-    """gold.agg_engagement_daily from user x active day and the user segments."""
+def engagement_daily(
+    activity_df: DataFrame, users_df: DataFrame, max_event_date: date, from_day: date | None = None
+) -> DataFrame:
+    """gold.agg_engagement_daily from user x active day and the user segments.
+
+    With ``from_day`` (activity_df starting there), only the days from ``from_day + 29`` on are
+    exact: an interval that starts before ``from_day`` ends before that day, and its +1 and -1 are
+    both missing, so the running sums agree from there. The caller keeps those days.
+    """
     next_day = Window.partitionBy("user_id").orderBy("event_date")
     days = activity_df.join(users_df.select("user_id", *SEGMENT), on="user_id", how="inner").select(
         "user_id", *SEGMENT, "event_date", F.lead("event_date").over(next_day).alias("next_date")
@@ -58,7 +65,7 @@ def engagement_daily(activity_df: DataFrame, users_df: DataFrame, max_event_date
     spine = (
         users_df.groupBy(*SEGMENT)
         .agg(F.min("first_event_date").alias("first_day"))
-        .select(*SEGMENT, F.explode(F.sequence("first_day", F.lit(max_event_date))).alias("day"))
+        .select(*SEGMENT, F.explode(F.sequence(_spine_start(from_day), F.lit(max_event_date))).alias("day"))
     )
     running = Window.partitionBy(*SEGMENT).orderBy("day").rowsBetween(Window.unboundedPreceding, Window.currentRow)
     counts = spine.join(changes, on=[*SEGMENT, "day"], how="left").select(
@@ -78,5 +85,16 @@ def engagement_daily(activity_df: DataFrame, users_df: DataFrame, max_event_date
     )
 
 
+def _spine_start(from_day: date | None) -> Column:
+    return F.col("first_day") if from_day is None else F.greatest("first_day", F.lit(from_day))
+
+
+def scope(inputs: GoldInputs) -> str | None:
+    """The rows recomputed from ``inputs.since``: the days from since on."""
+    return None if inputs.since is None else f"activity_date >= DATE'{inputs.since}'"
+
+
 def build(inputs: GoldInputs) -> DataFrame:
-    return engagement_daily(inputs.activity_df, inputs.users_df, inputs.max_event_date)
+    df = engagement_daily(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.activity_from)
+    where = scope(inputs)
+    return df if where is None else df.where(where)

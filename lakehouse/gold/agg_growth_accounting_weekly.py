@@ -58,5 +58,12 @@ def growth_accounting_weekly(grid_df: DataFrame, max_event_date: date) -> DataFr
     )
 
 
+def scope(inputs: GoldInputs) -> str | None:
+    """The rows recomputed from ``inputs.since``: the weeks from since's week on."""
+    return None if inputs.since is None else f"week_start >= DATE'{inputs.since_week}'"
+
+
 def build(inputs: GoldInputs) -> DataFrame:
-    return growth_accounting_weekly(inputs.grid_df, inputs.max_event_date)
+    df = growth_accounting_weekly(inputs.grid_df, inputs.max_event_date)
+    where = scope(inputs)
+    return df if where is None else df.where(where)

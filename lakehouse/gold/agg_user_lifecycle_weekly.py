@@ -46,5 +46,12 @@ def lifecycle_weekly(grid_df: DataFrame, max_event_date: date, lookback_weeks: i
     )
 
 
+def scope(inputs: GoldInputs) -> str | None:
+    """The rows recomputed from ``inputs.since``: the weeks from since's week on."""
+    return None if inputs.since is None else f"cutoff_week >= DATE'{inputs.since_week}'"
+
+
 def build(inputs: GoldInputs) -> DataFrame:
-    return lifecycle_weekly(inputs.grid_df, inputs.max_event_date, inputs.lookback_weeks)
+    df = lifecycle_weekly(inputs.grid_df, inputs.max_event_date, inputs.lookback_weeks)
+    where = scope(inputs)
+    return df if where is None else df.where(where)

@@ -8,7 +8,7 @@ any later week.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -67,5 +67,15 @@ def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) ->
     )
 
 
+def scope(inputs: GoldInputs) -> str | None:
+    """The rows recomputed from ``inputs.since``: the cohorts from ``max_week_offset`` weeks before
+    since's week on (activity in a later week raises their ``unbounded_retained_users``)."""
+    if inputs.since_week is None:
+        return None
+    return f"cohort_week >= DATE'{inputs.since_week - timedelta(weeks=inputs.max_week_offset)}'"
+
+
 def build(inputs: GoldInputs) -> DataFrame:
-    return retention(inputs.grid_df, inputs.max_event_date, inputs.max_week_offset)
+    df = retention(inputs.grid_df, inputs.max_event_date, inputs.max_week_offset)
+    where = scope(inputs)
+    return df if where is None else df.where(where)

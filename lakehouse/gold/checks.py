@@ -4,14 +4,17 @@ Error-level checks run on freshly computed gold DataFrames *before* they are pub
 stops the job and leaves the published table as it was. Each check belongs to one table (the one
 whose job enforces it) and may compare it with other gold tables of the same computation; it
 returns a :class:`DqResult` whose ``failed_rows`` counts the offending rows (0 = pass). Checks
-count; they never write (the job records the results).
+count; they never write (the job records the results). Each check is one Spark action (rows
+checked and rows failing counted in the same aggregation). On an incremental run the tables are
+the recomputed slices (see :mod:`lakehouse.gold.activity`), so the checks cover what changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import SEGMENT, GoldInputs, week_start
@@ -25,19 +28,27 @@ GRAIN_KEYS = {
 }
 
 
-def _result(table: str, name: str, checked: DataFrame | int, failed: DataFrame | int, details: str) -> DqResult:
-    rows_checked = checked if isinstance(checked, int) else checked.count()
-    failed_rows = failed if isinstance(failed, int) else failed.count()
-    return DqResult(table, name, "error", rows_checked, failed_rows, details)
+def _result(table: str, name: str, df: DataFrame, bad: Column, details: str) -> DqResult:
+    """Rows of ``df`` and rows where ``bad`` holds, in one aggregation."""
+    row = df.agg(F.count(F.lit(1)).alias("n"), F.count(F.when(bad, 1)).alias("bad")).first()
+    return DqResult(table, name, "error", int(row["n"]), int(row["bad"]), details)
 
 
 def grain_checks(name: str, df: DataFrame) -> list[DqResult]:
     keys = GRAIN_KEYS[name]
-    duplicates = df.groupBy(*keys).count().where("count > 1")
-    nulls = df.where(" OR ".join(f"{k} IS NULL" for k in keys))
+    any_null = F.lit(False)
+    for k in keys:
+        any_null = any_null | F.col(k).isNull()
+    groups = df.groupBy(*keys).count()
+    row = groups.agg(
+        F.coalesce(F.sum("count"), F.lit(0)).alias("rows"),
+        F.coalesce(F.sum(F.when(F.col("count") > 1, F.col("count"))), F.lit(0)).alias("duplicates"),
+        F.coalesce(F.sum(F.when(any_null, F.col("count"))), F.lit(0)).alias("nulls"),
+    ).first()
+    rows = int(row["rows"])
     return [
-        _result(name, "unique_grain_keys", df, duplicates, f"keys {keys}"),
-        _result(name, "no_null_keys", df, nulls, f"keys {keys}"),
+        DqResult(name, "unique_grain_keys", "error", rows, int(row["duplicates"]), f"keys {keys}"),
+        DqResult(name, "no_null_keys", "error", rows, int(row["nulls"]), f"keys {keys}"),
     ]
 
 
@@ -54,7 +65,7 @@ def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> D
         F.col("period_start_date").alias("week"), *SEGMENT, "active_users"
     )
     joined = weekly.join(_weekly_lifecycle_active(lifecycle), on=["week", *SEGMENT], how="full_outer")
-    bad = joined.where(F.coalesce("active_users", F.lit(0)) != F.coalesce("lifecycle_active", F.lit(0)))
+    bad = F.coalesce("active_users", F.lit(0)) != F.coalesce("lifecycle_active", F.lit(0))
     return _result(GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected", joined, bad,
                    "agg_active_user weekly = new + retained + resurrected per week and segment")  # fmt: skip
 
@@ -69,20 +80,28 @@ def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> Dq
     )
     totals = lifecycle.groupBy("cutoff_week", *SEGMENT).agg(F.sum("user_count").alias("total"))
     joined = totals.join(acquired, on=["cutoff_week", *SEGMENT], how="full_outer")
-    bad = joined.where(F.coalesce("total", F.lit(0)) != F.coalesce("acquired", F.lit(0)))
+    bad = F.coalesce("total", F.lit(0)) != F.coalesce("acquired", F.lit(0))
     return _result(GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired", joined, bad,
                    "sum of the five statuses = users whose first week <= W, per segment")  # fmt: skip
 
 
 def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> DqResult:
-    bounds = lifecycle.agg(F.min("cutoff_week").alias("lo"), F.max("cutoff_week").alias("hi")).first()
-    present = lifecycle.select("cutoff_week").distinct().count()
+    bounds = lifecycle.agg(
+        F.min("cutoff_week").alias("lo"), F.max("cutoff_week").alias("hi"), F.countDistinct("cutoff_week").alias("n")
+    ).first()
+    present = int(bounds["n"])
     expected = 0 if bounds["lo"] is None else (bounds["hi"] - bounds["lo"]).days // 7 + 1
-    return _result(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", expected, expected - present,
-                   f"{present} of {expected} weeks present")  # fmt: skip
+    return DqResult(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
+                    f"{present} of {expected} weeks present")  # fmt: skip
 
 
-def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame) -> DqResult:
+def retention_offset_zero_matches(
+    retention: DataFrame, lifecycle: DataFrame, from_week: date | None = None
+) -> DqResult:
+    """``from_week``: compare the weeks from there on (both slices of an incremental run hold them)."""
+    if from_week is not None:
+        retention = retention.where(F.col("cohort_week") >= F.lit(from_week))
+        lifecycle = lifecycle.where(F.col("cutoff_week") >= F.lit(from_week))
     zero = retention.where(F.col("week_offset") == 0).select(
         F.col("cohort_week").alias("week"), *SEGMENT, "cohort_size", "retained_users"
     )
@@ -90,17 +109,16 @@ def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame) ->
         F.col("cutoff_week").alias("week"), *SEGMENT, F.col("user_count").alias("new_users")
     )
     joined = zero.join(new, on=["week", *SEGMENT], how="full_outer")
-    bad = joined.where(
-        (F.coalesce("retained_users", F.lit(-1)) != F.coalesce("cohort_size", F.lit(-2)))
-        | (F.coalesce("cohort_size", F.lit(0)) != F.coalesce("new_users", F.lit(0)))
+    bad = (F.coalesce("retained_users", F.lit(-1)) != F.coalesce("cohort_size", F.lit(-2))) | (
+        F.coalesce("cohort_size", F.lit(0)) != F.coalesce("new_users", F.lit(0))
     )
     return _result(GOLD_RETENTION.full_name, "offset_zero_retained_equals_cohort_size_equals_new", joined, bad,
                    "week_offset 0: retained_users = cohort_size = lifecycle new")  # fmt: skip
 
 
 def retention_bounds(retention: DataFrame) -> list[DqResult]:
-    rate = retention.where((F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate"))
-    unbounded = retention.where(F.col("unbounded_retained_users") < F.col("retained_users"))
+    rate = (F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate")
+    unbounded = F.col("unbounded_retained_users") < F.col("retained_users")
     return [
         _result(GOLD_RETENTION.full_name, "retention_rate_between_0_and_1", retention, rate, "0 <= rate <= 1"),
         _result(GOLD_RETENTION.full_name, "unbounded_at_least_retained", retention, unbounded,
@@ -123,24 +141,22 @@ def daily_within_week_and_month(active: DataFrame, first_day: str) -> DqResult:
         *SEGMENT, F.col("period_start_date").alias("month"), F.col("active_users").alias("monthly_active")
     )
     joined = daily.join(weekly, on=[*SEGMENT, "week"], how="left").join(monthly, on=[*SEGMENT, "month"], how="left")
-    bad = joined.where(
-        (F.col("daily_active") > F.coalesce("weekly_active", F.lit(0)))
-        | (F.col("daily_active") > F.coalesce("monthly_active", F.lit(0)))
+    bad = (F.col("daily_active") > F.coalesce("weekly_active", F.lit(0))) | (
+        F.col("daily_active") > F.coalesce("monthly_active", F.lit(0))
     )
     return _result(GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month", joined, bad,
                    "daily active <= active of the containing week and month")  # fmt: skip
 
 
 def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
-    identity = growth.where(
-        F.col("active_users")
-        != F.col("prev_active_users") + F.col("new_users") + F.col("resurrected_users") - F.col("churned_users")
+    identity = F.col("active_users") != (
+        F.col("prev_active_users") + F.col("new_users") + F.col("resurrected_users") - F.col("churned_users")
     )
     weekly = active.where(F.col("period_type") == "weekly").select(
         F.col("period_start_date").alias("week_start"), *SEGMENT, F.col("active_users").alias("weekly_active")
     )
     joined = growth.join(weekly, on=["week_start", *SEGMENT], how="full_outer")
-    mismatch = joined.where(F.coalesce("active_users", F.lit(0)) != F.coalesce("weekly_active", F.lit(0)))
+    mismatch = F.coalesce("active_users", F.lit(0)) != F.coalesce("weekly_active", F.lit(0))
     return [
         _result(GOLD_GROWTH.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned", growth,
                 identity, "active(W) = active(W-1) + new + resurrected - churned"),
@@ -150,7 +166,7 @@ def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
 
 
 def engagement_windows_nested(engagement: DataFrame) -> DqResult:
-    bad = engagement.where((F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0))
+    bad = (F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0)
     return _result(GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau", engagement, bad,
                    "0 <= dau <= wau_7d <= mau_30d")  # fmt: skip
 
@@ -160,7 +176,7 @@ def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame)
         F.col("period_start_date").alias("activity_date"), *SEGMENT, F.col("active_users").alias("daily_active")
     )
     joined = engagement.where(F.col("dau") > 0).join(daily, on=["activity_date", *SEGMENT], how="full_outer")
-    bad = joined.where(F.coalesce("dau", F.lit(0)) != F.coalesce("daily_active", F.lit(0)))
+    bad = F.coalesce("dau", F.lit(0)) != F.coalesce("daily_active", F.lit(0))
     return _result(GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily", joined, bad,
                    "dau = agg_active_user daily active_users per day and segment")  # fmt: skip
 
@@ -180,7 +196,9 @@ CHECKS: Mapping[str, tuple[Check, ...]] = {
         lambda t, i: [lifecycle_spine_has_no_gaps(t(GOLD_LIFECYCLE.full_name))],
     ),
     GOLD_RETENTION.full_name: (
-        lambda t, i: [retention_offset_zero_matches(t(GOLD_RETENTION.full_name), t(GOLD_LIFECYCLE.full_name))],
+        lambda t, i: [
+            retention_offset_zero_matches(t(GOLD_RETENTION.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)
+        ],
         lambda t, i: retention_bounds(t(GOLD_RETENTION.full_name)),
     ),
     GOLD_GROWTH.full_name: (lambda t, i: growth_identities(t(GOLD_GROWTH.full_name), t(GOLD_ACTIVE_USER.full_name)),),

@@ -6,29 +6,47 @@ in the latest ``silver.dim_users`` snapshot, with the first day it went negative
 Warnings are recorded in ``ops.dq_results`` and never fail the job: users with a negative miles
 balance in the latest snapshot, users whose utm_source or country changes between events, and
 week-over-week jumps in weekly active users above ``gold.wau_jump_threshold``.
+
+Incremental like the tables it reads: the job runs its checks only when ``silver.dim_users`` has
+recorded batches the report has not (otherwise nothing changed and nothing is committed). The
+attribute-change check looks at the events of those batches: a user is flagged when one of them
+carries another utm_source or country than the user's first event (on the first run that is
+every event, i.e. the contract's "changes between events").
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+from itertools import pairwise
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import batches, delta_io
 from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
+from lakehouse.silver.dim_users import silver_date_bounds
+
+CONSUMER = GOLD_NEGATIVE_BALANCE.full_name
+#: The report reads the snapshots and the published weekly actives.
+UPSTREAM = (SILVER_DIM_USERS.full_name,)
 
 log = logging.getLogger("lakehouse")
 
 
-def negative_balance_users(dim_users_df: DataFrame, latest_ds: date) -> DataFrame:
-    """Users whose balance is negative in the ``latest_ds`` snapshot, with the first day it went negative."""
-    latest = dim_users_df.where(F.col("ds") == F.lit(latest_ds)).where(F.col("miles_balance") < 0)
+def negative_balance_users(latest_df: DataFrame, dim_users_df: DataFrame) -> DataFrame:
+    """Users whose balance is negative in the latest snapshot ``latest_df``, with the first day it went negative.
+
+    The history is read for those users only (a broadcast semi-join) and three columns.
+    """
+    latest = latest_df.where(F.col("miles_balance") < 0)
     first_negative = (
-        dim_users_df.where(F.col("miles_balance") < 0).groupBy("user_id").agg(F.min("ds").alias("first_negative_date"))
+        dim_users_df.select("user_id", "ds", "miles_balance")
+        .where(F.col("miles_balance") < 0)
+        .join(F.broadcast(latest.select("user_id")), on="user_id", how="left_semi")
+        .groupBy("user_id")
+        .agg(F.min("ds").alias("first_negative_date"))
     )
     return latest.join(first_negative, on="user_id", how="left").select(
         "user_id",
@@ -47,14 +65,31 @@ def negative_balance_warning(report_df: DataFrame, users_checked: int) -> DqResu
                     report_df.count(), "redeemed more miles than earned as of the latest snapshot")  # fmt: skip
 
 
-def attribute_change_warning(events_df: DataFrame) -> DqResult:
-    per_user = events_df.groupBy("user_id").agg(
-        F.countDistinct("utm_source").alias("sources"), F.countDistinct("country").alias("countries")
+def attribute_change_warning(events_df: DataFrame, users_df: DataFrame) -> DqResult:
+    """Users of ``events_df`` with an event whose utm_source or country is not their first event's.
+
+    ``users_df``: user_id, acq_source, country (the first event's, from the latest snapshot).
+    """
+    first = users_df.select(
+        "user_id", F.col("acq_source").alias("_first_source"), F.col("country").alias("_first_country")
     )
-    changed = per_user.where((F.col("sources") > 1) | (F.col("countries") > 1))
-    sample = [r["user_id"] for r in changed.orderBy("user_id").limit(5).collect()]
-    return DqResult(SILVER_EVENTS.full_name, "users_whose_utm_source_or_country_changes", "warn", per_user.count(),
-                    changed.count(), f"attributed to their first event; e.g. {sample}")  # fmt: skip
+    per_user = (
+        events_df.join(first, on="user_id", how="inner")
+        .groupBy("user_id")
+        .agg(
+            F.max(
+                (F.col("utm_source") != F.col("_first_source")) | (F.col("country") != F.col("_first_country"))
+            ).alias("changed")
+        )
+    )
+    stats = per_user.agg(
+        F.count(F.lit(1)).alias("users"),
+        F.count(F.when(F.col("changed"), 1)).alias("changed"),
+        F.sort_array(F.collect_list(F.when(F.col("changed"), F.col("user_id")))).alias("ids"),
+    ).first()
+    sample = list(stats["ids"] or [])[:5]
+    return DqResult(SILVER_EVENTS.full_name, "users_whose_utm_source_or_country_changes", "warn", int(stats["users"]),
+                    int(stats["changed"]), f"attributed to their first event; e.g. {sample}")  # fmt: skip
 
 
 def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
@@ -63,14 +98,13 @@ def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
         active_df.where((F.col("period_type") == "weekly") & ~F.col("is_partial_period"))
         .groupBy("period_start_date")
         .agg(F.sum("active_users").alias("wau"))
-    )
-    ordered = Window.orderBy("period_start_date")
-    changes = weekly.select("period_start_date", "wau", F.lag("wau").over(ordered).alias("prev")).where(
-        F.col("prev").isNotNull()
-    )
-    jumps = changes.where(F.abs(F.col("wau") - F.col("prev")) / F.col("prev") > threshold).orderBy("period_start_date")
-    listed = [f"{r['period_start_date']}: {r['prev']} -> {r['wau']}" for r in jumps.limit(10).collect()]
-    return DqResult(GOLD_ACTIVE_USER.full_name, "weekly_active_users_jump", "warn", changes.count(), jumps.count(),
+        .orderBy("period_start_date")
+        .collect()
+    )  # one row per week: small
+    changes = list(pairwise(weekly))
+    jumps = [(a, b) for a, b in changes if abs(b["wau"] - a["wau"]) / a["wau"] > threshold]
+    listed = [f"{b['period_start_date']}: {a['wau']} -> {b['wau']}" for a, b in jumps[:10]]
+    return DqResult(GOLD_ACTIVE_USER.full_name, "weekly_active_users_jump", "warn", len(changes), len(jumps),
                     f"threshold {threshold:.0%}; {listed}")  # fmt: skip
 
 
@@ -79,19 +113,32 @@ def run(ctx: JobContext, params: NoParams) -> None:
     for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
         if not delta_io.exists(spark, spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
+    pending = batches.pending(ctx, CONSUMER, UPSTREAM)
+    if not pending:
+        log.info("gold_data_quality_report: nothing new since the last report")
+        ctx.run.rows_out = 0
+        return
+    silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
-    latest_ds = dim_users.agg(F.max("ds")).first()[0]
-    negative = negative_balance_users(dim_users, latest_ds).localCheckpoint()
+    _, latest_ds = silver_date_bounds(ctx)
+    latest = dim_users.where(F.col("ds") == F.lit(latest_ds)).localCheckpoint()
+    negative = negative_balance_users(latest, dim_users).localCheckpoint()
     delta_io.overwrite_if_changed(negative, GOLD_NEGATIVE_BALANCE, config)
-    latest_users = dim_users.where(F.col("ds") == F.lit(latest_ds)).count()
+    dated = [silver[b] for b in pending if b in silver and silver[b].min_event_date_inserted]
+    new_events = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("_batch_id").isin(pending))
+    if dated:
+        lo = min(c.min_event_date_inserted for c in dated)
+        hi = max(c.max_event_date_inserted for c in dated)
+        new_events = new_events.where(F.col("event_date").between(F.lit(lo), F.lit(hi)))
     warnings = [
-        negative_balance_warning(negative, latest_users),
-        attribute_change_warning(delta_io.read(spark, SILVER_EVENTS, config)),
+        negative_balance_warning(negative, latest.count()),
+        attribute_change_warning(new_events, latest),
         wau_jump_warning(delta_io.read(spark, GOLD_ACTIVE_USER, config), config.gold.wau_jump_threshold),
     ]
     ctx.run.record_dq(warnings)
     for w in warnings:
         log.info("%s: %s (%d of %d) %s", w.status, w.check_name, w.failed_rows, w.rows_checked, w.details or "")
+    batches.record(ctx, CONSUMER, [batches.Consumption(b) for b in pending])
     ctx.run.rows_out = negative.count()
 
 

@@ -1,33 +1,40 @@
-"""The gold job: recompute one gold table from silver, check it, then replace it atomically.
+"""The gold job: recompute what new data changed in one gold table, check it, then publish it.
 
-Every gold table is data here, not a copy of a job: :data:`GOLD_TABLES` maps a table to the pure
-function that builds it, and :func:`gold_job` turns a table into a runnable :class:`Job` named
-``gold_<table>`` (``jobs/gold_<table>.py`` runs one alone). The job
+Every gold table is data here, not a copy of a job: :data:`GOLD_TABLES` maps a table to its module
+(pure ``build`` and ``scope``), and :func:`gold_job` turns a table into a runnable :class:`Job`
+named ``gold_<table>`` (``jobs/gold_<table>.py`` runs one alone). The job
 
-1. reads the compact inputs from ``silver.fct_events`` (one row per user and active day, one per
-   user) and the calendar grid the weekly tables share;
-2. builds its table, plus the other gold tables its checks compare it with;
-3. runs the error-level checks attributed to its table (:mod:`lakehouse.gold.checks`) and records
-   them; on a failure it exits 1 and the published table stays as it was;
-4. overwrites the table in one Delta commit, or commits nothing when the content is unchanged.
+1. finds its pending batches (:mod:`lakehouse.batches`: recorded by ``silver.user_activity_daily``
+   and ``silver.dim_users``, not yet by this table); none -> nothing to do, no commit;
+2. derives ``since``, the first day the new data can change (see :mod:`lakehouse.gold.activity`),
+   from the event dates silver recorded for those batches; a table that has recorded nothing yet
+   (first run, full refresh, other gold parameters) is rebuilt whole;
+3. reads the compact inputs: ``silver.user_activity_daily`` from the day the recomputation needs,
+   and every user's segment from the ``silver.dim_users`` snapshot of the data's last date;
+4. builds the rows of its scope, runs the error-level checks attributed to its table on them
+   (:mod:`lakehouse.gold.checks`); on a failure it exits 1 and the published table stays as it was;
+5. replaces exactly its scope in one Delta commit (``replaceWhere``; a full rebuild overwrites),
+   then records the batches.
 
-Jobs of one application (the DAG runner) share the computation through the job context: the
-inputs and every table built from them are kept per silver version, so the gold jobs of a run
-compute each table once. A job run alone computes what it needs itself.
+The consumer name carries the gold parameters (week start, lookback, offsets): changing them in
+conf makes every gold table rebuild itself whole on the next run. Jobs of one application (the DAG
+runner) share the computation through the job context: the inputs and every table built from them
+are kept per (since, last date, parameters), so the gold jobs of a run compute each table once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from types import ModuleType
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import batches, delta_io
+from lakehouse.config import LakehouseConfig
 from lakehouse.gold import (
     agg_active_user,
     agg_engagement_daily,
@@ -36,15 +43,15 @@ from lakehouse.gold import (
     agg_user_retention,
     checks,
 )
-from lakehouse.gold.activity import GoldInputs, gold_inputs, user_activity, user_segments
+from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds
 from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
-from lakehouse.registry import SILVER_EVENTS, TableSpec
+from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS, SILVER_USER_ACTIVITY, TableSpec
 
 log = logging.getLogger("lakehouse")
 
-#: Every gold table computed from silver events, in DAG order, with its pure build function.
-GOLD_TABLES: dict[str, tuple[TableSpec, Callable[[GoldInputs], DataFrame]]] = {
-    m.TABLE.full_name: (m.TABLE, m.build)
+#: Every gold table computed from silver, in DAG order, with its module (TABLE, build, scope).
+GOLD_TABLES: dict[str, ModuleType] = {
+    m.TABLE.full_name: m
     for m in (
         agg_active_user,
         agg_user_lifecycle_weekly,
@@ -53,11 +60,56 @@ GOLD_TABLES: dict[str, tuple[TableSpec, Callable[[GoldInputs], DataFrame]]] = {
         agg_engagement_daily,
     )
 }
+UPSTREAM = (SILVER_USER_ACTIVITY.full_name, SILVER_DIM_USERS.full_name)
+
+
+def consumer(spec: TableSpec, config: LakehouseConfig) -> str:
+    """The table's name in ``ops.processed_batches``, with the parameters its rows depend on."""
+    g = config.gold
+    return f"{spec.full_name}[week_start={config.week_start},lookback={g.lookback_weeks},offsets={g.max_week_offset}]"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one gold table has to do in this run."""
+
+    pending: list[str]
+    #: First day to recompute; None with ``full`` = rebuild everything.
+    since: date | None
+    full: bool
+    max_event_date: date | None
+
+    @property
+    def idle(self) -> bool:
+        return not self.full and self.since is None
+
+
+def plan(ctx: JobContext, spec: TableSpec) -> Plan:
+    """Pending batches and the first day they change, from the bookkeeping alone."""
+    name = consumer(spec, ctx.config)
+    pending = batches.pending(ctx, name, UPSTREAM)
+    silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
+    mine = [b for b in batches.consumed(ctx, name) if b in silver]
+    if not pending:
+        return Plan([], None, False, None)
+    everything = [silver[b] for b in (*mine, *pending) if b in silver]
+    if any(c.rows_inserted and c.max_event_date_inserted is None for c in everything):
+        return Plan(pending, None, True, None)  # batches recorded before the bookkeeping had dates
+    highs = [c.max_event_date_inserted for c in everything if c.max_event_date_inserted]
+    new_max = max(highs) if highs else None
+    if not mine:
+        return Plan(pending, None, True, new_max)
+    old_highs = [silver[b].max_event_date_inserted for b in mine if silver[b].max_event_date_inserted]
+    old_max = max(old_highs) if old_highs else None
+    candidates = [silver[b].min_event_date_inserted for b in pending if silver[b].min_event_date_inserted]
+    if new_max is not None and (old_max is None or new_max > old_max):
+        candidates.append(old_max + timedelta(days=1) if old_max else new_max)
+    return Plan(pending, min(candidates) if candidates else None, False, new_max)
 
 
 @dataclass
 class GoldComputation:
-    """The inputs of one silver version and the gold tables built from them so far."""
+    """The inputs of one (since, last date, parameters) and the gold tables built from them so far."""
 
     inputs: GoldInputs
     activity_rows: int
@@ -66,31 +118,49 @@ class GoldComputation:
     def table(self, full_name: str) -> DataFrame:
         if full_name not in self.built:
             # Checkpointed: the checks and the publish read each table several times.
-            self.built[full_name] = GOLD_TABLES[full_name][1](self.inputs).localCheckpoint()
+            self.built[full_name] = GOLD_TABLES[full_name].build(self.inputs).localCheckpoint()
         return self.built[full_name]
 
 
-def compute_inputs(ctx: JobContext) -> GoldComputation:
-    """The compact inputs from silver, built once per silver version and gold parameters per application."""
+def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | None) -> GoldComputation:
+    """The compact inputs from silver for rows from ``since`` on (None: all), once per application."""
     spark, config = ctx.spark, ctx.config
-    if not delta_io.exists(spark, SILVER_EVENTS, config):
-        raise JobFailed("silver.fct_events does not exist yet: run bronze_fct_event_stream and silver_fct_events first")
-    version = DeltaTable.forPath(spark, SILVER_EVENTS.path(config)).history(1).first()["version"]
+    for spec in (SILVER_USER_ACTIVITY, SILVER_DIM_USERS):
+        if not delta_io.exists(spark, spec, config):
+            raise JobFailed(f"{spec.full_name} does not exist yet: run the silver jobs of the DAG first")
     gold = config.gold
-    key = ("gold", SILVER_EVENTS.path(config), version, config.week_start, gold.lookback_weeks, gold.max_week_offset)
+    key = ("gold", config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,
+           gold.max_week_offset)  # fmt: skip
     if key in ctx.shared:
         return ctx.shared[key]
     for stale in [k for k in ctx.shared if isinstance(k, tuple) and k[:1] == ("gold",)]:
         del ctx.shared[stale]  # keep only the newest computation alive
-    events = delta_io.read(spark, SILVER_EVENTS, config).select(
-        "event_id", "event_time", "event_date", "user_id", "utm_source", "country"
-    )
-    activity = user_activity(events).localCheckpoint()
-    users = user_segments(events).localCheckpoint()
-    max_event_date = activity.agg(F.max("event_date")).first()[0]
+    activity = delta_io.read(spark, SILVER_USER_ACTIVITY, config)
     if max_event_date is None:
-        raise JobFailed("silver.fct_events is empty: nothing to aggregate")
-    inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks, gold.max_week_offset)
+        max_event_date = activity.agg(F.max("activity_date")).first()[0]
+        if max_event_date is None:
+            raise JobFailed("silver.user_activity_daily is empty: nothing to aggregate")
+    if since is not None:
+        first_day = input_bounds(since, config.week_start, gold.lookback_weeks, gold.max_week_offset)[0]
+        activity = activity.where(
+            (F.col("activity_month") >= F.lit(first_day.replace(day=1))) & (F.col("activity_date") >= F.lit(first_day))
+        )
+    activity = activity.where(F.col("activity_date") <= F.lit(max_event_date)).select(
+        "user_id", F.col("activity_date").alias("event_date")
+    )
+    users = (
+        delta_io.read(spark, SILVER_DIM_USERS, config)
+        .where(F.col("ds") == F.lit(max_event_date))
+        .select("user_id", "acq_source", "country", "first_event_date")
+        .localCheckpoint()
+    )
+    activity = activity.localCheckpoint()
+    inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
+                         gold.max_week_offset, since)  # fmt: skip
+    if users.isEmpty():
+        raise JobFailed(
+            f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
+        )
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
     computation = GoldComputation(inputs, activity.count())
     ctx.shared[key] = computation
@@ -98,7 +168,18 @@ def compute_inputs(ctx: JobContext) -> GoldComputation:
 
 
 def publish(ctx: JobContext, spec: TableSpec) -> None:
-    computation = compute_inputs(ctx)
+    todo = plan(ctx, spec)
+    name = consumer(spec, ctx.config)
+    if not todo.pending:
+        log.info("%s: up to date (no new batches)", spec.full_name)
+        ctx.run.rows_in = ctx.run.rows_out = 0
+        return
+    if todo.idle:
+        log.info("%s: the new batches brought no new events", spec.full_name)
+        batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
+        ctx.run.rows_in = ctx.run.rows_out = 0
+        return
+    computation = compute_inputs(ctx, None if todo.full else todo.since, todo.max_event_date)
     results = checks.run_checks(spec.full_name, computation.table, computation.inputs)
     ctx.run.record_dq(results)
     failed = [c for c in results if c.status == "fail"]
@@ -106,18 +187,31 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
         listed = "; ".join(f"{c.check_name}: {c.failed_rows} of {c.rows_checked} rows ({c.details})" for c in failed)
         raise JobFailed(f"{spec.full_name} not published, metric checks failed: {listed}")
     df = computation.table(spec.full_name)
-    changed = delta_io.overwrite_if_changed(df, spec, ctx.config)
-    ctx.run.rows_in, ctx.run.rows_out = computation.activity_rows, df.count()
-    log.info("%s %s: %d rows (data up to %s)", spec.full_name, "published" if changed else "unchanged",
-             ctx.run.rows_out, computation.inputs.max_event_date)  # fmt: skip
+    where = GOLD_TABLES[spec.full_name].scope(computation.inputs)
+    if where is None:
+        delta_io.overwrite(df, spec, ctx.config)
+        written = None
+    else:
+        written = delta_io.replace_where(df, spec, ctx.config, where).get("numOutputRows")
+    batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
+    ctx.run.rows_in = computation.activity_rows
+    ctx.run.rows_out = written if written is not None else df.count()
+    ctx.run.parameters.update({"recomputed_from": str(todo.since) if where else "all"})
+    log.info("%s: %s rows published (%s; data up to %s)", spec.full_name, ctx.run.rows_out,
+             f"rows from {todo.since}" if where else "full rebuild", computation.inputs.max_event_date)  # fmt: skip
 
 
 def gold_job(spec: TableSpec) -> Job[NoParams]:
     def body(ctx: JobContext, params: NoParams) -> None:
         publish(ctx, spec)
 
-    return Job(f"gold_{spec.name}", f"silver.fct_events -> {spec.full_name}: {spec.grain}", NoParams, body)
+    return Job(
+        f"gold_{spec.name}",
+        f"silver.user_activity_daily + silver.dim_users -> {spec.full_name}: {spec.grain}",
+        NoParams,
+        body,
+    )
 
 
 #: One job per gold table, by job name.
-JOBS: dict[str, Job[NoParams]] = {job.name: job for job in (gold_job(spec) for spec, _ in GOLD_TABLES.values())}
+JOBS: dict[str, Job[NoParams]] = {job.name: job for job in (gold_job(m.TABLE) for m in GOLD_TABLES.values())}

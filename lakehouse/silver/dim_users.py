@@ -201,39 +201,58 @@ def build_snapshots(base_df: DataFrame, range_events_df: DataFrame, start: date,
 
 
 def stale_range(
-    pending_first_dates: list[date], last_ds: date | None, min_event_date: date | None, max_event_date: date | None
+    changed: list[tuple[date | None, date | None]], last_ds: date | None, max_event_date: date | None
 ) -> tuple[date | None, date | None]:
-    """The late-data range rule: which snapshots are stale.
+    """The snapshot days new data makes stale: ``(start, end)``, or ``(None, None)`` if none.
 
-    From the earliest ``event_date`` among silver events of batches this table has not consumed
-    (a late event makes every snapshot from its day on stale), or the day after the last snapshot
-    (new days), or the first event date when there is no snapshot yet, whichever is earliest, to
-    the data's last date. ``(None, None)`` when there are no events.
+    ``changed``: the (earliest, latest) event_date each pending batch brought into silver
+    (``(None, None)`` when it brought nothing new). Every snapshot from the earliest of them on
+    changes (running totals), up to the data's last date; when the snapshots end before that
+    date (``last_ds``), the days after them are built too.
     """
     if max_event_date is None:
         return None, None
-    candidates = list(pending_first_dates)
-    if last_ds is None:
-        candidates.append(min_event_date)
-    elif last_ds < max_event_date:
-        candidates.append(last_ds + timedelta(days=1))
+    candidates = [lo for lo, _ in changed if lo is not None]
+    if last_ds is None or last_ds < max_event_date:
+        # Days without snapshots yet: from the day after the last one (or every day of new data).
+        candidates.append(last_ds + timedelta(days=1) if last_ds else min(candidates, default=max_event_date))
     return (min(candidates) if candidates else None), max_event_date
 
 
-def auto_range(spark: SparkSession, config: LakehouseConfig) -> tuple[date | None, date | None, list[str]]:
-    """(start, end, batch ids to mark consumed) from what silver has that the snapshots do not reflect.
+def silver_date_bounds(ctx: JobContext) -> tuple[date | None, date | None]:
+    """Earliest and latest event_date of ``silver.fct_events``, from its bookkeeping (no scan).
 
-    What counts as consumed is read from the data (``silver.fct_events._batch_id`` against the
-    batches this table recorded), so a run that died between two commits is repaired by the next.
+    Falls back to reading the table when a batch recorded before the bookkeeping had dates holds rows.
     """
-    events = delta_io.read(spark, SILVER_EVENTS, config)
-    consumed = batches.consumed(spark, config, CONSUMER).withColumnRenamed("batch_id", "_batch_id")
-    pending = events.join(consumed, on="_batch_id", how="left_anti")
-    pending_stats = pending.groupBy("_batch_id").agg(F.min("event_date").alias("lo")).collect()
-    bounds = events.agg(F.min("event_date").alias("lo"), F.max("event_date").alias("hi")).first()
-    last_ds = delta_io.read(spark, SILVER_DIM_USERS, config).agg(F.max("ds")).first()[0]
-    start, end = stale_range([r["lo"] for r in pending_stats], last_ds, bounds["lo"], bounds["hi"])
-    return start, end, sorted(r["_batch_id"] for r in pending_stats)
+    recorded = batches.consumed(ctx, SILVER_EVENTS.full_name).values()
+    if any(c.rows_inserted and c.max_event_date_inserted is None for c in recorded):
+        bounds = delta_io.read(ctx.spark, SILVER_EVENTS, ctx.config).agg(F.min("event_date"), F.max("event_date"))
+        return tuple(bounds.first())  # type: ignore[return-value]
+    lows = [c.min_event_date_inserted for c in recorded if c.min_event_date_inserted]
+    highs = [c.max_event_date_inserted for c in recorded if c.max_event_date_inserted]
+    return (min(lows) if lows else None), (max(highs) if highs else None)
+
+
+def auto_range(ctx: JobContext) -> tuple[date | None, date | None, list[str]]:
+    """(start, end, batch ids to mark consumed), from the bookkeeping alone.
+
+    Pending batches are those ``silver.fct_events`` has recorded and this table has not; each one
+    carries the event dates it brought into silver, including those of an earlier silver run that
+    was stopped before its bookkeeping (see :func:`lakehouse.silver.fct_events.batch_effects`), so
+    a crash between two commits cannot hide a late event. No scan of silver's history.
+    """
+    pending = batches.pending(ctx, CONSUMER, (SILVER_EVENTS.full_name,))
+    upstream = batches.consumed(ctx, SILVER_EVENTS.full_name)
+    mine = batches.consumed(ctx, CONSUMER)
+    _, max_date = silver_date_bounds(ctx)
+    # The snapshots reach the latest date of the batches this table consumed (none yet: no snapshot).
+    covered = [upstream[b].max_event_date_inserted for b in mine if b in upstream]
+    last_ds = max((d for d in covered if d), default=None)
+    if mine and last_ds is None and max_date is not None:  # consumed before the bookkeeping had dates
+        last_ds = delta_io.read(ctx.spark, SILVER_DIM_USERS, ctx.config).agg(F.max("ds")).first()[0]
+    changed = [(upstream[b].min_event_date_inserted, upstream[b].max_event_date_inserted) for b in pending]
+    start, end = stale_range(changed, last_ds, max_date)
+    return start, end, pending
 
 
 def base_state(spark: SparkSession, config: LakehouseConfig, start: date) -> DataFrame:
@@ -279,22 +298,23 @@ def run(ctx: JobContext, params: Params) -> None:
     spark, config = ctx.spark, ctx.config
     ds, start, end = params.ds, params.start_date, params.end_date
     if params.full_refresh:
-        batches.full_refresh(spark, config, CONSUMER, SILVER_DIM_USERS)
+        batches.full_refresh(ctx, CONSUMER, SILVER_DIM_USERS)
 
     consumed: list[str] = []
     if ds:
         start = end = ds
     elif not start:
-        start, end, consumed = auto_range(spark, config)
+        start, end, consumed = auto_range(ctx)
         if start is None or end is None or start > end:
             log.info("silver_dim_users: snapshots are up to date")
             ctx.run.rows_out = 0
+            batches.record(ctx, CONSUMER, [batches.Consumption(b) for b in consumed])
             return
     assert start is not None and end is not None
     log.info("silver_dim_users: building snapshots %s .. %s", start, end)
     metrics = write_range(spark, config, start, end)
     ctx.run.rows_out = metrics.get("numTargetRowsInserted", 0) + metrics.get("numTargetRowsUpdated", 0)
-    batches.record(spark, config, CONSUMER, ctx.run.run_id, [batches.Consumption(b) for b in consumed])
+    batches.record(ctx, CONSUMER, [batches.Consumption(b) for b in consumed])
     ctx.run.parameters.update({"resolved_start": str(start), "resolved_end": str(end)})
     log.info("silver_dim_users: %s .. %s merged (%s)", start, end, metrics)
 

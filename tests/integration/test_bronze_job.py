@@ -19,9 +19,8 @@ from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
 from lakehouse.bronze.sources import SourceFile, read_numbered_lines
 from lakehouse.jobkit import JobFailed
-from lakehouse.ops import JobRun
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES, TableSpec
-from tests.conftest import REPO_ROOT, make_config
+from tests.conftest import REPO_ROOT, make_config, run_step
 from tests.reference import spec_reference
 
 SAMPLE = sorted((REPO_ROOT / "data" / "sample").glob("*.csv"))
@@ -33,8 +32,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(spark, config, **kwargs):
-    run = JobRun(spark, config, bronze.JOB.name, {})
-    return bronze.ingest(spark, config, run, ingested_at=INGESTED_AT, **kwargs)
+    return run_step(spark, config, bronze.ingest, ingested_at=INGESTED_AT, _job=bronze.JOB.name, **kwargs)
 
 
 def _version(spark, config, spec) -> int:
@@ -94,7 +92,11 @@ def _expected_bronze_dq(spark, ref: spec_reference.Reference, sources: dict[str,
 
 
 #: Every manifest column but run_id.
-MANIFEST_COLUMNS = [f.name for f in OPS_INGESTED_FILES.schema.fields if f.name != "run_id"]
+#: The manifest columns compared with expected rows (the listing time and the event-date range are checked apart).
+MANIFEST_COLUMNS = [
+    f.name for f in OPS_INGESTED_FILES.schema.fields
+    if f.name not in ("run_id", "file_modified_at", "min_event_date", "max_event_date")
+]  # fmt: skip
 
 
 def _expected_manifest(spark, rows: list[tuple[SourceFile, int, int, int, str]]) -> DataFrame:
@@ -119,8 +121,17 @@ def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
     first = _run(spark, config)
     assert [r.status for r in first] == ["committed", "committed"]
 
-    # Conservation per batch, against the rows actually written.
+    # The manifest's event-date range per batch (what silver reads) is the range of the batch's bronze rows.
     bronze_df = delta_io.read(spark, BRONZE_EVENTS, config)
+    ranges = {
+        r[0]: (r[1], r[2])
+        for r in bronze_df.groupBy("_batch_id").agg(F.min("event_date"), F.max("event_date")).collect()
+    }
+    manifest = delta_io.read(spark, OPS_INGESTED_FILES, config).collect()
+    assert {r["batch_id"]: (r["min_event_date"], r["max_event_date"]) for r in manifest} == ranges
+    assert all(r["file_modified_at"] is not None for r in manifest)
+
+    # Conservation per batch, against the rows actually written.
     quarantine_df = delta_io.read(spark, BRONZE_QUARANTINE, config)
     for result in first:
         lines = len(Path(result.file.path.removeprefix("file:")).read_text().splitlines()) - 1
@@ -261,7 +272,7 @@ def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")  # about 50 blocks of ~80 lines
     try:
-        lines_df, cache = read_numbered_lines(spark, [str(path)])
+        lines_df, cache, _ = read_numbered_lines(spark, [str(path)])
         try:
             assert spark.read.text(str(path)).rdd.getNumPartitions() > 10
             actual = lines_df.select("_source_line", "value")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import shutil
 from datetime import datetime
 
 import pytest
@@ -29,7 +30,7 @@ from lakehouse.registry import (
     SILVER_EVENTS,
     TABLES,
 )
-from tests.conftest import pipeline_args
+from tests.conftest import job_context, pipeline_args
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
@@ -157,7 +158,7 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16)
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
     # Checkpointed as the gold job does: every check reads its tables again.
-    tables = {name: build(inputs).localCheckpoint() for name, (_, build) in GOLD_TABLES.items()}
+    tables = {name: m.build(inputs).localCheckpoint() for name, m in GOLD_TABLES.items()}
     assert [r.check_name for r in run_all_checks(tables, inputs) if r.status != "pass"] == []
     ref = spec_reference.compute([str(path)], ingested_at=datetime(2030, 1, 1))
     columns = ["cutoff_week", "acq_source", "country", "user_status", "user_count", "is_partial_period"]
@@ -182,10 +183,18 @@ def test_rerun_of_the_whole_dag_changes_no_table(spark, sample_pipeline):
     assert {SILVER_EVENTS.full_name, SILVER_DIM_USERS.full_name, GOLD_RETENTION.full_name} <= set(before)
 
 
-def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatch):
+def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatch, tmp_path):
+    from lakehouse import batches
     from lakehouse.gold import checks
+    from lakehouse.gold.job import consumer
     from lakehouse.quality import DqResult
 
+    # On a copy of the sample warehouse whose retention table must be rebuilt (its bookkeeping reset).
+    shutil.copytree(sample_pipeline.paths.warehouse, tmp_path / "warehouse")
+    config = dataclasses.replace(sample_pipeline, paths=dataclasses.replace(sample_pipeline.paths,
+                                 warehouse=str(tmp_path / "warehouse")))  # fmt: skip
+    ctx = job_context(spark, config)
+    batches.reset(ctx, consumer(GOLD_RETENTION, config))
     real = checks.run_checks
 
     def with_a_failure(table_name, tables, inputs):
@@ -193,11 +202,10 @@ def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatc
                 DqResult(table_name, "injected_failure", "error", 10, 1, "test")]  # fmt: skip
 
     monkeypatch.setattr(checks, "run_checks", with_a_failure)
-    before = _versions(spark, sample_pipeline)[GOLD_RETENTION.full_name]
-    args = [*pipeline_args(sample_pipeline.paths.input, sample_pipeline.paths.warehouse), "--jobs",
-            "gold_agg_user_retention"]  # fmt: skip
+    before = _versions(spark, config)[GOLD_RETENTION.full_name]
+    args = [*pipeline_args(config.paths.input, config.paths.warehouse), "--jobs", "gold_agg_user_retention"]
     assert pipeline.main(args) == 1
-    assert _versions(spark, sample_pipeline)[GOLD_RETENTION.full_name] == before
+    assert _versions(spark, config)[GOLD_RETENTION.full_name] == before
 
 
 def test_engagement_equals_counts_of_dim_users_snapshots(spark, sample_pipeline):

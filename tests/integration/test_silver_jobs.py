@@ -19,11 +19,10 @@ from pyspark.sql import types as T
 from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
 from lakehouse.bronze.sources import SourceFile
-from lakehouse.ops import JobRun
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.silver import dim_users as silver_dim_users
 from lakehouse.silver import fct_events as silver_fct_events
-from tests.conftest import SAMPLE_FILES, job_context, make_config
+from tests.conftest import SAMPLE_FILES, make_config, run_step
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +35,9 @@ def _dim_args(**kwargs) -> silver_dim_users.Params:
 
 
 def run_all(spark, config, **dim_kwargs) -> None:
-    bronze.ingest(spark, config, JobRun(spark, config, "bronze", {}), ingested_at=INGESTED_AT)
-    silver_fct_events.load(job_context(spark, config))
-    silver_dim_users.run(job_context(spark, config), _dim_args(**dim_kwargs))
+    run_step(spark, config, bronze.ingest, ingested_at=INGESTED_AT)
+    run_step(spark, config, silver_fct_events.load)
+    run_step(spark, config, silver_dim_users.run, _dim_args(**dim_kwargs))
 
 
 def _version(spark, config, spec) -> int:
@@ -178,13 +177,13 @@ def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
     ranged = make_config(tmp_path / "wh_range", input_dir)
     run_all(spark, ranged, start_date=date(2025, 3, 1), end_date=date(2025, 3, 5))
     daily = make_config(tmp_path / "wh_daily", input_dir)
-    bronze.ingest(spark, daily, JobRun(spark, daily, "bronze", {}), ingested_at=INGESTED_AT)
-    silver_fct_events.load(job_context(spark, daily))
+    run_step(spark, daily, bronze.ingest, ingested_at=INGESTED_AT)
+    run_step(spark, daily, silver_fct_events.load)
     for offset in range(5):
         ds = date(2025, 3, 1) + timedelta(days=offset)
-        silver_dim_users.run(job_context(spark, daily), _dim_args(ds=ds))
+        run_step(spark, daily, silver_dim_users.run, _dim_args(ds=ds))
     # Re-running a day updates in place: no duplicates.
-    silver_dim_users.run(job_context(spark, daily), _dim_args(ds=date(2025, 3, 3)))
+    run_step(spark, daily, silver_dim_users.run, _dim_args(ds=date(2025, 3, 3)))
     range_df = delta_io.read(spark, SILVER_DIM_USERS, ranged)
     # 5 + 4 rows: u_0001 from 03-01, u_0002 from 03-02; nothing after the range's end.
     expected = _expected_dim(spark, _reference([input_dir / "a.csv"]).events, date(2025, 3, 1), date(2025, 3, 5))
@@ -211,9 +210,9 @@ def test_bronze_full_refresh_with_a_relaxed_rule_reaches_silver(spark, tmp_path)
 
     relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.5,
                           bronze__rule_severity={"platform_allowed": "warn"})  # fmt: skip
-    bronze.ingest(spark, relaxed, JobRun(spark, relaxed, "bronze", {}), refresh=True, ingested_at=INGESTED_AT)
-    silver_fct_events.load(job_context(spark, relaxed))
-    silver_dim_users.run(job_context(spark, relaxed), _dim_args())
+    run_step(spark, relaxed, bronze.ingest, refresh=True, ingested_at=INGESTED_AT)
+    run_step(spark, relaxed, silver_fct_events.load)
+    run_step(spark, relaxed, silver_dim_users.run, _dim_args())
     # A warning keeps the record as read: the reference's accepted records plus u_0004 with platform "IOS".
     u_0004 = {"event_time": datetime(2025, 4, 1, 10), "user_id": "u_0004", "event_type": "share",
               "transaction_category": None, "miles_amount": None, "platform": "IOS", "utm_source": "google",

@@ -42,7 +42,7 @@ def story(spark):
         "user_id string, acq_source string, country string, first_event_date date",
     )
     inputs = metrics.gold_inputs(activity, users, MAX_DATE, "sunday", lookback_weeks=4, max_week_offset=16)
-    return {"inputs": inputs, **{name: build(inputs).cache() for name, (_, build) in GOLD_TABLES.items()}}
+    return {"inputs": inputs, **{name: m.build(inputs).cache() for name, m in GOLD_TABLES.items()}}
 
 
 def test_week_start_saturday_night_vs_sunday_midnight(spark):
