@@ -277,13 +277,14 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
         )
         return code
 
-    result["exit_code"] = run_jobs(spark, config, jobs, {"full_refresh": False, "input": None}, timed)
+    runs: list = []
+    result["exit_code"] = run_jobs(spark, config, jobs, {"full_refresh": False, "input": None}, timed, runs)
     if spec.get("summary", True) and not result["exit_code"]:
         from lakehouse.summary import build_summary
 
         versions, spark_jobs = delta_versions(warehouse), next_job_id()
         t = time.perf_counter()
-        text = build_summary(spark, config)
+        text = build_summary(spark, config, runs)
         result["summary"] = {
             "seconds": round(time.perf_counter() - t, 3),
             "spark_jobs": _difference(next_job_id(), spark_jobs),

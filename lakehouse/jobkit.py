@@ -94,6 +94,7 @@ class Job(Generic[P]):
         params: P,
         shared: dict | None = None,
         sink: OpsSink | None = None,
+        runs: list[JobRun] | None = None,
     ) -> int:
         """Run the body with run bookkeeping (``ops.job_runs``) and return the exit code.
 
@@ -105,6 +106,8 @@ class Job(Generic[P]):
         own_sink = sink is None
         run = JobRun(spark, config, self.name, _jsonable(params), sink=sink if sink is not None else OpsSink())
         ctx = JobContext(spark, config, run, shared if shared is not None else {})
+        if runs is not None:
+            runs.append(run)
         log.info("%s: starting run %s", self.name, run.run_id)
         try:
             try:

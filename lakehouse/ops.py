@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,12 +59,16 @@ class OpsSink:
         return sum(len(rows) for _, rows in self._rows.values())
 
     def flush(self, spark: SparkSession, config: LakehouseConfig) -> None:
-        """One append per ops table (tables in the order their first row arrived)."""
-        while self._rows:
-            name = next(iter(self._rows))
-            spec, rows = self._rows[name]
+        """One append per ops table, the tables written side by side (independent commits)."""
+        waiting = [(spec, rows) for spec, rows in self._rows.values() if rows]
+        self._rows.clear()
+
+        def write(item: tuple[TableSpec, list[tuple]]) -> None:
+            spec, rows = item
             delta_io.append(spark.createDataFrame(rows, spec.schema), spec, config)
-            del self._rows[name]
+
+        with ThreadPoolExecutor(max(1, len(waiting))) as pool:
+            list(pool.map(write, waiting))
 
 
 @dataclass
@@ -80,6 +85,9 @@ class JobRun:
     rows_out: int | None = None
     dq_results: list[DqResult] = field(default_factory=list)
     sink: OpsSink = field(default_factory=OpsSink)
+    status: str | None = None
+    message: str | None = None
+    ended_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.job)
@@ -98,9 +106,10 @@ class JobRun:
         self.sink.add(OPS_DQ_RESULTS, rows)
 
     def finish(self, status: str, message: str | None = None) -> None:
+        self.status, self.message, self.ended_at = status, message, utc_now()
         row = (
             self.run_id, self.job, json.dumps(self.parameters, default=str, sort_keys=True),
-            self.started_at, utc_now(), status, self.rows_in, self.rows_out, message,
+            self.started_at, self.ended_at, status, self.rows_in, self.rows_out, message,
         )  # fmt: skip
         self.sink.add(OPS_JOB_RUNS, [row])
         log.info("%s %s: %s (rows in %s, out %s)", self.job, self.run_id, status, self.rows_in, self.rows_out)

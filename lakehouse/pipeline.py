@@ -29,6 +29,9 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--full-refresh", action="store_true", help="rebuild every table from all input files")
     p.add_argument("--jobs", help="comma-separated subset of the DAG to run, in DAG order")
     p.add_argument("--no-summary", action="store_true", help="do not print the summary at the end")
+    p.add_argument(
+        "--table-counts", action="store_true", help="add every table's row count to the summary (reads every table)"
+    )
     return p
 
 
@@ -51,9 +54,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from lakehouse.summary import build_summary
 
     spark = get_spark(config, app_name=f"{config.app_name}:pipeline")
-    exit_code = run_jobs(spark, config, jobs, {"full_refresh": args.full_refresh, "input": args.input})
+    runs: list = []
+    exit_code = run_jobs(spark, config, jobs, {"full_refresh": args.full_refresh, "input": args.input}, runs=runs)
     if not args.no_summary:
-        print("\n" + build_summary(spark, config) + "\n", flush=True)
+        print("\n" + build_summary(spark, config, runs, table_counts=args.table_counts) + "\n", flush=True)
     return exit_code
 
 
@@ -63,11 +67,13 @@ def run_jobs(
     jobs: Sequence[Job],
     values: dict[str, Any],
     around: Callable[[str, Callable[[], int]], int] | None = None,
+    runs: list | None = None,
 ) -> int:
     """Run ``jobs`` in order in one application; stop at the first failure; write the bookkeeping once.
 
     ``values``: parameters offered to every job (each keeps the ones it declares). ``around`` wraps
     each step (the benchmark times them): it gets the step name and a callable that runs it.
+    ``runs`` receives each job's :class:`~lakehouse.ops.JobRun` (the summary reports them).
     """
     from lakehouse.ops import OpsSink
 
@@ -79,7 +85,7 @@ def run_jobs(
         for j in jobs:
             log.info("=== %s", j.name)
             params = j.params_from(values)
-            exit_code = step(j.name, lambda j=j, params=params: j.execute(spark, config, params, shared, sink))
+            exit_code = step(j.name, lambda j=j, params=params: j.execute(spark, config, params, shared, sink, runs))
             if exit_code:
                 log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
                 break

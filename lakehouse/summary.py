@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
+from lakehouse.ops import JobRun
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
     GOLD_ACTIVE_USER,
@@ -17,6 +21,7 @@ from lakehouse.registry import (
     OPS_DQ_RESULTS,
     OPS_JOB_RUNS,
     TABLES,
+    TableSpec,
 )
 
 
@@ -30,10 +35,15 @@ def _table(rows: list[tuple], headers: tuple[str, ...]) -> str:
 
 
 def table_counts(spark: SparkSession, config: LakehouseConfig) -> str:
-    rows = []
-    for spec in TABLES:
-        if delta_io.exists(spark, spec, config):
-            rows.append((spec.full_name, delta_io.read(spark, spec, config).count()))
+    def count(spec: TableSpec) -> tuple[str, int] | None:
+        return (
+            (spec.full_name, delta_io.read(spark, spec, config).count())
+            if delta_io.exists(spark, spec, config)
+            else None
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        rows = [r for r in pool.map(count, TABLES) if r]
     return _table(rows, ("table", "rows"))
 
 
@@ -146,29 +156,71 @@ def checks(spark: SparkSession, config: LakehouseConfig) -> str:
     return "\n".join(lines)
 
 
-def build_summary(spark: SparkSession, config: LakehouseConfig) -> str:
-    sections = [
-        f"Warehouse: {config.paths.warehouse}",
-        "Rows per table:\n" + table_counts(spark, config),
-        "Quarantined rows per rule (a row may break several):\n" + quarantine_by_rule(spark, config),
-    ]
-    if delta_io.exists(spark, GOLD_ACTIVE_USER, config):
-        sections.append("Weekly active users, last weeks (all segments):\n" + weekly_active(spark, config))
-    if delta_io.exists(spark, GOLD_ENGAGEMENT, config):
-        sections.append("Stickiness on the latest days (all segments, rolling windows):\n"
-                        + engagement_last_days(spark, config))  # fmt: skip
-    if delta_io.exists(spark, GOLD_LIFECYCLE, config):
-        sections.append(f"User lifecycle, last weeks (lookback {config.gold.lookback_weeks} weeks):\n"
-                        + lifecycle_last_weeks(spark, config))  # fmt: skip
-    if delta_io.exists(spark, GOLD_RETENTION, config):
-        sections.append("Retention of the latest complete cohorts (share of the cohort active in week k):\n"
-                        + retention_latest_cohorts(spark, config))  # fmt: skip
-    if delta_io.exists(spark, GOLD_NEGATIVE_BALANCE, config):
-        n = delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).count()
-        sections.append(f"Users with a negative miles balance: {n} (listed in {GOLD_NEGATIVE_BALANCE.full_name})")
-    if delta_io.exists(spark, OPS_JOB_RUNS, config) and delta_io.exists(spark, OPS_DQ_RESULTS, config):
-        sections.append(
-            "Checks (failures and warnings of the latest run of each job that checked its data):\n"
-            + checks(spark, config)
-        )
-    return "\n\n".join(sections)
+Title = str | Callable[[LakehouseConfig], str]
+Section = Callable[[SparkSession, LakehouseConfig], "str | None"]
+
+
+def _section(title: Title, body: Callable[[SparkSession, LakehouseConfig], str], *needs: TableSpec) -> Section:
+    def render(spark: SparkSession, config: LakehouseConfig) -> str | None:
+        if not all(delta_io.exists(spark, spec, config) for spec in needs):
+            return None
+        return (title if isinstance(title, str) else title(config)) + body(spark, config)
+
+    return render
+
+
+def _negative(spark: SparkSession, config: LakehouseConfig) -> str:
+    n = delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).count()
+    return f"{n} (listed in {GOLD_NEGATIVE_BALANCE.full_name})"
+
+
+def this_run(runs: list[JobRun]) -> str:
+    """Each job of the run: status, seconds, rows in / out, and why it failed (no query: from memory)."""
+    rows = []
+    for r in runs:
+        seconds = f"{(r.ended_at - r.started_at).total_seconds():.1f}" if r.ended_at else ""
+        rows.append((r.job, r.status or "", seconds, _n(r.rows_in), _n(r.rows_out), (r.message or "")[:80]))
+    return _table(rows, ("job", "status", "seconds", "rows in", "rows out", ""))
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+SECTIONS = (
+    _section("Quarantined rows per rule (a row may break several):\n", quarantine_by_rule),
+    _section("Weekly active users, last weeks (all segments):\n", weekly_active, GOLD_ACTIVE_USER),
+    _section("Stickiness on the latest days (all segments, rolling windows):\n", engagement_last_days, GOLD_ENGAGEMENT),
+    _section(lambda c: f"User lifecycle, last weeks (lookback {c.gold.lookback_weeks} weeks):\n", lifecycle_last_weeks,
+             GOLD_LIFECYCLE),
+    _section("Retention of the latest complete cohorts (share of the cohort active in week k):\n",
+             retention_latest_cohorts, GOLD_RETENTION),
+    _section("Users with a negative miles balance: ", _negative, GOLD_NEGATIVE_BALANCE),
+    _section("Checks (failures and warnings of the latest run of each job that checked its data):\n", checks,
+             OPS_JOB_RUNS, OPS_DQ_RESULTS),
+)  # fmt: skip
+COUNTS = _section("Rows per table:\n", table_counts)
+
+
+def build_summary(
+    spark: SparkSession,
+    config: LakehouseConfig,
+    runs: list[JobRun] | None = None,
+    *,
+    table_counts: bool = False,
+    workers: int = 4,
+) -> str:
+    """The end-of-run summary: the run's jobs (``runs``), headline numbers of the gold tables, checks.
+
+    Every table's row count (``table_counts``) is optional: on a cold JVM each table's first read
+    loads its Delta snapshot (about 0.8 s a table here), which would dominate a daily run's time.
+    The sections are independent queries, run a few at a time (Spark accepts jobs from several
+    threads, and most of a small query's time is driver-side planning and log reading).
+    """
+    sections = [*([COUNTS] if table_counts else []), *SECTIONS]
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda section: section(spark, config), sections))
+    head = [f"Warehouse: {config.paths.warehouse}"]
+    if runs:
+        head.append("This run:\n" + this_run(runs))
+    return "\n\n".join([*head, *[p for p in parts if p]])
