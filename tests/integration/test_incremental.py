@@ -9,6 +9,7 @@ all files in one run; a re-run commits nothing; and a run killed after any numbe
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,17 +84,20 @@ def _copy(files: list[Path], folder: Path) -> None:
 
 
 def _killing_after(monkeypatch, commits: int) -> None:
-    """Make the process "die" after ``commits`` more Delta commits (of any table, ops included)."""
-    done = {"n": 0}
+    """Make the process "die" once ``commits`` Delta writes (of any table, ops included) have started:
+    every later write raises instead of committing (the ops tables are written side by side, so a
+    kill can land in the middle of the bookkeeping)."""
+    started = {"n": 0}
+    lock = threading.Lock()
     for name in ("append", "replace_where", "overwrite", "merge_insert_new", "merge_upsert"):
         real = getattr(delta_io, name)
 
         def counted(*args, _real=real, **kwargs):
-            if done["n"] >= commits:
-                raise Killed()
-            result = _real(*args, **kwargs)
-            done["n"] += 1
-            return result
+            with lock:
+                if started["n"] >= commits:
+                    raise Killed()
+                started["n"] += 1
+            return _real(*args, **kwargs)
 
         monkeypatch.setattr(delta_io, name, counted)
 
