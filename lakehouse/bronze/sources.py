@@ -63,8 +63,23 @@ def _listed(status) -> ListedFile:
     return ListedFile(path, path.rsplit("/", 1)[-1], int(status.getLen()), modified)
 
 
+#: Compressed exports Spark reads natively (Hadoop picks the codec from the exact, lower-case suffix).
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
+
+
+def is_csv_name(name: str) -> bool:
+    """``*.csv`` (any case), or a ``*.csv`` compressed as ``.gz`` / ``.bz2`` (lower-case suffix)."""
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.lower().endswith(".csv")
+
+
 def list_input_files(spark: SparkSession, input_path: str) -> list[ListedFile]:
-    """A CSV file, or every ``*.csv`` directly in a folder, in name order (local or object storage).
+    """A CSV file, or every CSV file directly in a folder (``*.csv``, ``*.csv.gz``, ``*.csv.bz2``), in name
+    order (local or object storage). Compressed files are decompressed by Spark's reader: their lines,
+    line numbers and conservation checks are those of the plain file.
 
     One listing call; sizes and modification times come with it, so deciding which files are new
     reads no file.
@@ -76,7 +91,7 @@ def list_input_files(spark: SparkSession, input_path: str) -> list[ListedFile]:
     if status.isFile():
         return [_listed(status)]
     files = [_listed(s) for s in fs.listStatus(jpath) if s.isFile()]
-    return sorted((f for f in files if f.name.lower().endswith(".csv")), key=lambda f: f.name)
+    return sorted((f for f in files if is_csv_name(f.name)), key=lambda f: f.name)
 
 
 def identify(spark: SparkSession, listed: ListedFile) -> SourceFile:

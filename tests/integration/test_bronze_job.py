@@ -249,6 +249,35 @@ def test_quarantine_rate_above_threshold_fails_and_holds_back_accepted_rows(spar
     )
 
 
+def test_compressed_exports_are_ingested_like_plain_csv(spark, tmp_path):
+    """A gzip and a bzip2 export of the same lines give the plain file's rows and line numbers."""
+    import bz2
+    import gzip
+
+    lines = [f"2025-03-07 10:0{i}:00.000000,u_000{i},share,,,ios,google,SG\n" for i in range(1, 4)]
+    data = (HEADER + "".join(lines)).encode()
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (input_dir / "a_plain.csv").write_bytes(data)
+    (input_dir / "b_gzipped.csv.gz").write_bytes(gzip.compress(data))
+    (input_dir / "c_bzipped.csv.bz2").write_bytes(bz2.compress(data))
+    (input_dir / "d_notes.txt").write_text("not an export")
+    config = make_config(tmp_path / "wh", input_dir)
+
+    results = _run(spark, config)
+    assert [(r.file.name, r.status, r.lines_read, r.rows_accepted) for r in results] == [
+        ("a_plain.csv", "committed", 3, 3),
+        ("b_gzipped.csv.gz", "committed", 3, 3),
+        ("c_bzipped.csv.bz2", "committed", 3, 3),
+    ]
+    rows = delta_io.read(spark, BRONZE_EVENTS, config).select("_source_file", "_source_line", "user_id").collect()
+    by_file = {}
+    for r in rows:
+        by_file.setdefault(r["_source_file"].rsplit("/", 1)[-1], set()).add((r["_source_line"], r["user_id"]))
+    assert by_file == {name: {(2, "u_0001"), (3, "u_0002"), (4, "u_0003")} for name in
+                       ("a_plain.csv", "b_gzipped.csv.gz", "c_bzipped.csv.bz2")}  # fmt: skip
+
+
 def test_job_entry_point_exit_codes(spark, tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
