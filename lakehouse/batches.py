@@ -107,14 +107,19 @@ _CONSUMPTION_COLUMNS = (
 )  # fmt: skip
 
 
+def _columns(df, names: tuple[str, ...]):
+    """``names`` of ``df``; a column an older version of the table lacks reads as null."""
+    return df.select(*[F.col(n) if n in df.columns else F.lit(None).alias(n) for n in names])
+
+
 def _load(ctx: JobContext) -> Ledger:
     spark, config = ctx.spark, ctx.config
     ledger = Ledger()
     if delta_io.exists(spark, OPS_INGESTED_FILES, config):
-        rows = delta_io.read(spark, OPS_INGESTED_FILES, config).select(*_FILE_COLUMNS).collect()
+        rows = _columns(delta_io.read(spark, OPS_INGESTED_FILES, config), _FILE_COLUMNS).collect()
         ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in rows]
     if delta_io.exists(spark, OPS_PROCESSED_BATCHES, config):
-        for r in delta_io.read(spark, OPS_PROCESSED_BATCHES, config).select(*_CONSUMPTION_COLUMNS).collect():
+        for r in _columns(delta_io.read(spark, OPS_PROCESSED_BATCHES, config), _CONSUMPTION_COLUMNS).collect():
             ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
     return ledger
 

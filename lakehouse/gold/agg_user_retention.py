@@ -8,7 +8,7 @@ any later week.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -67,12 +67,15 @@ def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) ->
     )
 
 
+#: Rebuilt whole on every run with new data: ``unbounded_retained_users`` of *any* cohort rises when one
+#: of its users is active again, however late (a user last seen at offset 2 and active again a year
+#: later counts at offsets 3..max_week_offset), so no slice of cohorts is safe to keep.
+INCREMENTAL = False
+
+
 def scope(inputs: GoldInputs) -> str | None:
-    """The rows recomputed from ``inputs.since``: the cohorts from ``max_week_offset`` weeks before
-    since's week on (activity in a later week raises their ``unbounded_retained_users``)."""
-    if inputs.since_week is None:
-        return None
-    return f"cohort_week >= DATE'{inputs.since_week - timedelta(weeks=inputs.max_week_offset)}'"
+    """Every row (see :data:`INCREMENTAL`)."""
+    return None
 
 
 def build(inputs: GoldInputs) -> DataFrame:

@@ -100,8 +100,9 @@ def plan(ctx: JobContext, spec: TableSpec) -> Plan:
     if not mine:
         return Plan(pending, None, True, new_max)
     old_highs = [silver[b].max_event_date_inserted for b in mine if silver[b].max_event_date_inserted]
+    pending_silver = [b for b in pending if b in silver]
     old_max = max(old_highs) if old_highs else None
-    candidates = [silver[b].min_event_date_inserted for b in pending if silver[b].min_event_date_inserted]
+    candidates = [silver[b].min_event_date_inserted for b in pending_silver if silver[b].min_event_date_inserted]
     if new_max is not None and (old_max is None or new_max > old_max):
         candidates.append(old_max + timedelta(days=1) if old_max else new_max)
     return Plan(pending, min(candidates) if candidates else None, False, new_max)
@@ -133,8 +134,8 @@ def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | N
            gold.max_week_offset)  # fmt: skip
     if key in ctx.shared:
         return ctx.shared[key]
-    for stale in [k for k in ctx.shared if isinstance(k, tuple) and k[:1] == ("gold",)]:
-        del ctx.shared[stale]  # keep only the newest computation alive
+    for stale in [k for k in ctx.shared if isinstance(k, tuple) and k[:1] == ("gold",) and k[3] != max_event_date]:
+        del ctx.shared[stale]  # keep only the computations of the newest data alive
     activity = delta_io.read(spark, SILVER_USER_ACTIVITY, config)
     if max_event_date is None:
         max_event_date = activity.agg(F.max("activity_date")).first()[0]
@@ -179,7 +180,9 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
         batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
         ctx.run.rows_in = ctx.run.rows_out = 0
         return
-    computation = compute_inputs(ctx, None if todo.full else todo.since, todo.max_event_date)
+    # A table whose module says INCREMENTAL = False is rebuilt whole whenever new data arrives.
+    incremental = getattr(GOLD_TABLES[spec.full_name], "INCREMENTAL", True)
+    computation = compute_inputs(ctx, todo.since if incremental and not todo.full else None, todo.max_event_date)
     results = checks.run_checks(spec.full_name, computation.table, computation.inputs)
     ctx.run.record_dq(results)
     failed = [c for c in results if c.status == "fail"]

@@ -26,6 +26,9 @@ from tests.conftest import make_config
 pytestmark = pytest.mark.e2e
 
 DATA_TABLES = [spec for spec in TABLES if spec.layer != "ops"]
+#: Gold windows shorter than the data (18 days), so that every recomputed slice has older rows beside it
+#: that must stay right: a one-week lifecycle lookback, retention offsets 0..1.
+GOLD = {"gold__lookback_weeks": 1, "gold__max_week_offset": 1}
 #: Set by the run, not by the data: the ingestion time of a bronze row.
 RUN_COLUMNS = {"_ingested_at"}
 
@@ -105,13 +108,13 @@ def _killing_after(monkeypatch, commits: int) -> None:
 def test_daily_runs_equal_a_full_rebuild_reruns_commit_nothing_and_killed_runs_recover(
     spark, tmp_path, day_files, monkeypatch
 ):
-    full = make_config(tmp_path / "full", tmp_path / "full_in" / "landing")
+    full = make_config(tmp_path / "full", tmp_path / "full_in" / "landing", **GOLD)
     _copy(day_files, tmp_path / "full_in" / "landing")
     assert _dag(spark, full) == 0
 
     # Daily: the first three files as a backfill, then one file per run (later files carry late
     # events for earlier days, duplicates of earlier rows and invalid rows).
-    daily = make_config(tmp_path / "daily", tmp_path / "daily_in" / "landing")
+    daily = make_config(tmp_path / "daily", tmp_path / "daily_in" / "landing", **GOLD)
     arrivals = [day_files[:3], *[[f] for f in day_files[3:]]]
     for files in arrivals[:-1]:
         _copy(files, tmp_path / "daily_in" / "landing")
@@ -136,7 +139,7 @@ def test_daily_runs_equal_a_full_rebuild_reruns_commit_nothing_and_killed_runs_r
     # The same last arrival on the copy, killed after 1 commit (in bronze), then the re-run killed
     # after 4 (past silver), that one's re-run after 8 (among the gold tables), then after 12 (in
     # the end-of-run bookkeeping); a last run completes. The tables equal the clean ones.
-    crashed = make_config(tmp_path / "crashed", tmp_path / "crashed_in" / "landing")
+    crashed = make_config(tmp_path / "crashed", tmp_path / "crashed_in" / "landing", **GOLD)
     _copy(arrivals[-1], tmp_path / "crashed_in" / "landing")
     for kill_after in (1, 4, 8, 12):
         with monkeypatch.context() as patch:
