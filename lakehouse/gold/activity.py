@@ -16,9 +16,8 @@ periods that end on or after ``since = min(d0, previous max_event_date + 1)`` (t
 covers the partial flags of periods the new data completes). A late event that becomes a user's
 new first event changes that user's segment, but then every event of the user is on or after
 ``d0`` too. So each table recomputes the rows of its *scope* (its module's ``scope``: the periods
-from ``since`` on, and for retention the cohorts up to ``max_week_offset`` weeks before, whose
-unbounded counts a later activity can raise) from inputs that start early enough
-(:func:`input_bounds`), and replaces exactly those rows. ``since = None`` is a full rebuild.
+from ``since`` on) from inputs that start early enough (:func:`input_bounds`), and replaces
+exactly those rows; retention is rebuilt whole (see its module). ``since = None`` is a full rebuild.
 """
 
 from __future__ import annotations
@@ -68,7 +67,8 @@ def input_bounds(since: date, first_day: str, lookback_weeks: int, max_week_offs
     """(first activity day, first grid week) the tables need to recompute their rows from ``since``.
 
     The grid starts ``max(lookback, max_week_offset, 1)`` weeks before since's week (lifecycle looks
-    back, retention recomputes cohorts that far back, growth compares with the previous week);
+    back, growth compares with the previous week; ``max_week_offset`` is wider than these need now
+    that retention is rebuilt whole, kept until measured otherwise);
     activity starts there, and no later than 29 days before ``since`` (30-day engagement window)
     and the first day of since's month (monthly actives).
     """
