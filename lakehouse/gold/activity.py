@@ -17,7 +17,8 @@ covers the partial flags of periods the new data completes). A late event that b
 new first event changes that user's segment, but then every event of the user is on or after
 ``d0`` too. So each table recomputes the rows of its *scope* (its module's ``scope``: the periods
 from ``since`` on) from inputs that start early enough (:func:`input_bounds`), and replaces
-exactly those rows; retention is rebuilt whole (see its module). ``since = None`` is a full rebuild.
+exactly those rows; retention rewrites its small table whole from the recent grid, one row per
+user and its previous cells (see its module). ``since = None`` is a full rebuild.
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ class GoldInputs:
 
     @property
     def activity_from(self) -> date | None:
-        return None if self.since is None else input_bounds(self.since, self.week_start, self.lookback_weeks,
-                                                           self.max_week_offset)[0]  # fmt: skip
+        return None if self.since is None else input_bounds(self.since, self.week_start, self.lookback_weeks)[0]
 
 
 def week_start_of(d: date, first_day: str) -> date:
@@ -63,16 +63,16 @@ def week_start_of(d: date, first_day: str) -> date:
     return d - timedelta(days=back)
 
 
-def input_bounds(since: date, first_day: str, lookback_weeks: int, max_week_offset: int) -> tuple[date, date]:
+def input_bounds(since: date, first_day: str, lookback_weeks: int) -> tuple[date, date]:
     """(first activity day, first grid week) the tables need to recompute their rows from ``since``.
 
-    The grid starts ``max(lookback, max_week_offset, 1)`` weeks before since's week (lifecycle looks
-    back, growth compares with the previous week; ``max_week_offset`` is wider than these need now
-    that retention is rebuilt whole, kept until measured otherwise);
+    The grid starts ``max(lookback, 1)`` weeks before since's week (lifecycle looks back
+    ``lookback`` weeks, growth compares with the previous week; retention needs the weeks from
+    since's week only, its older cells come from the published table);
     activity starts there, and no later than 29 days before ``since`` (30-day engagement window)
     and the first day of since's month (monthly actives).
     """
-    grid_from = week_start_of(since, first_day) - timedelta(weeks=max(lookback_weeks, max_week_offset, 1))
+    grid_from = week_start_of(since, first_day) - timedelta(weeks=max(lookback_weeks, 1))
     return min(grid_from, since - timedelta(days=29), since.replace(day=1)), grid_from
 
 
@@ -89,7 +89,7 @@ def gold_inputs(
 
     ``users_df`` holds every user; ``activity_df`` may start at :func:`input_bounds` of since.
     """
-    grid_from = None if since is None else input_bounds(since, first_day, lookback_weeks, max_week_offset)[1]
+    grid_from = None if since is None else input_bounds(since, first_day, lookback_weeks)[1]
     grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day, grid_from)
     return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset, since)
 

@@ -13,7 +13,7 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
+from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
 from lakehouse.registry import GOLD_RETENTION
 
 TABLE = GOLD_RETENTION
@@ -67,18 +67,83 @@ def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) ->
     )
 
 
-#: Rebuilt whole on every run with new data: ``unbounded_retained_users`` of *any* cohort rises when one
-#: of its users is active again, however late (a user last seen at offset 2 and active again a year
-#: later counts at offsets 3..max_week_offset), so no slice of cohorts is safe to keep.
-INCREMENTAL = False
+def _cohorts(users_df: DataFrame, max_event_date: date, max_week_offset: int, first_day: str) -> DataFrame:
+    """Every cell's ``cohort_size`` and ``unbounded_retained_users``, from one row per user.
+
+    ``users_df`` needs ``first_event_date`` and ``last_event_date`` (the ``silver.dim_users``
+    snapshot of ``max_event_date``): a user of cohort ``c`` whose last active week is ``c + 7 * L``
+    counts as unbounded-retained at the offsets ``0..min(L, max_week_offset)``.
+    """
+    cohort = week_start(F.col("first_event_date"), first_day)
+    last = (F.datediff(week_start(F.col("last_event_date"), first_day), cohort) / 7).cast("int")
+    users = users_df.select(*SEGMENT, cohort.alias("cohort_week"), last.alias("last_offset"))
+    sizes = users.groupBy("cohort_week", *SEGMENT).agg(F.count(F.lit(1)).alias("cohort_size"))
+    unbounded = (
+        users.select(
+            "cohort_week", *SEGMENT,
+            F.explode(F.sequence(F.lit(0), F.least("last_offset", F.lit(max_week_offset)))).alias("week_offset"),
+        )
+        .groupBy("cohort_week", *SEGMENT, "week_offset")
+        .agg(F.count(F.lit(1)).alias("unbounded_retained_users"))
+    )  # fmt: skip
+    cells = sizes.select("*", F.explode(F.sequence(F.lit(0), F.lit(max_week_offset))).alias("week_offset")).where(
+        F.date_add("cohort_week", F.col("week_offset") * 7) <= F.lit(max_event_date)
+    )
+    return cells.join(unbounded, on=["cohort_week", *SEGMENT, "week_offset"], how="left")
+
+
+def retention_from_previous(inputs: GoldInputs, previous: DataFrame) -> DataFrame:
+    """The whole table after new data, without reading the whole history (``inputs.since`` set).
+
+    What new events from ``since`` on can change, and where each figure comes from:
+
+    - ``retained_users`` of a cell whose week starts on or after ``since``'s week: recomputed from
+      the recent user-week grid. Cells of earlier weeks keep their previous value: their week's
+      activity is unchanged (a late event dated in it would have made ``since`` that early), and so
+      is the cohort membership of every user active in it (a user whose first event moves starts
+      on or after ``since``). Their ``is_partial_period`` is false before and after (they end
+      before ``since``, which is at most the previous last date + 1).
+    - ``cohort_size`` and ``unbounded_retained_users`` of *every* cell: recomputed from one row per
+      user (:func:`_cohorts`). An old cohort's unbounded count rises whenever one of its users is
+      active again, however late.
+    """
+    since_week = inputs.since_week
+    recent = retention(inputs.grid_df, inputs.max_event_date, inputs.max_week_offset).where(
+        F.col("period_start_date") >= F.lit(since_week)
+    )
+    keys = ["cohort_week", *SEGMENT, "week_offset"]
+    old = previous.where(F.col("period_start_date") < F.lit(since_week)).select(*keys, "retained_users")
+    new = recent.select(*keys, "retained_users")
+    retained = old.unionByName(new)
+    cells = _cohorts(inputs.users_df, inputs.max_event_date, inputs.max_week_offset, inputs.week_start)
+    joined = cells.join(retained, on=keys, how="left")
+    period_start = F.date_add("cohort_week", F.col("week_offset") * 7)
+    retained_users = F.coalesce("retained_users", F.lit(0)).cast("long")
+    return joined.select(
+        "cohort_week",
+        F.date_format("cohort_week", LABEL_FORMAT).alias("cohort_label"),
+        F.col("week_offset").cast("int").alias("week_offset"),
+        period_start.alias("period_start_date"),
+        *SEGMENT,
+        F.col("cohort_size").cast("long").alias("cohort_size"),
+        retained_users.alias("retained_users"),
+        (retained_users.cast("double") / F.col("cohort_size")).alias("retention_rate"),
+        F.coalesce("unbounded_retained_users", F.lit(0)).cast("long").alias("unbounded_retained_users"),
+        partial(F.date_add(period_start, 6), inputs.max_event_date).alias("is_partial_period"),
+    )
 
 
 def scope(inputs: GoldInputs) -> str | None:
-    """Every row (see :data:`INCREMENTAL`)."""
+    """Every row: any cohort's ``unbounded_retained_users`` can change (the table is small:
+    cohorts x offsets x segments); an incremental run computes it with :func:`build_from_previous`."""
     return None
 
 
 def build(inputs: GoldInputs) -> DataFrame:
-    df = retention(inputs.grid_df, inputs.max_event_date, inputs.max_week_offset)
-    where = scope(inputs)
-    return df if where is None else df.where(where)
+    """Full rebuild from the user-week grid (``inputs.since`` None)."""
+    return retention(inputs.grid_df, inputs.max_event_date, inputs.max_week_offset)
+
+
+def build_from_previous(inputs: GoldInputs, previous: DataFrame) -> DataFrame:
+    """Incremental run: see :func:`retention_from_previous`."""
+    return retention_from_previous(inputs, previous)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import ModuleType
@@ -67,6 +68,10 @@ def consumer(spec: TableSpec, config: LakehouseConfig) -> str:
     """The table's name in ``ops.processed_batches``, with the parameters its rows depend on."""
     g = config.gold
     return f"{spec.full_name}[week_start={config.week_start},lookback={g.lookback_weeks},offsets={g.max_week_offset}]"
+
+
+class NoEventsYet(Exception):
+    """Silver holds no event yet (every file so far was empty, refused or rejected)."""
 
 
 @dataclass(frozen=True)
@@ -114,12 +119,21 @@ class GoldComputation:
 
     inputs: GoldInputs
     activity_rows: int
+    #: The published table by name (read only by modules with ``build_from_previous``).
+    previous: Callable[[str], DataFrame]
     built: dict[str, DataFrame] = field(default_factory=dict)
 
     def table(self, full_name: str) -> DataFrame:
         if full_name not in self.built:
+            module = GOLD_TABLES[full_name]
+            if self.inputs.since is not None and hasattr(module, "build_from_previous"):
+                # The previous rows are read before the overwrite, and the checkpoint below
+                # materialises the result, so publishing over the table it came from is safe.
+                df = module.build_from_previous(self.inputs, self.previous(full_name))
+            else:
+                df = module.build(self.inputs)
             # Checkpointed: the checks and the publish read each table several times.
-            self.built[full_name] = GOLD_TABLES[full_name].build(self.inputs).localCheckpoint()
+            self.built[full_name] = df.localCheckpoint()
         return self.built[full_name]
 
 
@@ -140,9 +154,9 @@ def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | N
     if max_event_date is None:
         max_event_date = activity.agg(F.max("activity_date")).first()[0]
         if max_event_date is None:
-            raise JobFailed("silver.user_activity_daily is empty: nothing to aggregate")
+            raise NoEventsYet("silver.user_activity_daily is empty")
     if since is not None:
-        first_day = input_bounds(since, config.week_start, gold.lookback_weeks, gold.max_week_offset)[0]
+        first_day = input_bounds(since, config.week_start, gold.lookback_weeks)[0]
         activity = activity.where(
             (F.col("activity_month") >= F.lit(first_day.replace(day=1))) & (F.col("activity_date") >= F.lit(first_day))
         )
@@ -152,7 +166,7 @@ def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | N
     users = (
         delta_io.read(spark, SILVER_DIM_USERS, config)
         .where(F.col("ds") == F.lit(max_event_date))
-        .select("user_id", "acq_source", "country", "first_event_date")
+        .select("user_id", "acq_source", "country", "first_event_date", "last_event_date")
         .localCheckpoint()
     )
     activity = activity.localCheckpoint()
@@ -163,7 +177,11 @@ def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | N
             f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
         )
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
-    computation = GoldComputation(inputs, activity.count())
+
+    def previous(full_name: str) -> DataFrame:
+        return delta_io.read(spark, GOLD_TABLES[full_name].TABLE, config)
+
+    computation = GoldComputation(inputs, activity.count(), previous)
     ctx.shared[key] = computation
     return computation
 
@@ -180,9 +198,14 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
         batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
         ctx.run.rows_in = ctx.run.rows_out = 0
         return
-    # A table whose module says INCREMENTAL = False is rebuilt whole whenever new data arrives.
-    incremental = getattr(GOLD_TABLES[spec.full_name], "INCREMENTAL", True)
-    computation = compute_inputs(ctx, todo.since if incremental and not todo.full else None, todo.max_event_date)
+    try:
+        computation = compute_inputs(ctx, None if todo.full else todo.since, todo.max_event_date)
+    except NoEventsYet:
+        # Not an error: the table is built on the first run that has events. Its batches stay
+        # pending, so that run rebuilds it whole.
+        log.warning("%s: no events in silver yet, nothing to publish", spec.full_name)
+        ctx.run.rows_in = ctx.run.rows_out = 0
+        return
     results = checks.run_checks(spec.full_name, computation.table, computation.inputs)
     ctx.run.record_dq(results)
     failed = [c for c in results if c.status == "fail"]

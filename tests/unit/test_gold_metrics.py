@@ -139,6 +139,32 @@ def test_retention_cells_including_zeros(spark, story):
     assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True)
 
 
+def test_retention_from_previous_equals_full_rebuild(spark):
+    """An incremental run keeps old cells' retained_users and recomputes the rest: equal to a rebuild."""
+    old_max, new_max = date(2025, 3, 3), MAX_DATE
+    late = {"u_new": [date(2025, 3, 11)], "u_fresh": [date(2025, 3, 12)], "u_gap3": [date(2025, 3, 5)]}
+    everything = {u: ACTIVITY.get(u, []) + late.get(u, []) for u in {*ACTIVITY, *late}}
+    segments = {**SEGMENTS, "u_fresh": FB}
+
+    def inputs(max_date, since=None):
+        days = {u: [d for d in ds if d <= max_date] for u, ds in everything.items()}
+        days = {u: ds for u, ds in days.items() if ds}
+        activity = spark.createDataFrame(
+            [(u, d) for u, ds in days.items() for d in ds if since is None or d >= since - timedelta(weeks=8)],
+            "user_id string, event_date date",
+        )
+        users = spark.createDataFrame(
+            [(u, *segments[u], min(ds), max(ds)) for u, ds in days.items()],
+            "user_id string, acq_source string, country string, first_event_date date, last_event_date date",
+        )
+        return metrics.gold_inputs(activity, users, max_date, "sunday", 4, 16, since)
+
+    retention = GOLD_TABLES[GOLD_RETENTION.full_name]
+    previous = retention.build(inputs(old_max))
+    incremental = retention.build_from_previous(inputs(new_max, since=old_max + timedelta(days=1)), previous)
+    assert_df_equality(incremental, retention.build(inputs(new_max)), ignore_row_order=True)
+
+
 def test_growth_accounting(spark, story):
     # (active, prev, new, retained, resurrected, churned, quick_ratio) per week
     g = {0: (3, 0, 3, 0, 0, 0, None), 1: (0, 3, 0, 0, 0, 3, 0.0), 2: (0, 0, 0, 0, 0, 0, None),
