@@ -6,7 +6,8 @@ and a body ``body(ctx, params)``. The same value serves ``spark-submit jobs/<nam
 (:mod:`lakehouse.pipeline`), which hands every job the same :class:`JobContext`.
 
 Exit codes: 0 success, 1 the job failed (bad input, failed check, unexpected error: the message
-and ``ops.job_runs`` say which), 2 bad arguments or configuration (nothing ran).
+and ``ops.job_runs`` say which) or completed with a refused/rejected input file (status ``partial``),
+2 bad arguments or configuration, or another run holds the warehouse lock (nothing ran).
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class Job(Generic[P]):
                 log.exception("%s failed unexpectedly", self.name)
                 run.finish("failed", f"{type(exc).__name__}: {exc}")
                 return EXIT_FAILED
+            if run.problems:
+                message = "; ".join(run.problems)
+                log.error("%s completed with problems: %s", self.name, message)
+                run.finish("partial", message)
+                return EXIT_FAILED
             run.finish("succeeded")
             return EXIT_OK
         finally:
@@ -136,10 +142,10 @@ class Job(Generic[P]):
         except (ConfigError, ValueError) as exc:  # bad config or contradictory arguments: nothing ran
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        from lakehouse.session import get_spark
+        from lakehouse.lock import run_locked
 
-        spark = get_spark(config, app_name=f"{config.app_name}:{self.name}")
-        return self.execute(spark, config, params)
+        return run_locked(config, f"{config.app_name}:{self.name}", f"job {self.name}",
+                          lambda spark: self.execute(spark, config, params))  # fmt: skip
 
 
 def _jsonable(params: Any) -> dict[str, Any]:

@@ -1,0 +1,311 @@
+"""One writer per warehouse: a lock file kept with the warehouse, ``<warehouse>/_lakehouse/writer.lock``.
+
+Every command that writes tables (``lakehouse run``, ``lakehouse job``, ``spark-submit jobs/<name>.py``,
+``lakehouse maintain``, ``lakehouse restore``) holds it for its whole run; readers (the Thrift server,
+``lakehouse sql``) never take it. Delta's own optimistic concurrency turns two writers into a
+``ConcurrentAppendException`` half-way through a run; on object storage without a multi-writer log
+store (S3) it cannot even do that. The lock turns both into one clear message before anything is
+written.
+
+- **Atomic acquisition.** The lock is a small JSON file created only if absent: written to a
+  private file and hard-linked into place on a local file system (``link`` fails if it exists);
+  Hadoop's ``create(path, overwrite=false)`` elsewhere (on S3A with conditional writes this is a
+  conditional PUT, ``If-None-Match: *``). Of two runs, exactly one creates it.
+- **Who holds it.** The file names the holder: pid, host, command, start time, and a heartbeat
+  that a daemon thread refreshes every ``lease / 4`` seconds.
+- **Waiting.** The second run retries for ``operations.lock_wait_seconds`` (0 by default), then
+  exits 2 with the holder's details (:class:`LockHeld`).
+- **Stale locks.** A lock whose holder is a dead process on this host, or whose heartbeat is older
+  than ``operations.lock_lease_seconds``, is taken over (logged): deleted after checking it is
+  still the same holder's, then created atomically again (if another run re-created it in between,
+  that run wins and this one waits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from lakehouse.config import LakehouseConfig
+
+log = logging.getLogger("lakehouse")
+
+LOCK_DIR = "_lakehouse"
+LOCK_NAME = "writer.lock"
+
+
+class LockHeld(RuntimeError):
+    """Another run holds the warehouse lock (exit code 2: nothing ran)."""
+
+
+def lock_path(config: LakehouseConfig) -> str:
+    return f"{config.paths.warehouse.rstrip('/')}/{LOCK_DIR}/{LOCK_NAME}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True)
+class Holder:
+    token: str
+    pid: int
+    host: str
+    command: str
+    started_at: float
+    heartbeat_at: float
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} on host {self.host}, started at {_iso(self.started_at)} "
+            f"(last heartbeat {_iso(self.heartbeat_at)}): {self.command}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Holder | None:
+        try:
+            data = json.loads(text)
+            return Holder(str(data["token"]), int(data["pid"]), str(data["host"]), str(data["command"]),
+                          float(data["started_at"]), float(data["heartbeat_at"]))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def is_local(config: LakehouseConfig) -> bool:
+    """The warehouse is on a local file system: the lock needs no JVM (taken before Spark starts)."""
+    return _is_local(config.paths.warehouse)
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file:")
+
+
+def _local(path: str) -> str:
+    return urlparse(path).path if path.startswith("file:") else path
+
+
+class _LocalStore:
+    """The lock file on a local (or POSIX-mounted) file system."""
+
+    def __init__(self, path: str) -> None:
+        self.path = _local(path)
+
+    def create(self, text: str) -> bool:
+        """Written whole to a private file, then hard-linked into place: ``link`` fails if the lock
+        exists (atomic, like ``O_EXCL``), and a reader never sees a half-written lock."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            os.remove(tmp)
+        return True
+
+    def read(self) -> str | None:
+        try:
+            with open(self.path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def replace(self, text: str) -> None:
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.path)
+
+    def delete(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+
+
+class _HadoopStore:
+    """The lock file on any Hadoop file system (``s3a://``, ``hdfs://``...), through the JVM."""
+
+    def __init__(self, path: str, spark: Any) -> None:
+        jvm = spark.sparkContext._jvm
+        self.jvm = jvm
+        self.jpath = jvm.org.apache.hadoop.fs.Path(path)
+        self.fs = self.jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def _write(self, text: str, overwrite: bool) -> None:
+        out = self.fs.create(self.jpath, overwrite)
+        try:
+            out.write(bytearray(text.encode()))
+        finally:
+            out.close()  # on S3A the (conditional) PUT happens here
+
+    def create(self, text: str) -> bool:
+        if self.fs.exists(self.jpath):
+            return False
+        try:
+            self._write(text, False)
+        except Exception as exc:  # FileAlreadyExistsException, or a failed conditional PUT (412)
+            if "FileAlreadyExists" in str(exc) or "412" in str(exc) or "PreconditionFailed" in str(exc):
+                return False
+            raise
+        return True
+
+    def read(self) -> str | None:
+        if not self.fs.exists(self.jpath):
+            return None
+        stream = self.fs.open(self.jpath)
+        try:
+            return str(self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+
+    def replace(self, text: str) -> None:
+        self._write(text, True)
+
+    def delete(self) -> None:
+        self.fs.delete(self.jpath, False)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class WarehouseLock:
+    def __init__(self, config: LakehouseConfig, spark: Any = None, command: str | None = None) -> None:
+        path = lock_path(config)
+        if _is_local(path):
+            self.store: _LocalStore | _HadoopStore = _LocalStore(path)
+        elif spark is None:
+            raise ValueError(f"the warehouse lock on {path} needs a Spark session (Hadoop file system)")
+        else:
+            self.store = _HadoopStore(path, spark)
+        self.path = path
+        self.warehouse = config.paths.warehouse
+        self.wait_seconds = config.operations.lock_wait_seconds
+        self.lease_seconds = config.operations.lock_lease_seconds
+        now = _now()
+        self.me = Holder(uuid.uuid4().hex, os.getpid(), socket.gethostname(),
+                         command or " ".join(sys.argv)[:300], now, now)  # fmt: skip
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _stale(self, holder: Holder | None) -> str | None:
+        """Why the current holder's lock may be taken over (None: it is alive)."""
+        if holder is None:
+            return "the lock file is unreadable (a run killed while writing it)"
+        if holder.host == self.me.host and not _pid_alive(holder.pid):
+            return f"its holder, pid {holder.pid} on this host, is no longer running"
+        if _now() - holder.heartbeat_at > self.lease_seconds:
+            return f"its heartbeat is older than operations.lock_lease_seconds={self.lease_seconds}"
+        return None
+
+    def acquire(self) -> None:
+        deadline = _now() + self.wait_seconds
+        announced = False
+        while True:
+            if self.store.create(self.me.to_json()):
+                break
+            text = self.store.read()
+            if text is None:
+                continue  # released between our create and read: try again at once
+            holder = Holder.from_json(text)
+            reason = self._stale(holder)
+            if reason:
+                if self.store.read() == text:  # still the same stale holder
+                    log.warning("taking over the warehouse lock %s: %s (was: %s)", self.path, reason,
+                                holder.describe() if holder else text[:200])  # fmt: skip
+                    self.store.delete()
+                continue
+            if _now() >= deadline:
+                raise LockHeld(
+                    f"another run is writing the warehouse {self.warehouse}: {holder.describe()}. "
+                    f"Waited {self.wait_seconds} s (operations.lock_wait_seconds). Run again when it has "
+                    f"finished; if that process is gone, its lock is taken over automatically once it is "
+                    f"detected dead (same host) or its heartbeat is older than "
+                    f"{self.lease_seconds} s (operations.lock_lease_seconds); lock file: {self.path}"
+                )
+            if not announced:
+                log.info("waiting up to %s s for the warehouse lock held by %s", self.wait_seconds, holder.describe())
+                announced = True
+            time.sleep(min(1.0, max(0.1, deadline - _now())))
+        log.info("warehouse lock taken: %s", self.path)
+        self._beat = threading.Thread(target=self._heartbeat, name="warehouse-lock-heartbeat", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(1.0, self.lease_seconds / 4)):
+            try:
+                current = Holder.from_json(self.store.read() or "")
+                if current is None or current.token != self.me.token:
+                    log.error("the warehouse lock %s was taken over by another run", self.path)
+                    return
+                self.store.replace(Holder(**{**self.me.__dict__, "heartbeat_at": _now()}).to_json())
+            except Exception:  # never kill the run for a missed heartbeat; the next one retries
+                log.warning("warehouse lock heartbeat failed", exc_info=True)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+        try:
+            current = Holder.from_json(self.store.read() or "")
+            if current is not None and current.token == self.me.token:
+                self.store.delete()
+        except Exception:
+            log.warning("could not release the warehouse lock %s", self.path, exc_info=True)
+
+
+def run_locked(config: LakehouseConfig, app_name: str, command: str, body: Callable[[Any], int]) -> int:
+    """Start Spark, hold the writer lock, run ``body(spark)``; exit 2 with the holder's details if
+    another run holds the lock. On a local warehouse the lock is taken before the JVM starts."""
+    from lakehouse.session import get_spark
+
+    spark = None if is_local(config) else get_spark(config, app_name=app_name)
+    lock = WarehouseLock(config, spark, command)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return body(spark if spark is not None else get_spark(config, app_name=app_name))
+    finally:
+        lock.release()
+
+
+@contextmanager
+def writer_lock(config: LakehouseConfig, spark: Any = None, command: str | None = None) -> Iterator[WarehouseLock]:
+    """Hold the warehouse's writer lock for the block (raises :class:`LockHeld`)."""
+    lock = WarehouseLock(config, spark, command)
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
