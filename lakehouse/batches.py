@@ -73,6 +73,16 @@ class IngestedFile:
     rows_accepted: int
     min_event_date: date | None
     max_event_date: date | None
+    status_reason: str | None = None
+
+    @property
+    def fingerprint(self) -> tuple[str, int, datetime | None]:
+        return self.file_name, self.file_size, self.file_modified_at
+
+
+#: File statuses that a later run does not look at again while the file is unchanged.
+BAD = ("refused", "rejected")
+IGNORED = "ignored"
 
 
 @dataclass
@@ -83,6 +93,14 @@ class Ledger:
 
     def committed(self) -> dict[str, IngestedFile]:
         return {f.batch_id: f for f in self.files if f.status == "committed"}
+
+    def unresolved(self) -> list[IngestedFile]:
+        """Refused or rejected files whose batch was not committed since (retried or fixed in place)."""
+        committed = self.committed()
+        return [f for f in self.files if f.status in BAD and f.batch_id not in committed]
+
+    def ignored(self) -> list[IngestedFile]:
+        return [f for f in self.files if f.status == IGNORED]
 
     def consumed(self, consumer: str) -> dict[str, Consumption]:
         if consumer == BRONZE:
@@ -100,7 +118,7 @@ class Ledger:
 
 _FILE_COLUMNS = (
     "batch_id", "file_name", "file_size", "file_modified_at", "content_sha256", "status", "rows_accepted",
-    "min_event_date", "max_event_date",
+    "min_event_date", "max_event_date", "status_reason",
 )  # fmt: skip
 _CONSUMPTION_COLUMNS = (
     "consumer", "batch_id", "rows_in", "rows_inserted", "min_event_date_inserted", "max_event_date_inserted",

@@ -65,6 +65,9 @@ class BronzeConfig:
     future_slack_minutes: int = 60
     #: Rule name -> ``error`` | ``warn``. Every rule not listed is ``error``.
     rule_severity: dict[str, str] = field(default_factory=dict)
+    #: A refused or rejected file: ``continue`` (record it once, build silver and gold from the good
+    #: files, exit 1) or ``stop`` (the DAG stops at bronze on every run until the file is fixed).
+    on_bad_file: str = "continue"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ class GoldConfig:
     max_week_offset: int = 16
     #: Relative week-over-week change in weekly active users above which a warning is recorded.
     wau_jump_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    #: How long a writing run waits for another run's warehouse lock before exiting 2.
+    lock_wait_seconds: int = 0
+    #: A lock whose heartbeat is older than this is stale (its holder died on another host).
+    lock_lease_seconds: int = 600
+    #: ``lakehouse maintain``: VACUUM keeps files removed less than this many hours ago (time travel).
+    vacuum_retention_hours: int = 168
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class LakehouseConfig:
     bronze: BronzeConfig = field(default_factory=BronzeConfig)
     gold: GoldConfig = field(default_factory=GoldConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    operations: OperationsConfig = field(default_factory=OperationsConfig)
     #: Jobs in dependency order; the single-application runner executes them in this order.
     dag: tuple[str, ...] = ()
 
@@ -198,6 +212,8 @@ def _validate(obj: Any, prefix: str) -> None:
             raise bad("max_quarantine_rate", "must be between 0 and 1")
         if obj.future_slack_minutes < 0:
             raise bad("future_slack_minutes", "must be >= 0")
+        if obj.on_bad_file not in ("continue", "stop"):
+            raise bad("on_bad_file", f"must be 'continue' or 'stop', got {obj.on_bad_file!r}")
         for rule, severity in obj.rule_severity.items():
             if severity not in ("error", "warn"):
                 raise bad(f"rule_severity.{rule}", f"must be 'error' or 'warn', got {severity!r}")
@@ -208,6 +224,17 @@ def _validate(obj: Any, prefix: str) -> None:
             raise bad("max_week_offset", "must be >= 0")
         if obj.wau_jump_threshold <= 0:
             raise bad("wau_jump_threshold", "must be > 0")
+    elif isinstance(obj, OperationsConfig):
+        if obj.lock_wait_seconds < 0:
+            raise bad("lock_wait_seconds", "must be >= 0")
+        if obj.lock_lease_seconds < 10:
+            raise bad("lock_lease_seconds", "must be >= 10")
+        if obj.vacuum_retention_hours < 168:
+            raise bad(
+                "vacuum_retention_hours",
+                "must be >= 168 (Delta's safety check: a shorter retention can "
+                "delete files that a running reader or a concurrent writer still needs)",
+            )
     elif isinstance(obj, ServingConfig):
         for name in ("thrift_port", "superset_port"):
             if not 0 < getattr(obj, name) < 65536:

@@ -88,6 +88,10 @@ class JobRun:
     status: str | None = None
     message: str | None = None
     ended_at: datetime | None = None
+    #: Problems that do not stop the job (a refused input file): the run ends ``partial``, exit 1.
+    problems: list[str] = field(default_factory=list)
+    #: Things a person should know that are not new problems (a known bad file still in the folder).
+    reminders: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.job)

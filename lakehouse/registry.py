@@ -195,14 +195,18 @@ OPS_INGESTED_FILES = TableSpec(
         _f("file_name", STRING, False), _f("content_sha256", STRING, False), _f("file_size", LONG, False),
         _f("lines_read", LONG, False, "data lines (header excluded)"), _f("rows_accepted", LONG, False),
         _f("rows_quarantined", LONG, False),
-        _f("status", STRING, False, "committed | rejected (quarantine rate above threshold)"),
+        _f("status", STRING, False, "committed | rejected (quarantine rate above threshold: quarantine rows "
+           "written, accepted rows held back) | refused (wrong header or unreadable: nothing written) | "
+           "ignored (not a CSV export: not read)"),
         _f("ingested_at", TS, False),
         _f("file_modified_at", TS, True, "modification time of the file when read: with name and size, the "
            "fast path that skips an ingested file without hashing it again"),
         _f("min_event_date", DATE, True, "earliest event_date among the batch's accepted rows"),
         _f("max_event_date", DATE, True, "latest event_date among the batch's accepted rows"),
+        _f("status_reason", STRING, True, "why a file was rejected, refused or ignored (null when committed)"),
     ]),
-    "One row per bronze batch (one file ingestion attempt that wrote rows).",
+    "One row per file of the landing folder the bronze job decided on: each ingested batch, and each "
+    "rejected, refused or ignored file, recorded once (an unchanged file is not looked at again).",
 )  # fmt: skip
 
 OPS_JOB_RUNS = TableSpec(
@@ -210,7 +214,9 @@ OPS_JOB_RUNS = TableSpec(
     T.StructType([
         _f("run_id", STRING, False), _f("job", STRING, False), _f("parameters", STRING, False, "JSON"),
         _f("started_at", TS, False), _f("ended_at", TS, False),
-        _f("status", STRING, False, "succeeded | failed"), _f("rows_in", LONG), _f("rows_out", LONG),
+        _f("status", STRING, False, "succeeded | partial (bronze: a refused or rejected file; the DAG went on) | "
+           "failed"),
+        _f("rows_in", LONG), _f("rows_out", LONG),
         _f("message", STRING),
     ]),
     "One row per job run.",

@@ -144,7 +144,10 @@ def checks(spark: SparkSession, config: LakehouseConfig) -> str:
     current = dq.join(checking.select("run_id"), on="run_id", how="inner").cache()
     try:
         findings = current.where(F.col("status").isin("fail", "warn")).orderBy("status", "table_name", "check_name")
-        lines = [f"  job failed: {r['job']}: {r['message']}" for r in failed_jobs]
+        lines = [
+            f"  job {'completed with problems' if r['status'] == 'partial' else 'failed'}: {r['job']}: {r['message']}"
+            for r in failed_jobs
+        ]
         for r in findings.collect():
             detail = f" ({r['details']})" if r["details"] else ""
             lines.append(f"  {r['status'].upper():5} {r['table_name']}.{r['check_name']}: "
@@ -181,6 +184,13 @@ def this_run(runs: list[JobRun]) -> str:
         seconds = f"{(r.ended_at - r.started_at).total_seconds():.1f}" if r.ended_at else ""
         rows.append((r.job, r.status or "", seconds, _n(r.rows_in), _n(r.rows_out), (r.message or "")[:80]))
     return _table(rows, ("job", "status", "seconds", "rows in", "rows out", ""))
+
+
+def attention(runs: list[JobRun]) -> str | None:
+    """What a person should act on: new problems (the run exits 1) and reminders of known ones."""
+    lines = [f"  NEW    {r.job}: {p}" for r in runs for p in r.problems]
+    lines += [f"  KNOWN  {r.job}: {p}" for r in runs for p in r.reminders]
+    return "\n".join(lines) if lines else None
 
 
 def _n(value: int | None) -> str:
@@ -223,4 +233,7 @@ def build_summary(
     head = [f"Warehouse: {config.paths.warehouse}"]
     if runs:
         head.append("This run:\n" + this_run(runs))
+        todo = attention(runs)
+        if todo:
+            head.append("Needs attention (input files; ops.ingested_files has every decision):\n" + todo)
     return "\n\n".join([*head, *[p for p in parts if p]])

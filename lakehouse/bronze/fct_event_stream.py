@@ -15,16 +15,18 @@ the file identity (name and hash) and every bronze write replaces that batch's r
 as ingested only once its rows are committed.
 
 Per batch: accepted + quarantined = data lines read, checked against what the two writes committed
-(Delta's ``numOutputRows`` of each commit). A file
-with a wrong header is refused whole (nothing of it written) and the job exits non-zero; the other
-files are still ingested. A batch whose quarantined share is above ``bronze.max_quarantine_rate``
-writes its quarantine rows, holds back its accepted rows (status ``rejected``), and fails the job:
-a broken export must not flow into silver silently. Fix the file or raise the threshold and
-re-run: a rejected file is retried.
+(Delta's ``numOutputRows`` of each commit). A file with a wrong header, or that cannot be read, is
+refused whole (nothing of it written); the other files are still ingested. A batch whose
+quarantined share is above ``bronze.max_quarantine_rate`` writes its quarantine rows and holds back
+its accepted rows (status ``rejected``): a broken export must not flow into silver silently. Both
+are recorded once in ``ops.ingested_files`` with the reason; see :func:`ingest` for what the run
+and later runs do about them (``bronze.on_bad_file``). Every other file of the landing folder
+(not a CSV export) is recorded as ``ignored``: nothing is skipped without a trace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,9 +37,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
+from lakehouse.batches import IngestedFile
 from lakehouse.bronze import transform
 from lakehouse.bronze.rules import RULE_NAMES, rule_severities
 from lakehouse.bronze.sources import (
+    IGNORED_REASON,
+    ListedFile,
     SourceError,
     SourceFile,
     header_problem,
@@ -59,6 +64,7 @@ log = logging.getLogger("lakehouse")
 class Params:
     input: str | None = param(None, "CSV file or folder of CSV files (default: paths.input)")
     full_refresh: bool = param(False, "rebuild bronze from every input file")
+    retry_bad_files: bool = param(False, "process refused and rejected files again even if unchanged")
 
 
 @dataclass(frozen=True)
@@ -230,15 +236,27 @@ def _ingest_lines(
             )
         status = "rejected" if rejected else "committed"
         lo, hi = (profile[b]["min_event_date"], profile[b]["max_event_date"]) if b in profile else (None, None)
-        manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, c.lines_read,
-                         c.accepted, c.quarantined, status, ingested_at, source.modified_at, lo, hi))  # fmt: skip
         message = rejection_message(source, c, failures[b], threshold) if rejected else ""
+        manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, c.lines_read,
+                         c.accepted, c.quarantined, status, ingested_at, source.modified_at, lo, hi,
+                         message or None))  # fmt: skip
         results[key] = BatchResult(source, c.lines_read, c.accepted, c.quarantined, status, message)
     run.record_dq(dq)
     if broken:
         raise JobFailed("; ".join(broken))
     batches.add_files(ctx, manifest)
     return [results[key] for key in by_key]
+
+
+def _record_unwritten(ctx: JobContext, results: list[BatchResult], ingested_at: datetime) -> None:
+    """Manifest rows of the files nothing was written for (refused): recorded once, with the reason."""
+    rows = [
+        (r.file.batch_id, ctx.run.run_id, r.file.path, r.file.name, r.file.sha256, r.file.size, 0, 0, 0, r.status,
+         ingested_at, r.file.modified_at, None, None, r.message)
+        for r in results
+        if r.status == "refused"
+    ]  # fmt: skip
+    batches.add_files(ctx, rows)
 
 
 def full_refresh(ctx: JobContext) -> None:
@@ -253,65 +271,134 @@ def full_refresh(ctx: JobContext) -> None:
     batches.full_refresh(ctx, None, OPS_INGESTED_FILES, BRONZE_EVENTS, BRONZE_QUARANTINE)
 
 
+def _ignored(ctx: JobContext, others: list[ListedFile], ingested_at: datetime) -> None:
+    """Files that are not CSV exports: recorded once as ignored (with the reason), reminded every run."""
+    if not others:
+        return
+    known = {f.fingerprint for f in batches.ledger(ctx).ignored()}
+    new = [f for f in others if f.fingerprint not in known]
+    for f in new:
+        log.warning("ignored %s: %s", f.path, IGNORED_REASON)
+    batches.add_files(ctx, [
+        (_unread_id(f, "ignored"), ctx.run.run_id, f.path, f.name, "", f.size, 0, 0, 0, batches.IGNORED,
+         ingested_at, f.modified_at, None, None, IGNORED_REASON)
+        for f in new
+    ])  # fmt: skip
+    names = ", ".join(f.name for f in others[:10]) + (", ..." if len(others) > 10 else "")
+    ctx.run.reminders.append(
+        f"{len(others)} file(s) in the landing folder ignored, {IGNORED_REASON}: {names} "
+        f"(ops.ingested_files, status 'ignored')"
+    )
+
+
+def _unread_id(f: ListedFile, what: str) -> str:
+    """Batch id of a file whose content was not read (ignored, unreadable): from its listing."""
+    return hashlib.sha256(f"{what}:{f.name}:{f.size}:{f.modified_at}".encode()).hexdigest()[:16]
+
+
+def _known_bad(f: IngestedFile) -> str:
+    return (
+        f"{f.file_name}: {f.status} by an earlier run and unchanged since, not processed again "
+        f"({(f.status_reason or '')[:160]}). Fix or replace the file (a changed file is processed again), "
+        f"or run with --retry-bad-files"
+    )
+
+
 def ingest(
     ctx: JobContext,
     *,
     config: LakehouseConfig | None = None,
     refresh: bool = False,
+    retry_bad_files: bool = False,
     ingested_at: datetime | None = None,
 ) -> list[BatchResult]:
-    """Ingest every new file under ``paths.input``; raise :class:`JobFailed` after the others if any failed.
+    """Ingest every new file under ``paths.input``; account for every other file of the folder.
 
     A file whose name, size and modification time match a committed batch is skipped without
     being read (the fast path: a run's cost follows its new files, not the folder). Any other file
     is hashed; if its name and content hash match a committed batch (a copy that only got a new
     modification time) it is skipped too, else it is ingested.
+
+    Bad files are recorded once in ``ops.ingested_files`` (refused: wrong header or unreadable,
+    nothing written; rejected: quarantine rate above the threshold, accepted rows held back). With
+    ``bronze.on_bad_file: continue`` (default) the new ones make the job end ``partial`` (exit 1,
+    the DAG goes on with the committed batches); later runs skip an unchanged bad file and only
+    remind of it; ``retry_bad_files`` processes them again. With ``stop``, any bad file still in
+    the folder fails the job on every run. Files that are not CSV exports are recorded as ignored.
     """
     spark = ctx.spark
     config = config or ctx.config
+    ingested_at = ingested_at or utc_now()
     if refresh:
         full_refresh(ctx)
-    committed = batches.ledger(ctx).committed().values()
-    seen = {(f.file_name, f.file_size, f.file_modified_at) for f in committed}
+    book = batches.ledger(ctx)
+    committed = book.committed().values()
+    seen = {f.fingerprint for f in committed}
     done = {(f.file_name, f.content_sha256) for f in committed}
+    unresolved = [] if retry_bad_files else book.unresolved()
+    bad_seen = {f.fingerprint: f for f in unresolved}
+    bad_done = {(f.file_name, f.content_sha256): f for f in unresolved if f.content_sha256}
     results: list[BatchResult] = []
     new_sources: list[SourceFile] = []
+    still_bad: list[str] = []
     try:
-        listed = list_input_files(spark, config.paths.input)
-        unchanged = [f for f in listed if f.fingerprint in seen]
-        identities = [identify(spark, f) for f in listed if f.fingerprint not in seen]
+        listed, others = list_input_files(spark, config.paths.input)
     except SourceError as exc:
         raise JobFailed(str(exc)) from exc
+    _ignored(ctx, others, ingested_at)
+    unchanged = [f for f in listed if f.fingerprint in seen]
     for f in unchanged:
         results.append(BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped"))
     if unchanged:
         log.info("%d files already ingested (same name, size and modification time): skipped", len(unchanged))
-    for source in identities:
+    for f in listed:
+        if f.fingerprint in seen:
+            continue
+        if f.fingerprint in bad_seen:
+            still_bad.append(_known_bad(bad_seen[f.fingerprint]))
+            results.append(BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped"))
+            continue
+        try:
+            source = identify(spark, f)
+        except SourceError as exc:
+            source = SourceFile(f.path, f.name, f.size, "", f.modified_at, _unread_id(f, "unreadable"))
+            results.append(BatchResult(source, 0, 0, 0, "refused", f"{exc}; nothing of it was written"))
+            continue
         if (source.name, source.sha256) in done:
             log.info("skip %s: already ingested (same content)", source.name)
+            results.append(BatchResult(source, 0, 0, 0, "skipped"))
+        elif (source.name, source.sha256) in bad_done:
+            still_bad.append(_known_bad(bad_done[(source.name, source.sha256)]))
             results.append(BatchResult(source, 0, 0, 0, "skipped"))
         else:
             new_sources.append(source)
     if new_sources:
-        for result in ingest_files(ctx, config, new_sources, ingested_at or utc_now()):
+        for result in ingest_files(ctx, config, new_sources, ingested_at):
             log.info(
                 "%s: %s, %d lines, %d accepted, %d quarantined",
                 result.file.name, result.status, result.lines_read, result.rows_accepted, result.rows_quarantined,
             )  # fmt: skip
             results.append(result)
+    _record_unwritten(ctx, results, ingested_at)
     order = {f.path: i for i, f in enumerate(listed)}
     results.sort(key=lambda r: order[r.file.path])
     ctx.run.rows_in = sum(r.lines_read for r in results)
     ctx.run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
     problems = [r.message for r in results if r.status in ("refused", "rejected")]
-    if problems:
-        raise JobFailed("; ".join(problems))
+    if config.bronze.on_bad_file == "stop":
+        if problems or still_bad:
+            raise JobFailed("; ".join(problems + still_bad) + " (bronze.on_bad_file: stop)")
+    else:
+        ctx.run.problems.extend(problems)
+        ctx.run.reminders.extend(still_bad)
+    for message in still_bad:
+        log.warning("%s", message)
     return results
 
 
 def run(ctx: JobContext, params: Params) -> None:
     config = ctx.config.with_input(params.input) if params.input else ctx.config
-    ingest(ctx, config=config, refresh=params.full_refresh)
+    ingest(ctx, config=config, refresh=params.full_refresh, retry_bad_files=params.retry_bad_files)
 
 
 JOB = Job(

@@ -30,9 +30,13 @@ class SourceFile:
     sha256: str
     #: When the listing saw it (recorded for the fast path; not part of the identity).
     modified_at: datetime | None = field(default=None, compare=False)
+    #: Set for a file whose content could not be read (its id then derives from the listing).
+    unread_id: str | None = field(default=None, compare=False)
 
     @property
     def batch_id(self) -> str:
+        if self.unread_id:
+            return self.unread_id
         return hashlib.sha256(f"{self.name}:{self.sha256}".encode()).hexdigest()[:16]
 
 
@@ -76,10 +80,14 @@ def is_csv_name(name: str) -> bool:
     return name.lower().endswith(".csv")
 
 
-def list_input_files(spark: SparkSession, input_path: str) -> list[ListedFile]:
-    """A CSV file, or every CSV file directly in a folder (``*.csv``, ``*.csv.gz``, ``*.csv.bz2``), in name
-    order (local or object storage). Compressed files are decompressed by Spark's reader: their lines,
-    line numbers and conservation checks are those of the plain file.
+def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
+    """(CSV files, other files) of a folder, each in name order (local or object storage).
+
+    CSV files are ``*.csv`` (any case) and ``*.csv.gz``, ``*.csv.bz2``: compressed files are
+    decompressed by Spark's reader, so their lines, line numbers and conservation checks are those
+    of the plain file. Every other file is returned too, so the caller can account for it (the
+    bronze job records it as ignored); sub-folders are not descended into. A path naming one file
+    is taken as a CSV file whatever its name.
 
     One listing call; sizes and modification times come with it, so deciding which files are new
     reads no file.
@@ -89,9 +97,12 @@ def list_input_files(spark: SparkSession, input_path: str) -> list[ListedFile]:
         raise SourceError(f"input path does not exist: {input_path}")
     status = fs.getFileStatus(jpath)
     if status.isFile():
-        return [_listed(status)]
-    files = [_listed(s) for s in fs.listStatus(jpath) if s.isFile()]
-    return sorted((f for f in files if is_csv_name(f.name)), key=lambda f: f.name)
+        return [_listed(status)], []
+    files = sorted((_listed(s) for s in fs.listStatus(jpath) if s.isFile()), key=lambda f: f.name)
+    return [f for f in files if is_csv_name(f.name)], [f for f in files if not is_csv_name(f.name)]
+
+
+IGNORED_REASON = "not a CSV export (expected *.csv, *.csv.gz or *.csv.bz2): not read"
 
 
 def identify(spark: SparkSession, listed: ListedFile) -> SourceFile:

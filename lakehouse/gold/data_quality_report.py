@@ -110,14 +110,19 @@ def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
 
 def run(ctx: JobContext, params: NoParams) -> None:
     spark, config = ctx.spark, ctx.config
-    for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
-        if not delta_io.exists(spark, spec, config):
-            raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
     pending = batches.pending(ctx, CONSUMER, UPSTREAM)
     if not pending:
         log.info("gold_data_quality_report: nothing new since the last report")
         ctx.run.rows_out = 0
         return
+    if not any(c.rows_inserted for c in batches.consumed(ctx, batches.BRONZE).values()):
+        # Every file so far was empty (or refused / rejected): the report waits for the first events.
+        log.warning("gold_data_quality_report: no events ingested yet, nothing to report")
+        ctx.run.rows_out = 0
+        return
+    for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
+        if not delta_io.exists(spark, spec, config):
+            raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
     silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
     _, latest_ds = silver_date_bounds(ctx)

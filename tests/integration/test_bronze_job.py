@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections import Counter
 from datetime import datetime
@@ -17,10 +18,10 @@ from pyspark.sql import types as T
 
 from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
-from lakehouse.bronze.sources import SourceFile, read_numbered_lines
+from lakehouse.bronze.sources import IGNORED_REASON, SourceFile, read_numbered_lines
 from lakehouse.jobkit import JobFailed
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES, TableSpec
-from tests.conftest import REPO_ROOT, make_config, run_step
+from tests.conftest import REPO_ROOT, job_context, make_config, run_step
 from tests.reference import spec_reference
 
 SAMPLE = sorted((REPO_ROOT / "data" / "sample").glob("*.csv"))
@@ -33,6 +34,16 @@ pytestmark = pytest.mark.e2e
 
 def _run(spark, config, **kwargs):
     return run_step(spark, config, bronze.ingest, ingested_at=INGESTED_AT, _job=bronze.JOB.name, **kwargs)
+
+
+def _run_with_notes(spark, config, **kwargs):
+    """Results, plus the run's problems (new bad files: exit 1) and reminders (known ones)."""
+    ctx = job_context(spark, config, bronze.JOB.name)
+    try:
+        results = bronze.ingest(ctx, ingested_at=INGESTED_AT, **kwargs)
+    finally:
+        ctx.run.sink.flush(spark, config)
+    return results, ctx.run.problems, ctx.run.reminders
 
 
 def _version(spark, config, spec) -> int:
@@ -95,7 +106,7 @@ def _expected_bronze_dq(spark, ref: spec_reference.Reference, sources: dict[str,
 #: The manifest columns compared with expected rows (the listing time and the event-date range are checked apart).
 MANIFEST_COLUMNS = [
     f.name for f in OPS_INGESTED_FILES.schema.fields
-    if f.name not in ("run_id", "file_modified_at", "min_event_date", "max_event_date")
+    if f.name not in ("run_id", "file_modified_at", "min_event_date", "max_event_date", "status_reason")
 ]  # fmt: skip
 
 
@@ -109,6 +120,11 @@ def _expected_manifest(spark, rows: list[tuple[SourceFile, int, int, int, str]])
 
 def _manifest(spark, config) -> DataFrame:
     return delta_io.read(spark, OPS_INGESTED_FILES, config).select(*MANIFEST_COLUMNS)
+
+
+def _manifest_reasons(spark, config) -> dict[str, str | None]:
+    rows = delta_io.read(spark, OPS_INGESTED_FILES, config).select("file_name", "status_reason").collect()
+    return {r["file_name"]: r["status_reason"] for r in rows}
 
 
 def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
@@ -174,21 +190,77 @@ def test_sample_conservation_rerun_and_new_file(spark, tmp_path):
     )
 
 
-def test_wrong_header_is_refused_whole_and_others_still_load(spark, tmp_path):
+def test_wrong_header_is_refused_whole_recorded_once_and_others_still_load(spark, tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     (input_dir / "a good.csv").write_text(HEADER + GOOD)  # a space: Spark reports the path %-encoded
     (input_dir / "b_bad.csv").write_text(HEADER.replace("user_id", "member_id") + GOOD)
     config = make_config(tmp_path / "wh", input_dir)
 
-    with pytest.raises(JobFailed, match=r"b_bad\.csv: header is .*member_id.*nothing of it was written"):
-        _run(spark, config)
+    results, problems, reminders = _run_with_notes(spark, config)
+    assert [(r.file.name, r.status) for r in results] == [("a good.csv", "committed"), ("b_bad.csv", "refused")]
+    assert len(problems) == 1 and reminders == []
+    assert re.search(r"b_bad\.csv: header is .*member_id.*nothing of it was written", problems[0])
 
-    good = _source(input_dir / "a good.csv")
+    good, bad = _source(input_dir / "a good.csv"), _source(input_dir / "b_bad.csv")
     ref = spec_reference.compute([str(input_dir / "a good.csv")], ingested_at=INGESTED_AT)
     assert_df_equality(delta_io.read(spark, BRONZE_EVENTS, config), _expected_bronze(spark, ref, {good.name: good}))
     assert delta_io.read(spark, BRONZE_QUARANTINE, config).count() == 0
-    assert_df_equality(_manifest(spark, config), _expected_manifest(spark, [(good, 1, 1, 0, "committed")]))
+    expected = [(good, 1, 1, 0, "committed"), (bad, 0, 0, 0, "refused")]
+    assert_df_equality(_manifest(spark, config), _expected_manifest(spark, expected), ignore_row_order=True)
+    reason = _manifest_reasons(spark, config)
+    assert reason["b_bad.csv"].startswith("file:") and "member_id" in reason["b_bad.csv"]
+
+    # The next run does not process the unchanged bad file again and does not fail for it: it reminds.
+    versions = {spec.name: _version(spark, config, spec) for spec in (BRONZE_EVENTS, OPS_INGESTED_FILES)}
+    results, problems, reminders = _run_with_notes(spark, config)
+    assert [r.status for r in results] == ["skipped", "skipped"] and problems == []
+    assert len(reminders) == 1 and reminders[0].startswith("b_bad.csv: refused by an earlier run")
+    assert {spec.name: _version(spark, config, spec) for spec in (BRONZE_EVENTS, OPS_INGESTED_FILES)} == versions
+
+    # Fixing the file (same name, new content) ingests it.
+    (input_dir / "b_bad.csv").write_text(HEADER + GOOD.replace("u_0001", "u_0002"))
+    results, problems, reminders = _run_with_notes(spark, config)
+    assert [r.status for r in results] == ["skipped", "committed"] and problems == reminders == []
+    assert delta_io.read(spark, BRONZE_EVENTS, config).count() == 2
+
+
+def test_on_bad_file_stop_fails_every_run_until_fixed(spark, tmp_path):
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (input_dir / "a.csv").write_text(HEADER + GOOD)
+    (input_dir / "b_bad.csv").write_text("nonsense\n" + GOOD)
+    config = make_config(tmp_path / "wh", input_dir, bronze__on_bad_file="stop")
+
+    with pytest.raises(JobFailed, match=r"b_bad\.csv: header is 'nonsense'.*on_bad_file: stop"):
+        _run(spark, config)
+    with pytest.raises(JobFailed, match=r"b_bad\.csv: refused by an earlier run.*on_bad_file: stop"):
+        _run(spark, config)
+    assert delta_io.read(spark, BRONZE_EVENTS, config).count() == 1  # the good file was still committed
+    (input_dir / "b_bad.csv").unlink()
+    assert [r.status for r in _run(spark, config)] == ["skipped"]
+
+
+def test_files_that_are_not_csv_are_recorded_as_ignored_once(spark, tmp_path):
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (input_dir / "a.csv").write_text(HEADER + GOOD)
+    (input_dir / "notes.txt").write_text("not data")
+    (input_dir / "export.csv.zip").write_bytes(b"PK")
+    config = make_config(tmp_path / "wh", input_dir)
+
+    results, problems, reminders = _run_with_notes(spark, config)
+    assert [r.status for r in results] == ["committed"] and problems == []
+    assert len(reminders) == 1 and "2 file(s) in the landing folder ignored" in reminders[0]
+    assert "export.csv.zip, notes.txt" in reminders[0]
+    manifest = delta_io.read(spark, OPS_INGESTED_FILES, config)
+    ignored = manifest.where("status = 'ignored'").select("file_name", "file_size", "lines_read", "status_reason")
+    expected = [(n, size, 0, IGNORED_REASON) for n, size in (("export.csv.zip", 2), ("notes.txt", 8))]
+    assert_df_equality(ignored, spark.createDataFrame(expected, ignored.schema), ignore_row_order=True)
+
+    _, _, reminders = _run_with_notes(spark, config)
+    assert len(reminders) == 1  # still reminded while the files are there...
+    assert delta_io.read(spark, OPS_INGESTED_FILES, config).count() == 3  # ...but recorded once
 
 
 def test_empty_file_is_a_recorded_zero_row_batch(spark, tmp_path):
@@ -212,7 +284,7 @@ def test_empty_file_is_a_recorded_zero_row_batch(spark, tmp_path):
     )
 
 
-def test_quarantine_rate_above_threshold_fails_and_holds_back_accepted_rows(spark, tmp_path):
+def test_quarantine_rate_above_threshold_is_rejected_once_and_holds_back_accepted_rows(spark, tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     bad = GOOD.replace("516.0", "-1")
@@ -227,15 +299,18 @@ def test_quarantine_rate_above_threshold_fails_and_holds_back_accepted_rows(spar
     )
     rejected = (source, 3, 1, 2, "rejected")
 
-    with pytest.raises(JobFailed, match=r"2 of 3 rows .* above bronze.max_quarantine_rate=0.05"):
-        _run(spark, config)
+    _, problems, _ = _run_with_notes(spark, config)
+    assert len(problems) == 1 and re.search(r"2 of 3 rows .* above bronze.max_quarantine_rate=0.05", problems[0])
     assert_df_equality(delta_io.read(spark, BRONZE_QUARANTINE, config), expected_quarantine, ignore_row_order=True)
     assert delta_io.read(spark, BRONZE_EVENTS, config).count() == 0
     assert_df_equality(_manifest(spark, config), _expected_manifest(spark, [rejected]))
 
-    # Raising the threshold and re-running retries the file without duplicating its quarantine rows.
+    # Raising the threshold alone does not reprocess the unchanged file (it is reminded of)...
     relaxed = make_config(tmp_path / "wh", input_dir, bronze__max_quarantine_rate=0.9)
-    assert [r.status for r in _run(spark, relaxed)] == ["committed"]
+    results, problems, reminders = _run_with_notes(spark, relaxed)
+    assert [r.status for r in results] == ["skipped"] and problems == [] and "--retry-bad-files" in reminders[0]
+    # ...the explicit retry does, without duplicating its quarantine rows.
+    assert [r.status for r in _run(spark, relaxed, retry_bad_files=True)] == ["committed"]
     assert_df_equality(delta_io.read(spark, BRONZE_QUARANTINE, relaxed), expected_quarantine, ignore_row_order=True)
     ref = spec_reference.compute([str(input_dir / "broken_export.csv")], ingested_at=INGESTED_AT)
     assert_df_equality(
