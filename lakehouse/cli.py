@@ -8,6 +8,8 @@
     lakehouse generate --out DIR [...]        # synthetic event files
     lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
     lakehouse benchmark [--cases ...] [...]   # time the whole DAG on generated data (scripts/benchmark.sh)
+    lakehouse maintain [--tables a.b,c.d]     # OPTIMIZE + VACUUM (operations.vacuum_retention_hours)
+    lakehouse restore --table gold.X --version N   # undo a bad publish (the next run rebuilds X whole)
 
 Each verb hands its arguments to the module that owns it (``--help`` after a verb shows them).
 The scripts in ``scripts/`` set up the virtualenv and call these.
@@ -83,6 +85,18 @@ def _docs(argv: list[str]) -> int:
     return main(argv)
 
 
+def _maintain(argv: list[str]) -> int:
+    from lakehouse.maintenance import MAINTAIN_JOB
+
+    return MAINTAIN_JOB.main(argv, prog="lakehouse maintain")
+
+
+def _restore(argv: list[str]) -> int:
+    from lakehouse.maintenance import RESTORE_JOB
+
+    return RESTORE_JOB.main(argv, prog="lakehouse restore")
+
+
 def _benchmark(argv: list[str]) -> int:
     from lakehouse.benchmark import main
 
@@ -97,6 +111,8 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "thrift": (_thrift, "start | stop | status | register the Spark Thrift Server"),
     "generate": (_generate, "write synthetic event_stream CSV files"),
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
+    "maintain": (_maintain, "OPTIMIZE and VACUUM every table (files before/after); takes the warehouse lock"),
+    "restore": (_restore, "restore a gold table to an earlier version after a bad publish (takes the lock)"),
     "benchmark": (_benchmark, "time the whole DAG on generated data (backfill, one new day, nothing new, sample)"),
 }
 

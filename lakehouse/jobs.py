@@ -23,6 +23,9 @@ JOB_INDEX = {
     "gold_agg_growth_accounting_weekly": "lakehouse.gold.job:JOBS",
     "gold_agg_engagement_daily": "lakehouse.gold.job:JOBS",
     "gold_data_quality_report": "lakehouse.gold.data_quality_report:JOB",
+    # Operations, not in the daily DAG: lakehouse maintain / lakehouse restore.
+    "maintain_tables": "lakehouse.maintenance:MAINTAIN_JOB",
+    "restore_table": "lakehouse.maintenance:RESTORE_JOB",
 }
 
 

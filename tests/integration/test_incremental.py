@@ -1,15 +1,23 @@
-"""Incremental runs give the tables of a full rebuild (issue 9's correctness contract).
+"""Incremental runs give the tables of a full rebuild, and the operations around them keep them.
 
 Small generated data (late, duplicated and invalid rows included) arrives file by file; the DAG
 runs after each arrival. Every bronze, silver and gold table must then equal a warehouse built from
 all files in one run; a re-run commits nothing; and a run killed after any number of Delta commits
 (no bookkeeping written after that point), then run again, gives the same tables as a clean run.
+On the daily warehouse: maintenance (OPTIMIZE + VACUUM) and a RESTORE after a bad publish keep the
+same answers; two runs at once on one warehouse: the second exits 2 naming the first.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +25,23 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, generator
+from lakehouse import delta_io, generator, pipeline
+from lakehouse.gold.job import GOLD_TABLES
+from lakehouse.gold.job import consumer as gold_consumer
 from lakehouse.jobs import job
+from lakehouse.lock import LockHeld, lock_path, writer_lock
+from lakehouse.maintenance import MAINTAIN_JOB, RESTORE_JOB, MaintainParams, RestoreParams, live_files, stored_files
 from lakehouse.pipeline import run_jobs
-from lakehouse.registry import SILVER_EVENTS, SILVER_USER_ACTIVITY, TABLES
-from tests.conftest import make_config
+from lakehouse.registry import (
+    BRONZE_EVENTS,
+    GOLD_ACTIVE_USER,
+    OPS_INGESTED_FILES,
+    OPS_PROCESSED_BATCHES,
+    SILVER_EVENTS,
+    SILVER_USER_ACTIVITY,
+    TABLES,
+)
+from tests.conftest import REPO_ROOT, make_config
 
 pytestmark = pytest.mark.e2e
 
@@ -105,25 +125,33 @@ def _killing_after(monkeypatch, commits: int) -> None:
         monkeypatch.setattr(delta_io, name, counted)
 
 
-def test_daily_runs_equal_a_full_rebuild_reruns_commit_nothing_and_killed_runs_recover(
-    spark, tmp_path, day_files, monkeypatch
-):
-    full = make_config(tmp_path / "full", tmp_path / "full_in" / "landing", **GOLD)
-    _copy(day_files, tmp_path / "full_in" / "landing")
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory, day_files) -> dict:
+    """A full rebuild from all files, and the same files arriving one run at a time ("daily"); plus a
+    copy of the daily warehouse taken before its last arrival ("crashed", for the kill test)."""
+    root = tmp_path_factory.mktemp("incremental")
+    full = make_config(root / "full", root / "full_in" / "landing", **GOLD)
+    _copy(day_files, root / "full_in" / "landing")
     assert _dag(spark, full) == 0
 
     # Daily: the first three files as a backfill, then one file per run (later files carry late
     # events for earlier days, duplicates of earlier rows and invalid rows).
-    daily = make_config(tmp_path / "daily", tmp_path / "daily_in" / "landing", **GOLD)
+    daily = make_config(root / "daily", root / "daily_in" / "landing", **GOLD)
     arrivals = [day_files[:3], *[[f] for f in day_files[3:]]]
     for files in arrivals[:-1]:
-        _copy(files, tmp_path / "daily_in" / "landing")
+        _copy(files, root / "daily_in" / "landing")
         assert _dag(spark, daily) == 0
     # Before the last arrival: a copy of the warehouse whose next runs get killed.
-    shutil.copytree(tmp_path / "daily", tmp_path / "crashed")
-    shutil.copytree(tmp_path / "daily_in", tmp_path / "crashed_in")
-    _copy(arrivals[-1], tmp_path / "daily_in" / "landing")
+    shutil.copytree(root / "daily", root / "crashed")
+    shutil.copytree(root / "daily_in", root / "crashed_in")
+    _copy(arrivals[-1], root / "daily_in" / "landing")
     assert _dag(spark, daily) == 0
+    crashed = make_config(root / "crashed", root / "crashed_in" / "landing", **GOLD)
+    return {"full": full, "daily": daily, "crashed": crashed, "last": arrivals[-1], "root": root}
+
+
+def test_daily_runs_equal_a_full_rebuild_and_reruns_commit_nothing(spark, runs):
+    daily, full = runs["daily"], runs["full"]
     assert_same_tables(spark, daily, full)
 
     before = _versions(spark, daily)
@@ -136,15 +164,141 @@ def test_daily_runs_equal_a_full_rebuild_reruns_commit_nothing_and_killed_runs_r
     assert activity.exceptAll(days.distinct()).count() == 0
     assert days.distinct().exceptAll(activity).count() == 0
 
-    # The same last arrival on the copy, killed after 1 commit (in bronze), then the re-run killed
+
+def test_killed_runs_recover(spark, runs, monkeypatch):
+    # The last arrival on the copy, killed after 1 commit (in bronze), then the re-run killed
     # after 4 (past silver), that one's re-run after 8 (among the gold tables), then after 12 (in
     # the end-of-run bookkeeping); a last run completes. The tables equal the clean ones.
-    crashed = make_config(tmp_path / "crashed", tmp_path / "crashed_in" / "landing", **GOLD)
-    _copy(arrivals[-1], tmp_path / "crashed_in" / "landing")
+    crashed = runs["crashed"]
+    _copy(runs["last"], Path(crashed.paths.input))
     for kill_after in (1, 4, 8, 12):
         with monkeypatch.context() as patch:
             _killing_after(patch, kill_after)
             with pytest.raises(Killed):
                 _dag(spark, crashed)
     assert _dag(spark, crashed) == 0
-    assert_same_tables(spark, crashed, full)
+    assert_same_tables(spark, crashed, runs["full"])
+
+
+def _file_counts(spark, config) -> dict[str, tuple[int, int]]:
+    return {s.full_name: (live_files(spark, s.path(config)), stored_files(spark, s.path(config)))
+            for s in TABLES if delta_io.exists(spark, s, config)}  # fmt: skip
+
+
+def test_maintenance_compacts_daily_fragments_keeps_answers_and_history(spark, runs):
+    """OPTIMIZE merges the small files of the daily runs; VACUUM with 168 h deletes nothing younger."""
+    daily = runs["daily"]
+    before = _file_counts(spark, daily)
+    first_events = spark.read.format("delta").option("versionAsOf", 1).load(SILVER_EVENTS.path(daily)).count()
+    assert MAINTAIN_JOB.execute(spark, daily, MaintainParams()) == 0
+    after = _file_counts(spark, daily)
+    for name, (live, stored) in after.items():
+        assert live <= before[name][0], name
+        assert stored >= live, name  # VACUUM kept the files the history still references
+        assert stored >= before[name][1], f"{name}: VACUUM deleted files younger than the retention"
+    fragmented = [n for n in before if before[n][0] > after[n][0]]
+    assert SILVER_EVENTS.full_name in fragmented and BRONZE_EVENTS.full_name in fragmented, (before, after)
+    assert_same_tables(spark, daily, runs["full"])  # the same answers
+    # Time travel still reads an early version (its files are within the retention).
+    again = spark.read.format("delta").option("versionAsOf", 1).load(SILVER_EVENTS.path(daily)).count()
+    assert again == first_events
+    history = DeltaTable.forPath(spark, SILVER_EVENTS.path(daily)).history().select("operation").collect()
+    assert {"OPTIMIZE", "VACUUM START", "VACUUM END"} <= {r["operation"] for r in history}
+
+
+def test_restore_a_gold_table_after_a_bad_publish(spark, runs):
+    daily = runs["daily"]
+    path = GOLD_ACTIVE_USER.path(daily)
+    good_version = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    bad = delta_io.read(spark, GOLD_ACTIVE_USER, daily).withColumn("active_users", F.col("active_users") * 2)
+    delta_io.overwrite(bad.localCheckpoint(), GOLD_ACTIVE_USER, daily)  # a bad publish
+
+    params = RestoreParams(table=GOLD_ACTIVE_USER.full_name, version=good_version)
+    assert RESTORE_JOB.execute(spark, daily, params) == 0
+    assert_same_tables(spark, daily, runs["full"])
+    # Its bookkeeping was forgotten: the next run rebuilds it whole, with the same rows.
+    assert _dag(spark, daily) == 0
+    operations = DeltaTable.forPath(spark, path).history(2).select("operation").collect()
+    assert [r["operation"] for r in operations] == ["WRITE", "RESTORE"]
+    assert_same_tables(spark, daily, runs["full"])
+
+
+def _cli_args(config) -> list[str]:
+    """``lakehouse run`` arguments for ``config``'s warehouse and input, with the test's gold windows."""
+    gold = [f"--set=gold.{k.split('__')[1]}={v}" for k, v in GOLD.items()]
+    return ["--env", "local", "--warehouse", config.paths.warehouse, "--input", config.paths.input, "--no-summary",
+            *gold, "--set=spark.shuffle_partitions=2"]  # fmt: skip
+
+
+def test_two_runs_at_once_one_exits_2_with_the_holder_and_a_stale_lock_is_taken_over(spark, runs, tmp_path):
+    """A real second process holds the lock; this run exits 2 naming it; the tables equal a clean run."""
+    config = make_config(tmp_path / "wh", runs["full"].paths.input, **GOLD)
+    args = _cli_args(config)
+    holder = subprocess.Popen([sys.executable, "-m", "lakehouse.cli", "run", *args], cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        lock_file = Path(lock_path(config))
+        deadline = time.monotonic() + 60
+        while not lock_file.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert lock_file.exists(), "the first run never took the lock"
+        started = time.monotonic()
+        held = rf"another run is writing the warehouse .*pid {holder.pid} on host"
+        with pytest.raises(LockHeld, match=held), writer_lock(config):
+            pass
+        assert pipeline.main(args) == 2  # the command: exit 2, before starting anything
+        assert time.monotonic() - started < 10
+        output, _ = holder.communicate(timeout=600)
+        assert holder.returncode == 0, output[-3000:]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert not lock_file.exists(), "the lock was not released"
+    assert_same_tables(spark, config, runs["full"])
+
+    # A lock left by a killed run (its pid is gone) is taken over by the next run.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = {"token": "x", "pid": dead.pid, "host": socket.gethostname(), "command": "lakehouse run",
+            "started_at": 0, "heartbeat_at": time.time()}  # fmt: skip
+    lock_file.write_text(json.dumps(left))
+    before = _versions(spark, config)
+    assert pipeline.main(args) == 0
+    assert _versions(spark, config) == before and not lock_file.exists()
+
+
+def test_a_bad_file_does_not_block_good_data(spark, runs, day_files, tmp_path):
+    """Good files, a gzipped export, a refused file and a stray note: the good and gzipped rows reach
+    gold, the run exits 1 once; the next run exits 0 and commits nothing; the fixed file is ingested."""
+    landing = tmp_path / "landing"
+    _copy(day_files[:2], landing)
+    with open(day_files[2], "rb") as src, gzip.open(landing / (day_files[2].name + ".gz"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    bad = landing / day_files[3].name
+    bad.write_text("when,who,what\n" + "".join(day_files[3].read_text().splitlines(keepends=True)[1:]))
+    (landing / "README.txt").write_text("exports land here")
+    config = make_config(tmp_path / "wh", landing, **GOLD)
+    args = _cli_args(config)
+
+    assert pipeline.main(args) == 1
+    files = {r["file_name"]: r["status"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()}
+    assert files == {day_files[0].name: "committed", day_files[1].name: "committed",
+                     day_files[2].name + ".gz": "committed", bad.name: "refused", "README.txt": "ignored"}  # fmt: skip
+    committed = {r["batch_id"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()
+                 if r["status"] == "committed"}  # fmt: skip
+    processed = delta_io.read(spark, OPS_PROCESSED_BATCHES, config)
+    for module in GOLD_TABLES.values():
+        spec = module.TABLE
+        consumer = gold_consumer(spec, config)
+        got = {r["batch_id"] for r in processed.where(F.col("consumer") == consumer).collect()}
+        assert got == committed, f"{spec.full_name} did not consume every good batch"
+
+    before = _versions(spark, config)
+    assert pipeline.main(args) == 0
+    assert _versions(spark, config) == before
+
+    shutil.copy(day_files[3], bad)  # fixed in place
+    assert pipeline.main(args) == 0
+    statuses = delta_io.read(spark, OPS_INGESTED_FILES, config).where(F.col("file_name") == bad.name)
+    assert sorted(r["status"] for r in statuses.collect()) == ["committed", "refused"]

@@ -35,6 +35,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -655,8 +656,41 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     (extra / "event_stream_extra.csv").write_text(EXTRA_EVENTS)
     # Jobs commit while the server runs: appends and MERGEs (bronze, silver), a gold overwrite.
     jobs = "bronze_fct_event_stream,silver_fct_events,gold_agg_engagement_daily"
-    _pipeline(["--env", "local", "--warehouse", str(stack.warehouse), "--input", str(extra), "--jobs", jobs,
-               "--no-summary"])  # fmt: skip
+    # A reader queries in a loop, on its own connection, while the run commits: no error, and only
+    # whole versions (each count is the one before or the one after, never a part of a commit).
+    from lakehouse.serving.thrift import connect
+
+    seen: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        conn = connect(stack.thrift_host, stack.thrift_port)
+        try:
+            cursor = conn.cursor()
+            while not done.is_set():
+                cursor.execute("SELECT (SELECT COUNT(*) FROM bronze.fct_event_stream), "
+                               "(SELECT COUNT(*) FROM silver.fct_events)")  # fmt: skip
+                seen.append(tuple(cursor.fetchone()))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    polling = threading.Thread(target=reader, daemon=True)
+    polling.start()
+    try:
+        _pipeline(["--env", "local", "--warehouse", str(stack.warehouse), "--input", str(extra), "--jobs", jobs,
+                   "--no-summary"])  # fmt: skip
+    finally:
+        time.sleep(1.0)  # a last query after the commits
+        done.set()
+        polling.join(timeout=120)
+    assert not errors, f"a query failed while the run committed: {errors[0]!r}"
+    assert len(seen) >= 3, seen
+    assert set(b for b, _ in seen) <= {bronze_before, bronze_before + 3}, seen
+    assert set(s for _, s in seen) <= {silver_before, silver_before + 3}, seen
+    assert seen[-1] == (bronze_before + 3, silver_before + 3)
     # Same server, same session, no register: Delta serves the newest snapshot per query.
     assert counts() == (bronze_before + 3, silver_before + 3, 3)
     thrift_cursor.execute("SELECT SUM(dau) FROM gold.agg_engagement_daily WHERE activity_date = DATE'2025-07-05'")
