@@ -97,6 +97,18 @@ def _restore(argv: list[str]) -> int:
     return RESTORE_JOB.main(argv, prog="lakehouse restore")
 
 
+def _cluster(argv: list[str]) -> int:
+    from lakehouse.cluster import main
+
+    return main(argv)
+
+
+def _diff(argv: list[str]) -> int:
+    from lakehouse.warehouse_diff import main
+
+    return main(argv)
+
+
 def _benchmark(argv: list[str]) -> int:
     from lakehouse.benchmark import main
 
@@ -113,6 +125,8 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
     "maintain": (_maintain, "OPTIMIZE and VACUUM every table (files before/after); takes the warehouse lock"),
     "restore": (_restore, "restore a gold table to an earlier version after a bad publish (takes the lock)"),
+    "cluster": (_cluster, "up | down | status a local Spark standalone cluster + S3 server; submit JOB.py to it"),
+    "diff": (_diff, "compare the tables of two warehouses (e.g. local and S3), exit 1 if any differs"),
     "benchmark": (_benchmark, "time the whole DAG on generated data (backfill, one new day, nothing new, sample)"),
 }
 

@@ -9,8 +9,9 @@ written.
 
 - **Atomic acquisition.** The lock is a small JSON file created only if absent: written to a
   private file and hard-linked into place on a local file system (``link`` fails if it exists);
-  Hadoop's ``create(path, overwrite=false)`` elsewhere (on S3A with conditional writes this is a
-  conditional PUT, ``If-None-Match: *``). Of two runs, exactly one creates it.
+  on other Hadoop file systems, ``createFile`` with Hadoop's ``fs.option.create.conditional.overwrite``
+  where the store declares it (S3A: a conditional PUT, ``If-None-Match: *``, answered 412 when the
+  lock exists), else ``create(overwrite=false)``. Of two runs, exactly one creates it.
 - **Who holds it.** The file names the holder: pid, host, command, start time, and a heartbeat
   that a daemon thread refreshes every ``lease / 4`` seconds.
 - **Waiting.** The second run retries for ``operations.lock_wait_seconds`` (0 by default), then
@@ -44,6 +45,8 @@ from lakehouse.config import LakehouseConfig
 log = logging.getLogger("lakehouse")
 
 LOCK_DIR = "_lakehouse"
+#: Hadoop's builder option for an atomic create-if-absent (``If-None-Match: *`` on S3A).
+CONDITIONAL_CREATE = "fs.option.create.conditional.overwrite"
 LOCK_NAME = "writer.lock"
 
 
@@ -157,15 +160,25 @@ class _HadoopStore:
         try:
             out.write(bytearray(text.encode()))
         finally:
-            out.close()  # on S3A the (conditional) PUT happens here
+            out.close()
 
     def create(self, text: str) -> bool:
+        """Put-if-absent. On a store that supports conditional create (S3A on Hadoop 3.5 with an S3
+        that honours ``If-None-Match: *``) the existence check and the write are one atomic request
+        at ``close()``; elsewhere ``create(overwrite=false)``, atomic on HDFS-like file systems."""
         if self.fs.exists(self.jpath):
             return False
         try:
-            self._write(text, False)
-        except Exception as exc:  # FileAlreadyExistsException, or a failed conditional PUT (412)
-            if "FileAlreadyExists" in str(exc) or "412" in str(exc) or "PreconditionFailed" in str(exc):
+            if self.fs.hasPathCapability(self.jpath, CONDITIONAL_CREATE):
+                out = self.fs.createFile(self.jpath).overwrite(False).must(CONDITIONAL_CREATE, True).build()
+                try:
+                    out.write(bytearray(text.encode()))
+                finally:
+                    out.close()  # the conditional PUT: 412 if another run created the lock first
+            else:
+                self._write(text, False)
+        except Exception as exc:  # FileAlreadyExistsException, RemoteFileChangedException (412)
+            if any(s in str(exc) for s in ("FileAlreadyExists", "412", "PreconditionFailed", "RemoteFileChanged")):
                 return False
             raise
         return True

@@ -12,7 +12,7 @@ import os
 from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.jars import DELTA_CATALOG, DELTA_EXTENSION, ensure_delta_jars
+from lakehouse.jars import DELTA_CATALOG, DELTA_EXTENSION, ensure_delta_jars, ensure_s3a_jars, uses_s3a
 
 
 def launched_by_spark_submit() -> bool:
@@ -34,7 +34,10 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
         conf["spark.master"] = config.spark.master
         conf["spark.driver.memory"] = config.spark.driver_memory
         # Offline after the first fetch; on a cluster, --packages or the image provides Delta.
-        conf["spark.jars"] = ",".join(ensure_delta_jars(config.paths.jar_cache))
+        jars = ensure_delta_jars(config.paths.jar_cache)
+        if uses_s3a(config.paths.input, config.paths.warehouse):
+            jars += ensure_s3a_jars(config.paths.jar_cache)  # hadoop-aws + AWS SDK v2, cached like Delta's
+        conf["spark.jars"] = ",".join(jars)
     master = conf.get("spark.master", os.environ.get("MASTER", ""))
     if master.startswith("local"):
         conf.update(

