@@ -32,11 +32,12 @@ from tests.conftest import REPO_ROOT, SAMPLE_DIR
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 WAREHOUSE = "s3a://heymax-lakehouse/warehouse"
+#: Three valid rows of two new users on one day (as in the serving test).
 EXTRA_EVENTS = (
     "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
-    "2025-07-05 09:00:00.000000,u_990001,miles_earned,dining,120.0,ios,google,SG\n"
-    "2025-07-05 09:05:00.000000,u_990002,reward_search,flights,,web,tiktok,MY\n"
-    "2025-07-05 09:10:00.000000,u_990001,like,,,ios,google,SG\n"
+    "2025-07-05 10:00:00.000001,u_990001,miles_earned,dining,100.0,ios,google,SG\n"
+    "2025-07-05 11:00:00.000001,u_990001,share,,,ios,google,SG\n"
+    "2025-07-05 12:00:00.000001,u_990002,like,,,web,tiktok,TH\n"
 )
 
 
