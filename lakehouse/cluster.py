@@ -20,6 +20,7 @@ program, is only removed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -112,6 +113,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _gone(pid: int) -> bool:
+    """The process has exited. When this process started it (tests), it is reaped here: an exited
+    child stays a zombie, which ``kill(pid, 0)`` still finds, until its parent waits for it."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return not _alive(pid) or _zombie(pid)
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
@@ -151,10 +160,11 @@ def _stop(paths: Paths, name: str, marker: str, timeout: float = 30.0) -> None:
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while not _gone(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
+            _gone(pid)
         log(f"stopped {name} (pid {pid})")
     paths.pid_file(name).unlink(missing_ok=True)
 
