@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT
+from lakehouse.lock import pid_alive as _alive
 from lakehouse.versions import SEAWEEDFS_VERSION
 
 HOST = "127.0.0.1"
@@ -101,16 +102,6 @@ def s3_env(paths: Paths) -> dict[str, str]:
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _gone(pid: int) -> bool:

@@ -199,7 +199,8 @@ class _HadoopStore:
         self.fs.delete(self.jpath, False)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this host (a zombie counts: see lakehouse.cluster)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -232,7 +233,7 @@ class WarehouseLock:
         """Why the current holder's lock may be taken over (None: it is alive)."""
         if holder is None:
             return "the lock file is unreadable (a run killed while writing it)"
-        if holder.host == self.me.host and not _pid_alive(holder.pid):
+        if holder.host == self.me.host and not pid_alive(holder.pid):
             return f"its holder, pid {holder.pid} on this host, is no longer running"
         if _now() - holder.heartbeat_at > self.lease_seconds:
             return f"its heartbeat is older than operations.lock_lease_seconds={self.lease_seconds}"

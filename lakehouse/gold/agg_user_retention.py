@@ -19,6 +19,25 @@ from lakehouse.registry import GOLD_RETENTION
 TABLE = GOLD_RETENTION
 
 
+def _rows(joined: DataFrame, max_event_date: date) -> DataFrame:
+    """The table's columns from cells (cohort_week, segment, week_offset, cohort_size) joined with
+    their retained_users and unbounded_retained_users (missing: 0)."""
+    period_start = F.date_add("cohort_week", F.col("week_offset") * 7)
+    retained_users = F.coalesce("retained_users", F.lit(0)).cast("long")
+    return joined.select(
+        "cohort_week",
+        F.date_format("cohort_week", LABEL_FORMAT).alias("cohort_label"),
+        F.col("week_offset").cast("int").alias("week_offset"),
+        period_start.alias("period_start_date"),
+        *SEGMENT,
+        F.col("cohort_size").cast("long").alias("cohort_size"),
+        retained_users.alias("retained_users"),
+        (retained_users.cast("double") / F.col("cohort_size")).alias("retention_rate"),
+        F.coalesce("unbounded_retained_users", F.lit(0)).cast("long").alias("unbounded_retained_users"),
+        partial(F.date_add(period_start, 6), max_event_date).alias("is_partial_period"),
+    )
+
+
 def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) -> DataFrame:
     """gold.agg_user_retention: cohort x week offset x segment, zero cells included."""
     cohort_week = F.col("first_week")
@@ -51,20 +70,7 @@ def retention(grid_df: DataFrame, max_event_date: date, max_week_offset: int) ->
     )
     keys = ["cohort_week", *SEGMENT, "week_offset"]
     joined = cells.join(retained, on=keys, how="left").join(unbounded, on=keys, how="left")
-    period_start = F.date_add("cohort_week", F.col("week_offset") * 7)
-    retained_users = F.coalesce("retained_users", F.lit(0)).cast("long")
-    return joined.select(
-        "cohort_week",
-        F.date_format("cohort_week", LABEL_FORMAT).alias("cohort_label"),
-        F.col("week_offset").cast("int").alias("week_offset"),
-        period_start.alias("period_start_date"),
-        *SEGMENT,
-        F.col("cohort_size").cast("long").alias("cohort_size"),
-        retained_users.alias("retained_users"),
-        (retained_users.cast("double") / F.col("cohort_size")).alias("retention_rate"),
-        F.coalesce("unbounded_retained_users", F.lit(0)).cast("long").alias("unbounded_retained_users"),
-        partial(F.date_add(period_start, 6), max_event_date).alias("is_partial_period"),
-    )
+    return _rows(joined, max_event_date)
 
 
 def _cohorts(users_df: DataFrame, max_event_date: date, max_week_offset: int, first_day: str) -> DataFrame:
@@ -117,20 +123,7 @@ def retention_from_previous(inputs: GoldInputs, previous: DataFrame) -> DataFram
     retained = old.unionByName(new)
     cells = _cohorts(inputs.users_df, inputs.max_event_date, inputs.max_week_offset, inputs.week_start)
     joined = cells.join(retained, on=keys, how="left")
-    period_start = F.date_add("cohort_week", F.col("week_offset") * 7)
-    retained_users = F.coalesce("retained_users", F.lit(0)).cast("long")
-    return joined.select(
-        "cohort_week",
-        F.date_format("cohort_week", LABEL_FORMAT).alias("cohort_label"),
-        F.col("week_offset").cast("int").alias("week_offset"),
-        period_start.alias("period_start_date"),
-        *SEGMENT,
-        F.col("cohort_size").cast("long").alias("cohort_size"),
-        retained_users.alias("retained_users"),
-        (retained_users.cast("double") / F.col("cohort_size")).alias("retention_rate"),
-        F.coalesce("unbounded_retained_users", F.lit(0)).cast("long").alias("unbounded_retained_users"),
-        partial(F.date_add(period_start, 6), inputs.max_event_date).alias("is_partial_period"),
-    )
+    return _rows(joined, inputs.max_event_date)
 
 
 def scope(inputs: GoldInputs) -> str | None:
