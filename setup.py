@@ -29,6 +29,8 @@ setup(
     version="0.1.0",
     description="PySpark + Delta Lake job suite: bronze/silver/gold tables for the HeyMax loyalty program",
     packages=find_packages(include=["lakehouse", "lakehouse.*"]),
+    # The Thrift server's own classes, compiled on first start (lakehouse/serving/thrift/server_jar.py).
+    package_data={"lakehouse.serving.thrift": ["java/com/heymax/lakehouse/serving/*.java"]},
     python_requires=">=3.11",
     install_requires=[
         f"pyspark=={SPARK_VERSION}",

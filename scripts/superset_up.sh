@@ -19,7 +19,9 @@
 #   SUPERSET_SECRET_KEY       Flask secret key          } generated on first run into
 #   SUPERSET_ADMIN_USER       admin login               } .cache/superset/credentials.env
 #   SUPERSET_ADMIN_PASSWORD   admin password            } (mode 600) unless given here
-#   THRIFT_USER               user name in the hive:// URI (default superset; no auth)
+#   THRIFT_USER               Thrift user of Superset's connection (default superset, a service user
+#                             whose password the Thrift server's start generated)
+#   THRIFT_STATE_DIR          the Thrift server's state dir, where that password is (default .cache/thrift)
 #   SUPERSET_PYTHON           interpreter for the virtualenv (default python3.11)
 #   SUPERSET_WORKERS          gunicorn workers (default 2; the machine has 2 cores)
 #   SUPERSET_START_TIMEOUT    seconds to wait for /health (default 180)
@@ -37,6 +39,7 @@ SUPERSET_PYTHON="${SUPERSET_PYTHON:-python3.11}"
 SUPERSET_WORKERS="${SUPERSET_WORKERS:-2}"
 SUPERSET_START_TIMEOUT="${SUPERSET_START_TIMEOUT:-180}"
 THRIFT_USER="${THRIFT_USER:-superset}"
+THRIFT_STATE_DIR="${THRIFT_STATE_DIR:-$SUPERSET_REPO_ROOT/.cache/thrift}"
 # Empty: taken from the lakehouse config by load_lakehouse_settings.
 SUPERSET_HOST="${SUPERSET_HOST:-}"
 SUPERSET_PORT="${SUPERSET_PORT:-}"
@@ -207,9 +210,12 @@ init_metadata_db() {
 }
 
 import_bundle() {
-  local uri="hive://${THRIFT_USER}@${THRIFT_HOST}:${THRIFT_PORT}/gold"
-  superset_log "importing $SUPERSET_BUNDLE_DIR (database URI $uri)"
-  run_logged "import bundle" "$SUPERSET_VENV/bin/python" \
+  # The password goes through the environment (never argv); Superset keeps it encrypted.
+  local uri="hive://${THRIFT_USER}@${THRIFT_HOST}:${THRIFT_PORT}/gold?auth=CUSTOM" password
+  password="$("$LAKEHOUSE_PY" -m lakehouse.serving.thrift --state-dir "$THRIFT_STATE_DIR" password --user "$THRIFT_USER")" ||
+    superset_die "no Thrift password for $THRIFT_USER in $THRIFT_STATE_DIR: start the Thrift server first (scripts/start_thrift_server.sh)"
+  superset_log "importing $SUPERSET_BUNDLE_DIR (database URI $uri, password from $THRIFT_STATE_DIR/auth)"
+  THRIFT_PASSWORD="$password" run_logged "import bundle" "$SUPERSET_VENV/bin/python" \
     "$SUPERSET_CODE_DIR/bootstrap.py" \
     --bundle "$SUPERSET_BUNDLE_DIR" --sqlalchemy-uri "$uri"
   grep '^\[superset\] \(dashboard\|[0-9]\+ database\)' "$SETUP_LOG" >&2 || true

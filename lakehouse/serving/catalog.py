@@ -2,8 +2,9 @@
 
 The one place that turns the registry into catalog entries, for every engine that needs them:
 
-- the Spark Thrift Server, whose catalog is in-memory (``lakehouse.serving.thrift``): statements
-  go over a PyHive cursor;
+- the Spark Thrift Server, whose catalog is in-memory (``lakehouse.serving.thrift``): the server
+  runs these statements itself, from the registrations file its start writes (its clients are
+  read-only and cannot);
 - a local Spark session (``scripts/sql.sh --local``): statements go to ``spark.sql``.
 
 The statements are ``CREATE DATABASE IF NOT EXISTS <layer>`` and ``CREATE TABLE IF NOT EXISTS
@@ -13,7 +14,7 @@ no Delta table yet is skipped (Delta refuses a schema-less ``CREATE TABLE`` on a
 and is picked up by the next registration once a job has created it.
 
 An executor is any ``Callable[[str], list[tuple]]`` that runs one statement and returns its rows:
-:func:`spark_executor` and :func:`cursor_executor` adapt the two clients used in this project.
+:func:`spark_executor` adapts a SparkSession.
 """
 
 from __future__ import annotations
@@ -122,15 +123,5 @@ def spark_executor(spark: Any) -> Executor:
 
     def execute(statement: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in spark.sql(statement).collect()]
-
-    return execute
-
-
-def cursor_executor(cursor: Any) -> Executor:
-    """Statements through a DB-API cursor (PyHive over Thrift)."""
-
-    def execute(statement: str) -> list[tuple[Any, ...]]:
-        cursor.execute(statement)
-        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
     return execute

@@ -6,8 +6,10 @@
 
 Where the query runs:
 - the Spark Thrift Server started by ``scripts/start_thrift_server.sh``, when it is running and
-  serves the warehouse asked for (the default: it is not asked for). Tables created since the
-  server started are registered first (idempotent, cheap), so every existing table answers;
+  serves the warehouse asked for (the default: it is not asked for), as the project's client user
+  ``lakehouse`` (password from the server's state dir). The endpoint is read-only: statements
+  that write are refused. The server registers tables jobs create after its start within
+  seconds; this waits until every existing table answers;
 - otherwise (or with ``--local``) a local Spark session that registers every existing registry
   table of the configured warehouse as ``<layer>.<name>`` first (about 15-30 s to start).
 
@@ -23,12 +25,14 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
 from lakehouse.serving import thrift
 from lakehouse.serving.catalog import register_tables, spark_executor
 from lakehouse.serving.options import add_config_args, asks_for_warehouse, config_from_args
+from lakehouse.serving.thrift.auth import service_credentials
 
 Result = tuple[list[str], list[tuple[Any, ...]], bool]  # columns, rows, truncated
 
@@ -94,7 +98,7 @@ def split_statements(text: str) -> list[str]:
 
 
 def run_over_thrift(server: thrift.ServerState, statements: Sequence[str], max_rows: int) -> Iterator[Result]:
-    conn = thrift.connect(server.host, server.port)
+    conn = thrift.connect(server.host, server.port, service_credentials(Path(server.state_dir)))
     try:
         cursor = conn.cursor()
         for statement in statements:
@@ -160,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not asked_for_warehouse:
                 config = config.with_overrides(**{"paths.warehouse": server.warehouse})
             where = f"Thrift server {server.host}:{server.port}"
-            thrift.register(server.host, server.port, config, quiet=True)
+            thrift.register(server.host, server.port, config, service_credentials(Path(server.state_dir)), quiet=True)
             results = run_over_thrift(server, statements, args.max_rows)
         else:
             where = "local Spark session"

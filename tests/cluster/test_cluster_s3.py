@@ -121,7 +121,9 @@ def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tm
                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     try:
         assert start.returncode == 0, start.stdout + start.stderr
-        conn = connect("127.0.0.1", port)
+        from lakehouse.serving.thrift.auth import service_credentials
+
+        conn = connect("127.0.0.1", port, service_credentials(state))
         try:
             cursor = conn.cursor()
             query = ("SELECT period_type, SUM(active_users) FROM gold.agg_active_user "

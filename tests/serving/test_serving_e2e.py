@@ -4,9 +4,10 @@ One module-scoped stack, built the way a person would with the project's own ent
 
 1. the Spark Thrift Server (``python -m lakehouse.serving.thrift start``) on a free port over an
    empty temporary warehouse, then Superset (``scripts/superset_up.sh``) on a free port wired to it;
-2. while Superset starts, the tables of the session's whole-pipeline run on the shipped sample
+2. while Superset starts (its connection authenticated as the service user ``superset``), the
+   tables of the session's whole-pipeline run on the shipped sample
    (``lakehouse run`` in this process's Spark application, tests/conftest.py) are copied into that
-   warehouse; then ``thrift register``: tables created after the server started get served;
+   warehouse; the server registers them itself (``thrift register`` waits until it has);
 3. the checks below; both servers are always stopped at the end, whatever happened.
 
 Checks:
@@ -18,7 +19,11 @@ c. every dashboard opens in headless Chromium (Debian's ``/usr/bin/chromium``, P
    chart draws and none shows an error; screenshots go to pytest's tmp dir, and with
    ``SAVE_SCREENSHOTS=1`` also to ``docs/screenshots/<slug>.png``;
 d. jobs committing a new file while the server runs (bronze and silver appends and MERGEs, a gold
-   overwrite) are seen by the next query, no restart.
+   overwrite) are seen by the next query, no restart;
+e. the endpoint is read-only and authenticated, over PyHive and beeline: every write / DDL form is
+   refused with the read-only message and no table gets a new Delta version; reads, DESCRIBE
+   HISTORY and time travel answer; an analyst added with ``thrift add-user`` connects without a
+   restart; a wrong password, an anonymous session and a removed user are refused.
 
 Needs: ``scripts/_serving_prereqs.sh`` (chromium; ``scripts/test.sh`` runs it), Java, and no
 Superset already started from this checkout (``scripts/superset_down.sh``): Superset's pid file
@@ -203,7 +208,8 @@ def stack(tmp_path_factory, spark, sample_pipeline) -> Iterator[Stack]:
         began = time.monotonic()
         superset_up = _start(
             ["bash", "scripts/superset_up.sh"], root / "superset_up.log",
-            env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port)),
+            env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port),
+                     THRIFT_STATE_DIR=str(state_dir)),
         )  # fmt: skip
         # The tables appear after the Thrift server started (while Superset starts, which needs no
         # data): they must be served after a `register`, without a restart. They are the session's
@@ -236,11 +242,17 @@ def stack(tmp_path_factory, spark, sample_pipeline) -> Iterator[Stack]:
         assert not errors, errors
 
 
+def _service_credentials(stack: Stack):
+    from lakehouse.serving.thrift.auth import service_credentials
+
+    return service_credentials(stack.thrift_state_dir)
+
+
 @pytest.fixture(scope="module")
 def thrift_cursor(stack: Stack):
     from lakehouse.serving.thrift import connect
 
-    conn = connect(stack.thrift_host, stack.thrift_port)
+    conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack))
     yield conn.cursor()
     conn.close()
 
@@ -665,7 +677,7 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     done = threading.Event()
 
     def reader() -> None:
-        conn = connect(stack.thrift_host, stack.thrift_port)
+        conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack))
         try:
             cursor = conn.cursor()
             while not done.is_set():
@@ -706,3 +718,195 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     assert served_dau == dau and dau >= 2  # the two new users are active that day
     delta_count = spark.read.format("delta").load(f"{stack.warehouse}/silver/fct_events").count()
     assert delta_count == silver_before + 3
+
+
+# ------------------------------------------------------------------------------------------
+# e. Read-only and authenticated, over PyHive and beeline
+# ------------------------------------------------------------------------------------------
+
+READ_ONLY = "This SQL endpoint is read-only"
+
+
+def _write_forms(stack: Stack) -> list[str]:
+    """Every statement form that would change data or metadata (the issue's list and a few more)."""
+    active = stack.path(GOLD_ACTIVE_USER)
+    scratch = stack.root / "must_not_exist"
+    return [
+        "INSERT INTO gold.agg_active_user SELECT * FROM gold.agg_active_user LIMIT 1",
+        "INSERT OVERWRITE TABLE gold.agg_active_user SELECT * FROM gold.agg_active_user",
+        "UPDATE gold.agg_active_user SET active_users = 0",
+        "DELETE FROM gold.agg_active_user WHERE period_type = 'daily'",
+        "MERGE INTO gold.agg_active_user t USING gold.agg_active_user s ON t.period_start_date = s.period_start_date "
+        "AND t.period_type = s.period_type WHEN MATCHED THEN DELETE",
+        f"CREATE TABLE gold.new_table (a INT) USING DELTA LOCATION '{scratch}/t1'",
+        "CREATE TABLE gold.new_ctas USING DELTA AS SELECT * FROM gold.agg_active_user",
+        "CREATE OR REPLACE TABLE gold.agg_active_user USING DELTA AS SELECT 1 AS a",
+        "REPLACE TABLE gold.agg_active_user USING DELTA AS SELECT 1 AS a",
+        "CREATE VIEW gold.new_view AS SELECT 1 AS a",
+        "CREATE OR REPLACE TEMPORARY VIEW new_temp_view AS SELECT 1 AS a",
+        "DROP TABLE gold.agg_active_user",
+        "DROP VIEW IF EXISTS gold.new_view",
+        "DROP DATABASE gold CASCADE",
+        "ALTER TABLE gold.agg_active_user SET TBLPROPERTIES ('team' = 'me')",
+        "ALTER TABLE gold.agg_active_user ADD COLUMNS (extra INT)",
+        "ALTER TABLE gold.agg_active_user RENAME TO gold.renamed",
+        "TRUNCATE TABLE gold.agg_active_user",
+        "OPTIMIZE gold.agg_active_user",
+        "VACUUM gold.agg_active_user RETAIN 168 HOURS",
+        "RESTORE TABLE gold.agg_active_user TO VERSION AS OF 0",
+        f"DELETE FROM delta.`{active}` WHERE period_type = 'daily'",
+        f"UPDATE delta.`{active}` SET active_users = 0",
+        f"INSERT INTO delta.`{active}` SELECT * FROM gold.agg_active_user LIMIT 1",
+        f"OPTIMIZE delta.`{active}`",
+        f"CREATE TABLE delta.`{scratch}/t2` USING DELTA AS SELECT 1 AS a",
+        f"INSERT OVERWRITE DIRECTORY '{scratch}/dir' USING parquet SELECT 1 AS a",
+        f"ADD JAR '{scratch}/x.jar'",
+        "CACHE TABLE gold.agg_active_user",
+    ]
+
+
+def _delta_versions(warehouse: Path) -> dict[str, int]:
+    """Latest commit version of every table of the warehouse (the newest ``_delta_log/N.json``)."""
+    versions = {}
+    for spec in TABLES:
+        log_dir = warehouse / spec.layer / spec.name / "_delta_log"
+        if log_dir.is_dir():
+            versions[spec.full_name] = max(int(p.stem) for p in log_dir.glob("*.json"))
+    return versions
+
+
+def _beeline(stack: Stack, user: str | None, password: str | None, statements: list[str], tmp: Path) -> str:
+    """beeline (the pyspark wheel's) running ``statements`` from a file, going on after errors."""
+    script = tmp / "beeline.sql"
+    script.write_text("".join(f"{s};\n" for s in statements))
+    cmd = ["beeline", "-u", f"jdbc:hive2://{stack.thrift_host}:{stack.thrift_port}/default", "--force=true",
+           "--silent=false", "-f", str(script)]  # fmt: skip
+    if user is not None:
+        cmd += ["-n", user]
+    if password is not None:
+        password_file = tmp / "beeline.password"
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        cmd += ["-w", str(password_file)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return proc.stdout + proc.stderr
+
+
+def _add_analyst(stack: Stack, name: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(stack.thrift_state_dir),
+         "add-user", name],
+        cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    line = next(line for line in proc.stdout.splitlines() if line.startswith(f"password for {name}"))
+    users = stack.thrift_state_dir / "auth" / "users"
+    assert users.stat().st_mode & 0o777 == 0o600
+    assert line.rsplit(": ", 1)[1] not in users.read_text(), "the users file keeps hashes only"
+    return line.rsplit(": ", 1)[1]
+
+
+def _refused_login(stack: Stack, **kwargs: Any) -> str:
+    """The error of a PyHive login expected to fail (a 30 s socket timeout guards against a hang)."""
+    from pyhive import hive
+    from thrift.transport import TSocket, TTransport
+
+    auth = kwargs.pop("auth")
+    try:
+        if auth == "NOSASL":
+            sock = TSocket.TSocket(stack.thrift_host, stack.thrift_port)
+            sock.setTimeout(30_000)
+            conn = hive.connect(thrift_transport=TTransport.TBufferedTransport(sock), username="x")
+        else:
+            conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, auth=auth, **kwargs)
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+    except Exception as exc:  # PyHive raises transport and operational errors of several types
+        return f"{type(exc).__name__}: {exc}"
+    pytest.fail(f"login with {auth} {kwargs} was accepted")
+
+
+def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
+    from pyhive import hive
+
+    from lakehouse.serving.thrift.client import error_message
+
+    forms = _write_forms(stack)
+    before = _delta_versions(stack.warehouse)
+    password = _add_analyst(stack, "analyst_e2e")  # while the server runs: no restart
+
+    # PyHive, as the new analyst: each form refused with the read-only message.
+    conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, username="analyst_e2e",
+                        password=password, auth="CUSTOM")  # fmt: skip
+    try:
+        cursor = conn.cursor()
+        accepted = []
+        for statement in forms:
+            try:
+                cursor.execute(statement)
+                accepted.append(statement)
+            except Exception as exc:
+                assert READ_ONLY in error_message(exc), f"{statement}: {error_message(exc)}"
+        assert not accepted, f"write statements accepted over PyHive: {accepted}"
+
+        # Reads, history and time travel answer.
+        cursor.execute("DESCRIBE HISTORY gold.agg_active_user")
+        columns = [d[0] for d in cursor.description]
+        history = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        first = min(history, key=lambda h: h["version"])
+        cursor.execute("SELECT COUNT(*) FROM gold.agg_active_user")
+        rows_now = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) FROM gold.agg_active_user VERSION AS OF {first['version']}")
+        rows_first = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) FROM gold.agg_active_user TIMESTAMP AS OF '{first['timestamp']}'")
+        assert cursor.fetchone()[0] == rows_first
+        cursor.execute(f"SELECT COUNT(*) FROM delta.`{stack.path(GOLD_ACTIVE_USER)}`")
+        assert cursor.fetchone()[0] == rows_now > 0
+        reads = ("SHOW TABLES IN gold", "SHOW DATABASES", "DESCRIBE gold.agg_active_user",
+                 "DESCRIBE DETAIL gold.agg_active_user", "SHOW TBLPROPERTIES gold.agg_active_user",
+                 "EXPLAIN SELECT * FROM gold.agg_active_user", "SET spark.sql.shuffle.partitions=4")  # fmt: skip
+        for statement in reads:
+            cursor.execute(statement)
+            assert cursor.fetchall(), statement
+        cursor.execute("USE gold")  # no rows, no error
+        cursor.execute("SELECT COUNT(*) FROM agg_active_user")
+        assert cursor.fetchone()[0] == rows_now
+    finally:
+        conn.close()
+
+    # beeline, same analyst: every form refused, reads answer.
+    output = _beeline(stack, "analyst_e2e", password, [*forms, "SELECT 'beeline-read-ok' AS probe",
+                      "SELECT COUNT(*) AS n FROM gold.agg_active_user VERSION AS OF 0"], tmp_path)  # fmt: skip
+    # One "Error: ..." line per refused statement (beeline adds the server's stack trace after it).
+    refused_lines = [line for line in output.splitlines() if "Error: " in line and READ_ONLY in line]
+    assert len(refused_lines) == len(forms), output[-4000:]
+    assert "beeline-read-ok" in output, output[-4000:]
+    assert "rows affected" not in output, output[-4000:]
+
+    # Nothing was written: no new Delta version anywhere, no new folder.
+    assert _delta_versions(stack.warehouse) == before
+    assert not (stack.root / "must_not_exist").exists()
+
+    # Who may connect: wrong password, anonymous and NOSASL sessions refused over PyHive ...
+    refusals = {
+        "wrong password": _refused_login(stack, auth="CUSTOM", username="analyst_e2e", password=password + "x"),
+        "unknown user": _refused_login(stack, auth="CUSTOM", username="nobody", password=password),
+        "anonymous (auth NONE)": _refused_login(stack, auth="NONE", username="anonymous"),
+        "no SASL": _refused_login(stack, auth="NOSASL"),
+    }
+    for what, message in refusals.items():
+        assert message, what
+    # ... and over beeline (no user, wrong password).
+    for user, pw in ((None, None), ("analyst_e2e", "wrong-password")):
+        out = _beeline(stack, user, pw, ["SELECT 'must-not-answer' AS probe"], tmp_path)
+        assert "must-not-answer" not in out.replace("SELECT 'must-not-answer'", ""), out[-3000:]
+        assert "Could not open" in out or "Error validating" in out or "Peer indicated failure" in out, out[-3000:]
+
+    # A removed analyst is refused at the next login, again without a restart.
+    subprocess.run(
+        [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(stack.thrift_state_dir), "remove-user",
+         "analyst_e2e"], cwd=REPO_ROOT, env=_env(), check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert _refused_login(stack, auth="CUSTOM", username="analyst_e2e", password=password)
+    print(f"[serving] read-only: {len(forms)} write forms refused over PyHive and beeline; refused logins: "
+          f"{ {k: v[:80] for k, v in refusals.items()} }")  # fmt: skip

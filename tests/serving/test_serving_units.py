@@ -17,25 +17,78 @@ from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS,
 from lakehouse.serving import catalog
 from lakehouse.serving.sql import render_table, split_statements
 from lakehouse.serving.superset import env as superset_env
-from lakehouse.serving.thrift import server
+from lakehouse.serving.thrift import auth, server, server_jar
 
 
-def test_server_command_serves_delta_from_an_in_memory_catalog_on_loopback(tmp_path: Path) -> None:
+def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_path: Path) -> None:
     config = load_config(env="local", overrides={"paths.warehouse": str(tmp_path / "wh"), "timezone": "Asia/Singapore"})
-    cmd = server.server_command(config, "127.0.0.1", 10123, tmp_path, driver_memory="1g")
+    jar = tmp_path / "lakehouse-thrift.jar"
+    cmd = server.server_command(config, "127.0.0.1", 10123, tmp_path, driver_memory="1g", server_jar=jar)
     confs = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--conf")
     hiveconfs = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--hiveconf")
-    assert cmd[cmd.index("--class") + 1] == server.THRIFT_CLASS
-    assert "spark-internal" in cmd
+    assert cmd[cmd.index("--class") + 1] == server.THRIFT_CLASS == server_jar.MAIN_CLASS
+    assert str(jar) in cmd  # the primary resource: our main class
     assert confs["spark.sql.catalogImplementation"] == "in-memory"
     assert confs["spark.sql.session.timeZone"] == "Asia/Singapore"
-    assert confs["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # Delta's extension and the read-only guard, in every session (a static setting).
+    assert confs["spark.sql.extensions"] == f"io.delta.sql.DeltaSparkSessionExtension,{server_jar.GUARD_EXTENSION}"
     assert confs["spark.driver.memory"] == "1g"
-    # Delta's jars on the driver class path, or the server's sessions cannot find the data source.
-    assert confs["spark.driver.extraClassPath"] == confs["spark.jars"].replace(",", os.pathsep)
+    # Delta's jars and ours on the driver class path, or the server's sessions cannot find them.
+    assert confs["spark.driver.extraClassPath"] == os.pathsep.join([*confs["spark.jars"].split(","), str(jar)])
+    assert f"-Dlakehouse.thrift.users={tmp_path / 'auth' / 'users'}" in confs["spark.driver.extraJavaOptions"]
     assert confs[server.STATE_MARKER_CONF] == str(tmp_path)
     assert hiveconfs["hive.server2.thrift.bind.host"] == "127.0.0.1"
     assert hiveconfs["hive.server2.thrift.port"] == "10123"
+    assert hiveconfs["hive.server2.authentication"] == "CUSTOM"
+    assert hiveconfs["hive.server2.custom.authentication.class"] == server_jar.AUTHENTICATOR
+
+
+def test_credentials_are_generated_once_private_and_hashed(tmp_path: Path) -> None:
+    first = auth.ensure_credentials(tmp_path)
+    assert set(first) == set(auth.SERVICE_USERS)
+    assert len({c.password for c in first.values()}) == len(first)  # random, not a default
+    assert auth.ensure_credentials(tmp_path) == first  # idempotent
+    users = auth.users_file(tmp_path)
+    for path in (users, auth.clients_file(tmp_path)):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert auth.auth_dir(tmp_path).stat().st_mode & 0o777 == 0o700
+    text = users.read_text()
+    assert all(c.password not in text for c in first.values())
+    hashes = auth.read_users(tmp_path)
+    assert all(auth.verify_password(c.password, hashes[c.user]) for c in first.values())
+    assert not auth.verify_password(first["superset"].password + "x", hashes["superset"])
+    assert auth.service_credentials(tmp_path, "superset") == first["superset"]
+
+
+def test_add_and_remove_an_analyst(tmp_path: Path) -> None:
+    auth.ensure_credentials(tmp_path)
+    analyst = auth.add_user(tmp_path, "analyst")
+    assert auth.verify_password(analyst.password, auth.read_users(tmp_path)["analyst"])
+    given = auth.add_user(tmp_path, "analyst", "chosen-password")  # a reset
+    assert given.password == "chosen-password"
+    assert not auth.verify_password(analyst.password, auth.read_users(tmp_path)["analyst"])
+    assert auth.remove_user(tmp_path, "analyst") and "analyst" not in auth.read_users(tmp_path)
+    assert not auth.remove_user(tmp_path, "analyst")
+    with pytest.raises(auth.AuthError, match="cannot be removed"):
+        auth.remove_user(tmp_path, "lakehouse")
+    with pytest.raises(auth.AuthError, match="invalid user name"):
+        auth.add_user(tmp_path, "bad:name")
+    # A service user whose hash no longer matches its kept password gets a new one.
+    hand_edited = auth.read_users(tmp_path)
+    hand_edited["superset"] = auth.hash_password("something else")
+    auth._write_users(tmp_path, hand_edited)
+    fixed = auth.ensure_credentials(tmp_path)["superset"]
+    assert auth.verify_password(fixed.password, auth.read_users(tmp_path)["superset"])
+
+
+def test_the_hash_format_is_pbkdf2_sha256() -> None:
+    import base64
+    import hashlib
+
+    encoded = auth.hash_password("pw", salt=b"0123456789abcdef", iterations=1000)
+    scheme, iterations, salt, digest = encoded.split(":")
+    assert (scheme, iterations, base64.b64decode(salt)) == ("pbkdf2_sha256", "1000", b"0123456789abcdef")
+    assert base64.b64decode(digest) == hashlib.pbkdf2_hmac("sha256", b"pw", b"0123456789abcdef", 1000, dklen=32)
 
 
 def test_a_pid_file_of_another_process_is_not_a_running_server(tmp_path: Path) -> None:

@@ -6,10 +6,12 @@ Runs in Superset's virtualenv (standard library, PyYAML and Superset only; it ne
 
     SUPERSET_ADMIN_USER=.. SUPERSET_ADMIN_PASSWORD=.. .cache/superset-venv/bin/python \
         lakehouse/serving/superset/bootstrap.py \
-        --bundle conf/superset/bundle --sqlalchemy-uri hive://user@host:port/gold
+        --bundle conf/superset/bundle --sqlalchemy-uri 'hive://user@host:port/gold?auth=CUSTOM'
 
-(``scripts/superset_up.sh`` does this.) The password comes from the environment, not argv, so it
-never shows in ``ps``.
+(``scripts/superset_up.sh`` does this.) The passwords come from the environment, not argv, so they
+never show in ``ps``: the admin's, and the Thrift server's password for the connection's user
+(``THRIFT_PASSWORD``), which is set into the database URI; Superset keeps it encrypted with its
+secret key and shows the URI masked.
 
 Admin: created when missing; when it exists, its password is reset to the given one (so the
 credentials in the environment or in .cache/superset/credentials.env always log in) and the
@@ -53,6 +55,15 @@ def read_bundle(bundle_dir: Path, sqlalchemy_uri: str) -> dict[str, str]:
             text = yaml.safe_dump(config, sort_keys=False)
         contents[key] = text
     return contents
+
+
+def with_password(uri: str, password: str) -> str:
+    """The URI with the Thrift password set (Superset stores it encrypted and masks the URI)."""
+    if not password:
+        return uri
+    from sqlalchemy.engine.url import make_url
+
+    return make_url(uri).set(password=password).render_as_string(hide_password=False)
 
 
 def ensure_admin(username: str, password: str) -> Any:
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("SUPERSET_ADMIN_PASSWORD", "")
     if not username or not password:
         raise SystemExit("SUPERSET_ADMIN_USER and SUPERSET_ADMIN_PASSWORD must be set")
-    contents = read_bundle(args.bundle, args.sqlalchemy_uri)
+    contents = read_bundle(args.bundle, with_password(args.sqlalchemy_uri, os.environ.get("THRIFT_PASSWORD", "")))
 
     from flask import g
     from superset.app import create_app

@@ -1,40 +1,46 @@
-"""The Spark Thrift Server (HiveServer2 protocol) over the lakehouse's Delta tables.
+"""The Spark Thrift Server (HiveServer2 protocol) over the lakehouse's Delta tables: read-only for
+its clients, and authenticated.
 
     python -m lakehouse.serving.thrift start [--warehouse DIR] [--port N] [--set key=value ...]
-    python -m lakehouse.serving.thrift register      # (re-)register tables created since
-    python -m lakehouse.serving.thrift status
-    python -m lakehouse.serving.thrift stop
+    python -m lakehouse.serving.thrift register      # wait until tables created since are served
+    python -m lakehouse.serving.thrift add-user NAME # an analyst: prints the generated password once
+    python -m lakehouse.serving.thrift remove-user NAME | users | status | stop
 
 (``scripts/start_thrift_server.sh`` / ``scripts/stop_thrift_server.sh`` wrap start and stop;
-:func:`main` is the same command for a console script.) Clients: Superset (``hive://`` URI,
-PyHive), ``scripts/sql.sh``, or the pyspark wheel's beeline with the virtualenv's ``bin`` on PATH:
-``beeline -u jdbc:hive2://127.0.0.1:10000/default -n $USER``.
+:func:`main` is the same command for a console script.) Clients: Superset (``hive://`` URI with
+``auth=CUSTOM``, PyHive), ``scripts/sql.sh``, or the pyspark wheel's beeline with the virtualenv's
+``bin`` on PATH: ``beeline -u jdbc:hive2://127.0.0.1:10000/default -n NAME -w PASSWORD_FILE``.
 
 Modules: :mod:`.server` (the process: command line, start/stop/status, pid and state files),
-:mod:`.client` (PyHive connections, health probe, error messages, registration over a
-connection) and :mod:`.cli`. The registration statements themselves come from
-:mod:`lakehouse.serving.catalog`, the one registration code of the project.
+:mod:`.client` (authenticated PyHive connections, health probe, error messages, waiting for
+registration), :mod:`.auth` (users file of password hashes, the project's client passwords),
+:mod:`.server_jar` (compiles the Java classes in ``java/`` once) and :mod:`.cli`. The registration
+statements come from :mod:`lakehouse.serving.catalog`, the one registration code of the project.
 
 How it runs, and why:
 
-- ``spark-submit --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 spark-internal``
-  from this virtualenv's pyspark (the pip wheel has no ``sbin/start-thriftserver.sh``), with
-  Delta's jars, extension and catalog, the session time zone and the local-mode settings of
-  ``lakehouse.session.session_conf``: the server sees the tables exactly as the jobs do.
+- ``spark-submit --class com.heymax.lakehouse.serving.LakehouseThriftServer <our jar>`` from this
+  virtualenv's pyspark (the pip wheel has no ``sbin/start-thriftserver.sh``): Spark's own
+  ``HiveThriftServer2``, preceded by the table registration, with Delta's jars, extension and
+  catalog, the session time zone and the local-mode settings of ``lakehouse.session.session_conf``:
+  the server sees the tables exactly as the jobs do.
+- Read-only: ``ReadOnlyGuard`` (``spark.sql.extensions``) refuses every statement whose analyzed plan
+  is a write or DDL, before it runs; only queries and SHOW / DESCRIBE / EXPLAIN / SET / USE pass.
+- Authenticated: ``hive.server2.authentication=CUSTOM`` with ``PasswordFileAuthenticator`` over
+  ``<state dir>/auth/users`` (PBKDF2 hashes, mode 600; see :mod:`.auth`). No anonymous sessions.
 - ``spark.sql.catalogImplementation=in-memory``: the embedded Derby metastore admits one
   process, and the jobs (which write by path) must keep running while the server is up. The
-  catalog therefore lives in the server only; once it answers, every registry table that exists
-  is registered over the Thrift connection itself, as ``<layer>.<name>`` in databases
-  ``bronze``, ``silver``, ``gold`` and ``ops``. ``register`` is idempotent; run it again after a
-  job has created a new table (``scripts/sql.sh`` does it before each query). Data committed to
-  a table that is already registered needs nothing: Delta reads the newest snapshot at every query.
-- Bound to ``serving.thrift_host`` (127.0.0.1) and ``serving.thrift_port`` from config; no
-  authentication, so it must not listen on a public interface.
+  catalog therefore lives in the server only, and the server fills it itself from
+  ``<state dir>/registrations.tsv`` (written at start): every registry table whose Delta log
+  exists is registered as ``<layer>.<name>`` before the port opens, and a table created later
+  within ``lakehouse.thrift.registerIntervalSeconds`` (2 s). Data committed to a registered table
+  needs nothing: Delta reads the newest snapshot at every query.
+- Bound to ``serving.thrift_host`` (127.0.0.1) and ``serving.thrift_port`` from config.
 - State under ``.cache/thrift/`` (``--state-dir`` or ``THRIFT_STATE_DIR`` to change):
   ``thrift.pid``, ``thrift.json`` (host, port, warehouse of the running server), ``thrift.log``,
-  and the server's scratch (working directory, ``spark.sql.warehouse.dir``, log4j2 settings).
-  ``stop`` ends exactly the process in the pid file, after checking that its command line is
-  this server's, and waits until it is gone.
+  ``auth/``, and the server's scratch (working directory, ``spark.sql.warehouse.dir``, log4j2
+  settings). ``stop`` ends exactly the process in the pid file, after checking that its command
+  line is this server's, and waits until it is gone.
 """
 
 from __future__ import annotations

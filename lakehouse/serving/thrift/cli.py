@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lakehouse.config import ConfigError
 from lakehouse.serving.options import add_config_args, asks_for_warehouse, config_from_args
+from lakehouse.serving.thrift import auth
 from lakehouse.serving.thrift.client import ThriftError, log, register
 from lakehouse.serving.thrift.server import running_server, start, state_dir_from, status, stop
 
@@ -35,7 +36,42 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)")
 
     sub.add_parser("status", help="exit 0 if running and answering, 3 if not running")
+
+    a = sub.add_parser(
+        "add-user",
+        help="add an analyst (or reset a password): prints the generated password once "
+        "(or takes THRIFT_NEW_PASSWORD from the environment); no restart needed",
+    )
+    a.add_argument("name")
+    d = sub.add_parser("remove-user", help="remove a user; its next connection is refused")
+    d.add_argument("name")
+    sub.add_parser("users", help="list the users of the users file")
+    w = sub.add_parser("password", help="print the password of one of the project's own clients (for scripts)")
+    w.add_argument("--user", default="superset", choices=auth.SERVICE_USERS)
     return p
+
+
+def _users(args: argparse.Namespace, state_dir) -> int:
+    if args.command == "add-user":
+        if args.name in auth.SERVICE_USERS:
+            raise auth.AuthError(f"{args.name} is one of the project's own clients; choose another name")
+        creds = auth.add_user(state_dir, args.name, os.environ.get("THRIFT_NEW_PASSWORD") or None)
+        log(f"user {creds.user} added to {auth.users_file(state_dir)} (the running server reads it at the next login)")
+        if not os.environ.get("THRIFT_NEW_PASSWORD"):
+            print(f"password for {creds.user} (shown once, only its hash is kept): {creds.password}")
+        return 0
+    if args.command == "remove-user":
+        if auth.remove_user(state_dir, args.name):
+            log(f"user {args.name} removed")
+            return 0
+        log(f"no user {args.name} in {auth.users_file(state_dir)}")
+        return 1
+    if args.command == "users":
+        for name in auth.read_users(state_dir):
+            print(name + ("  (service user of the project)" if name in auth.SERVICE_USERS else ""))
+        return 0
+    print(auth.service_credentials(state_dir, args.user).password)
+    return 0
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -53,7 +89,7 @@ def _register(args: argparse.Namespace) -> int:
             "restart it with --warehouse to serve another one"
         )
         return 1
-    register(current.host, current.port, config)
+    register(current.host, current.port, config, auth.service_credentials(state_dir))
     return 0
 
 
@@ -70,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _register(args)
         if args.command == "stop":
             return stop(state_dir, args.timeout)
-        return status(state_dir)
-    except (ThriftError, ConfigError) as exc:
+        if args.command == "status":
+            return status(state_dir)
+        return _users(args, state_dir)
+    except (ThriftError, ConfigError, auth.AuthError) as exc:
         log(f"ERROR: {exc}")
         return 1

@@ -1,13 +1,17 @@
-"""Talking to a running Spark Thrift Server: PyHive connections, health probe, error messages,
-and registering the registry's tables in its catalog (through :mod:`lakehouse.serving.catalog`)."""
+"""Talking to a running Spark Thrift Server: authenticated PyHive connections, health probe, error
+messages, and waiting until it serves the registry's tables (it registers them itself)."""
 
 from __future__ import annotations
 
 import socket
 import sys
+import time
+from collections.abc import Sequence
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.serving.catalog import Registration, RegistrationError, cursor_executor, register_tables
+from lakehouse.registry import TABLES
+from lakehouse.serving.catalog import Registration, table_exists_locally
+from lakehouse.serving.thrift.auth import Credentials, service_credentials
 
 
 class ThriftError(RuntimeError):
@@ -18,29 +22,45 @@ def log(message: str) -> None:
     print(f"[thrift] {message}", file=sys.stderr, flush=True)
 
 
-def connect(host: str, port: int, database: str = "default", username: str | None = None, timeout: float | None = None):
-    """A PyHive connection to the server (no authentication: SASL PLAIN with a user name).
+def connect(
+    host: str,
+    port: int,
+    credentials: Credentials | None = None,
+    database: str = "default",
+    timeout: float | None = None,
+):
+    """A PyHive connection to the server, authenticated (SASL PLAIN, ``auth=CUSTOM``).
 
-    ``timeout`` (seconds) bounds every socket operation, so a probe of a server that accepts
-    connections but does not answer fails instead of hanging; None waits as long as a query runs.
+    ``credentials`` default to the project's own client ``lakehouse`` of the default state dir
+    (``.cache/thrift`` or ``THRIFT_STATE_DIR``). ``timeout`` (seconds) bounds every socket
+    operation, so a probe of a server that accepts connections but does not answer fails instead
+    of hanging; None waits as long as a query runs.
     """
     from pyhive import hive
 
-    username = username or "lakehouse"
+    if credentials is None:
+        from lakehouse.serving.thrift.server import state_dir_from
+
+        credentials = service_credentials(state_dir_from(None))
     if timeout is None:
-        return hive.connect(host=host, port=port, username=username, database=database)
+        return hive.connect(
+            host=host, port=port, username=credentials.user, password=credentials.password,
+            auth="CUSTOM", database=database,
+        )  # fmt: skip
     import thrift_sasl
     from thrift.transport import TSocket
 
     sock = TSocket.TSocket(host, port)
     sock.setTimeout(int(timeout * 1000))
-    # What PyHive builds for auth NONE, plus the timeout: SASL PLAIN, any non-empty password.
+    # What PyHive builds for auth CUSTOM, plus the timeout.
     transport = thrift_sasl.TSaslClientTransport(
-        lambda: hive.get_installed_sasl(host=host, sasl_auth="PLAIN", username=username, password="x"),
+        lambda: hive.get_installed_sasl(
+            host=host, sasl_auth="PLAIN", username=credentials.user, password=credentials.password
+        ),
         "PLAIN",
         sock,
     )
-    return hive.connect(thrift_transport=transport, username=username, database=database)
+    return hive.connect(thrift_transport=transport, username=credentials.user, database=database)
 
 
 def error_message(exc: BaseException) -> str:
@@ -61,12 +81,12 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def answers(host: str, port: int) -> bool:
+def answers(host: str, port: int, credentials: Credentials) -> bool:
     """True when the server runs a query (``SELECT 1``), not just when the port is open."""
     if not port_open(host, port):
         return False
     try:
-        conn = connect(host, port, timeout=10)
+        conn = connect(host, port, credentials, timeout=10)
         try:
             cursor = conn.cursor()
             cursor.execute("SELECT 1")
@@ -77,23 +97,58 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
-def register(host: str, port: int, config: LakehouseConfig, quiet: bool = False) -> Registration:
-    """Register every existing registry table in the server's catalog, over one connection.
+def served_tables(cursor, layers: Sequence[str]) -> set[str]:
+    """``layer.name`` of every table the server's catalog lists in ``layers``."""
+    served: set[str] = set()
+    for layer in layers:
+        try:
+            cursor.execute(f"SHOW TABLES IN {layer}")
+        except Exception:  # the database is created with its first table
+            continue
+        # Rows are (namespace, tableName, isTemporary) in Spark 3+ and 4.
+        served.update(f"{layer}.{row[1]}" for row in cursor.fetchall())
+    return served
 
-    Idempotent; a table already registered keeps the location it was registered with.
+
+def register(
+    host: str,
+    port: int,
+    config: LakehouseConfig,
+    credentials: Credentials | None = None,
+    quiet: bool = False,
+    timeout: float = 60.0,
+) -> Registration:
+    """Wait until the server serves every registry table whose Delta log exists here.
+
+    The server registers tables itself (clients are read-only): every table that exists when it
+    starts, before it answers, and the ones jobs create later within seconds
+    (``lakehouse.thrift.registerIntervalSeconds``). Tables on remote storage (``s3a://``) cannot be
+    checked from here: they are reported as served or not created yet, without waiting.
     """
-
-    def skipped(table: str, message: str) -> None:
-        if not quiet:
-            log(f"{table}: not registered ({message[:300]})")
-
-    conn = connect(host, port)
+    layers = list(dict.fromkeys(spec.layer for spec in TABLES))
+    local = {spec.full_name: table_exists_locally(spec.path(config)) for spec in TABLES}
+    expected = {name for name, exists in local.items() if exists}
+    conn = connect(host, port, credentials)
     try:
-        result = register_tables(cursor_executor(conn.cursor()), config, on_skip=skipped, describe_error=error_message)
-    except RegistrationError as exc:
-        raise ThriftError(str(exc)) from exc
+        cursor = conn.cursor()
+        first = served = served_tables(cursor, layers)
+        deadline = time.monotonic() + timeout
+        while not expected <= served:
+            if time.monotonic() > deadline:
+                raise ThriftError(
+                    f"the server has not registered {', '.join(sorted(expected - served))} after {timeout:.0f} s "
+                    "(its log says why: lakehouse thrift status)"
+                )
+            time.sleep(0.5)
+            served = served_tables(cursor, layers)
     finally:
         conn.close()
+    order = [spec.full_name for spec in TABLES]
+    result = Registration(
+        new=[n for n in order if n in served and n not in first],
+        present=[n for n in order if n in first],
+        missing=[n for n in order if n not in served],
+    )
     if not quiet:
         for line in result.summary():
             log(line)

@@ -14,9 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT, LakehouseConfig
+from lakehouse.registry import TABLES
+from lakehouse.serving.catalog import create_database_statement, create_table_statement
+from lakehouse.serving.thrift import auth
 from lakehouse.serving.thrift.client import ThriftError, answers, error_message, log, port_open, register
+from lakehouse.serving.thrift.server_jar import AUTHENTICATOR, GUARD_EXTENSION, MAIN_CLASS, ensure_server_jar
 
-THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+#: The server's main class (our jar): Spark's HiveThriftServer2 plus the server-side registration.
+THRIFT_CLASS = MAIN_CLASS
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".cache" / "thrift"
 #: Marks the server's command line, so ``stop`` never signals an unrelated process that reused
 #: the pid; the value is the state directory.
@@ -72,6 +77,27 @@ def _state_file(state_dir: Path) -> Path:
 
 def log_file(state_dir: Path) -> Path:
     return state_dir / "thrift.log"
+
+
+def registrations_file(state_dir: Path) -> Path:
+    return state_dir / "registrations.tsv"
+
+
+def write_registrations(config: LakehouseConfig, state_dir: Path) -> Path:
+    """The tables the server registers itself, as it finds their Delta logs (see ``LakehouseThriftServer``):
+    ``name TAB location TAB create-database TAB create-table``, from :mod:`lakehouse.serving.catalog`."""
+    lines = []
+    for spec in TABLES:
+        fields = (
+            spec.full_name, spec.path(config), create_database_statement(spec.layer),
+            create_table_statement(spec, config),
+        )  # fmt: skip
+        if any("\t" in f or "\n" in f for f in fields):
+            raise ThriftError(f"{spec.full_name}: a tab or newline in its location {spec.path(config)!r}")
+        lines.append("\t".join(fields))
+    path = registrations_file(state_dir)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _cmdline(pid: int) -> str:
@@ -149,26 +175,39 @@ def _spark_submit() -> str:
 
 
 def server_command(
-    config: LakehouseConfig, host: str, port: int, state_dir: Path, driver_memory: str | None = None
+    config: LakehouseConfig,
+    host: str,
+    port: int,
+    state_dir: Path,
+    driver_memory: str | None = None,
+    server_jar: Path | None = None,
 ) -> list[str]:
     from lakehouse.session import session_conf
 
+    jar = server_jar or ensure_server_jar(config.paths.jar_cache)
     conf = session_conf(config, under_submit=False)
     master = conf.pop("spark.master")
     if driver_memory:
         conf["spark.driver.memory"] = driver_memory
+    extensions = [e for e in conf.get("spark.sql.extensions", "").split(",") if e]
+    java_options = [
+        f"-Dlog4j2.configurationFile={state_dir / 'log4j2.properties'}",
+        f"-Duser.timezone={config.timezone}",
+        f"-Dlakehouse.thrift.users={auth.users_file(state_dir)}",
+        f"-Dlakehouse.thrift.registrations={registrations_file(state_dir)}",
+    ]
     conf.update(
         {
             # Derby admits one process; jobs write by path. See the package docstring.
             "spark.sql.catalogImplementation": "in-memory",
             "spark.sql.warehouse.dir": str(state_dir / "spark-warehouse"),
+            # Every session read-only (a static setting: no client can change it).
+            "spark.sql.extensions": ",".join([*extensions, GUARD_EXTENSION]),
             # spark.jars alone is not enough here: the server resolves data sources in its
             # sessions' class loader, which does not see them (DATA_SOURCE_NOT_FOUND: DELTA).
-            # On the driver's own class path they are visible everywhere.
-            "spark.driver.extraClassPath": conf["spark.jars"].replace(",", os.pathsep),
-            "spark.driver.extraJavaOptions": (
-                f"-Dlog4j2.configurationFile={state_dir / 'log4j2.properties'} -Duser.timezone={config.timezone}"
-            ),
+            # On the driver's own class path they are visible everywhere (the password check too).
+            "spark.driver.extraClassPath": os.pathsep.join([*conf["spark.jars"].split(","), str(jar)]),
+            "spark.driver.extraJavaOptions": " ".join(java_options),
             STATE_MARKER_CONF: str(state_dir),
         }
     )
@@ -181,11 +220,15 @@ def server_command(
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd += [
-        "spark-internal",
+        str(jar),
         "--hiveconf", f"hive.server2.thrift.bind.host={host}",
         "--hiveconf", f"hive.server2.thrift.port={port}",
         "--hiveconf", "hive.server2.transport.mode=binary",
         "--hiveconf", f"hive.server2.logging.operation.log.location={state_dir / 'operation_logs'}",
+        # Passwords checked against the users file (lakehouse.serving.thrift.auth); no anonymous sessions.
+        "--hiveconf", "hive.server2.authentication=CUSTOM",
+        "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR}",
+        "--hiveconf", "hive.server2.enable.doAs=false",
     ]  # fmt: skip
     return cmd
 
@@ -212,6 +255,8 @@ def start(
 
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+    credentials = auth.ensure_credentials(state_dir)["lakehouse"]
+    write_registrations(config, state_dir)
     log_path = log_file(state_dir)
     cmd = server_command(config, host, port, state_dir, driver_memory)
     env = dict(os.environ)
@@ -236,7 +281,7 @@ def start(
     log(f"starting on {host}:{port} (pid {proc.pid}, warehouse {config.paths.warehouse}, log {log_path})")
 
     deadline = began + timeout
-    while not answers(host, port):
+    while not answers(host, port, credentials):
         if proc.poll() is not None:
             _clear_state(state_dir)
             raise ThriftError(f"the server exited with code {proc.returncode} during start-up:\n{_tail(log_path)}")
@@ -248,7 +293,7 @@ def start(
         time.sleep(1.0)
     up_after = time.monotonic() - began
     try:
-        register(host, port, config)
+        register(host, port, config, credentials)
     except Exception as exc:
         # A server that cannot serve the tables is of no use: stop it, so a start is all or nothing.
         _stop_pid(proc.pid, 30.0)
@@ -308,7 +353,11 @@ def status(state_dir: Path) -> int:
         log(f"not running (state dir {state_dir})")
         return 3
     rss = rss_bytes(current.pid)
-    ok = answers(current.host, current.port)
+    try:
+        ok = answers(current.host, current.port, auth.service_credentials(state_dir))
+    except auth.AuthError as exc:
+        log(str(exc))
+        ok = False
     print(
         f"running: pid {current.pid} on {current.host}:{current.port}, since {current.started_at}, "
         f"warehouse {current.warehouse}, time zone {current.timezone}"
