@@ -728,7 +728,8 @@ READ_ONLY = "This SQL endpoint is read-only"
 
 
 def _write_forms(stack: Stack) -> list[str]:
-    """Every statement form that would change data or metadata (the issue's list and a few more)."""
+    """Every statement form that would change data or metadata (the issue's list and a few more), and
+    queries that would run a program or a Java method on the server."""
     active = stack.path(GOLD_ACTIVE_USER)
     scratch = stack.root / "must_not_exist"
     return [
@@ -762,6 +763,11 @@ def _write_forms(stack: Stack) -> list[str]:
         f"INSERT OVERWRITE DIRECTORY '{scratch}/dir' USING parquet SELECT 1 AS a",
         f"ADD JAR '{scratch}/x.jar'",
         "CACHE TABLE gold.agg_active_user",
+        # Queries that would run something on the server: a program, a static Java method.
+        "SELECT TRANSFORM(a) USING 'cat' AS (b) FROM (SELECT 'x' AS a)",
+        "SELECT reflect('java.lang.Thread', 'sleep', CAST(1 AS BIGINT))",
+        "SELECT COUNT(*) FROM gold.agg_active_user WHERE period_type IN "
+        "(SELECT try_reflect('java.lang.System', 'getProperty', 'user.dir'))",
     ]
 
 

@@ -6,6 +6,8 @@ import java.util.Locale;
 import java.util.Set;
 
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.SubqueryExpression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import scala.collection.Iterator;
@@ -23,7 +25,9 @@ import scala.runtime.BoxedUnit;
  * ALTER of tables and views, TRUNCATE, OPTIMIZE, VACUUM, RESTORE, CTAS, writes through
  * {@code delta.`path`}, ADD JAR, CACHE TABLE, INSERT OVERWRITE DIRECTORY ...) is refused with
  * {@link ReadOnlyException}. The rule is an allow-list: a statement form nobody thought of is a
- * command, and refused.
+ * command, and refused. Queries that would run something on the server are refused too: {@code
+ * SELECT TRANSFORM(...) USING 'a program'} and {@code reflect} / {@code java_method} /
+ * {@code try_reflect} (a static Java method such as {@code System.exit}).
  *
  * <p>The server's own table registration runs inside {@link #asAdministrator(Runnable)}, on the
  * server's thread, which no client statement can reach.
@@ -40,6 +44,9 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
             "SetCatalogCommand", "ExplainCommand"));
 
     private static final String[] READ_COMMAND_PREFIXES = {"Show", "Describe"};
+
+    /** Plan nodes and expressions that run a program or a Java method on the server. */
+    private static final String[] EXECUTION_WORDS = {"scripttransformation", "reflect"};
 
     /**
      * Plan nodes that write although they may not implement Command (Delta's own logical nodes
@@ -81,6 +88,11 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         if (ADMINISTRATOR.get()) {
             return;
         }
+        String runs = firstExecution(plan);
+        if (runs != null) {
+            throw new ReadOnlyException(MESSAGE_PREFIX + ": the statement would run a program or a Java method "
+                    + "on the server (" + runs + ") and was not run.");
+        }
         String refused = refusedNode(plan);
         if (refused != null) {
             throw new ReadOnlyException(MESSAGE_PREFIX + ": the statement would change data or metadata ("
@@ -120,13 +132,59 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         return null;
     }
 
-    static boolean isWriteName(String simpleName) {
+    /** The node or expression (simple class name) that runs something on the server, or null. */
+    static String firstExecution(LogicalPlan node) {
+        if (matches(node.getClass().getSimpleName(), EXECUTION_WORDS)) {
+            return node.getClass().getSimpleName();
+        }
+        Iterator<Expression> expressions = node.expressions().iterator();
+        while (expressions.hasNext()) {
+            String found = firstExecution(expressions.next());
+            if (found != null) {
+                return found;
+            }
+        }
+        Iterator<LogicalPlan> children = node.children().iterator();
+        while (children.hasNext()) {
+            String found = firstExecution(children.next());
+            if (found != null) {
+                return found;
+            }
+        }
+        return null;
+    }
+
+    private static String firstExecution(Expression expression) {
+        if (matches(expression.getClass().getSimpleName(), EXECUTION_WORDS)) {
+            return expression.getClass().getSimpleName();
+        }
+        if (expression instanceof SubqueryExpression) {
+            String found = firstExecution(((SubqueryExpression) expression).plan());
+            if (found != null) {
+                return found;
+            }
+        }
+        Iterator<Expression> children = expression.children().iterator();
+        while (children.hasNext()) {
+            String found = firstExecution(children.next());
+            if (found != null) {
+                return found;
+            }
+        }
+        return null;
+    }
+
+    private static boolean matches(String simpleName, String[] words) {
         String lower = simpleName.toLowerCase(Locale.ROOT);
-        for (String word : WRITE_WORDS) {
+        for (String word : words) {
             if (lower.contains(word)) {
                 return true;
             }
         }
         return false;
+    }
+
+    static boolean isWriteName(String simpleName) {
+        return matches(simpleName, WRITE_WORDS);
     }
 }
