@@ -725,6 +725,7 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
 # ------------------------------------------------------------------------------------------
 
 READ_ONLY = "This SQL endpoint is read-only"
+PATHS_REFUSED = "This SQL endpoint serves the registered tables only"
 
 
 def _write_forms(stack: Stack) -> list[str]:
@@ -768,6 +769,23 @@ def _write_forms(stack: Stack) -> list[str]:
         "SELECT reflect('java.lang.Thread', 'sleep', CAST(1 AS BIGINT))",
         "SELECT COUNT(*) FROM gold.agg_active_user WHERE period_type IN "
         "(SELECT try_reflect('java.lang.System', 'getProperty', 'user.dir'))",
+        # Settings that would change where and how data is read (a JDBC catalog over Derby writes files).
+        "SET spark.sql.catalog.ev=org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+        "SET spark.hadoop.fs.file.impl=org.apache.hadoop.fs.RawLocalFileSystem",
+        "SET spark.sql.runSQLOnFiles=true",
+    ]
+
+
+def _path_reads(stack: Stack) -> list[str]:
+    """Files of the server named as tables: refused, whatever the format and however nested."""
+    secrets = stack.thrift_state_dir / "auth" / "clients.json"
+    active = stack.path(GOLD_ACTIVE_USER)
+    return [
+        f"SELECT * FROM text.`{secrets}`",
+        f"SELECT COUNT(*) FROM delta.`{active}`",
+        f"SELECT COUNT(*) FROM parquet.`{active}`",
+        f"WITH x AS (SELECT * FROM json.`{secrets}`) SELECT * FROM x",
+        f"SELECT 1 AS a WHERE EXISTS (SELECT * FROM csv.`{secrets}`)",
     ]
 
 
@@ -866,8 +884,13 @@ def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
         rows_first = cursor.fetchone()[0]
         cursor.execute(f"SELECT COUNT(*) FROM gold.agg_active_user TIMESTAMP AS OF '{first['timestamp']}'")
         assert cursor.fetchone()[0] == rows_first
-        cursor.execute(f"SELECT COUNT(*) FROM delta.`{stack.path(GOLD_ACTIVE_USER)}`")
-        assert cursor.fetchone()[0] == rows_now > 0
+        assert rows_now > 0
+        # Files by path: refused (the endpoint serves the registered tables only).
+        for statement in _path_reads(stack):
+            with pytest.raises(Exception) as refused:
+                cursor.execute(statement)
+                cursor.fetchall()
+            assert PATHS_REFUSED in error_message(refused.value), f"{statement}: {error_message(refused.value)}"
         reads = ("SHOW TABLES IN gold", "SHOW DATABASES", "DESCRIBE gold.agg_active_user",
                  "DESCRIBE DETAIL gold.agg_active_user", "SHOW TBLPROPERTIES gold.agg_active_user",
                  "EXPLAIN SELECT * FROM gold.agg_active_user", "SET spark.sql.shuffle.partitions=4")  # fmt: skip
@@ -888,6 +911,19 @@ def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
     assert len(refused_lines) == len(forms), output[-4000:]
     assert "beeline-read-ok" in output, output[-4000:]
     assert "rows affected" not in output, output[-4000:]
+
+    # Settings sent when the connection opens (never a SET statement) make every statement refused,
+    # starting with the USE that PyHive sends on connect.
+    with pytest.raises(Exception) as refused:
+        conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, username="analyst_e2e",
+                            password=password, auth="CUSTOM",
+                            configuration={"set:hiveconf:spark.sql.catalog.ev": "org.apache.spark.sql.execution."
+                                           "datasources.v2.jdbc.JDBCTableCatalog"})  # fmt: skip
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
+    assert "carries the setting spark.sql.catalog.ev" in error_message(refused.value), error_message(refused.value)
 
     # Nothing was written: no new Delta version anywhere, no new folder.
     assert _delta_versions(stack.warehouse) == before

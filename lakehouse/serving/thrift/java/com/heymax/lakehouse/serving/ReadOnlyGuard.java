@@ -5,13 +5,20 @@ import java.util.HashSet;
 import java.util.Locale;
 import java.util.Set;
 
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.parser.ParserInterface;
+import org.apache.spark.sql.execution.command.SetCommand;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.SubqueryExpression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import scala.collection.Iterator;
+import scala.Option;
+import scala.Tuple2;
 import scala.runtime.AbstractFunction1;
+import scala.runtime.AbstractFunction2;
 import scala.runtime.BoxedUnit;
 
 /**
@@ -29,6 +36,13 @@ import scala.runtime.BoxedUnit;
  * SELECT TRANSFORM(...) USING 'a program'} and {@code reflect} / {@code java_method} /
  * {@code try_reflect} (a static Java method such as {@code System.exit}).
  *
+ * <p>Session settings that would change where or how data is read are refused too: {@code SET} of
+ * a catalog ({@code spark.sql.catalog.*}: a JDBC catalog over Derby can write files and call Java),
+ * of Hadoop file system settings ({@code spark.hadoop.*}), of file-path SQL, data sources, Delta or
+ * legacy behaviour; and every statement is refused while the session holds such a setting that
+ * differs from the server's (settings sent when the connection opens never pass through SET).
+ * Reading files by path is refused by {@link PathReadGuard}, the parser this extension installs.
+ *
  * <p>The server's own table registration runs inside {@link #asAdministrator(Runnable)}, on the
  * server's thread, which no client statement can reach.
  */
@@ -44,6 +58,16 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
             "SetCatalogCommand", "ExplainCommand"));
 
     private static final String[] READ_COMMAND_PREFIXES = {"Show", "Describe"};
+
+    /** Session settings no client may change: where and how data is read, and by which code. */
+    private static final String[] PROTECTED_SETTINGS = {
+        "spark.sql.catalog", "spark.hadoop.", "spark.sql.runsqlonfiles", "spark.sql.sources.",
+        "spark.databricks.", "spark.delta.", "spark.sql.extensions", "spark.sql.warehouse", "spark.jars",
+        "spark.sql.legacy.", "spark.sql.hive.metastore", "spark.sql.scripting"};
+
+    /** Of those, the ones whose presence in a session is checked at every statement. */
+    private static final String[] SESSION_CHECKED_SETTINGS = {
+        "spark.sql.catalog", "spark.hadoop.", "spark.sql.runsqlonfiles"};
 
     /** Plan nodes and expressions that run a program or a Java method on the server. */
     private static final String[] EXECUTION_WORDS = {"scripttransformation", "reflect"};
@@ -61,17 +85,61 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
     public BoxedUnit apply(SparkSessionExtensions extensions) {
         extensions.injectCheckRule(new AbstractFunction1<>() {
             @Override
-            public scala.Function1<LogicalPlan, BoxedUnit> apply(org.apache.spark.sql.SparkSession session) {
+            public scala.Function1<LogicalPlan, BoxedUnit> apply(SparkSession session) {
                 return new AbstractFunction1<>() {
                     @Override
                     public BoxedUnit apply(LogicalPlan plan) {
-                        check(plan);
+                        check(plan, session);
                         return BoxedUnit.UNIT;
                     }
                 };
             }
         });
+        extensions.injectParser(new AbstractFunction2<SparkSession, ParserInterface, ParserInterface>() {
+            @Override
+            public ParserInterface apply(SparkSession session, ParserInterface parser) {
+                return new PathReadGuard(parser);
+            }
+        });
         return BoxedUnit.UNIT;
+    }
+
+    static boolean isAdministrator() {
+        return ADMINISTRATOR.get();
+    }
+
+    static ReadOnlyException writeRefusal(String node) {
+        return new ReadOnlyException(MESSAGE_PREFIX + ": the statement would change data or metadata ("
+                + node + ") and was not run. Analysts' connections can read (SELECT, SHOW, DESCRIBE, "
+                + "DESCRIBE HISTORY, VERSION AS OF / TIMESTAMP AS OF); tables are written by the "
+                + "lakehouse jobs, and administrative operations (restore, maintenance) go through the "
+                + "lakehouse command line, which takes the warehouse lock.");
+    }
+
+    private static boolean isProtected(String key, String[] prefixes) {
+        String lower = key.toLowerCase(Locale.ROOT);
+        for (String prefix : prefixes) {
+            if (lower.startsWith(prefix)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** A protected setting of the session that differs from the server's, or null. */
+    static String changedSetting(SparkSession session) {
+        SparkConf server = session.sparkContext().getConf();
+        Iterator<Tuple2<String, String>> settings = session.conf().getAll().iterator();
+        while (settings.hasNext()) {
+            Tuple2<String, String> setting = settings.next();
+            if (isProtected(setting._1(), SESSION_CHECKED_SETTINGS)) {
+                Option<String> own = server.getOption(setting._1());
+                if (own.isEmpty() || !own.get().equals(setting._2())) {
+                    return setting._1();
+                }
+            }
+        }
+        return null;
     }
 
     /** Runs {@code body} on this thread with the guard lifted (the server's own registration). */
@@ -84,9 +152,22 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         }
     }
 
-    static void check(LogicalPlan plan) {
+    static void check(LogicalPlan plan, SparkSession session) {
         if (ADMINISTRATOR.get()) {
             return;
+        }
+        if (plan instanceof SetCommand) {
+            Option<Tuple2<String, Option<String>>> kv = ((SetCommand) plan).kv();
+            if (kv.isDefined() && kv.get()._2().isDefined() && isProtected(kv.get()._1(), PROTECTED_SETTINGS)) {
+                throw new ReadOnlyException(MESSAGE_PREFIX + ": the setting " + kv.get()._1() + " cannot be changed "
+                        + "on this endpoint (catalogs, file systems, data sources and Delta settings are the "
+                        + "server's); session settings such as spark.sql.session.timeZone can.");
+            }
+        }
+        String setting = changedSetting(session);
+        if (setting != null) {
+            throw new ReadOnlyException(MESSAGE_PREFIX + ": this session carries the setting " + setting
+                    + ", which clients may not change; open a new connection without it.");
         }
         String runs = firstExecution(plan);
         if (runs != null) {
@@ -95,11 +176,7 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         }
         String refused = refusedNode(plan);
         if (refused != null) {
-            throw new ReadOnlyException(MESSAGE_PREFIX + ": the statement would change data or metadata ("
-                    + refused + ") and was not run. Analysts' connections can read (SELECT, SHOW, DESCRIBE, "
-                    + "DESCRIBE HISTORY, VERSION AS OF / TIMESTAMP AS OF); tables are written by the "
-                    + "lakehouse jobs, and administrative operations (restore, maintenance) go through the "
-                    + "lakehouse command line, which takes the warehouse lock.");
+            throw writeRefusal(refused);
         }
     }
 
