@@ -35,6 +35,7 @@ from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT
 from lakehouse.lock import pid_alive as _alive
+from lakehouse.lock import process_cmdline
 from lakehouse.versions import SEAWEEDFS_VERSION
 
 HOST = "127.0.0.1"
@@ -119,20 +120,13 @@ def _zombie(pid: int) -> bool:
         return False
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def running_pid(paths: Paths, name: str, marker: str) -> int | None:
     """The pid in ``name``'s pid file if that process is alive and is the program we started."""
     try:
         pid = int(paths.pid_file(name).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) and marker in _cmdline(pid) else None
+    return pid if _alive(pid) and marker in process_cmdline(pid) else None
 
 
 def _start(paths: Paths, name: str, cmd: list[str], env: dict[str, str]) -> int:

@@ -52,11 +52,16 @@ def _ivy_jar() -> Path:
     return Path(found[-1])
 
 
-def _java() -> str:
+def jdk_tool(name: str) -> str | None:
+    """A JDK program (java, javac): ``$JAVA_HOME/bin/<name>`` if there, else from PATH; None if neither."""
     java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    java = shutil.which("java")
+    if java_home and Path(java_home, "bin", name).exists():
+        return str(Path(java_home, "bin", name))
+    return shutil.which(name)
+
+
+def _java() -> str:
+    java = jdk_tool("java")
     if not java:
         raise JarResolutionError("java was not found: install a JDK 17 or set JAVA_HOME")
     return java

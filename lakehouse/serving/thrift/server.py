@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.config import PROJECT_ROOT, LakehouseConfig
+from lakehouse.lock import process_cmdline
 from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import create_database_statement, create_table_statement
 from lakehouse.serving.thrift import auth
@@ -100,13 +101,6 @@ def write_registrations(config: LakehouseConfig, state_dir: Path) -> Path:
     return path
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _alive(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting for its (re)parent."""
     try:
@@ -118,7 +112,7 @@ def _alive(pid: int) -> bool:
 
 
 def _is_our_server(pid: int, state_dir: Path) -> bool:
-    cmd = _cmdline(pid)
+    cmd = process_cmdline(pid)
     return _alive(pid) and THRIFT_CLASS in cmd and f"{STATE_MARKER_CONF}={state_dir}" in cmd
 
 

@@ -45,10 +45,9 @@ def _digest(sources: list[Path]) -> str:
 
 
 def _javac() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "javac").exists():
-        return str(Path(java_home, "bin", "javac"))
-    javac = shutil.which("javac")
+    from lakehouse.jars import jdk_tool
+
+    javac = jdk_tool("javac")
     if not javac:
         raise ServerJarError(
             "javac was not found: the Thrift server's read-only guard is compiled on first start; "

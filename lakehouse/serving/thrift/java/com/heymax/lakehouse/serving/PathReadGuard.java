@@ -9,15 +9,12 @@ import org.apache.spark.sql.catalyst.FunctionIdentifier;
 import org.apache.spark.sql.catalyst.TableIdentifier;
 import org.apache.spark.sql.catalyst.analysis.UnresolvedRelation;
 import org.apache.spark.sql.catalyst.expressions.Expression;
-import org.apache.spark.sql.catalyst.expressions.SubqueryExpression;
 import org.apache.spark.sql.catalyst.parser.ParameterContext;
 import org.apache.spark.sql.catalyst.parser.ParseException;
 import org.apache.spark.sql.catalyst.parser.ParserInterface;
-import org.apache.spark.sql.catalyst.plans.QueryPlan;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructType;
-import scala.collection.Iterator;
 import scala.collection.immutable.Seq;
 
 /**
@@ -57,54 +54,19 @@ final class PathReadGuard implements ParserInterface {
                 + "time travel works on them (VERSION AS OF, TIMESTAMP AS OF).");
     }
 
+    /** Tables named by a file path, in CTE definitions and subqueries too. */
+    private static final PlanWalk PATH_RELATIONS = new PlanWalk(PathReadGuard::pathOf, expression -> null, true);
+
     /** {@code format.`path`} of the first table named by a file path, or null. */
-    static String firstPathRelation(LogicalPlan node) {
+    static String firstPathRelation(LogicalPlan plan) {
+        return PATH_RELATIONS.first(plan);
+    }
+
+    private static String pathOf(LogicalPlan node) {
         if (node instanceof UnresolvedRelation) {
             Seq<String> parts = ((UnresolvedRelation) node).multipartIdentifier();
             if (parts.size() == 2 && isFileSource(parts.apply(0)) && looksLikePath(parts.apply(1))) {
                 return parts.apply(0) + ".`" + parts.apply(1) + "`";
-            }
-        }
-        Iterator<Expression> expressions = node.expressions().iterator();
-        while (expressions.hasNext()) {
-            String found = firstPathRelation(expressions.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        Iterator<LogicalPlan> children = node.children().iterator();
-        while (children.hasNext()) {
-            String found = firstPathRelation(children.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        // CTE definitions are inner children of the WITH node, not children.
-        Iterator<QueryPlan<?>> inner = node.innerChildren().iterator();
-        while (inner.hasNext()) {
-            QueryPlan<?> plan = inner.next();
-            if (plan instanceof LogicalPlan) {
-                String found = firstPathRelation((LogicalPlan) plan);
-                if (found != null) {
-                    return found;
-                }
-            }
-        }
-        return null;
-    }
-
-    private static String firstPathRelation(Expression expression) {
-        if (expression instanceof SubqueryExpression) {
-            String found = firstPathRelation(((SubqueryExpression) expression).plan());
-            if (found != null) {
-                return found;
-            }
-        }
-        Iterator<Expression> children = expression.children().iterator();
-        while (children.hasNext()) {
-            String found = firstPathRelation(children.next());
-            if (found != null) {
-                return found;
             }
         }
         return null;

@@ -10,8 +10,6 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
 import org.apache.spark.sql.catalyst.parser.ParserInterface;
 import org.apache.spark.sql.execution.command.SetCommand;
-import org.apache.spark.sql.catalyst.expressions.Expression;
-import org.apache.spark.sql.catalyst.expressions.SubqueryExpression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import scala.collection.Iterator;
@@ -194,61 +192,24 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         return firstWrite(plan);
     }
 
-    private static String firstWrite(LogicalPlan node) {
-        String name = node.getClass().getSimpleName();
-        if (node instanceof Command || isWriteName(name)) {
-            return name;
-        }
-        Iterator<LogicalPlan> children = node.children().iterator();
-        while (children.hasNext()) {
-            String found = firstWrite(children.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        return null;
+    private static final PlanWalk WRITES = new PlanWalk(
+            node -> node instanceof Command || isWriteName(node.getClass().getSimpleName())
+                    ? node.getClass().getSimpleName() : null,
+            null, false);
+
+    private static final PlanWalk EXECUTIONS = new PlanWalk(
+            node -> matches(node.getClass().getSimpleName(), EXECUTION_WORDS) ? node.getClass().getSimpleName() : null,
+            expression -> matches(expression.getClass().getSimpleName(), EXECUTION_WORDS)
+                    ? expression.getClass().getSimpleName() : null,
+            false);
+
+    private static String firstWrite(LogicalPlan plan) {
+        return WRITES.first(plan);
     }
 
     /** The node or expression (simple class name) that runs something on the server, or null. */
-    static String firstExecution(LogicalPlan node) {
-        if (matches(node.getClass().getSimpleName(), EXECUTION_WORDS)) {
-            return node.getClass().getSimpleName();
-        }
-        Iterator<Expression> expressions = node.expressions().iterator();
-        while (expressions.hasNext()) {
-            String found = firstExecution(expressions.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        Iterator<LogicalPlan> children = node.children().iterator();
-        while (children.hasNext()) {
-            String found = firstExecution(children.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        return null;
-    }
-
-    private static String firstExecution(Expression expression) {
-        if (matches(expression.getClass().getSimpleName(), EXECUTION_WORDS)) {
-            return expression.getClass().getSimpleName();
-        }
-        if (expression instanceof SubqueryExpression) {
-            String found = firstExecution(((SubqueryExpression) expression).plan());
-            if (found != null) {
-                return found;
-            }
-        }
-        Iterator<Expression> children = expression.children().iterator();
-        while (children.hasNext()) {
-            String found = firstExecution(children.next());
-            if (found != null) {
-                return found;
-            }
-        }
-        return null;
+    static String firstExecution(LogicalPlan plan) {
+        return EXECUTIONS.first(plan);
     }
 
     private static boolean matches(String simpleName, String[] words) {
