@@ -311,8 +311,9 @@ def build_wheel() -> Path:
 
 def submit_command(script: str, args: list[str], jar_cache: str, wheel: Path) -> list[str]:
     """``spark-submit`` of a job script to the local standalone master, with Delta's and s3a's jars
-    (``--jars`` replaces the virtualenv's spark-defaults list, so both sets are named) and the
-    package wheel; the driver runs here (standalone has no cluster deploy mode for Python)."""
+    (``--jars`` replaces the virtualenv's default list, so both sets are named) and the package
+    wheel; the driver runs here (standalone has no cluster deploy mode for Python). One executor
+    with the worker's two cores: one executor JVM to start and warm up instead of two."""
     from lakehouse.jars import ensure_delta_jars, ensure_s3a_jars
 
     jars = ensure_delta_jars(jar_cache) + ensure_s3a_jars(jar_cache)
@@ -320,7 +321,7 @@ def submit_command(script: str, args: list[str], jar_cache: str, wheel: Path) ->
     return [
         str(submit), "--master", MASTER_URL,
         "--conf", f"spark.driver.host={HOST}", "--conf", f"spark.driver.bindAddress={HOST}",
-        "--driver-memory", "1g", "--executor-memory", "1g", "--executor-cores", "1", "--total-executor-cores", "2",
+        "--driver-memory", "1g", "--executor-memory", "1g", "--executor-cores", "2", "--total-executor-cores", "2",
         "--jars", ",".join(jars), "--py-files", str(wheel),
         script, "--conf", str(PROJECT_ROOT / "conf" / "lakehouse.yaml"), "--env", "cluster-local", *args,
     ]  # fmt: skip

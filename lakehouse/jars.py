@@ -7,9 +7,9 @@ Jackson) that Spark already ships. Instead the two artifacts Delta needs on top 
 PySpark itself ships (``pyspark/jars/ivy-*.jar``, default Maven Central resolver) and then handed to
 every session as ``spark.jars``.
 
-``write_spark_defaults`` also writes them, with Delta's extension and catalog, into the
-virtualenv's ``pyspark/conf/spark-defaults.conf``, so that a bare ``spark-submit jobs/<job>.py`` and
-the Thrift server started from this virtualenv get Delta without extra flags.
+:mod:`lakehouse.jvm` puts them, with Delta's extension and catalog, into the virtualenv's
+``pyspark/conf/spark-env.sh``, so that a bare ``spark-submit jobs/<job>.py`` and the Thrift server
+started from this virtualenv get Delta without extra flags.
 
 Run ``python -m lakehouse.jars`` to fetch (idempotent) and print the jar paths; ``--s3a`` adds the
 jars that ``s3a://`` paths need (:func:`ensure_s3a_jars`), ``--comma`` prints them for ``--jars``.
@@ -160,22 +160,6 @@ def uses_s3a(*paths: str) -> bool:
     return any(p.startswith("s3a://") for p in paths)
 
 
-def write_spark_defaults(jars: list[str]) -> Path:
-    """Write Delta's jars, extension and catalog into this virtualenv's spark-defaults.conf."""
-    conf_dir = spark_home() / "conf"
-    conf_dir.mkdir(exist_ok=True)
-    target = conf_dir / "spark-defaults.conf"
-    content = (
-        "# Written by lakehouse.jars: Delta for spark-submit / Thrift server from this virtualenv.\n"
-        f"spark.jars {','.join(jars)}\n"
-        f"spark.sql.extensions {DELTA_EXTENSION}\n"
-        f"spark.sql.catalog.spark_catalog {DELTA_CATALOG}\n"
-    )
-    if not target.exists() or target.read_text() != content:
-        target.write_text(content)
-    return target
-
-
 def main(argv: list[str] | None = None) -> int:
     from lakehouse.config import load_config
 
@@ -183,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(overrides=[a for a in args if "=" in a])
     try:
         jars = ensure_delta_jars(config.paths.jar_cache)
-        if "--write-spark-defaults" in args:
-            write_spark_defaults(jars)
         if "--s3a" in args:
             jars = jars + ensure_s3a_jars(config.paths.jar_cache)
     except JarResolutionError as exc:

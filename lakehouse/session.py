@@ -20,6 +20,15 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def _submitted_master() -> str:
+    """The master ``spark-submit`` was given (its JVM holds it as a system property), or ``MASTER``."""
+    if launched_by_spark_submit():
+        from pyspark import SparkConf
+
+        return SparkConf().get("spark.master", "") or ""
+    return os.environ.get("MASTER", "")
+
+
 def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, str]:
     conf = {
         "spark.sql.extensions": DELTA_EXTENSION,
@@ -38,7 +47,7 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
         if uses_s3a(config.paths.input, config.paths.warehouse):
             jars += ensure_s3a_jars(config.paths.jar_cache)  # hadoop-aws + AWS SDK v2, cached like Delta's
         conf["spark.jars"] = ",".join(jars)
-    master = conf.get("spark.master", os.environ.get("MASTER", ""))
+    master = conf.get("spark.master") or _submitted_master()
     if master.startswith("local"):
         conf.update(
             {

@@ -54,9 +54,10 @@ bootstrap() {
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
     echo "$hash $extras" > "$stamp_file"
   fi
-  # Delta's jars into .cache/jars (offline once cached) and the virtualenv's spark-defaults.conf,
-  # so that spark-submit from this virtualenv has Delta without extra flags.
-  "$VENV/bin/python" -m lakehouse.jars --write-spark-defaults >/dev/null
+  # Delta's jars into .cache/jars (offline once cached), the driver JVM's class-data-sharing archive
+  # (built once, about a minute) and the virtualenv's spark-env.sh, so that spark-submit from this
+  # virtualenv has Delta without extra flags and starts fast (lakehouse/jvm.py).
+  "$VENV/bin/python" -m lakehouse.jvm >/dev/null
   export PATH="$VENV/bin:$PATH"
   export PYSPARK_PYTHON="$VENV/bin/python"
   export PYSPARK_DRIVER_PYTHON="$VENV/bin/python"

@@ -1,0 +1,55 @@
+"""The driver JVM's set-up (lakehouse/jvm.py): what spark-env.sh says, and when the archive is rebuilt."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from lakehouse import jvm
+
+
+def _jars(tmp_path: Path) -> list[str]:
+    jars = []
+    for name in ("delta-spark.jar", "delta-storage.jar"):
+        (tmp_path / name).write_bytes(b"jar")
+        jars.append(str(tmp_path / name))
+    return jars
+
+
+def test_launch_env_keeps_the_conf_folder_empty_and_names_delta_and_the_archive(tmp_path):
+    jars = _jars(tmp_path)
+    conf = jvm.jvm_dir(tmp_path / "cache") / "spark-conf"
+    conf.mkdir(parents=True)
+    (conf / "spark-defaults.conf").write_text("stray")  # would switch CDS off for every run
+    env = jvm.launch_env(tmp_path / "cache", jars, "-XX:SharedArchiveFile=/x.jsa")
+    assert Path(env["SPARK_CONF_DIR"]) == conf.resolve() and not any(conf.iterdir())
+    assert env["SPARK_DIST_CLASSPATH"] == ":".join(jars)
+    opts = env["SPARK_SUBMIT_OPTS"].split()
+    assert f"-Dspark.jars={','.join(jars)}" in opts
+    assert "-Dspark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in opts
+    assert opts[3:5] == ["-XX:SharedArchiveFile=/x.jsa", "-Xshare:auto"]
+    assert "-XX:TieredStopAtLevel=1" in opts
+    assert "SharedArchiveFile" not in jvm.launch_env(tmp_path / "cache", jars, None)["SPARK_SUBMIT_OPTS"]
+
+
+def test_spark_env_sh_exports_the_settings_and_lets_the_callers_options_win(tmp_path):
+    env = jvm.launch_env(tmp_path / "cache", _jars(tmp_path), "-XX:SharedArchiveFile=/x.jsa")
+    script = tmp_path / "spark-env.sh"
+    script.write_text(jvm.spark_env_text(env))
+    # Sourced the way Spark's load-spark-env.sh does it (set -a), with a caller's own option.
+    shown = subprocess.run(
+        ["bash", "-c", f'SPARK_SUBMIT_OPTS=-Dmine=1; set -a; . {script}; set +a; env'],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    values = dict(line.split("=", 1) for line in shown.splitlines() if line.startswith("SPARK_"))
+    assert values["SPARK_CONF_DIR"] == env["SPARK_CONF_DIR"]
+    assert values["SPARK_DIST_CLASSPATH"] == env["SPARK_DIST_CLASSPATH"]
+    assert values["SPARK_SUBMIT_OPTS"] == env["SPARK_SUBMIT_OPTS"] + " -Dmine=1"
+
+
+def test_the_archive_name_changes_with_a_jar(tmp_path):
+    jars = _jars(tmp_path)
+    before = jvm.archive_path(tmp_path / "cache", jars)
+    assert before == jvm.archive_path(tmp_path / "cache", jars)
+    Path(jars[0]).write_bytes(b"another jar")
+    assert jvm.archive_path(tmp_path / "cache", jars) != before
