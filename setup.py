@@ -36,6 +36,9 @@ setup(
         f"pyspark=={SPARK_VERSION}",
         f"delta-spark=={DELTA_VERSION}",
         "pyyaml>=6,<7",
+        # Runs with nothing to do read and record their bookkeeping without a JVM (lakehouse/idle.py).
+        "deltalake==1.6.6",
+        "pyarrow==26.0.1",
     ],
     extras_require={
         "serving": SERVING,

@@ -22,13 +22,15 @@ costs two small reads per run, whatever the history, and none after the first jo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any
 
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
+from lakehouse.config import LakehouseConfig
 from lakehouse.jobkit import JobContext
 from lakehouse.ops import utc_now
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, TableSpec
@@ -130,21 +132,37 @@ def _columns(df, names: tuple[str, ...]):
     return df.select(*[F.col(n) if n in df.columns else F.lit(None).alias(n) for n in names])
 
 
+#: Columns read from each ledger table (a column an older version of the table lacks reads as null).
+LEDGER_COLUMNS = {OPS_INGESTED_FILES.full_name: _FILE_COLUMNS, OPS_PROCESSED_BATCHES.full_name: _CONSUMPTION_COLUMNS}
+
+
+def ledger_from_rows(files: Iterable[Mapping[str, Any]], consumptions: Iterable[Mapping[str, Any]]) -> Ledger:
+    """The ledger from the two tables' rows (Spark rows or dicts with :data:`LEDGER_COLUMNS`)."""
+    ledger = Ledger()
+    ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in files]
+    for r in consumptions:
+        ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
+    return ledger
+
+
 def _load(ctx: JobContext) -> Ledger:
     spark, config = ctx.spark, ctx.config
-    ledger = Ledger()
-    if delta_io.exists(spark, OPS_INGESTED_FILES, config):
-        rows = _columns(delta_io.read(spark, OPS_INGESTED_FILES, config), _FILE_COLUMNS).collect()
-        ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in rows]
-    if delta_io.exists(spark, OPS_PROCESSED_BATCHES, config):
-        for r in _columns(delta_io.read(spark, OPS_PROCESSED_BATCHES, config), _CONSUMPTION_COLUMNS).collect():
-            ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
-    return ledger
+    rows: dict[str, list] = {}
+    for spec in (OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES):
+        exists = delta_io.exists(spark, spec, config)
+        rows[spec.full_name] = (
+            _columns(delta_io.read(spark, spec, config), LEDGER_COLUMNS[spec.full_name]).collect() if exists else []
+        )
+    return ledger_from_rows(rows[OPS_INGESTED_FILES.full_name], rows[OPS_PROCESSED_BATCHES.full_name])
+
+
+def ledger_key(config: LakehouseConfig) -> tuple[str, str]:
+    return ("ledger", config.paths.warehouse)
 
 
 def ledger(ctx: JobContext) -> Ledger:
     """The bookkeeping of this warehouse, read once per application (kept in ``ctx.shared``)."""
-    key = ("ledger", ctx.config.paths.warehouse)
+    key = ledger_key(ctx.config)
     if key not in ctx.shared:
         ctx.shared[key] = _load(ctx)
     return ctx.shared[key]

@@ -86,6 +86,9 @@ class OperationsConfig:
     lock_lease_seconds: int = 600
     #: ``lakehouse maintain``: VACUUM keeps files removed less than this many hours ago (time travel).
     vacuum_retention_hours: int = 168
+    #: A run whose jobs have nothing to do is decided and recorded without starting Spark
+    #: (delta-rs reads the bookkeeping; local warehouses only; see lakehouse/idle.py).
+    idle_without_spark: bool = True
 
 
 @dataclass(frozen=True)

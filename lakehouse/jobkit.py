@@ -39,6 +39,28 @@ class JobFailed(RuntimeError):
     """A job ended on purpose with an error a person should read (bad input, failed check)."""
 
 
+class NeedsSpark(Exception):
+    """A job run without Spark (:mod:`lakehouse.idle`) reached something only Spark can do."""
+
+
+class NoSpark:
+    """Stands in for the Spark session when jobs run without one (:mod:`lakehouse.idle`).
+
+    Any use of it raises :class:`NeedsSpark`: a job whose inputs have nothing pending never touches
+    its session, and one that does is run again with Spark, nothing having been written.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsSpark(f"spark.{name}")
+
+    def __repr__(self) -> str:
+        return "NoSpark()"
+
+
+def has_spark(spark: Any) -> bool:
+    return not isinstance(spark, NoSpark)
+
+
 @dataclass(frozen=True)
 class NoParams:
     """Jobs that take only the common arguments (config, env, overrides, warehouse)."""
@@ -74,6 +96,9 @@ class Job(Generic[P]):
     description: str
     params: type[P]
     body: Callable[[JobContext, P], None]
+    #: Jobs of one group that follow each other in the DAG depend on none of the others: the DAG
+    #: runner (one application) runs them side by side, in threads (the gold tables).
+    group: str | None = None
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = base_parser(f"{self.name}: {self.description}", prog)
@@ -113,6 +138,10 @@ class Job(Generic[P]):
         try:
             try:
                 self.body(ctx, params)
+            except NeedsSpark:
+                if own_sink:
+                    run.sink.clear()  # nothing of this attempt is written: it is run again with Spark
+                raise  # not a failure: the caller runs the job again with Spark
             except JobFailed as exc:
                 log.error("%s failed: %s", self.name, exc)
                 run.finish("failed", str(exc))
@@ -142,10 +171,12 @@ class Job(Generic[P]):
         except (ConfigError, ValueError) as exc:  # bad config or contradictory arguments: nothing ran
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        from lakehouse import idle
         from lakehouse.lock import run_locked
 
         return run_locked(config, f"{config.app_name}:{self.name}", f"job {self.name}",
-                          lambda spark: self.execute(spark, config, params))  # fmt: skip
+                          lambda spark: self.execute(spark, config, params),
+                          without_spark=lambda: idle.run_job(self, config, params))  # fmt: skip
 
 
 def _jsonable(params: Any) -> dict[str, Any]:

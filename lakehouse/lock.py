@@ -304,9 +304,17 @@ class WarehouseLock:
             log.warning("could not release the warehouse lock %s", self.path, exc_info=True)
 
 
-def run_locked(config: LakehouseConfig, app_name: str, command: str, body: Callable[[Any], int]) -> int:
+def run_locked(
+    config: LakehouseConfig,
+    app_name: str,
+    command: str,
+    body: Callable[[Any], int],
+    without_spark: Callable[[], int | None] | None = None,
+) -> int:
     """Start Spark, hold the writer lock, run ``body(spark)``; exit 2 with the holder's details if
-    another run holds the lock. On a local warehouse the lock is taken before the JVM starts."""
+    another run holds the lock. On a local warehouse the lock is taken before the JVM starts, and
+    ``without_spark`` (a run that has nothing to do, :mod:`lakehouse.idle`) is tried first: when it
+    returns an exit code, no Spark application is started at all."""
     from lakehouse.session import get_spark
 
     spark = None if is_local(config) else get_spark(config, app_name=app_name)
@@ -318,6 +326,10 @@ def run_locked(config: LakehouseConfig, app_name: str, command: str, body: Calla
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        if spark is None and without_spark is not None:
+            code = without_spark()
+            if code is not None:
+                return code
         return body(spark if spark is not None else get_spark(config, app_name=app_name))
     finally:
         lock.release()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,10 +45,12 @@ class OpsSink:
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[TableSpec, list[tuple]]] = {}
+        self._lock = threading.Lock()  # jobs of one run may add from several threads
 
     def add(self, spec: TableSpec, rows: list[tuple]) -> None:
         if rows:
-            self._rows.setdefault(spec.full_name, (spec, []))[1].extend(rows)
+            with self._lock:
+                self._rows.setdefault(spec.full_name, (spec, []))[1].extend(rows)
 
     def discard(self, spec: TableSpec, matches: Callable[[tuple], bool] | None = None) -> None:
         """Drop waiting rows of ``spec`` (all, or those ``matches`` selects): their table was reset."""
@@ -58,13 +61,27 @@ class OpsSink:
     def __len__(self) -> int:
         return sum(len(rows) for _, rows in self._rows.values())
 
+    def clear(self) -> None:
+        self._rows.clear()
+
     def flush(self, spark: SparkSession, config: LakehouseConfig) -> None:
-        """One append per ops table, the tables written side by side (independent commits)."""
+        """One append per ops table, the tables written side by side (independent commits).
+
+        Without Spark (:class:`~lakehouse.jobkit.NoSpark`: a run with nothing to do) the rows are
+        appended by delta-rs (:func:`lakehouse.idle.append_rows`).
+        """
+        from lakehouse.jobkit import has_spark
+
         waiting = [(spec, rows) for spec, rows in self._rows.values() if rows]
         self._rows.clear()
 
         def write(item: tuple[TableSpec, list[tuple]]) -> None:
             spec, rows = item
+            if not has_spark(spark):
+                from lakehouse.idle import append_rows
+
+                append_rows(spec, rows, config)
+                return
             delta_io.append(spark.createDataFrame(rows, spec.schema), spec, config)
 
         with ThreadPoolExecutor(max(1, len(waiting))) as pool:

@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lakehouse.config import ConfigError, LakehouseConfig
@@ -57,18 +58,60 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except (ConfigError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from lakehouse import idle
     from lakehouse.lock import run_locked
     from lakehouse.summary import build_summary
 
+    values = {"full_refresh": args.full_refresh, "input": args.input, "retry_bad_files": args.retry_bad_files}
+    app_name = f"{config.app_name}:pipeline"
+
     def body(spark: Any) -> int:
         runs: list = []
-        values = {"full_refresh": args.full_refresh, "input": args.input, "retry_bad_files": args.retry_bad_files}
         exit_code = run_jobs(spark, config, jobs, values, runs=runs)
         if not args.no_summary:
             print("\n" + build_summary(spark, config, runs, table_counts=args.table_counts) + "\n", flush=True)
         return exit_code
 
-    return run_locked(config, f"{config.app_name}:pipeline", "lakehouse run", body)
+    def without_spark() -> int | None:
+        summary = None if args.no_summary else {"table_counts": args.table_counts}
+        return idle.run_dag(config, jobs, values, app_name, summary=summary)
+
+    return run_locked(config, app_name, "lakehouse run", body, without_spark=without_spark)
+
+
+def side_by_side(jobs: Sequence[Job]) -> list[list[Job]]:
+    """``jobs`` in order, consecutive jobs of one :attr:`~lakehouse.jobkit.Job.group` together."""
+    groups: list[list[Job]] = []
+    for j in jobs:
+        if groups and j.group and groups[-1][-1].group == j.group:
+            groups[-1].append(j)
+        else:
+            groups.append([j])
+    return groups
+
+
+def _run_group(
+    group: Sequence[Job], step: Callable[[str, Callable[[], int]], int], execute: Callable[[Job], int]
+) -> list[int]:
+    """Run one group (one step for ``around``); the exit codes of its jobs in group order.
+
+    A group of several jobs runs in threads of this application: Spark takes jobs from several
+    threads, and most of a small job's time is driver-side (planning, Delta's log, Python), which
+    one thread at a time leaves the second core idle for.
+    """
+    if len(group) == 1:
+        log.info("=== %s", group[0].name)
+        return [step(group[0].name, lambda: execute(group[0]))]
+    log.info("=== side by side: %s", ", ".join(j.name for j in group))
+    codes: list[int] = []
+
+    def run() -> int:
+        with ThreadPoolExecutor(len(group)) as pool:
+            codes.extend(pool.map(execute, group))
+        return max(codes)
+
+    step(f"{group[0].group} side by side ({len(group)} jobs)", run)
+    return codes
 
 
 def run_jobs(
@@ -78,36 +121,45 @@ def run_jobs(
     values: dict[str, Any],
     around: Callable[[str, Callable[[], int]], int] | None = None,
     runs: list | None = None,
+    shared: dict | None = None,
 ) -> int:
     """Run ``jobs`` in order in one application; stop at the first failure; write the bookkeeping once.
 
     ``values``: parameters offered to every job (each keeps the ones it declares). ``around`` wraps
     each step (the benchmark times them): it gets the step name and a callable that runs it.
     ``runs`` receives each job's :class:`~lakehouse.ops.JobRun` (the summary reports them).
+    ``shared`` seeds the jobs' shared store (:mod:`lakehouse.idle` hands in the ledger it read).
+    When ``spark`` is a :class:`~lakehouse.jobkit.NoSpark` and a job needs Spark after all,
+    :class:`~lakehouse.jobkit.NeedsSpark` propagates and nothing is written.
     """
+    from lakehouse.jobkit import NeedsSpark
     from lakehouse.ops import OpsSink
 
     step = around or (lambda _name, fn: fn())
-    shared: dict = {}
+    shared = shared if shared is not None else {}
     sink = OpsSink()
     exit_code = EXIT_OK
     try:
-        for j in jobs:
-            log.info("=== %s", j.name)
-            params = j.params_from(values)
-            mine: list = []
-            code = step(j.name, lambda j=j, p=params, mine=mine: j.execute(spark, config, p, shared, sink, mine))
-            if runs is not None:
-                runs.extend(mine)
-            if code and mine and mine[-1].status == "partial":
-                # Its good input is committed and consistent: the rest of the DAG builds on it.
-                log.error("%s completed with problems (above); the DAG goes on with the committed data", j.name)
-                exit_code = code
-                continue
-            if code:
-                exit_code = code
-                log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
+        for group in side_by_side(jobs):
+            mine: dict[str, list] = {j.name: [] for j in group}
+            codes = _run_group(group, step, lambda j, out=mine: j.execute(spark, config, j.params_from(values),
+                                                                          shared, sink, out[j.name]))  # fmt: skip
+            failed = False
+            for j, code in zip(group, codes, strict=True):
+                if runs is not None:
+                    runs.extend(mine[j.name])
+                if code and mine[j.name] and mine[j.name][-1].status == "partial":
+                    # Its good input is committed and consistent: the rest of the DAG builds on it.
+                    log.error("%s completed with problems (above); the DAG goes on with the committed data", j.name)
+                    exit_code = code
+                elif code:
+                    exit_code, failed = code, True
+                    log.error("stopping the DAG: %s failed (see the message above and ops.job_runs)", j.name)
+            if failed:
                 break
+    except NeedsSpark:
+        sink.clear()  # the run starts over with Spark: none of this attempt's bookkeeping is written
+        raise
     finally:
         step("ops bookkeeping", lambda: sink.flush(spark, config) or EXIT_OK)
     return exit_code

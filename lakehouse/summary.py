@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
+from lakehouse.jobkit import NeedsSpark, has_spark
 from lakehouse.ops import JobRun
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
@@ -128,26 +132,22 @@ def retention_latest_cohorts(spark: SparkSession, config: LakehouseConfig, cohor
     return _table(rows, ("cohort week", "users", *[f"week {k}" for k in range(offsets + 1)]))
 
 
-def checks(spark: SparkSession, config: LakehouseConfig) -> str:
-    """Failed jobs (latest run of each job) and the findings of the latest run of each job that checked.
+def checks_state(spark: SparkSession, config: LakehouseConfig) -> dict[str, Any]:
+    """What the checks section shows: the latest run of each job (status, message), and the findings
+    and passed count of the latest run of each job that checked its data.
 
     A run with nothing new checks nothing (its tables did not change): the findings shown are
     then those of the job's last run that did, i.e. the current state of the tables.
     """
     runs = delta_io.read(spark, OPS_JOB_RUNS, config).select("run_id", "job", "started_at", "status", "message")
     latest = runs.groupBy("job").agg(F.max("started_at").alias("started_at"))
-    failed_jobs = [
-        r for r in runs.join(latest, on=["job", "started_at"], how="inner").collect() if r["status"] != "succeeded"
-    ]
+    latest_runs = {r["job"]: [r["status"], r["message"]] for r in runs.join(latest, on=["job", "started_at"]).collect()}
     dq = delta_io.read(spark, OPS_DQ_RESULTS, config)
     checking = dq.groupBy("job").agg(F.max_by("run_id", "checked_at").alias("run_id"))
     current = dq.join(checking.select("run_id"), on="run_id", how="inner").cache()
     try:
         findings = current.where(F.col("status").isin("fail", "warn")).orderBy("status", "table_name", "check_name")
-        lines = [
-            f"  job {'completed with problems' if r['status'] == 'partial' else 'failed'}: {r['job']}: {r['message']}"
-            for r in failed_jobs
-        ]
+        lines = []
         for r in findings.collect():
             detail = f" ({r['details']})" if r["details"] else ""
             lines.append(f"  {r['status'].upper():5} {r['table_name']}.{r['check_name']}: "
@@ -155,8 +155,23 @@ def checks(spark: SparkSession, config: LakehouseConfig) -> str:
         passed = current.where(F.col("status") == "pass").count()
     finally:
         current.unpersist()
-    lines.append(f"  {passed} checks passed in the latest checking run of each job")
+    return {"latest": latest_runs, "findings": lines, "passed": passed}
+
+
+def render_checks(state: dict[str, Any]) -> str:
+    """Failed jobs (latest run of each job), then the findings and the passed count."""
+    lines = [
+        f"  job {'completed with problems' if status == 'partial' else 'failed'}: {job}: {message}"
+        for job, (status, message) in sorted(state["latest"].items())
+        if status != "succeeded"
+    ]
+    lines += state["findings"]
+    lines.append(f"  {state['passed']} checks passed in the latest checking run of each job")
     return "\n".join(lines)
+
+
+def checks(spark: SparkSession, config: LakehouseConfig) -> str:
+    return render_checks(checks_state(spark, config))
 
 
 Title = str | Callable[[LakehouseConfig], str]
@@ -197,6 +212,7 @@ def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
+CHECKS_TITLE = "Checks (failures and warnings of the latest run of each job that checked its data):\n"
 SECTIONS = (
     _section("Quarantined rows per rule (a row may break several):\n", quarantine_by_rule),
     _section("Weekly active users, last weeks (all segments):\n", weekly_active, GOLD_ACTIVE_USER),
@@ -206,10 +222,62 @@ SECTIONS = (
     _section("Retention of the latest complete cohorts (share of the cohort active in week k):\n",
              retention_latest_cohorts, GOLD_RETENTION),
     _section("Users with a negative miles balance: ", _negative, GOLD_NEGATIVE_BALANCE),
-    _section("Checks (failures and warnings of the latest run of each job that checked its data):\n", checks,
-             OPS_JOB_RUNS, OPS_DQ_RESULTS),
 )  # fmt: skip
 COUNTS = _section("Rows per table:\n", table_counts)
+
+# --------------------------------------------------------------------------- kept sections
+
+#: The rendered sections of the last summary, with the versions of the tables they were read at,
+#: in ``<warehouse>/_lakehouse/`` (local warehouses): a run that changed no table prints them again
+#: without Spark (lakehouse/idle.py). ``ops.job_runs`` changes on every run: the checks section keeps
+#: the latest status of each job instead, brought up to date with the run's own jobs.
+CACHE_FILE = "summary.json"
+CACHE_FORMAT = 1
+
+
+def _cache_path(config: LakehouseConfig) -> Path | None:
+    warehouse = config.paths.warehouse
+    if "://" in warehouse and not warehouse.startswith("file:"):
+        return None
+    return Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_lakehouse" / CACHE_FILE
+
+
+def table_versions(config: LakehouseConfig) -> dict[str, int]:
+    """Latest committed version of every existing table but ``ops.job_runs`` (a listing of each log)."""
+    versions = {}
+    for spec in TABLES:
+        if spec.full_name == OPS_JOB_RUNS.full_name:
+            continue
+        log_dir = Path(spec.path(config)) / "_delta_log"
+        if log_dir.is_dir():
+            names = [p.name.removesuffix(".json") for p in log_dir.iterdir() if p.name.endswith(".json")]
+            commits = [int(n) for n in names if n.isdigit()]
+            if commits:
+                versions[spec.full_name] = max(commits)
+    return versions
+
+
+def _read_cache(config: LakehouseConfig) -> dict[str, Any] | None:
+    path = _cache_path(config)
+    if path is None or not path.exists():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if cached.get("format") != CACHE_FORMAT or cached.get("versions") != table_versions(config):
+        return None
+    return cached
+
+
+def _write_cache(config: LakehouseConfig, cached: dict[str, Any]) -> None:
+    path = _cache_path(config)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": CACHE_FORMAT, **cached}, indent=1, default=str))
+    tmp.replace(path)
 
 
 def build_summary(
@@ -226,10 +294,31 @@ def build_summary(
     loads its Delta snapshot (about 0.8 s a table here), which would dominate a daily run's time.
     The sections are independent queries, run a few at a time (Spark accepts jobs from several
     threads, and most of a small query's time is driver-side planning and log reading).
+
+    Without Spark (:class:`~lakehouse.jobkit.NoSpark`) the sections kept by the last summary are
+    printed again if no table changed since; else :class:`~lakehouse.jobkit.NeedsSpark`.
     """
-    sections = [*([COUNTS] if table_counts else []), *SECTIONS]
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda section: section(spark, config), sections))
+    if not has_spark(spark):
+        cached = None if table_counts else _read_cache(config)
+        if cached is None:
+            raise NeedsSpark("the summary's tables changed since it was last rendered")
+        for r in runs or []:
+            if r.status:
+                cached["checks"]["latest"][r.job] = [r.status, r.message]
+        _write_cache(config, cached)
+        parts = [*cached["sections"], CHECKS_TITLE + render_checks(cached["checks"])]
+    else:
+        versions = table_versions(config)
+        sections = [*([COUNTS] if table_counts else []), *SECTIONS]
+        have_checks = all(delta_io.exists(spark, spec, config) for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS))
+        with ThreadPoolExecutor(workers) as pool:
+            state = pool.submit(checks_state, spark, config) if have_checks else None
+            parts = list(pool.map(lambda section: section(spark, config), sections))
+            checks_now = state.result() if state is not None else None
+        if checks_now is not None:
+            parts.append(CHECKS_TITLE + render_checks(checks_now))
+            if not table_counts:
+                _write_cache(config, {"versions": versions, "sections": parts[:-1], "checks": checks_now})
     head = [f"Warehouse: {config.paths.warehouse}"]
     if runs:
         head.append("This run:\n" + this_run(runs))

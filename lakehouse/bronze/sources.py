@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -90,8 +91,16 @@ def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedF
     is taken as a CSV file whatever its name.
 
     One listing call; sizes and modification times come with it, so deciding which files are new
-    reads no file.
+    reads no file. Without Spark (:class:`~lakehouse.jobkit.NoSpark`, a run that may have nothing to
+    do) a local folder is listed by Python, giving the same paths, sizes and millisecond times as
+    Hadoop's local file system.
     """
+    from lakehouse.jobkit import NeedsSpark, has_spark
+
+    if not has_spark(spark):
+        if "://" in input_path and not input_path.startswith("file:"):
+            raise NeedsSpark(f"listing {input_path}")
+        return _list_local(input_path)
     fs, jpath = _hadoop_fs(spark, input_path)
     if not fs.exists(jpath):
         raise SourceError(f"input path does not exist: {input_path}")
@@ -99,6 +108,23 @@ def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedF
     if status.isFile():
         return [_listed(status)], []
     files = sorted((_listed(s) for s in fs.listStatus(jpath) if s.isFile()), key=lambda f: f.name)
+    return [f for f in files if is_csv_name(f.name)], [f for f in files if not is_csv_name(f.name)]
+
+
+def _list_local(input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
+    """:func:`list_input_files` of a local path, without the JVM (same results as Hadoop's local FS)."""
+    path = Path(input_path.removeprefix("file://").removeprefix("file:")).resolve()
+
+    def listed(p: Path) -> ListedFile:
+        st = p.stat()
+        modified = datetime.fromtimestamp(st.st_mtime_ns // 1_000_000 / 1000, UTC).replace(tzinfo=None)
+        return ListedFile(f"file:{p}", p.name, int(st.st_size), modified)
+
+    if not path.exists():
+        raise SourceError(f"input path does not exist: {input_path}")
+    if path.is_file():
+        return [listed(path)], []
+    files = sorted((listed(p) for p in path.iterdir() if p.is_file()), key=lambda f: f.name)
     return [f for f in files if is_csv_name(f.name)], [f for f in files if not is_csv_name(f.name)]
 
 

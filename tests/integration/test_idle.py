@@ -1,0 +1,107 @@
+"""Runs with nothing to do are decided and recorded without Spark (lakehouse/idle.py): the same
+decisions and bookkeeping as a run under Spark, tables Spark still reads, the summary from its kept
+sections; anything to do (a new file) goes to Spark."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io, pipeline
+from lakehouse.bronze.sources import list_input_files
+from lakehouse.gold.job import JOBS as GOLD_JOBS
+from lakehouse.jobkit import NeedsSpark, NoSpark
+from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
+from tests.conftest import SAMPLE_FILES, make_config
+
+pytestmark = pytest.mark.e2e
+
+RUN_COLUMNS = ("job", "status", "rows_in", "rows_out", "message", "parameters")
+
+
+def _commits(config) -> dict[str, set[int]]:
+    out = {}
+    for spec in TABLES:
+        log_dir = Path(spec.path(config)) / "_delta_log"
+        if log_dir.is_dir():
+            out[spec.full_name] = {int(p.stem) for p in log_dir.glob("*.json") if p.stem.isdigit()}
+    return out
+
+
+def _engine(config, spec, version: int) -> str:
+    path = Path(spec.path(config)) / "_delta_log" / f"{version:020d}.json"
+    for line in path.read_text().splitlines():
+        if '"commitInfo"' in line:
+            return json.loads(line)["commitInfo"].get("engineInfo", "")
+    return ""
+
+
+def _runs_of(spark, config, run_ids_before: set[str]) -> list[tuple]:
+    rows = delta_io.read(spark, OPS_JOB_RUNS, config).where(~F.col("run_id").isin(sorted(run_ids_before)))
+    return sorted(tuple(r[c] for c in RUN_COLUMNS) for r in rows.collect())
+
+
+def _run_ids(spark, config) -> set[str]:
+    return {r["run_id"] for r in delta_io.read(spark, OPS_JOB_RUNS, config).select("run_id").collect()}
+
+
+def _args(config, *extra: str) -> list[str]:
+    return ["--env", "local", "--input", config.paths.input, "--warehouse", config.paths.warehouse,
+            "--set", "spark.shuffle_partitions=2", *extra]  # fmt: skip
+
+
+def test_no_spark_stands_in_until_spark_is_needed():
+    with pytest.raises(NeedsSpark, match=r"spark\.read"):
+        NoSpark().read  # noqa: B018
+
+
+def test_local_listing_equals_hadoop_listing(spark, tmp_path):
+    for name, text in (("b.csv", "x\n"), ("A.CSV", "yy\n"), ("c.csv.gz", ""), ("notes.txt", "n")):
+        (tmp_path / name).write_text(text)
+    (tmp_path / "sub").mkdir()
+    assert list_input_files(NoSpark(), str(tmp_path)) == list_input_files(spark, str(tmp_path))
+    one = str(tmp_path / "b.csv")
+    assert list_input_files(NoSpark(), one) == list_input_files(spark, one)
+
+
+def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pipeline, tmp_path, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(Path(sample_pipeline.paths.warehouse), root / "wh")
+    shutil.copytree(Path(sample_pipeline.paths.input), root / "input")
+    config = make_config(root / "wh", root / "input")
+
+    # Under Spark (switched off): the reference decisions, and the summary rendered (and kept).
+    before = _run_ids(spark, config)
+    assert pipeline.main(_args(config, "--set", "operations.idle_without_spark=false")) == 0
+    under_spark = _runs_of(spark, config, before)
+    first = capsys.readouterr().out
+    assert len(under_spark) == len(config.dag)
+
+    # Without Spark: the same rows, one ops.job_runs commit by delta-rs, no other table touched.
+    commits, before = _commits(config), _run_ids(spark, config)
+    assert pipeline.main(_args(config)) == 0
+    second = capsys.readouterr().out
+    after = _commits(config)
+    changed = {t: after[t] - commits.get(t, set()) for t in after if after[t] != commits.get(t)}
+    assert list(changed) == [OPS_JOB_RUNS.full_name] and len(changed[OPS_JOB_RUNS.full_name]) == 1
+    assert _engine(config, OPS_JOB_RUNS, max(changed[OPS_JOB_RUNS.full_name])).startswith("delta-rs")
+    assert _runs_of(spark, config, before) == under_spark
+    # The summary's sections are the kept ones: equal to those Spark rendered.
+    assert first.split("Quarantined rows per rule")[1] == second.split("Quarantined rows per rule")[1]
+
+    # One job alone (spark-submit jobs/<job>.py, lakehouse job): recorded without Spark too.
+    before = _run_ids(spark, config)
+    job = GOLD_JOBS["gold_agg_active_user"]
+    assert job.main(["--env", "local", "--warehouse", config.paths.warehouse]) == 0
+    assert [r[:4] for r in _runs_of(spark, config, before)] == [("gold_agg_active_user", "succeeded", 0, 0)]
+
+    # Something to do (a new file): Spark takes over and ingests it.
+    lines = SAMPLE_FILES[-1].read_text().splitlines(keepends=True)
+    (root / "input" / "late_copy.csv").write_text("".join(lines[:40]))
+    assert pipeline.main(_args(config, "--no-summary")) == 0
+    files = delta_io.read(spark, OPS_INGESTED_FILES, config).where(F.col("file_name") == "late_copy.csv")
+    assert [(r["status"], r["rows_accepted"]) for r in files.collect()] == [("committed", 39)]
