@@ -7,6 +7,7 @@ schema. Each Delta commit is atomic: readers see the table before or after a wri
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from delta.tables import DeltaTable
@@ -40,12 +41,38 @@ def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> boo
     return DeltaTable.isDeltaTable(spark, spec.path(config))
 
 
+#: Tables this application has created or checked (path, registry name): checked once per application,
+#: not before every write (each check resolves the table and compares its schema: Spark jobs).
+_ensured: set[tuple[str, str]] = set()
+_ensured_lock = threading.Lock()
+
+
+def _log_dir_exists(spark: SparkSession, path: str) -> bool:
+    """``<path>/_delta_log`` exists (one file-system call through the JVM, no Spark job)."""
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    return bool(log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(log_dir))
+
+
 def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
     """Create the table (schema, partitioning, comment) at its path if it does not exist yet.
 
     A table created by an earlier version of the project gets the registry's new nullable columns
-    added (``ALTER TABLE ... ADD COLUMNS``; existing rows read them as null).
+    added (``ALTER TABLE ... ADD COLUMNS``; existing rows read them as null). Done once per table
+    per application: later calls only check that the table's log is still there (a table removed
+    in between, as tests do, is created again).
     """
+    path = spec.path(config)
+    key = (path, spec.full_name)
+    if key in _ensured and _log_dir_exists(spark, path):
+        return DeltaTable.forPath(spark, path)
+    table = _create_or_migrate(spark, spec, config)
+    with _ensured_lock:
+        _ensured.add(key)
+    return table
+
+
+def _create_or_migrate(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
     builder = (
         DeltaTable.createIfNotExists(spark).location(spec.path(config)).addColumns(spec.schema).comment(spec.grain)
     )

@@ -4,15 +4,19 @@ Error-level checks run on freshly computed gold DataFrames *before* they are pub
 stops the job and leaves the published table as it was. Each check belongs to one table (the one
 whose job enforces it) and may compare it with other gold tables of the same computation; it
 returns a :class:`DqResult` whose ``failed_rows`` counts the offending rows (0 = pass). Checks
-count; they never write (the job records the results). Each check is one Spark action (rows
-checked and rows failing counted in the same aggregation). On an incremental run the tables are
-the recomputed slices (see :mod:`lakehouse.gold.activity`), so the checks cover what changed.
+count; they never write (the job records the results). Each check is one aggregation (a
+:class:`Measure`: rows checked and rows failing counted together), and all the checks of a table
+are measured in one Spark action (:func:`measure`: their one-row aggregates unioned), not one
+action each. On an incremental run the tables are the recomputed slices (see
+:mod:`lakehouse.gold.activity`), so the checks cover what changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -28,28 +32,52 @@ GRAIN_KEYS = {
 }
 
 
-def _result(table: str, name: str, df: DataFrame, bad: Column, details: str) -> DqResult:
+@dataclass(frozen=True)
+class Measure:
+    """One check's aggregation: a one-row DataFrame of three counts ``a, b, c`` (longs), and how
+    those become its results. Measured with the table's other checks in one action."""
+
+    df: DataFrame
+    results: Callable[[int, int, int], list[DqResult]]
+
+
+def measure(measures: Sequence[Measure]) -> list[DqResult]:
+    """Every measure's results, from one Spark action over the union of their aggregates."""
+    if not measures:
+        return []
+    frames = [
+        m.df.select(F.lit(i).alias("i"), *[F.coalesce(F.col(c).cast("long"), F.lit(0)).alias(c) for c in "abc"])
+        for i, m in enumerate(measures)
+    ]
+    rows = {r["i"]: (int(r["a"]), int(r["b"]), int(r["c"])) for r in reduce(DataFrame.unionByName, frames).collect()}
+    return [result for i, m in enumerate(measures) for result in m.results(*rows[i])]
+
+
+def _result(table: str, name: str, df: DataFrame, bad: Column, details: str) -> Measure:
     """Rows of ``df`` and rows where ``bad`` holds, in one aggregation."""
-    row = df.agg(F.count(F.lit(1)).alias("n"), F.count(F.when(bad, 1)).alias("bad")).first()
-    return DqResult(table, name, "error", int(row["n"]), int(row["bad"]), details)
+    counts = df.agg(F.count(F.lit(1)).alias("a"), F.count(F.when(bad, 1)).alias("b"), F.lit(0).alias("c"))
+    return Measure(counts, lambda n, failed, _: [DqResult(table, name, "error", n, failed, details)])
 
 
-def grain_checks(name: str, df: DataFrame) -> list[DqResult]:
+def grain_checks(name: str, df: DataFrame) -> list[Measure]:
     keys = GRAIN_KEYS[name]
     any_null = F.lit(False)
     for k in keys:
         any_null = any_null | F.col(k).isNull()
     groups = df.groupBy(*keys).count()
-    row = groups.agg(
-        F.coalesce(F.sum("count"), F.lit(0)).alias("rows"),
-        F.coalesce(F.sum(F.when(F.col("count") > 1, F.col("count"))), F.lit(0)).alias("duplicates"),
-        F.coalesce(F.sum(F.when(any_null, F.col("count"))), F.lit(0)).alias("nulls"),
-    ).first()
-    rows = int(row["rows"])
-    return [
-        DqResult(name, "unique_grain_keys", "error", rows, int(row["duplicates"]), f"keys {keys}"),
-        DqResult(name, "no_null_keys", "error", rows, int(row["nulls"]), f"keys {keys}"),
-    ]
+    counts = groups.agg(
+        F.coalesce(F.sum("count"), F.lit(0)).alias("a"),
+        F.coalesce(F.sum(F.when(F.col("count") > 1, F.col("count"))), F.lit(0)).alias("b"),
+        F.coalesce(F.sum(F.when(any_null, F.col("count"))), F.lit(0)).alias("c"),
+    )
+
+    def results(rows: int, duplicates: int, nulls: int) -> list[DqResult]:
+        return [
+            DqResult(name, "unique_grain_keys", "error", rows, duplicates, f"keys {keys}"),
+            DqResult(name, "no_null_keys", "error", rows, nulls, f"keys {keys}"),
+        ]
+
+    return [Measure(counts, results)]
 
 
 def _weekly_lifecycle_active(lifecycle: DataFrame) -> DataFrame:
@@ -60,7 +88,7 @@ def _weekly_lifecycle_active(lifecycle: DataFrame) -> DataFrame:
     )
 
 
-def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> DqResult:
+def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> Measure:
     weekly = active.where(F.col("period_type") == "weekly").select(
         F.col("period_start_date").alias("week"), *SEGMENT, "active_users"
     )
@@ -70,7 +98,7 @@ def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> D
                    "agg_active_user weekly = new + retained + resurrected per week and segment")  # fmt: skip
 
 
-def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> DqResult:
+def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> Measure:
     weeks = lifecycle.select("cutoff_week").distinct()
     firsts = grid.select("user_id", *SEGMENT, "first_week").distinct()
     acquired = (
@@ -85,19 +113,23 @@ def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> Dq
                    "sum of the five statuses = users whose first week <= W, per segment")  # fmt: skip
 
 
-def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> DqResult:
-    bounds = lifecycle.agg(
-        F.min("cutoff_week").alias("lo"), F.max("cutoff_week").alias("hi"), F.countDistinct("cutoff_week").alias("n")
-    ).first()
-    present = int(bounds["n"])
-    expected = 0 if bounds["lo"] is None else (bounds["hi"] - bounds["lo"]).days // 7 + 1
-    return DqResult(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
-                    f"{present} of {expected} weeks present")  # fmt: skip
+def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> Measure:
+    epoch = F.lit(date(1970, 1, 1))
+    counts = lifecycle.agg(
+        F.datediff(F.min("cutoff_week"), epoch).alias("a"),
+        F.datediff(F.max("cutoff_week"), epoch).alias("b"),
+        F.countDistinct("cutoff_week").alias("c"),
+    )
+
+    def results(lo: int, hi: int, present: int) -> list[DqResult]:
+        expected = 0 if present == 0 else (hi - lo) // 7 + 1
+        return [DqResult(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
+                         f"{present} of {expected} weeks present")]  # fmt: skip
+
+    return Measure(counts, results)
 
 
-def retention_offset_zero_matches(
-    retention: DataFrame, lifecycle: DataFrame, from_week: date | None = None
-) -> DqResult:
+def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame, from_week: date | None = None) -> Measure:
     """``from_week``: compare the weeks from there on (both slices of an incremental run hold them)."""
     if from_week is not None:
         retention = retention.where(F.col("cohort_week") >= F.lit(from_week))
@@ -116,7 +148,7 @@ def retention_offset_zero_matches(
                    "week_offset 0: retained_users = cohort_size = lifecycle new")  # fmt: skip
 
 
-def retention_bounds(retention: DataFrame) -> list[DqResult]:
+def retention_bounds(retention: DataFrame) -> list[Measure]:
     rate = (F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate")
     unbounded = F.col("unbounded_retained_users") < F.col("retained_users")
     return [
@@ -126,7 +158,7 @@ def retention_bounds(retention: DataFrame) -> list[DqResult]:
     ]  # fmt: skip
 
 
-def daily_within_week_and_month(active: DataFrame, first_day: str) -> DqResult:
+def daily_within_week_and_month(active: DataFrame, first_day: str) -> Measure:
     daily = active.where(F.col("period_type") == "daily").select(
         *SEGMENT,
         F.col("period_start_date").alias("day"),
@@ -148,7 +180,7 @@ def daily_within_week_and_month(active: DataFrame, first_day: str) -> DqResult:
                    "daily active <= active of the containing week and month")  # fmt: skip
 
 
-def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
+def growth_identities(growth: DataFrame, active: DataFrame) -> list[Measure]:
     identity = F.col("active_users") != (
         F.col("prev_active_users") + F.col("new_users") + F.col("resurrected_users") - F.col("churned_users")
     )
@@ -165,13 +197,13 @@ def growth_identities(growth: DataFrame, active: DataFrame) -> list[DqResult]:
     ]  # fmt: skip
 
 
-def engagement_windows_nested(engagement: DataFrame) -> DqResult:
+def engagement_windows_nested(engagement: DataFrame) -> Measure:
     bad = (F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0)
     return _result(GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau", engagement, bad,
                    "0 <= dau <= wau_7d <= mau_30d")  # fmt: skip
 
 
-def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame) -> DqResult:
+def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame) -> Measure:
     daily = active.where(F.col("period_type") == "daily").select(
         F.col("period_start_date").alias("activity_date"), *SEGMENT, F.col("active_users").alias("daily_active")
     )
@@ -183,7 +215,7 @@ def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame)
 
 #: A gold table by full name (the job computes it from the same inputs on first use).
 Tables = Callable[[str], DataFrame]
-Check = Callable[[Tables, GoldInputs], list[DqResult]]
+Check = Callable[[Tables, GoldInputs], list[Measure]]
 
 #: The error-level checks each gold job enforces, by the table it publishes.
 CHECKS: Mapping[str, tuple[Check, ...]] = {
@@ -210,11 +242,11 @@ CHECKS: Mapping[str, tuple[Check, ...]] = {
 
 
 def run_checks(table_name: str, tables: Tables, inputs: GoldInputs) -> list[DqResult]:
-    """Every error-level check of ``table_name``: its grain, then the checks attributed to it."""
-    results = grain_checks(table_name, tables(table_name))
+    """Every error-level check of ``table_name``: its grain, then the checks attributed to it (one action)."""
+    measures = grain_checks(table_name, tables(table_name))
     for check in CHECKS[table_name]:
-        results += check(tables, inputs)
-    return results
+        measures += check(tables, inputs)
+    return measure(measures)
 
 
 def run_all_checks(tables: Mapping[str, DataFrame], inputs: GoldInputs) -> list[DqResult]:

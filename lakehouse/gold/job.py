@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -115,15 +116,24 @@ def plan(ctx: JobContext, spec: TableSpec) -> Plan:
 
 @dataclass
 class GoldComputation:
-    """The inputs of one (since, last date, parameters) and the gold tables built from them so far."""
+    """The inputs of one (since, last date, parameters) and the gold tables built from them so far.
+
+    Thread-safe: the DAG runner runs the gold jobs side by side, and each table is built once
+    (checks of one table read others) while different tables build at the same time.
+    """
 
     inputs: GoldInputs
     activity_rows: int
     #: The published table by name (read only by modules with ``build_from_previous``).
     previous: Callable[[str], DataFrame]
     built: dict[str, DataFrame] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=lambda: {name: threading.Lock() for name in GOLD_TABLES})
 
     def table(self, full_name: str) -> DataFrame:
+        with self._locks[full_name]:
+            return self._table(full_name)
+
+    def _table(self, full_name: str) -> DataFrame:
         if full_name not in self.built:
             module = GOLD_TABLES[full_name]
             if self.inputs.since is not None and hasattr(module, "build_from_previous"):
@@ -137,8 +147,17 @@ class GoldComputation:
         return self.built[full_name]
 
 
+#: One gold job at a time computes the shared inputs; the others wait for them and reuse them.
+_INPUTS_LOCK = threading.Lock()
+
+
 def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | None) -> GoldComputation:
     """The compact inputs from silver for rows from ``since`` on (None: all), once per application."""
+    with _INPUTS_LOCK:
+        return _compute_inputs(ctx, since, max_event_date)
+
+
+def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | None) -> GoldComputation:
     spark, config = ctx.spark, ctx.config
     for spec in (SILVER_USER_ACTIVITY, SILVER_DIM_USERS):
         if not delta_io.exists(spark, spec, config):
@@ -236,6 +255,7 @@ def gold_job(spec: TableSpec) -> Job[NoParams]:
         f"silver.user_activity_daily + silver.dim_users -> {spec.full_name}: {spec.grain}",
         NoParams,
         body,
+        group="gold tables",
     )
 
 
