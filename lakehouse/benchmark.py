@@ -386,7 +386,9 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
         except NeedsSpark:
             result["jobs"], runs = [], []
     if code is None:
-        spark = get_spark(config, app_name=app_name)
+        # As lakehouse run does: the full tiered JIT when much new input waits (a backfill).
+        full_jit = idle is not None and idle.heavy(config)
+        spark = get_spark(config, app_name=app_name, **({"full_jit": True} if full_jit else {}))
         next_job_id = _spark_job_counter(spark)
         code = run_jobs(spark, config, jobs, values, timed, runs)
     # Imports, and the JVM and session when the run needed Spark: what it paid outside its jobs.

@@ -55,6 +55,9 @@ class SparkConfig:
     log_level: str = "WARN"
     #: Anything else handed to the session builder verbatim (e.g. S3A credentials providers).
     extra_conf: dict[str, str] = field(default_factory=dict)
+    #: A run that launches its own JVM with at least this many MB of new input files (or a full
+    #: refresh) gets the full tiered JIT instead of the quick-starting C1-only one (lakehouse/jvm.py).
+    full_jit_from_new_input_mb: int = 64
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,27 @@ def append_rows(spec: TableSpec, rows: list[tuple], config: LakehouseConfig) -> 
         written.create_checkpoint()
 
 
+def heavy(config: LakehouseConfig, input_path: str | None = None, full_refresh: bool = False) -> bool:
+    """Much new input for a JVM this process launches: a full refresh, or at least
+    ``spark.full_jit_from_new_input_mb`` MB of CSV files in a local landing folder that are not
+    committed batches yet (by name, size and modification time, as bronze decides). The JVM then
+    gets the full tiered JIT (:func:`lakehouse.session.get_spark`)."""
+    if full_refresh:
+        return True
+    path = _local_path(input_path or config.paths.input)
+    if path is None or not path.exists():
+        return False
+    from lakehouse.bronze.sources import list_input_files
+
+    listed, _ = list_input_files(NoSpark(), str(path))
+    try:
+        known = {f.fingerprint for f in load_ledger(config).committed().values()} if available(config) else set()
+    except Exception:  # an unreadable ledger: count every file
+        known = set()
+    new_bytes = sum(f.size for f in listed if f.fingerprint not in known)
+    return new_bytes >= config.spark.full_jit_from_new_input_mb * 2**20
+
+
 def _attempt(config: LakehouseConfig, label: str, attempt: Any) -> Any:
     """``attempt(shared)`` with the ledger read by delta-rs; None when Spark is needed after all."""
     try:

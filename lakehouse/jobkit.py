@@ -176,7 +176,9 @@ class Job(Generic[P]):
 
         return run_locked(config, f"{config.app_name}:{self.name}", f"job {self.name}",
                           lambda spark: self.execute(spark, config, params),
-                          without_spark=lambda: idle.run_job(self, config, params))  # fmt: skip
+                          without_spark=lambda: idle.run_job(self, config, params),
+                          full_jit=lambda: idle.heavy(config, getattr(params, "input", None),
+                                                      bool(getattr(params, "full_refresh", False))))  # fmt: skip
 
 
 def _jsonable(params: Any) -> dict[str, Any]:

@@ -310,11 +310,13 @@ def run_locked(
     command: str,
     body: Callable[[Any], int],
     without_spark: Callable[[], int | None] | None = None,
+    full_jit: Callable[[], bool] | None = None,
 ) -> int:
     """Start Spark, hold the writer lock, run ``body(spark)``; exit 2 with the holder's details if
     another run holds the lock. On a local warehouse the lock is taken before the JVM starts, and
     ``without_spark`` (a run that has nothing to do, :mod:`lakehouse.idle`) is tried first: when it
-    returns an exit code, no Spark application is started at all."""
+    returns an exit code, no Spark application is started at all. ``full_jit`` says whether the JVM
+    started here should get the full tiered JIT (much new data, :func:`lakehouse.idle.heavy`)."""
     from lakehouse.session import get_spark
 
     spark = None if is_local(config) else get_spark(config, app_name=app_name)
@@ -330,7 +332,9 @@ def run_locked(
             code = without_spark()
             if code is not None:
                 return code
-        return body(spark if spark is not None else get_spark(config, app_name=app_name))
+        if spark is None:
+            spark = get_spark(config, app_name=app_name, full_jit=bool(full_jit and full_jit()))
+        return body(spark)
     finally:
         lock.release()
 

@@ -76,7 +76,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         summary = None if args.no_summary else {"table_counts": args.table_counts}
         return idle.run_dag(config, jobs, values, app_name, summary=summary)
 
-    return run_locked(config, app_name, "lakehouse run", body, without_spark=without_spark)
+    def full_jit() -> bool:
+        return idle.heavy(config, args.input, args.full_refresh)
+
+    return run_locked(config, app_name, "lakehouse run", body, without_spark=without_spark, full_jit=full_jit)
 
 
 def side_by_side(jobs: Sequence[Job]) -> list[list[Job]]:

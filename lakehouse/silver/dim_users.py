@@ -324,6 +324,4 @@ JOB = Job(
     "silver.fct_events -> silver.dim_users daily snapshots, MERGEd on (user_id, ds)",
     Params,
     run,
-    # Both read only silver.fct_events: the DAG runner builds them side by side.
-    group="silver from fct_events",
 )

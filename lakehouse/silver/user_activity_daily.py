@@ -84,6 +84,4 @@ JOB = Job(
     "new silver.fct_events batches -> silver.user_activity_daily (one row per user and active day)",
     Params,
     run,
-    # Both read only silver.fct_events: the DAG runner builds them side by side.
-    group="silver from fct_events",
 )

@@ -53,3 +53,19 @@ def test_the_archive_name_changes_with_a_jar(tmp_path):
     assert before == jvm.archive_path(tmp_path / "cache", jars)
     Path(jars[0]).write_bytes(b"another jar")
     assert jvm.archive_path(tmp_path / "cache", jars) != before
+
+
+def test_a_run_with_much_new_input_gets_the_full_jit(tmp_path):
+    from lakehouse import idle
+    from lakehouse.session import FULL_JIT
+    from tests.conftest import make_config
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "day1.csv").write_bytes(b"x" * (2 * 2**20))
+    (landing / "notes.txt").write_bytes(b"x" * (8 * 2**20))  # not an export: not counted
+    config = make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=2)
+    assert idle.heavy(config)  # 2 MB of new CSV (no warehouse yet: every file is new)
+    assert not idle.heavy(make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=3))
+    assert idle.heavy(make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=3), full_refresh=True)
+    assert FULL_JIT == "-XX:TieredStopAtLevel=4"
