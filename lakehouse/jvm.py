@@ -29,7 +29,7 @@ How it reaches every driver JVM: ``spark-submit`` sources ``$SPARK_CONF_DIR/spar
 The archive is named by a fingerprint of what it depends on (the java binary, Spark's and Delta's jars,
 the conf folder's path, :data:`TRAINING_VERSION`): when one changes, set-up builds a new one. A missing
 or unusable archive only costs time (``-Xshare:auto``: the JVM starts without it).
-``python -m lakehouse.jvm`` does all of it (idempotent: about a minute the first time, instant after).
+``python -m lakehouse.jvm`` does all of it (idempotent: about 3 minutes the first time, instant after).
 """
 
 from __future__ import annotations
@@ -198,7 +198,11 @@ def build_archive(jar_cache: str | os.PathLike[str], delta_jars: list[str], targ
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     env.pop("PYSPARK_GATEWAY_PORT", None)
-    print("building the driver JVM's class-data-sharing archive (once; about a minute)", file=sys.stderr, flush=True)
+    print(
+        "building the driver JVM's class-data-sharing archive (once, about 3 minutes; later set-ups reuse it)",
+        file=sys.stderr,
+        flush=True,
+    )
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lakehouse-jvm-training-") as workdir:
         log_path = target.with_suffix(".log")

@@ -77,13 +77,21 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, *, full_jit:
     runs the heavy transforms of a backfill much slower (measured in the README, Performance).
     """
     under_submit = launched_by_spark_submit()
-    if full_jit and not under_submit and SparkContext._gateway is None:
-        # spark-env.sh puts the caller's SPARK_SUBMIT_OPTS after its own flags: this one wins.
-        os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {FULL_JIT}".strip()
     builder = SparkSession.builder.appName(app_name or config.app_name)
     for key, value in session_conf(config, under_submit=under_submit).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    caller_opts = os.environ.get("SPARK_SUBMIT_OPTS")
+    if full_jit and not under_submit and SparkContext._gateway is None:
+        # spark-env.sh puts the caller's SPARK_SUBMIT_OPTS after its own flags: this one wins (for
+        # the JVM launched here only: the variable is restored below).
+        os.environ["SPARK_SUBMIT_OPTS"] = f"{caller_opts or ''} {FULL_JIT}".strip()
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if caller_opts is None:
+            os.environ.pop("SPARK_SUBMIT_OPTS", None)
+        else:
+            os.environ["SPARK_SUBMIT_OPTS"] = caller_opts
     spark.sparkContext.setLogLevel(config.spark.log_level)
     # Static confs are ignored by getOrCreate on an existing session; the zone must still hold.
     spark.conf.set("spark.sql.session.timeZone", config.timezone)

@@ -55,7 +55,7 @@ bootstrap() {
     echo "$hash $extras" > "$stamp_file"
   fi
   # Delta's jars into .cache/jars (offline once cached), the driver JVM's class-data-sharing archive
-  # (built once, about a minute) and the virtualenv's spark-env.sh, so that spark-submit from this
+  # (built once, about 3 minutes) and the virtualenv's spark-env.sh, so that spark-submit from this
   # virtualenv has Delta without extra flags and starts fast (lakehouse/jvm.py).
   "$VENV/bin/python" -m lakehouse.jvm >/dev/null
   export PATH="$VENV/bin:$PATH"
