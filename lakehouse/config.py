@@ -21,6 +21,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ class OperationsConfig:
     #: A run whose jobs have nothing to do is decided and recorded without starting Spark
     #: (delta-rs reads the bookkeeping; local warehouses only; see lakehouse/idle.py).
     idle_without_spark: bool = True
+    #: Exit code of a job that completed with problems (status ``partial``: bronze refused or rejected
+    #: a file, its good files committed). 1 by default; the Airflow DAG sets 0 so that the tasks after
+    #: bronze run, and its last task (``needs_attention``) fails naming the file instead.
+    partial_exit_code: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,25 @@ class ServingConfig:
     thrift_port: int = 10000
     superset_host: str = "127.0.0.1"
     superset_port: int = 8088
+
+
+@dataclass(frozen=True)
+class AirflowConfig:
+    """The Airflow DAG (lakehouse/orchestration/): one SparkSubmitOperator task per job of ``dag``."""
+
+    dag_id: str = "heymax_lakehouse"
+    #: A cron expression or preset; each run processes whatever landed since the last (incremental jobs).
+    schedule: str = "@daily"
+    #: First logical date the scheduler considers (with ``catchup``: runs from here on).
+    start_date: str = "2025-01-01"
+    catchup: bool = False
+    retries: int = 1
+    retry_delay_minutes: int = 5
+    #: Each job's upstream jobs (the graph's edges); a job not listed depends on the job before it in ``dag``.
+    upstream: dict[str, list[str]] = field(default_factory=dict)
+    #: ``lakehouse airflow up``: the API server (UI and REST) on this address.
+    host: str = "127.0.0.1"
+    port: int = 8089
 
 
 @dataclass(frozen=True)
@@ -114,6 +138,7 @@ class LakehouseConfig:
     gold: GoldConfig = field(default_factory=GoldConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     operations: OperationsConfig = field(default_factory=OperationsConfig)
+    airflow: AirflowConfig = field(default_factory=AirflowConfig)
     #: Jobs in dependency order; the single-application runner executes them in this order.
     dag: tuple[str, ...] = ()
 
@@ -233,6 +258,8 @@ def _validate(obj: Any, prefix: str) -> None:
     elif isinstance(obj, OperationsConfig):
         if obj.lock_wait_seconds < 0:
             raise bad("lock_wait_seconds", "must be >= 0")
+        if obj.partial_exit_code not in (0, 1):
+            raise bad("partial_exit_code", f"must be 0 or 1, got {obj.partial_exit_code!r}")
         if obj.lock_lease_seconds < 10:
             raise bad("lock_lease_seconds", "must be >= 10")
         if obj.vacuum_retention_hours < 168:
@@ -241,6 +268,15 @@ def _validate(obj: Any, prefix: str) -> None:
                 "must be >= 168 (Delta's safety check: a shorter retention can "
                 "delete files that a running reader or a concurrent writer still needs)",
             )
+    elif isinstance(obj, AirflowConfig):
+        if obj.retries < 0 or obj.retry_delay_minutes < 0:
+            raise bad("retries", "and retry_delay_minutes must be >= 0")
+        if not 0 < obj.port < 65536:
+            raise bad("port", "must be a TCP port")
+        try:
+            date.fromisoformat(obj.start_date)
+        except ValueError:
+            raise bad("start_date", f"must be a date (YYYY-MM-DD), got {obj.start_date!r}") from None
     elif isinstance(obj, ServingConfig):
         for name in ("thrift_port", "superset_port"):
             if not 0 < getattr(obj, name) < 65536:

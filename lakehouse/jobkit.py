@@ -154,7 +154,7 @@ class Job(Generic[P]):
                 message = "; ".join(run.problems)
                 log.error("%s completed with problems: %s", self.name, message)
                 run.finish("partial", message)
-                return EXIT_FAILED
+                return config.operations.partial_exit_code
             run.finish("succeeded")
             return EXIT_OK
         finally:

@@ -22,6 +22,8 @@ JOB_INDEX = {
     "gold_agg_user_retention": "lakehouse.gold.job:JOBS",
     "gold_agg_growth_accounting_weekly": "lakehouse.gold.job:JOBS",
     "gold_agg_engagement_daily": "lakehouse.gold.job:JOBS",
+    "gold_agg_miles_weekly": "lakehouse.gold.job:JOBS",
+    "gold_agg_miles_category_weekly": "lakehouse.gold.job:JOBS",
     "gold_data_quality_report": "lakehouse.gold.data_quality_report:JOB",
     # Operations, not in the daily DAG: lakehouse maintain / lakehouse restore.
     "maintain_tables": "lakehouse.maintenance:MAINTAIN_JOB",
@@ -44,3 +46,10 @@ def check_dag(config: LakehouseConfig) -> None:
     for name in config.dag:
         if name not in JOB_INDEX:
             raise ConfigError(f"config key 'dag' names unknown job {name!r}; known jobs: {', '.join(JOB_INDEX)}")
+    for name, upstream in config.airflow.upstream.items():
+        for job_name in (name, *upstream):
+            if job_name not in config.dag:
+                raise ConfigError(f"config key 'airflow.upstream.{name}' names {job_name!r}, which is not in 'dag'")
+        later = [u for u in upstream if config.dag.index(u) >= config.dag.index(name)]
+        if later:
+            raise ConfigError(f"config key 'airflow.upstream.{name}': {later} come after it in 'dag' (run order)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -88,6 +89,17 @@ class OpsSink:
             list(pool.map(write, waiting))
 
 
+def scheduler_context() -> tuple[str | None, str | None, int | None]:
+    """(dag id, run id, try number) of the Airflow task running this process, from the environment
+    Airflow gives its tasks (the DAG passes them to spark-submit explicitly too); Nones elsewhere."""
+    dag_id, run_id = os.environ.get("AIRFLOW_CTX_DAG_ID") or None, os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or None
+    try:
+        try_number = int(os.environ["AIRFLOW_CTX_TRY_NUMBER"])
+    except (KeyError, ValueError):
+        try_number = None
+    return dag_id, run_id, try_number
+
+
 @dataclass
 class JobRun:
     """One job run: collects DQ results and row counts, then writes the ops rows."""
@@ -130,7 +142,7 @@ class JobRun:
         self.status, self.message, self.ended_at = status, message, utc_now()
         row = (
             self.run_id, self.job, json.dumps(self.parameters, default=str, sort_keys=True),
-            self.started_at, self.ended_at, status, self.rows_in, self.rows_out, message,
+            self.started_at, self.ended_at, status, self.rows_in, self.rows_out, message, *scheduler_context(),
         )  # fmt: skip
         self.sink.add(OPS_JOB_RUNS, [row])
         log.info("%s %s: %s (rows in %s, out %s)", self.job, self.run_id, status, self.rows_in, self.rows_out)

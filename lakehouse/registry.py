@@ -131,6 +131,17 @@ COLUMN_DOCS = {
     "checked_at": "when the result was recorded (UTC)",
     "rows_inserted": "new rows the consumer inserted from the batch",
     "processed_at": "when the consumer recorded the batch (UTC)",
+    "miles_earned": "sum of miles_amount of the segment's miles_earned events in the week",
+    "miles_redeemed": "sum of miles_amount of the segment's miles_redeemed events in the week",
+    "net_miles": "miles_earned - miles_redeemed",
+    "earn_events": "miles_earned events of the week",
+    "redeem_events": "miles_redeemed events of the week",
+    "earning_users": "distinct users with a miles_earned event in the week",
+    "redeeming_users": "distinct users with a miles_redeemed event in the week",
+    "outstanding_miles": "sum of the segment's users' balances at the week's end (may be negative)",
+    "liability_miles": "sum of the positive balances at the week's end: what the program owes",
+    "negative_balance_users": "users of the segment whose balance at the week's end is negative",
+    "redemption_rate": "miles_redeemed / miles_earned; null when nothing was earned",
 }
 
 
@@ -144,6 +155,8 @@ STRING, LONG, INT, DATE, TS, BOOL, DOUBLE = (
     T.DoubleType(),
 )  # fmt: skip
 MILES = T.DecimalType(10, 2)
+#: Sums of miles in the gold tables (docs/contract.md: decimal(18,2), 0 when nothing was summed).
+MILES_SUM = T.DecimalType(18, 2)
 
 #: How ``event_time`` is written in the source, and in the event_id formula (Spark datetime pattern).
 EVENT_TIME_PATTERN = "yyyy-MM-dd HH:mm:ss.SSSSSS"
@@ -218,6 +231,9 @@ OPS_JOB_RUNS = TableSpec(
            "failed"),
         _f("rows_in", LONG), _f("rows_out", LONG),
         _f("message", STRING),
+        _f("airflow_dag_id", STRING, True, "the Airflow DAG whose task ran the job (null outside Airflow)"),
+        _f("airflow_run_id", STRING, True, "the Airflow DAG run (its run_id)"),
+        _f("airflow_try_number", INT, True, "the task's try (1 = first; retries count up)"),
     ]),
     "One row per job run.",
 )  # fmt: skip
@@ -389,9 +405,45 @@ SILVER_USER_ACTIVITY = TableSpec(
 )  # fmt: skip
 
 
+GOLD_MILES_WEEKLY = TableSpec(
+    "gold", "agg_miles_weekly",
+    T.StructType([
+        _f("week_start", DATE, False), _f("week_label", STRING, False),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("miles_earned", MILES_SUM, False), _f("miles_redeemed", MILES_SUM, False), _f("net_miles", MILES_SUM, False),
+        _f("earn_events", LONG, False), _f("redeem_events", LONG, False),
+        _f("earning_users", LONG, False), _f("redeeming_users", LONG, False),
+        _f("outstanding_miles", MILES_SUM, False), _f("liability_miles", MILES_SUM, False),
+        _f("negative_balance_users", LONG, False), _f("redemption_rate", DOUBLE, True),
+        _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, acq_source, country) for every week once the segment has a user, weeks without "
+    "miles events included (zeros, outstanding carried).",
+    metrics=(RatioMetric("redemption_rate", ("miles_redeemed",), ("miles_earned",),
+                         "miles burned per mile issued"),),
+    keys=("week_start", "acq_source", "country"),
+)  # fmt: skip
+
+GOLD_MILES_CATEGORY = TableSpec(
+    "gold", "agg_miles_category_weekly",
+    T.StructType([
+        _f("week_start", DATE, False), _f("week_label", STRING, False),
+        _f("event_type", STRING, False, "miles_earned | miles_redeemed | reward_search"),
+        _f("transaction_category", STRING, False),
+        _f("acq_source", STRING, False), _f("country", STRING, False),
+        _f("events", LONG, False, "events of the week"), _f("users", LONG, False, "distinct users with such an event"),
+        _f("miles", MILES_SUM, False, "sum of miles_amount; 0 for reward_search"),
+        _f("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, event_type, transaction_category, acq_source, country) with events > 0.",
+    keys=("week_start", "event_type", "transaction_category", "acq_source", "country"),
+)  # fmt: skip
+
+
 TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY,
-    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_NEGATIVE_BALANCE,
+    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
+    GOLD_MILES_CATEGORY, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
 

@@ -20,6 +20,7 @@ from lakehouse.registry import (
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,
     GOLD_LIFECYCLE,
+    GOLD_MILES_WEEKLY,
     GOLD_NEGATIVE_BALANCE,
     GOLD_RETENTION,
     OPS_DQ_RESULTS,
@@ -132,6 +133,26 @@ def retention_latest_cohorts(spark: SparkSession, config: LakehouseConfig, cohor
     return _table(rows, ("cohort week", "users", *[f"week {k}" for k in range(offsets + 1)]))
 
 
+def miles_last_weeks(spark: SparkSession, config: LakehouseConfig, weeks: int = 4) -> str:
+    """Miles issued and burned in the last weeks, and what the program owes at each week's end."""
+    rows = (
+        delta_io.read(spark, GOLD_MILES_WEEKLY, config)
+        .groupBy("week_start", "is_partial_period")
+        .agg(*[F.sum(c).alias(c) for c in ("miles_earned", "miles_redeemed", "outstanding_miles", "liability_miles",
+                                           "negative_balance_users")])
+        .orderBy(F.desc("week_start"))
+        .limit(weeks)
+        .collect()
+    )  # fmt: skip
+    miles = lambda v: f"{v:,.0f}"  # noqa: E731
+    return _table(
+        [(r["week_start"], miles(r["miles_earned"]), miles(r["miles_redeemed"]), miles(r["outstanding_miles"]),
+          miles(r["liability_miles"]), r["negative_balance_users"], "partial" if r["is_partial_period"] else "")
+         for r in rows[::-1]],
+        ("week", "earned", "redeemed", "outstanding", "liability", "negative-balance users", ""),
+    )  # fmt: skip
+
+
 def checks_state(spark: SparkSession, config: LakehouseConfig) -> dict[str, Any]:
     """What the checks section shows: the latest run of each job (status, message), and the findings
     and passed count of the latest run of each job that checked its data.
@@ -221,6 +242,8 @@ SECTIONS = (
              GOLD_LIFECYCLE),
     _section("Retention of the latest complete cohorts (share of the cohort active in week k):\n",
              retention_latest_cohorts, GOLD_RETENTION),
+    _section("Miles economy, last weeks (all segments; outstanding and liability at the week's end):\n",
+             miles_last_weeks, GOLD_MILES_WEEKLY),
     _section("Users with a negative miles balance: ", _negative, GOLD_NEGATIVE_BALANCE),
 )  # fmt: skip
 COUNTS = _section("Rows per table:\n", table_counts)
@@ -232,7 +255,7 @@ COUNTS = _section("Rows per table:\n", table_counts)
 #: without Spark (lakehouse/idle.py). ``ops.job_runs`` changes on every run: the checks section keeps
 #: the latest status of each job instead, brought up to date with the run's own jobs.
 CACHE_FILE = "summary.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def _cache_path(config: LakehouseConfig) -> Path | None:

@@ -6,6 +6,11 @@
   user sits in exactly one segment and segment rows add up to totals.
 - ``grid_df``: one row per user and calendar week from the user's first week to the data's last
   week (:func:`user_week_grid`), shared by the weekly tables.
+- ``miles_events_df``: the events the miles tables count (``miles_earned``, ``miles_redeemed``,
+  ``reward_search``: ``user_id, event_date, event_type, transaction_category, miles_amount``) from
+  since's week on, and ``miles_base_df``: every user's miles balance (``user_id, miles_balance``)
+  at the end of the day before that week, the compact stand-in for all earlier events (the job
+  reads it from the ``silver.dim_users`` snapshot of that day). See :mod:`lakehouse.gold.agg_miles_weekly`.
 
 Weeks start on ``week_start`` from conf ("sunday" by default: ``d - (dayofweek(d) - 1)``). A period
 is partial when its last day is after ``max_event_date``, the largest event_date in silver.
@@ -47,6 +52,9 @@ class GoldInputs:
     max_week_offset: int
     #: First day whose rows are recomputed (None: every row); activity_df and grid_df start early enough.
     since: date | None = None
+    #: Miles events from ``since_week`` on (all of them when ``since`` is None), and balances before it.
+    miles_events_df: DataFrame | None = None
+    miles_base_df: DataFrame | None = None
 
     @property
     def since_week(self) -> date | None:
@@ -76,6 +84,11 @@ def input_bounds(since: date, first_day: str, lookback_weeks: int) -> tuple[date
     return min(grid_from, since - timedelta(days=29), since.replace(day=1)), grid_from
 
 
+MILES_EVENT_TYPES = ("miles_earned", "miles_redeemed", "reward_search")
+MILES_EVENT_COLUMNS = "user_id string, event_date date, event_type string, transaction_category string, " \
+    "miles_amount decimal(10,2)"  # fmt: skip
+
+
 def gold_inputs(
     activity_df: DataFrame,
     users_df: DataFrame,
@@ -84,14 +97,54 @@ def gold_inputs(
     lookback_weeks: int,
     max_week_offset: int,
     since: date | None = None,
+    *,
+    events_df: DataFrame | None = None,
+    miles_base_df: DataFrame | None = None,
 ) -> GoldInputs:
     """The inputs of a full rebuild (``since`` None), or of the rows from ``since`` on.
 
     ``users_df`` holds every user; ``activity_df`` may start at :func:`input_bounds` of since.
+    ``events_df``: silver events (at least the miles columns) from since's week on, or all of them;
+    without ``miles_base_df`` they must be all of them and the balances before since's week are
+    summed from them (the job passes the snapshot's balances instead). ``users_df`` without
+    ``miles_balance`` gets each user's balance at the data's last date from ``events_df`` (all of them).
     """
     grid_from = None if since is None else input_bounds(since, first_day, lookback_weeks)[1]
     grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day, grid_from)
-    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset, since)
+    if events_df is None:
+        events_df = activity_df.sparkSession.createDataFrame([], MILES_EVENT_COLUMNS)
+    events_df = events_df.where(F.col("event_type").isin(*MILES_EVENT_TYPES)).select(
+        "user_id", "event_date", "event_type", "transaction_category", "miles_amount"
+    )
+    if "miles_balance" not in users_df.columns:
+        everything = balances(events_df.where(F.col("event_date") <= F.lit(max_event_date)))
+        users_df = users_df.join(everything, on="user_id", how="left").withColumn(
+            "miles_balance", F.coalesce("miles_balance", F.lit(0).cast("decimal(20,2)"))
+        )
+    from_week = None if since is None else week_start_of(since, first_day)
+    if from_week is not None:
+        if miles_base_df is None:
+            miles_base_df = balances(events_df.where(F.col("event_date") < F.lit(from_week)))
+        events_df = events_df.where(F.col("event_date") >= F.lit(from_week))
+    if miles_base_df is None:
+        miles_base_df = balances(events_df.limit(0))
+    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
+                      since, events_df, miles_base_df)  # fmt: skip
+
+
+def signed_miles() -> Column:
+    """``miles_amount`` with the sign it has on a balance: + earned, - redeemed, 0 otherwise."""
+    amount = F.coalesce(F.col("miles_amount"), F.lit(0)).cast("decimal(20,2)")
+    return (
+        F.when(F.col("event_type") == "miles_earned", amount)
+        .when(F.col("event_type") == "miles_redeemed", -amount)
+        .otherwise(F.lit(0).cast("decimal(20,2)"))
+    )
+
+
+def balances(events_df: DataFrame) -> DataFrame:
+    """``user_id, miles_balance`` (earned - redeemed) over ``events_df``."""
+    return events_df.groupBy("user_id").agg(F.sum(signed_miles()).cast("decimal(20,2)").alias("miles_balance"))
 
 
 def week_start(d: Column, first_day: str) -> Column:

@@ -12,6 +12,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start, week_start_of
+from lakehouse.gold.checks import Measure, rows_where
+from lakehouse.gold.table import GoldTable
 from lakehouse.registry import GOLD_ACTIVE_USER
 
 TABLE = GOLD_ACTIVE_USER
@@ -65,3 +67,36 @@ def build(inputs: GoldInputs) -> DataFrame:
     df = active_users(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.week_start)
     where = scope(inputs)
     return df if where is None else df.where(where)
+
+
+# Checks (error-level, attributed to this table; see lakehouse.gold.checks)
+
+
+def daily_within_week_and_month(active: DataFrame, first_day: str) -> Measure:
+    daily = active.where(F.col("period_type") == "daily").select(
+        *SEGMENT,
+        F.col("period_start_date").alias("day"),
+        F.col("active_users").alias("daily_active"),
+        week_start(F.col("period_start_date"), first_day).alias("week"),
+        F.trunc("period_start_date", "month").alias("month"),
+    )
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        *SEGMENT, F.col("period_start_date").alias("week"), F.col("active_users").alias("weekly_active")
+    )
+    monthly = active.where(F.col("period_type") == "monthly").select(
+        *SEGMENT, F.col("period_start_date").alias("month"), F.col("active_users").alias("monthly_active")
+    )
+    joined = daily.join(weekly, on=[*SEGMENT, "week"], how="left").join(monthly, on=[*SEGMENT, "month"], how="left")
+    bad = (F.col("daily_active") > F.coalesce("weekly_active", F.lit(0))) | (
+        F.col("daily_active") > F.coalesce("monthly_active", F.lit(0))
+    )
+    return rows_where(GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month", joined, bad,
+                   "daily active <= active of the containing week and month")  # fmt: skip
+
+
+GOLD = GoldTable(
+    TABLE,
+    build,
+    scope,
+    checks=(lambda t, i: [daily_within_week_and_month(t(GOLD_ACTIVE_USER.full_name), i.week_start)],),
+)

@@ -25,7 +25,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import SEGMENT, GoldInputs
-from lakehouse.registry import GOLD_ENGAGEMENT
+from lakehouse.gold.checks import Measure, rows_where
+from lakehouse.gold.table import GoldTable
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT
 
 TABLE = GOLD_ENGAGEMENT
 WINDOWS = {"dau": 1, "wau_7d": 7, "mau_30d": 30}
@@ -98,3 +100,33 @@ def build(inputs: GoldInputs) -> DataFrame:
     df = engagement_daily(inputs.activity_df, inputs.users_df, inputs.max_event_date, inputs.activity_from)
     where = scope(inputs)
     return df if where is None else df.where(where)
+
+
+# Checks (error-level, attributed to this table; see lakehouse.gold.checks)
+
+
+def engagement_windows_nested(engagement: DataFrame) -> Measure:
+    bad = (F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0)
+    return rows_where(GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau", engagement, bad,
+                   "0 <= dau <= wau_7d <= mau_30d")  # fmt: skip
+
+
+def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame) -> Measure:
+    daily = active.where(F.col("period_type") == "daily").select(
+        F.col("period_start_date").alias("activity_date"), *SEGMENT, F.col("active_users").alias("daily_active")
+    )
+    joined = engagement.where(F.col("dau") > 0).join(daily, on=["activity_date", *SEGMENT], how="full_outer")
+    bad = F.coalesce("dau", F.lit(0)) != F.coalesce("daily_active", F.lit(0))
+    return rows_where(GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily", joined, bad,
+                   "dau = agg_active_user daily active_users per day and segment")  # fmt: skip
+
+
+GOLD = GoldTable(
+    TABLE,
+    build,
+    scope,
+    checks=(
+        lambda t, i: [engagement_windows_nested(t(GOLD_ENGAGEMENT.full_name))],
+        lambda t, i: [engagement_dau_equals_daily_active(t(GOLD_ENGAGEMENT.full_name), t(GOLD_ACTIVE_USER.full_name))],
+    ),
+)

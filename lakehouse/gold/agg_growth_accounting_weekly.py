@@ -14,7 +14,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
-from lakehouse.registry import GOLD_GROWTH
+from lakehouse.gold.checks import Measure, rows_where
+from lakehouse.gold.table import GoldTable
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH
 
 TABLE = GOLD_GROWTH
 
@@ -67,3 +69,31 @@ def build(inputs: GoldInputs) -> DataFrame:
     df = growth_accounting_weekly(inputs.grid_df, inputs.max_event_date)
     where = scope(inputs)
     return df if where is None else df.where(where)
+
+
+# Checks (error-level, attributed to this table; see lakehouse.gold.checks)
+
+
+def growth_identities(growth: DataFrame, active: DataFrame) -> list[Measure]:
+    identity = F.col("active_users") != (
+        F.col("prev_active_users") + F.col("new_users") + F.col("resurrected_users") - F.col("churned_users")
+    )
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        F.col("period_start_date").alias("week_start"), *SEGMENT, F.col("active_users").alias("weekly_active")
+    )
+    joined = growth.join(weekly, on=["week_start", *SEGMENT], how="full_outer")
+    mismatch = F.coalesce("active_users", F.lit(0)) != F.coalesce("weekly_active", F.lit(0))
+    return [
+        rows_where(GOLD_GROWTH.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned", growth,
+                identity, "active(W) = active(W-1) + new + resurrected - churned"),
+        rows_where(GOLD_GROWTH.full_name, "active_equals_agg_active_user_weekly", joined, mismatch,
+                "growth active_users = agg_active_user weekly active_users"),
+    ]  # fmt: skip
+
+
+GOLD = GoldTable(
+    TABLE,
+    build,
+    scope,
+    checks=(lambda t, i: growth_identities(t(GOLD_GROWTH.full_name), t(GOLD_ACTIVE_USER.full_name)),),
+)

@@ -15,7 +15,10 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
-from lakehouse.registry import GOLD_LIFECYCLE
+from lakehouse.gold.checks import Measure, rows_where
+from lakehouse.gold.table import GoldTable
+from lakehouse.quality import DqResult
+from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_LIFECYCLE
 
 TABLE = GOLD_LIFECYCLE
 
@@ -55,3 +58,67 @@ def build(inputs: GoldInputs) -> DataFrame:
     df = lifecycle_weekly(inputs.grid_df, inputs.max_event_date, inputs.lookback_weeks)
     where = scope(inputs)
     return df if where is None else df.where(where)
+
+
+# Checks (error-level, attributed to this table; see lakehouse.gold.checks)
+
+
+def _weekly_lifecycle_active(lifecycle: DataFrame) -> DataFrame:
+    return (
+        lifecycle.where(F.col("user_status").isin("new", "retained", "resurrected"))
+        .groupBy(F.col("cutoff_week").alias("week"), *SEGMENT)
+        .agg(F.sum("user_count").alias("lifecycle_active"))
+    )
+
+
+def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> Measure:
+    weekly = active.where(F.col("period_type") == "weekly").select(
+        F.col("period_start_date").alias("week"), *SEGMENT, "active_users"
+    )
+    joined = weekly.join(_weekly_lifecycle_active(lifecycle), on=["week", *SEGMENT], how="full_outer")
+    bad = F.coalesce("active_users", F.lit(0)) != F.coalesce("lifecycle_active", F.lit(0))
+    return rows_where(GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected", joined, bad,
+                   "agg_active_user weekly = new + retained + resurrected per week and segment")  # fmt: skip
+
+
+def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> Measure:
+    weeks = lifecycle.select("cutoff_week").distinct()
+    firsts = grid.select("user_id", *SEGMENT, "first_week").distinct()
+    acquired = (
+        weeks.join(firsts, on=F.col("first_week") <= F.col("cutoff_week"), how="inner")
+        .groupBy("cutoff_week", *SEGMENT)
+        .agg(F.count(F.lit(1)).alias("acquired"))
+    )
+    totals = lifecycle.groupBy("cutoff_week", *SEGMENT).agg(F.sum("user_count").alias("total"))
+    joined = totals.join(acquired, on=["cutoff_week", *SEGMENT], how="full_outer")
+    bad = F.coalesce("total", F.lit(0)) != F.coalesce("acquired", F.lit(0))
+    return rows_where(GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired", joined, bad,
+                   "sum of the five statuses = users whose first week <= W, per segment")  # fmt: skip
+
+
+def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> Measure:
+    epoch = F.lit(date(1970, 1, 1))
+    counts = lifecycle.agg(
+        F.datediff(F.min("cutoff_week"), epoch).alias("a"),
+        F.datediff(F.max("cutoff_week"), epoch).alias("b"),
+        F.countDistinct("cutoff_week").alias("c"),
+    )
+
+    def results(lo: int, hi: int, present: int) -> list[DqResult]:
+        expected = 0 if present == 0 else (hi - lo) // 7 + 1
+        return [DqResult(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
+                         f"{present} of {expected} weeks present")]  # fmt: skip
+
+    return Measure(counts, results)
+
+
+GOLD = GoldTable(
+    TABLE,
+    build,
+    scope,
+    checks=(
+        lambda t, i: [weekly_active_equals_lifecycle(t(GOLD_ACTIVE_USER.full_name), t(GOLD_LIFECYCLE.full_name))],
+        lambda t, i: [lifecycle_total_equals_acquired(t(GOLD_LIFECYCLE.full_name), i.grid_df)],
+        lambda t, i: [lifecycle_spine_has_no_gaps(t(GOLD_LIFECYCLE.full_name))],
+    ),
+)

@@ -14,7 +14,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
-from lakehouse.registry import GOLD_RETENTION
+from lakehouse.gold.checks import Measure, rows_where
+from lakehouse.gold.table import GoldTable
+from lakehouse.registry import GOLD_LIFECYCLE, GOLD_RETENTION
 
 TABLE = GOLD_RETENTION
 
@@ -140,3 +142,49 @@ def build(inputs: GoldInputs) -> DataFrame:
 def build_from_previous(inputs: GoldInputs, previous: DataFrame) -> DataFrame:
     """Incremental run: see :func:`retention_from_previous`."""
     return retention_from_previous(inputs, previous)
+
+
+# Checks (error-level, attributed to this table; see lakehouse.gold.checks)
+
+
+def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame, from_week: date | None = None) -> Measure:
+    """``from_week``: compare the weeks from there on (both slices of an incremental run hold them)."""
+    if from_week is not None:
+        retention = retention.where(F.col("cohort_week") >= F.lit(from_week))
+        lifecycle = lifecycle.where(F.col("cutoff_week") >= F.lit(from_week))
+    zero = retention.where(F.col("week_offset") == 0).select(
+        F.col("cohort_week").alias("week"), *SEGMENT, "cohort_size", "retained_users"
+    )
+    new = lifecycle.where(F.col("user_status") == "new").select(
+        F.col("cutoff_week").alias("week"), *SEGMENT, F.col("user_count").alias("new_users")
+    )
+    joined = zero.join(new, on=["week", *SEGMENT], how="full_outer")
+    bad = (F.coalesce("retained_users", F.lit(-1)) != F.coalesce("cohort_size", F.lit(-2))) | (
+        F.coalesce("cohort_size", F.lit(0)) != F.coalesce("new_users", F.lit(0))
+    )
+    return rows_where(GOLD_RETENTION.full_name, "offset_zero_retained_equals_cohort_size_equals_new", joined, bad,
+                   "week_offset 0: retained_users = cohort_size = lifecycle new")  # fmt: skip
+
+
+def retention_bounds(retention: DataFrame) -> list[Measure]:
+    rate = (F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate")
+    unbounded = F.col("unbounded_retained_users") < F.col("retained_users")
+    return [
+        rows_where(GOLD_RETENTION.full_name, "retention_rate_between_0_and_1", retention, rate, "0 <= rate <= 1"),
+        rows_where(GOLD_RETENTION.full_name, "unbounded_at_least_retained", retention, unbounded,
+                "unbounded_retained_users >= retained_users"),
+    ]  # fmt: skip
+
+
+GOLD = GoldTable(
+    TABLE,
+    build,
+    scope,
+    checks=(
+        lambda t, i: [
+            retention_offset_zero_matches(t(GOLD_RETENTION.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)
+        ],
+        lambda t, i: retention_bounds(t(GOLD_RETENTION.full_name)),
+    ),
+    build_from_previous=build_from_previous,
+)

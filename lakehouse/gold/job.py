@@ -1,8 +1,9 @@
 """The gold job: recompute what new data changed in one gold table, check it, then publish it.
 
-Every gold table is data here, not a copy of a job: :data:`GOLD_TABLES` maps a table to its module
-(pure ``build`` and ``scope``), and :func:`gold_job` turns a table into a runnable :class:`Job`
-named ``gold_<table>`` (``jobs/gold_<table>.py`` runs one alone). The job
+Every gold table is data here, not a copy of a job: each gold module declares one
+:class:`~lakehouse.gold.table.GoldTable` value (spec, pure ``build``, ``scope``, incremental build
+where it has one, checks), :data:`GOLD_TABLES` lists them, and :func:`gold_job` turns one into a
+runnable :class:`Job` named ``gold_<table>`` (``jobs/gold_<table>.py`` runs one alone). The job
 
 1. finds its pending batches (:mod:`lakehouse.batches`: recorded by ``silver.user_activity_daily``
    and ``silver.dim_users``, not yet by this table); none -> nothing to do, no commit;
@@ -10,7 +11,10 @@ named ``gold_<table>`` (``jobs/gold_<table>.py`` runs one alone). The job
    from the event dates silver recorded for those batches; a table that has recorded nothing yet
    (first run, full refresh, other gold parameters) is rebuilt whole;
 3. reads the compact inputs: ``silver.user_activity_daily`` from the day the recomputation needs,
-   and every user's segment from the ``silver.dim_users`` snapshot of the data's last date;
+   every user's segment (and miles balance) from the ``silver.dim_users`` snapshot of the data's
+   last date, the miles events of ``silver.fct_events`` from since's week on (partitions pruned;
+   only batches both upstream tables recorded) and every user's balance before that week from the
+   ``silver.dim_users`` snapshot of the day before it;
 4. builds the rows of its scope, runs the error-level checks attributed to its table on them
    (:mod:`lakehouse.gold.checks`); on a failure it exits 1 and the published table stays as it was;
 5. replaces exactly its scope in one Delta commit (``replaceWhere``; a full rebuild overwrites),
@@ -30,7 +34,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from types import ModuleType
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -41,25 +44,31 @@ from lakehouse.gold import (
     agg_active_user,
     agg_engagement_daily,
     agg_growth_accounting_weekly,
+    agg_miles_category_weekly,
+    agg_miles_weekly,
     agg_user_lifecycle_weekly,
     agg_user_retention,
     checks,
 )
-from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds
+from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, week_start_of
+from lakehouse.gold.table import GoldTable
 from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
+from lakehouse.quality import DqResult
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS, SILVER_USER_ACTIVITY, TableSpec
 
 log = logging.getLogger("lakehouse")
 
-#: Every gold table computed from silver, in DAG order, with its module (TABLE, build, scope).
-GOLD_TABLES: dict[str, ModuleType] = {
-    m.TABLE.full_name: m
-    for m in (
-        agg_active_user,
-        agg_user_lifecycle_weekly,
-        agg_user_retention,
-        agg_growth_accounting_weekly,
-        agg_engagement_daily,
+#: Every gold table computed from silver, in DAG order, by full name: each module's ``GOLD`` value.
+GOLD_TABLES: dict[str, GoldTable] = {
+    t.full_name: t
+    for t in (
+        agg_active_user.GOLD,
+        agg_user_lifecycle_weekly.GOLD,
+        agg_user_retention.GOLD,
+        agg_growth_accounting_weekly.GOLD,
+        agg_engagement_daily.GOLD,
+        agg_miles_weekly.GOLD,
+        agg_miles_category_weekly.GOLD,
     )
 }
 UPSTREAM = (SILVER_USER_ACTIVITY.full_name, SILVER_DIM_USERS.full_name)
@@ -124,7 +133,7 @@ class GoldComputation:
 
     inputs: GoldInputs
     activity_rows: int
-    #: The published table by name (read only by modules with ``build_from_previous``).
+    #: The published table by name (read only by tables with ``build_from_previous``).
     previous: Callable[[str], DataFrame]
     built: dict[str, DataFrame] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=lambda: {name: threading.Lock() for name in GOLD_TABLES})
@@ -135,13 +144,9 @@ class GoldComputation:
 
     def _table(self, full_name: str) -> DataFrame:
         if full_name not in self.built:
-            module = GOLD_TABLES[full_name]
-            if self.inputs.since is not None and hasattr(module, "build_from_previous"):
-                # The previous rows are read before the overwrite, and the checkpoint below
-                # materialises the result, so publishing over the table it came from is safe.
-                df = module.build_from_previous(self.inputs, self.previous(full_name))
-            else:
-                df = module.build(self.inputs)
+            # An incremental build reads the previous rows before the overwrite, and the checkpoint
+            # below materialises the result, so publishing over the table it came from is safe.
+            df = GOLD_TABLES[full_name].compute(self.inputs, lambda: self.previous(full_name))
             # Checkpointed: the checks and the publish read each table several times.
             self.built[full_name] = df.localCheckpoint()
         return self.built[full_name]
@@ -182,15 +187,16 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     activity = activity.where(F.col("activity_date") <= F.lit(max_event_date)).select(
         "user_id", F.col("activity_date").alias("event_date")
     )
+    snapshots = delta_io.read(spark, SILVER_DIM_USERS, config)
     users = (
-        delta_io.read(spark, SILVER_DIM_USERS, config)
-        .where(F.col("ds") == F.lit(max_event_date))
-        .select("user_id", "acq_source", "country", "first_event_date", "last_event_date")
+        snapshots.where(F.col("ds") == F.lit(max_event_date))
+        .select("user_id", "acq_source", "country", "first_event_date", "last_event_date", "miles_balance")
         .localCheckpoint()
     )
     activity = activity.localCheckpoint()
+    events, base = _miles_inputs(ctx, snapshots, since)
     inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
-                         gold.max_week_offset, since)  # fmt: skip
+                         gold.max_week_offset, since, events_df=events, miles_base_df=base)  # fmt: skip
     if users.isEmpty():
         raise JobFailed(
             f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
@@ -198,11 +204,39 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
 
     def previous(full_name: str) -> DataFrame:
-        return delta_io.read(spark, GOLD_TABLES[full_name].TABLE, config)
+        return delta_io.read(spark, GOLD_TABLES[full_name].spec, config)
 
     computation = GoldComputation(inputs, activity.count(), previous)
     ctx.shared[key] = computation
     return computation
+
+
+def _miles_inputs(ctx: JobContext, snapshots: DataFrame, since: date | None) -> tuple[DataFrame, DataFrame | None]:
+    """The miles events from since's week on (all: None) and every user's balance before that week.
+
+    Only events of batches both upstream tables recorded, so that the events agree with the
+    snapshots. The balances come from the ``silver.dim_users`` snapshot of the day before since's
+    week (one row per user instead of every earlier event); a warehouse without that snapshot (only
+    some days were built by hand) falls back to summing the earlier events.
+    """
+    spark, config = ctx.spark, ctx.config
+    recorded = set(batches.consumed(ctx, SILVER_USER_ACTIVITY.full_name)) & set(
+        batches.consumed(ctx, SILVER_DIM_USERS.full_name)
+    )
+    events = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("_batch_id").isin(sorted(recorded)))
+    if since is None:
+        return events, None
+    from_week = week_start_of(since, config.week_start)
+    previous_day = from_week - timedelta(days=1)
+    base = snapshots.where(F.col("ds") == F.lit(previous_day)).select("user_id", "miles_balance").localCheckpoint()
+    first_days = [c.min_event_date_inserted for c in batches.consumed(ctx, SILVER_EVENTS.full_name).values()
+                  if c.min_event_date_inserted]  # fmt: skip
+    if base.isEmpty() and first_days and min(first_days) <= previous_day:
+        log.warning("silver.dim_users has no snapshot for %s: summing the miles events before it", previous_day)
+        base = None  # gold_inputs sums them from the events it is given: all of them
+    else:
+        events = events.where(F.col("event_date") >= F.lit(from_week))
+    return events, base
 
 
 def publish(ctx: JobContext, spec: TableSpec) -> None:
@@ -225,7 +259,7 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
         log.warning("%s: no events in silver yet, nothing to publish", spec.full_name)
         ctx.run.rows_in = ctx.run.rows_out = 0
         return
-    results = checks.run_checks(spec.full_name, computation.table, computation.inputs)
+    results = checks.run_checks(GOLD_TABLES[spec.full_name], computation.table, computation.inputs)
     ctx.run.record_dq(results)
     failed = [c for c in results if c.status == "fail"]
     if failed:
@@ -260,4 +294,9 @@ def gold_job(spec: TableSpec) -> Job[NoParams]:
 
 
 #: One job per gold table, by job name.
-JOBS: dict[str, Job[NoParams]] = {job.name: job for job in (gold_job(m.TABLE) for m in GOLD_TABLES.values())}
+JOBS: dict[str, Job[NoParams]] = {job.name: job for job in (gold_job(t.spec) for t in GOLD_TABLES.values())}
+
+
+def run_all_checks(tables: dict[str, DataFrame], inputs: GoldInputs) -> list[DqResult]:
+    """Every gold table's checks over already computed tables (tests and ad-hoc validation)."""
+    return [r for name, table in GOLD_TABLES.items() for r in checks.run_checks(table, tables.__getitem__, inputs)]

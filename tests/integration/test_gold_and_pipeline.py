@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import shutil
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
@@ -16,13 +17,14 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io, generator, pipeline
 from lakehouse.gold.activity import gold_inputs, user_activity, user_segments
-from lakehouse.gold.checks import CHECKS, GRAIN_KEYS, run_all_checks
-from lakehouse.gold.job import GOLD_TABLES
+from lakehouse.gold.job import GOLD_TABLES, run_all_checks
 from lakehouse.registry import (
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_MILES_CATEGORY,
+    GOLD_MILES_WEEKLY,
     GOLD_NEGATIVE_BALANCE,
     GOLD_RETENTION,
     OPS_DQ_RESULTS,
@@ -34,6 +36,36 @@ from tests.conftest import job_context, pipeline_args
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
+
+
+MILES_WEEKLY_COLUMNS = [
+    "week_start",
+    "acq_source",
+    "country",
+    "miles_earned",
+    "miles_redeemed",
+    "net_miles",
+    "earn_events",
+    "redeem_events",
+    "earning_users",
+    "redeeming_users",
+    "outstanding_miles",
+    "liability_miles",
+    "negative_balance_users",
+    "redemption_rate",
+    "is_partial_period",
+]
+MILES_CATEGORY_COLUMNS = [
+    "week_start",
+    "event_type",
+    "transaction_category",
+    "acq_source",
+    "country",
+    "events",
+    "users",
+    "miles",
+    "is_partial_period",
+]
 
 
 def _rows(spark, config, spec, columns):
@@ -110,6 +142,9 @@ def test_sample_gold_equals_reference(spark, sample_pipeline, sample_reference):
         )
         == ref.engagement
     )  # fmt: skip
+    assert _rows(spark, config, GOLD_MILES_WEEKLY, MILES_WEEKLY_COLUMNS) == ref.miles_weekly
+    assert _rows(spark, config, GOLD_MILES_CATEGORY, MILES_CATEGORY_COLUMNS) == ref.miles_category
+    assert any(r[12] > 0 for r in ref.miles_weekly) and len(ref.miles_category) > 0
     negative = [r["user_id"] for r in delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).orderBy("user_id").collect()]
     assert negative == ref.negative_balance_users and len(negative) > 0
     statuses = {r[3] for r in ref.lifecycle}
@@ -129,8 +164,8 @@ def test_sample_checks_recorded_and_warnings_present(spark, sample_pipeline):
     }  # fmt: skip
     # Every declared error-level check of every gold table ran (and passed, see above), plus 2 warnings.
     error_checks = {(t, c, "error") for t, c, s in gold_checks if s == "error"}
-    assert {t for t, _, _ in error_checks} == set(CHECKS) == set(GRAIN_KEYS)
-    assert len(error_checks) == 2 * len(GRAIN_KEYS) + 9 + 2
+    assert {t for t, _, _ in error_checks} == set(GOLD_TABLES)
+    assert len(error_checks) == 2 * len(GOLD_TABLES) + sum(len(t.checks) for t in GOLD_TABLES.values()) + 2
     assert {(t, c) for t, c, s in gold_checks if s == "warn"} == {
         ("gold.rpt_negative_balance_users", "users_with_negative_miles_balance"),
         ("gold.agg_active_user", "weekly_active_users_jump"),
@@ -143,8 +178,11 @@ def _events_from_csv(spark, path):
         for rec in csv.DictReader(handle):
             t = datetime.strptime(rec["event_time"], "%Y-%m-%d %H:%M:%S.%f")
             eid = hashlib.md5(f"{rec['event_time']}-{rec['user_id']}-{rec['event_type']}".encode()).hexdigest()
-            rows.append((eid, t, t.date(), rec["user_id"], rec["utm_source"], rec["country"]))
-    schema = "event_id string, event_time timestamp, event_date date, user_id string, utm_source string, country string"
+            miles = Decimal(rec["miles_amount"]) if rec["miles_amount"] else None
+            rows.append((eid, t, t.date(), rec["user_id"], rec["utm_source"], rec["country"], rec["event_type"],
+                         rec["transaction_category"] or None, miles))  # fmt: skip
+    schema = ("event_id string, event_time timestamp, event_date date, user_id string, utm_source string, "
+              "country string, event_type string, transaction_category string, miles_amount decimal(10,2)")  # fmt: skip
     return spark.createDataFrame(rows, schema).dropDuplicates(["event_id"])
 
 
@@ -155,7 +193,7 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     events = _events_from_csv(spark, path)
     activity, users = user_activity(events).cache(), user_segments(events).cache()
     max_date = activity.agg(F.max("event_date")).first()[0]
-    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16)
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events)
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
     # Checkpointed as the gold job does: every check reads its tables again.
     tables = {name: m.build(inputs).localCheckpoint() for name, m in GOLD_TABLES.items()}
@@ -169,6 +207,15 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     engagement = {tuple(round(v, 6) if isinstance(v, float) else v for v in r)
                   for r in tables[GOLD_ENGAGEMENT.full_name].select(*columns).collect()}  # fmt: skip
     assert engagement == ref.engagement
+    for spec, columns, expected in (
+        (GOLD_MILES_WEEKLY, MILES_WEEKLY_COLUMNS, ref.miles_weekly),
+        (GOLD_MILES_CATEGORY, MILES_CATEGORY_COLUMNS, ref.miles_category),
+    ):
+        got = {
+            tuple(round(v, 6) if isinstance(v, float) else v for v in r)
+            for r in tables[spec.full_name].select(*columns).collect()
+        }
+        assert got == expected, spec.full_name  # fmt: skip
 
 
 def _versions(spark, config):
@@ -226,7 +273,7 @@ def test_engagement_equals_counts_of_dim_users_snapshots(spark, sample_pipeline)
 def test_registry_metrics_over_one_row_equal_the_stored_rates(spark, sample_pipeline):
     """The dashboards' re-aggregated rates are the gold columns' definitions (one row: the same value)."""
     for spec in (s for s in TABLES if s.metrics):
-        keys = GRAIN_KEYS[spec.full_name]
+        keys = list(GOLD_TABLES[spec.full_name].spec.keys)
         delta_io.read(spark, spec, sample_pipeline).createOrReplaceTempView("metric_table")
         for metric in spec.metrics:
             grouped = spark.sql(

@@ -288,8 +288,8 @@ def test_a_bad_file_does_not_block_good_data(spark, runs, day_files, tmp_path):
     committed = {r["batch_id"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()
                  if r["status"] == "committed"}  # fmt: skip
     processed = delta_io.read(spark, OPS_PROCESSED_BATCHES, config)
-    for module in GOLD_TABLES.values():
-        spec = module.TABLE
+    for gold in GOLD_TABLES.values():
+        spec = gold.spec
         consumer = gold_consumer(spec, config)
         got = {r["batch_id"] for r in processed.where(F.col("consumer") == consumer).collect()}
         assert got == committed, f"{spec.full_name} did not consume every good batch"

@@ -21,6 +21,16 @@ Decisions taken where the contract (docs/contract.md) is silent:
 - Totals of miles for a user with no event of that type are 0.00, not null.
 - `latest_event` is the user's event with the largest `(event_time, event_id)`.
 - Rates and quick ratios are rounded half-up to 6 decimals, like Spark's `round` on a double.
+- Miles tables (the contract's gold.agg_miles_weekly and gold.agg_miles_category_weekly sections):
+  - `redemption_rate` is the exact Decimal quotient `miles_redeemed / miles_earned` rounded half-up to
+    6 decimals, then made a float (no intermediate double); null when `miles_earned` is 0.00, also when
+    miles were redeemed in that week.
+  - Every segment has weekly rows, also one whose users never earned or redeemed (all zeros).
+  - "Acquired by e" means `first_event_date <= e`; a user not yet acquired has no events up to `e`,
+    so this only decides who is counted, never a sum.
+  - `net_miles` and `outstanding_miles` may be negative; sums are Decimals with 2 fraction digits.
+  - In the category table, events are silver events (one per `event_id`), `users` is distinct users,
+    and `miles` of `reward_search` rows is 0.00; share/like never appear.
 """
 
 from __future__ import annotations
@@ -85,6 +95,8 @@ class Reference:
     engagement: set[tuple] = field(default_factory=set)
     dim_users_latest: dict[str, dict] = field(default_factory=dict)
     negative_balance_users: list[str] = field(default_factory=list)
+    miles_weekly: set[tuple] = field(default_factory=set)
+    miles_category: set[tuple] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +119,11 @@ def month_end(d: date) -> date:
 
 def round6(numerator: int, denominator: int) -> float:
     return float(Decimal(repr(numerator / denominator)).quantize(Decimal("0.000001"), ROUND_HALF_UP))
+
+
+def round6_decimal(numerator: Decimal, denominator: Decimal) -> float:
+    """`numerator / denominator` of two Decimals, rounded half-up to 6 decimals (no double in between)."""
+    return float((numerator / denominator).quantize(Decimal("0.000001"), ROUND_HALF_UP))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,6 +450,91 @@ def engagement_rows(events: list[dict], segment: dict[str, tuple], max_event_dat
     return rows
 
 
+def miles_weekly_rows(
+    events: list[dict], segment: dict[str, tuple], first_week: dict[str, date], max_event_date: date
+) -> set[tuple]:
+    """(week_start, acq_source, country, miles_earned, miles_redeemed, net_miles, earn_events, redeem_events,
+    earning_users, redeeming_users, outstanding_miles, liability_miles, negative_balance_users, redemption_rate,
+    is_partial_period).
+
+    Straight from the contract: for every week from the week of the segment's first acquired user to the week of
+    max_event_date, sum the segment's miles events of the week, and recompute every acquired user's balance from
+    scratch as of the week's end date e = min(week_start + 6, max_event_date).
+    """
+    events_of = defaultdict(list)
+    for event in events:
+        events_of[event["user_id"]].append(event)
+    first_date = {u: min(e["event_date"] for e in user_events) for u, user_events in events_of.items()}
+    users_of = defaultdict(list)
+    for user in events_of:
+        users_of[segment[user]].append(user)
+
+    def balance(user: str, end: date) -> Decimal:
+        up_to_end = [e for e in events_of[user] if e["event_date"] <= end]
+        earned = sum((e["miles_amount"] for e in up_to_end if e["event_type"] == "miles_earned"), ZERO)
+        redeemed = sum((e["miles_amount"] for e in up_to_end if e["event_type"] == "miles_redeemed"), ZERO)
+        return earned - redeemed
+
+    rows = set()
+    for (acq_source, country), users in users_of.items():
+        for week in week_spine(min(first_week[u] for u in users), max_event_date):
+            last_day = week + timedelta(days=6)
+            in_week = [e for u in users for e in events_of[u] if week <= e["event_date"] <= last_day]
+            earns = [e for e in in_week if e["event_type"] == "miles_earned"]
+            redeems = [e for e in in_week if e["event_type"] == "miles_redeemed"]
+            earned = sum((e["miles_amount"] for e in earns), ZERO)
+            redeemed = sum((e["miles_amount"] for e in redeems), ZERO)
+
+            end = min(last_day, max_event_date)
+            balances = [balance(user, end) for user in users if first_date[user] <= end]  # acquired by `end`
+            rows.add(
+                (
+                    week,
+                    acq_source,
+                    country,
+                    earned,
+                    redeemed,
+                    earned - redeemed,
+                    len(earns),
+                    len(redeems),
+                    len({e["user_id"] for e in earns}),
+                    len({e["user_id"] for e in redeems}),
+                    sum(balances, ZERO),
+                    sum((b for b in balances if b > 0), ZERO),
+                    sum(1 for b in balances if b < 0),
+                    round6_decimal(redeemed, earned) if earned else None,
+                    last_day > max_event_date,
+                )
+            )
+    return rows
+
+
+def miles_category_rows(events: list[dict], segment: dict[str, tuple], max_event_date: date) -> set[tuple]:
+    """(week_start, event_type, transaction_category, acq_source, country, events, users, miles, is_partial_period).
+
+    One row per group with at least one event; only miles_earned, miles_redeemed and reward_search events.
+    """
+    groups = defaultdict(list)
+    for event in events:
+        if event["event_type"] in CATEGORY_EVENT_TYPES:
+            key = (week_start(event["event_date"]), event["event_type"], event["transaction_category"])
+            groups[(*key, segment[event["user_id"]])].append(event)
+    return {
+        (
+            week,
+            event_type,
+            category,
+            acq_source,
+            country,
+            len(group),
+            len({e["user_id"] for e in group}),
+            sum((e["miles_amount"] or ZERO for e in group), ZERO),
+            week + timedelta(days=6) > max_event_date,
+        )
+        for (week, event_type, category, (acq_source, country)), group in groups.items()
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -475,4 +577,6 @@ def compute(
     ref.engagement = engagement_rows(ref.events, segment, ref.max_event_date)
     ref.dim_users_latest = dim_users
     ref.negative_balance_users = sorted(u for u, row in dim_users.items() if row["miles_balance"] < 0)
+    ref.miles_weekly = miles_weekly_rows(ref.events, segment, first_week, ref.max_event_date)
+    ref.miles_category = miles_category_rows(ref.events, segment, ref.max_event_date)
     return ref

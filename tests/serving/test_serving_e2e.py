@@ -52,7 +52,16 @@ import pytest
 import yaml
 
 from lakehouse.config import load_config
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION, TABLES
+from lakehouse.registry import (
+    GOLD_ACTIVE_USER,
+    GOLD_ENGAGEMENT,
+    GOLD_GROWTH,
+    GOLD_LIFECYCLE,
+    GOLD_MILES_CATEGORY,
+    GOLD_MILES_WEEKLY,
+    GOLD_RETENTION,
+    TABLES,
+)
 from lakehouse.serving.superset.bundle import SERVED_TABLES
 
 pytestmark = pytest.mark.serving
@@ -393,6 +402,8 @@ class Expected:
         self.rt = read(GOLD_RETENTION)
         self.gr = read(GOLD_GROWTH)
         self.en = read(GOLD_ENGAGEMENT)
+        self.mw = read(GOLD_MILES_WEEKLY)
+        self.mc = read(GOLD_MILES_CATEGORY)
 
     def active(
         self, period_type: str, partial: bool | None, segment: dict[str, list[str]] | None = None
@@ -442,6 +453,25 @@ class Expected:
         F = self.F
         df = self.rt.filter(~F.col("is_partial_period")).groupBy(*keys)
         return _collect(df.agg((F.sum("retained_users") / F.sum("cohort_size")).alias("v")), keys)
+
+    def miles(self, column: str, partial: bool | None) -> dict[date, float]:
+        """A miles_weekly column summed over segments per week (all weeks when ``partial`` is None)."""
+        F = self.F
+        df = self.mw if partial is None else self.mw.filter(F.col("is_partial_period") == partial)
+        return _collect(df.groupBy("week_start").agg(F.sum(column).cast("double").alias("v")), ["week_start"])
+
+    def redemption_rate(self, partial: bool) -> dict[date, float]:
+        F = self.F
+        df = self.mw.filter(F.col("is_partial_period") == partial).groupBy("week_start")
+        df = df.agg(F.sum("miles_redeemed").cast("double").alias("r"), F.sum("miles_earned").cast("double").alias("e"))
+        return _collect(df.select("week_start", F.when(F.col("e") > 0, F.col("r") / F.col("e")).alias("v")),
+                        ["week_start"])  # fmt: skip
+
+    def category(self, event_type: str, column: str) -> dict[tuple[date, str], float]:
+        F = self.F
+        df = self.mc.filter((F.col("event_type") == event_type) & ~F.col("is_partial_period"))
+        df = df.groupBy("week_start", "transaction_category").agg(F.sum(column).cast("double").alias("v"))
+        return _collect(df, ["week_start", "transaction_category"])
 
     def cohort_size(self) -> dict[date, int]:
         F = self.F
@@ -499,6 +529,37 @@ CHECKS: dict[str, Callable[[list[dict], Expected], None]] = {
         "retention curve",
     ),
 }
+
+
+def _check_category(data, event_type: str, column: str, e: Expected) -> None:
+    """A stacked category chart: one column per category, one row per complete week."""
+    actual = {(_day(row["week_start"]), category): value for row in data for category, value in row.items()
+              if category != "week_start" and value is not None}  # fmt: skip
+    _assert_close(actual, e.category(event_type, column), f"{event_type} by category")
+
+
+CHECKS.update({
+    "Miles issued and burned per week": lambda data, e: (
+        _check_split(data, "week_start", "Earned", e.miles("miles_earned", False), e.miles("miles_earned", True)),
+        _check_split(data, "week_start", "Redeemed", e.miles("miles_redeemed", False),
+                     e.miles("miles_redeemed", True)),
+    ),
+    "Outstanding miles and liability": lambda data, e: (
+        _assert_close(_series(data, "week_start", "Liability"), e.miles("liability_miles", None), "liability"),
+        _assert_close(_series(data, "week_start", "Outstanding"), e.miles("outstanding_miles", None), "outstanding"),
+    ),
+    "Redemption rate": lambda data, e: _check_split(
+        data, "week_start", "Redemption rate", e.redemption_rate(False), e.redemption_rate(True)
+    ),
+    "Where miles are earned (complete weeks)": lambda data, e: _check_category(data, "miles_earned", "miles", e),
+    "What miles are redeemed for (complete weeks)": lambda data, e: _check_category(data, "miles_redeemed", "miles", e),
+    "Reward searches by brand (complete weeks)": lambda data, e: _check_category(data, "reward_search", "events", e),
+    "Earning and redeeming members": lambda data, e: (
+        _check_split(data, "week_start", "Earning", e.miles("earning_users", False), e.miles("earning_users", True)),
+        _check_split(data, "week_start", "Redeeming", e.miles("redeeming_users", False),
+                     e.miles("redeeming_users", True)),
+    ),
+})  # fmt: skip
 
 
 def test_every_chart_gives_sparks_numbers(stack, spark) -> None:
@@ -587,7 +648,7 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     dashboards = _bundle_dashboards()
-    assert len(dashboards) == 3
+    assert len(dashboards) == 4
     save = os.environ.get("SAVE_SCREENSHOTS") == "1"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)

@@ -14,9 +14,16 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold import activity as metrics
 from lakehouse.gold.agg_engagement_daily import engagement_daily
-from lakehouse.gold.checks import run_all_checks
-from lakehouse.gold.job import GOLD_TABLES
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, GOLD_GROWTH, GOLD_LIFECYCLE, GOLD_RETENTION
+from lakehouse.gold.job import GOLD_TABLES, run_all_checks
+from lakehouse.registry import (
+    GOLD_ACTIVE_USER,
+    GOLD_ENGAGEMENT,
+    GOLD_GROWTH,
+    GOLD_LIFECYCLE,
+    GOLD_MILES_CATEGORY,
+    GOLD_MILES_WEEKLY,
+    GOLD_RETENTION,
+)
 
 W = [date(2025, 1, 5) + timedelta(weeks=k) for k in range(10)]
 MAX_DATE = date(2025, 3, 12)
@@ -216,7 +223,15 @@ def test_engagement_daily_counts_are_the_pure_function(story):
 EXPECTED_CHECKS = [
     *[
         (t.full_name, c)
-        for t in (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT)
+        for t in (
+            GOLD_ACTIVE_USER,
+            GOLD_LIFECYCLE,
+            GOLD_RETENTION,
+            GOLD_GROWTH,
+            GOLD_ENGAGEMENT,
+            GOLD_MILES_WEEKLY,
+            GOLD_MILES_CATEGORY,
+        )
         for c in ("unique_grain_keys", "no_null_keys")
     ],
     (GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month"),
@@ -230,6 +245,11 @@ EXPECTED_CHECKS = [
     (GOLD_GROWTH.full_name, "active_equals_agg_active_user_weekly"),
     (GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau"),
     (GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily"),
+    (GOLD_MILES_WEEKLY.full_name, "outstanding_equals_previous_plus_net"),
+    (GOLD_MILES_WEEKLY.full_name, "liability_at_least_outstanding_and_zero"),
+    (GOLD_MILES_WEEKLY.full_name, "last_week_equals_dim_users_snapshot"),
+    (GOLD_MILES_CATEGORY.full_name, "categories_sum_to_agg_miles_weekly"),
+    (GOLD_MILES_CATEGORY.full_name, "events_users_and_miles_consistent"),
 ]
 
 

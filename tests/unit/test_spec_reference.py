@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -639,3 +640,188 @@ def test_retention_includes_week_starting_on_max_event_date(tmp_path):
         (W[0], 1, *G, 1, 0, 0.0, 0, True),
         (W[1], 0, *G, 1, 1, 1.0, 1, True),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Miles: gold.agg_miles_weekly and gold.agg_miles_category_weekly
+# Weekly row: (week, acq_source, country, earned, redeemed, net, earn_events, redeem_events, earning_users,
+#              redeeming_users, outstanding, liability, negative_balance_users, redemption_rate, partial)
+# Category row: (week, event_type, category, acq_source, country, events, users, miles, partial)
+
+D = Decimal
+
+
+def test_story_miles_weekly(story):
+    # G: u_1 earns 100 in W0 and redeems 800 in W1 (balance -700 from then on); u_2 only searches (balance 0).
+    # F: u_3 shares in W2 and earns 50 in W3 (Sat 23:59:59.999999, still W3).
+    zeros = (D("0.00"), D("0.00"), D("0.00"), 0, 0, 0, 0)
+    assert story.miles_weekly == {
+        (W[0], *G, D("100.00"), D("0.00"), D("100.00"), 1, 0, 1, 0, D("100.00"), D("100.00"), 0, 0.0, False),
+        (W[1], *G, D("0.00"), D("800.00"), D("-800.00"), 0, 1, 0, 1, D("-700.00"), D("0.00"), 1, None, False),
+        (W[2], *G, *zeros, D("-700.00"), D("0.00"), 1, None, False),
+        (W[3], *G, *zeros, D("-700.00"), D("0.00"), 1, None, False),
+        (W[4], *G, *zeros, D("-700.00"), D("0.00"), 1, None, False),
+        (W[5], *G, *zeros, D("-700.00"), D("0.00"), 1, None, False),
+        (W[6], *G, *zeros, D("-700.00"), D("0.00"), 1, None, True),
+        (W[2], *F, *zeros, D("0.00"), D("0.00"), 0, None, False),
+        (W[3], *F, D("50.00"), D("0.00"), D("50.00"), 1, 0, 1, 0, D("50.00"), D("50.00"), 0, 0.0, False),
+        (W[4], *F, *zeros, D("50.00"), D("50.00"), 0, None, False),
+        (W[5], *F, *zeros, D("50.00"), D("50.00"), 0, None, False),
+        (W[6], *F, *zeros, D("50.00"), D("50.00"), 0, None, True),
+    }
+    # decimal(18,2): every miles value has exactly 2 fraction digits, including sums over no rows
+    for row in story.miles_weekly:
+        assert all(value.as_tuple().exponent == -2 for value in (*row[3:6], *row[10:12]))
+
+
+def test_story_miles_category(story):
+    # u_2's reward_search has miles 0; u_1's like and u_3's share are not in the table.
+    assert story.miles_category == {
+        (W[0], "miles_earned", "dining", *G, 1, 1, D("100.00"), False),
+        (W[0], "reward_search", "apple", *G, 1, 1, D("0.00"), False),
+        (W[1], "miles_redeemed", "flight", *G, 1, 1, D("800.00"), False),
+        (W[3], "miles_earned", "shopping", *F, 1, 1, D("50.00"), False),
+    }
+    assert all(row[7].as_tuple().exponent == -2 for row in story.miles_category)
+
+
+def test_miles_redeeming_more_than_earned_is_a_negative_balance_not_a_credit(tmp_path):
+    # W1 = 2025-03-09..15, max_event_date Wed 03-12 (partial week, balances as of 03-12).
+    # u_1: +100 -250 = -150 (negative, not in liability); u_2: +500.
+    # outstanding = -150 + 500 = 350; liability = 500; redemption_rate = 250 / 600 = 0.41666.. -> 0.416667.
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-10 09:00:00.000000", user_id="u_1", miles="100.00"),
+            line(
+                event_time="2025-03-11 09:00:00.000000",
+                user_id="u_1",
+                event_type="miles_redeemed",
+                category="hotel",
+                miles="250",
+            ),
+            line(event_time="2025-03-12 09:00:00.000000", user_id="u_2", category="ecommerce", miles="500.0"),
+        ],
+    )
+    assert ref.miles_weekly == {
+        (W[1], *G, D("600.00"), D("250.00"), D("350.00"), 2, 1, 2, 1, D("350.00"), D("500.00"), 1, 0.416667, True)
+    }
+    assert ref.negative_balance_users == ["u_1"]
+
+
+def test_miles_redemption_rate_rounds_half_up(tmp_path):
+    # 0.01 / 20000.00 = 0.0000005 exactly: half-up gives 0.000001 (half-even would give 0.0).
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-10 09:00:00.000000", miles="20000.00"),
+            line(
+                event_time="2025-03-10 10:00:00.000000",
+                event_type="miles_redeemed",
+                category="flight",
+                miles="0.01",
+            ),
+        ],
+    )
+    ((*_, rate, _partial),) = ref.miles_weekly
+    assert rate == 0.000001
+
+
+def test_miles_week_without_miles_events_is_a_zero_row_with_outstanding_carried(tmp_path):
+    # u_1: W0 Mon 03-03 earns 100; W1 only a like (active, no miles); W2 nothing at all; W3 Sun 03-23 earns 20.
+    # max_event_date = 03-23, so W3 is partial and its balances are as of 03-23.
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-03 09:00:00.000000", miles="100"),
+            line(event_time="2025-03-12 09:00:00.000000", event_type="like", category="", miles=""),
+            line(event_time="2025-03-23 09:00:00.000000", category="shopping", miles="20"),
+        ],
+    )
+    zeros = (D("0.00"), D("0.00"), D("0.00"), 0, 0, 0, 0)
+    assert ref.miles_weekly == {
+        (W[0], *G, D("100.00"), D("0.00"), D("100.00"), 1, 0, 1, 0, D("100.00"), D("100.00"), 0, 0.0, False),
+        (W[1], *G, *zeros, D("100.00"), D("100.00"), 0, None, False),
+        (W[2], *G, *zeros, D("100.00"), D("100.00"), 0, None, False),
+        (W[3], *G, D("20.00"), D("0.00"), D("20.00"), 1, 0, 1, 0, D("120.00"), D("120.00"), 0, 0.0, True),
+    }
+
+
+def test_miles_segment_first_user_mid_history_starts_at_that_week(story):
+    # facebook/MY's first user (u_3) arrives in W2 with a share; its first miles are in W3. Its rows run from W2
+    # (the week of the segment's first acquired user, not of its first miles event) to W6; google/SG from W0.
+    weeks = defaultdict(set)
+    for row in story.miles_weekly:
+        weeks[row[1:3]].add(row[0])
+    assert weeks == {G: set(W), F: set(W[2:])}
+    (first_f_row,) = (row for row in story.miles_weekly if row[:3] == (W[2], *F))
+    assert first_f_row == (W[2], *F, D("0.00"), D("0.00"), D("0.00"), 0, 0, 0, 0, D("0.00"), D("0.00"), 0, None, False)
+
+
+def test_miles_reward_searches_have_zero_miles_and_share_like_are_absent(tmp_path):
+    # W0 (03-02..08), max_event_date Thu 03-06 so every row is partial.
+    search = {"event_type": "reward_search", "category": "lululemon", "miles": ""}
+    ref = run(
+        tmp_path,
+        [
+            line(event_time="2025-03-03 09:00:00.000000", user_id="u_1", **search),
+            line(event_time="2025-03-04 09:00:00.000000", user_id="u_1", **search),
+            line(event_time="2025-03-05 09:00:00.000000", user_id="u_2", **search),
+            line(
+                event_time="2025-03-05 10:00:00.000000",
+                user_id="u_2",
+                event_type="reward_search",
+                category="shopee",
+                miles="",
+            ),
+            line(event_time="2025-03-05 11:00:00.000000", user_id="u_1", event_type="share", category="", miles=""),
+            line(event_time="2025-03-06 11:00:00.000000", user_id="u_2", event_type="like", category="", miles=""),
+            line(event_time="2025-03-03 10:00:00.000000", user_id="u_1", miles="10"),
+            line(event_time="2025-03-04 10:00:00.000000", user_id="u_2", miles="5.5"),
+        ],
+    )
+    assert ref.miles_category == {
+        (W[0], "reward_search", "lululemon", *G, 3, 2, D("0.00"), True),
+        (W[0], "reward_search", "shopee", *G, 1, 1, D("0.00"), True),
+        (W[0], "miles_earned", "dining", *G, 2, 2, D("15.50"), True),
+    }
+    # Searches, shares and likes move no miles and count as no earn/redeem events.
+    assert ref.miles_weekly == {
+        (W[0], *G, D("15.50"), D("0.00"), D("15.50"), 2, 0, 2, 0, D("15.50"), D("15.50"), 0, 0.0, True)
+    }
+
+
+def test_story_miles_identities(story):
+    by_segment = defaultdict(dict)
+    for row in story.miles_weekly:
+        by_segment[row[1:3]][row[0]] = row
+    for segment, rows in by_segment.items():
+        outstanding_before = D("0.00")  # 0 before the segment's first week
+        for week in sorted(rows):
+            earned, redeemed, net = rows[week][3:6]
+            outstanding, liability = rows[week][10:12]
+            assert net == earned - redeemed
+            assert outstanding == outstanding_before + net
+            assert liability >= outstanding
+            assert liability >= 0
+            outstanding_before = outstanding
+        # the last week agrees with the dim_users snapshot of max_event_date
+        users = [u for u in story.dim_users_latest.values() if (u["acq_source"], u["country"]) == segment]
+        last = rows[max(rows)]
+        assert last[10] == sum((u["miles_balance"] for u in users), D("0.00"))
+        assert last[11] == sum((max(u["miles_balance"], D("0.00")) for u in users), D("0.00"))
+        assert last[12] == sum(1 for u in users if u["miles_balance"] < 0)
+
+
+def test_story_miles_categories_sum_to_weekly(story):
+    for week, src, country, earned, redeemed, _net, earn_events, redeem_events, *_ in story.miles_weekly:
+        for event_type, miles, events in (
+            ("miles_earned", earned, earn_events),
+            ("miles_redeemed", redeemed, redeem_events),
+        ):
+            rows = [r for r in story.miles_category if (r[0], r[1], r[3], r[4]) == (week, event_type, src, country)]
+            assert sum((r[7] for r in rows), D("0.00")) == miles
+            assert sum(r[5] for r in rows) == events
+    # and no category row outside the weekly table's grain
+    weekly_keys = {row[:3] for row in story.miles_weekly}
+    assert all((r[0], r[3], r[4]) in weekly_keys for r in story.miles_category)

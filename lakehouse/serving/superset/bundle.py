@@ -25,7 +25,8 @@ Where things come from:
   counts are exact, averages of per-segment rates are not, and the registry states each rate as
   the ratio of the sums of its columns (stickiness ``dau_mau_rate`` and ``dau_wau_rate`` of
   ``gold.agg_engagement_daily``, ``quick_ratio`` of ``gold.agg_growth_accounting_weekly``,
-  ``retention_rate`` of ``gold.agg_user_retention``; for one segment each equals the stored
+  ``retention_rate`` of ``gold.agg_user_retention``, ``redemption_rate`` of ``gold.agg_miles_weekly``;
+  for one segment each equals the stored
   column of the same name). The same declarations are each dataset's saved metrics, next to
   ``count``, for charts made in Explore. No ratio SQL is written in this module (the test
   compares every chart ratio and saved metric with the registry).
@@ -60,6 +61,8 @@ from lakehouse.registry import (
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_MILES_CATEGORY,
+    GOLD_MILES_WEEKLY,
     GOLD_RETENTION,
     RatioMetric,
     TableSpec,
@@ -80,9 +83,13 @@ PLACEHOLDER_DATASOURCE = "0__table"
 EXPORT_VERSION = "1.0.0"
 DATABASE_NAME = "heymax_lakehouse"
 #: The gold tables served as Superset datasets (every chart reads one of them).
-SERVED_TABLES: tuple[TableSpec, ...] = (GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT)
+SERVED_TABLES: tuple[TableSpec, ...] = (
+    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
+    GOLD_MILES_CATEGORY,
+)  # fmt: skip
 #: Tables with week columns: their dataset description says when weeks start.
-WEEKLY_TABLES = {GOLD_ACTIVE_USER.name, GOLD_LIFECYCLE.name, GOLD_RETENTION.name, GOLD_GROWTH.name}
+WEEKLY_TABLES = {GOLD_ACTIVE_USER.name, GOLD_LIFECYCLE.name, GOLD_RETENTION.name, GOLD_GROWTH.name,
+                 GOLD_MILES_WEEKLY.name, GOLD_MILES_CATEGORY.name}  # fmt: skip
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -421,6 +428,113 @@ ACTIVE_USERS = column_sum(GOLD_ACTIVE_USER, "active_users")
 RETENTION = ratio(GOLD_RETENTION, "retention_rate")
 
 
+def category_mix(event_type: str, slice_name: str, column: str, label: str, description: str) -> dict[str, Any]:
+    """Stacked weekly bars of one event type of ``gold.agg_miles_category_weekly``, one colour per category."""
+    return {
+        "slice_name": slice_name,
+        "description": description,
+        "dataset": GOLD_MILES_CATEGORY.name,
+        "params": timeseries_params(
+            "echarts_timeseries_bar",
+            "week_start",
+            [metric(label, column_sum(GOLD_MILES_CATEGORY, column))],
+            [where_equals("event_type", event_type), COMPLETE_PERIODS_ONLY],
+            groupby=["transaction_category"],
+            y_axis_format=",d",
+            extra={"stack": "Stack", "orientation": "vertical", "show_value": False, "x_axis_time_format": "%Y-%m-%d"},
+        ),
+    }
+
+
+def miles_charts(week: Week) -> dict[str, dict[str, Any]]:
+    """The charts of the "Miles economy" dashboard (gold.agg_miles_weekly and gold.agg_miles_category_weekly)."""
+    miles = lambda column: column_sum(GOLD_MILES_WEEKLY, column)  # noqa: E731
+    return {
+        "miles_flows": {
+            "slice_name": "Miles issued and burned per week",
+            "description": f"Miles earned (issued) and redeemed (burned) per {week.span} week, summed over the "
+            "selected segments. The week in progress is its own series (week-to-date).",
+            "dataset": GOLD_MILES_WEEKLY.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_start",
+                [
+                    *split_by_partial("Earned", miles("miles_earned"), "is_partial_period"),
+                    *split_by_partial("Redeemed", miles("miles_redeemed"), "is_partial_period"),
+                ],
+                [],
+                y_axis_format=",d",
+            ),
+        },
+        "miles_stocks": {
+            "slice_name": "Outstanding miles and liability",
+            "description": "At each week's end (the data's last date for the week in progress): outstanding = "
+            "sum of the members' balances; liability = sum of the positive balances, what the program owes "
+            "(a negative balance is a finding, not a credit).",
+            "dataset": GOLD_MILES_WEEKLY.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_start",
+                [metric("Liability", miles("liability_miles")), metric("Outstanding", miles("outstanding_miles"))],
+                [],
+                y_axis_format=",d",
+            ),
+        },
+        "redemption_rate": {
+            "slice_name": "Redemption rate",
+            "description": "Miles redeemed / miles earned per week: "
+            f"{formula(GOLD_MILES_WEEKLY, 'redemption_rate')} over the selected segments (the registry's "
+            "redemption_rate, equal to the table's column for one segment; never an average of rates). "
+            "Above 100%: members burned more than they earned that week. The week in progress is its own series.",
+            "dataset": GOLD_MILES_WEEKLY.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_start",
+                split_by_partial("Redemption rate", ratio(GOLD_MILES_WEEKLY, "redemption_rate"), "is_partial_period"),
+                [],
+                y_axis_format=".0%",
+            ),
+        },
+        "earning_mix": category_mix(
+            "miles_earned",
+            "Where miles are earned (complete weeks)",
+            "miles",
+            "Miles earned",
+            "Miles earned per merchant category (dining, ecommerce, shopping) and week.",
+        ),
+        "redemption_mix": category_mix(
+            "miles_redeemed",
+            "What miles are redeemed for (complete weeks)",
+            "miles",
+            "Miles redeemed",
+            "Miles redeemed per reward type (flight, hotel) and week.",
+        ),
+        "search_interest": category_mix(
+            "reward_search",
+            "Reward searches by brand (complete weeks)",
+            "events",
+            "Searches",
+            "Reward-search events per brand (apple, lululemon, shopee) and week: interest before a redemption.",
+        ),
+        "miles_users": {
+            "slice_name": "Earning and redeeming members",
+            "description": f"Distinct members with a miles_earned (miles_redeemed) event in the {week.span} "
+            "week; segments add up because each member sits in one. The week in progress is its own series.",
+            "dataset": GOLD_MILES_WEEKLY.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "week_start",
+                [
+                    *split_by_partial("Earning", miles("earning_users"), "is_partial_period"),
+                    *split_by_partial("Redeeming", miles("redeeming_users"), "is_partial_period"),
+                ],
+                [],
+                y_axis_format=",d",
+            ),
+        },
+    }
+
+
 def charts(week: Week) -> dict[str, dict[str, Any]]:
     """Chart key -> definition; the key is the chart's identity (its uuid) and its place."""
     return {
@@ -562,6 +676,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
                 extra={"x_axis_title": "weeks since cohort week", "x_axis_title_margin": 30},
             ),
         },
+        **miles_charts(week),
     }
 
 
@@ -657,11 +772,31 @@ def dashboards(week: Week) -> dict[str, dict[str, Any]]:
             # height of the sample's 27 weekly cohorts without scrolling.
             "rows": [["retention_triangle"], ["retention_curve", "cohort_size"]],
         },
+        "miles_economy": {
+            "title": "Miles economy",
+            "slug": "miles-economy",
+            "filter_dataset": GOLD_MILES_WEEKLY.name,
+            "note": "## Miles economy\n"
+            f"The program's currency per {week.span} week (`gold.agg_miles_weekly`): miles issued (earned) "
+            "and burned (redeemed), what members hold at each week's end (outstanding) and what the program "
+            "owes (liability: positive balances only), and where miles are earned, searched for and spent "
+            "(`gold.agg_miles_category_weekly`). "
+            + SEGMENT_NOTE
+            + "\n\n"
+            + PARTIAL_NOTE
+            + " Flow lines draw the week in progress as a separate series; the category bars show complete "
+            "weeks only.",
+            "rows": [
+                ["miles_flows", "miles_stocks"],
+                ["redemption_rate", "miles_users"],
+                ["earning_mix", "redemption_mix", "search_interest"],
+            ],
+        },
     }
 
 
 # Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
-ROW_HEIGHTS = {1: 60, 2: 55}
+ROW_HEIGHTS = {1: 60, 2: 55, 3: 55}
 CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5}
 CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60}
 
