@@ -48,7 +48,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "lakehouse=lakehouse.cli:main",
+            "lakehouse=lakehouse.cli:entry",
         ],
     },
 )

@@ -1,8 +1,7 @@
 """spark-submit entry point of the job `gold_agg_active_user` (lakehouse/gold/job.py)."""
 
-import sys
-
 from lakehouse.gold.job import JOBS
+from lakehouse.jobkit import exit_process
 
 if __name__ == "__main__":
-    sys.exit(JOBS["gold_agg_active_user"].main())
+    exit_process(JOBS["gold_agg_active_user"].main())

@@ -1,8 +1,7 @@
 """spark-submit entry point of the job `maintain_tables` (lakehouse/maintenance.py)."""
 
-import sys
-
+from lakehouse.jobkit import exit_process
 from lakehouse.maintenance import MAINTAIN_JOB
 
 if __name__ == "__main__":
-    sys.exit(MAINTAIN_JOB.main())
+    exit_process(MAINTAIN_JOB.main())

@@ -1,8 +1,7 @@
 """spark-submit entry point of the job `restore_table` (lakehouse/maintenance.py)."""
 
-import sys
-
+from lakehouse.jobkit import exit_process
 from lakehouse.maintenance import RESTORE_JOB
 
 if __name__ == "__main__":
-    sys.exit(RESTORE_JOB.main())
+    exit_process(RESTORE_JOB.main())

@@ -103,6 +103,12 @@ def _cluster(argv: list[str]) -> int:
     return main(argv)
 
 
+def _airflow(argv: list[str]) -> int:
+    from lakehouse.orchestration.airflow import main
+
+    return main(argv)
+
+
 def _diff(argv: list[str]) -> int:
     from lakehouse.warehouse_diff import main
 
@@ -126,6 +132,7 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "maintain": (_maintain, "OPTIMIZE and VACUUM every table (files before/after); takes the warehouse lock"),
     "restore": (_restore, "restore a gold table to an earlier version after a bad publish (takes the lock)"),
     "cluster": (_cluster, "up | down | status a local Spark standalone cluster + S3 server; submit JOB.py to it"),
+    "airflow": (_airflow, "render | test | up | down | status: the job DAG under Apache Airflow"),
     "diff": (_diff, "compare the tables of two warehouses (e.g. local and S3), exit 1 if any differs"),
     "benchmark": (_benchmark, "time the whole DAG on generated data (backfill, one new day, nothing new, sample)"),
 }
@@ -152,5 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return VERBS[args.verb][0](list(args.args))
 
 
+def entry() -> None:
+    """The ``lakehouse`` console script."""
+    from lakehouse.jobkit import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

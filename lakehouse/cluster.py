@@ -20,22 +20,18 @@ program, is only removed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse import processes
 from lakehouse.config import PROJECT_ROOT
-from lakehouse.lock import pid_alive as _alive
-from lakehouse.lock import process_cmdline
+from lakehouse.processes import ServiceError, StateDir, running_pid
+from lakehouse.processes import http as _http
 from lakehouse.versions import SEAWEEDFS_VERSION
 
 HOST = "127.0.0.1"
@@ -47,7 +43,7 @@ S3_ENDPOINT = f"http://{HOST}:{S3_PORT}"
 WORKER_CORES, WORKER_MEMORY = 2, "4g"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ServiceError):
     pass
 
 
@@ -56,9 +52,7 @@ def log(message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Paths:
-    root: Path
-
+class Paths(StateDir):
     @property
     def s3(self) -> Path:
         return self.root / "s3"
@@ -70,12 +64,6 @@ class Paths:
     @property
     def credentials(self) -> Path:
         return self.s3 / "credentials.env"
-
-    def pid_file(self, name: str) -> Path:
-        return self.root / f"{name}.pid"
-
-    def log_file(self, name: str) -> Path:
-        return self.root / f"{name}.log"
 
 
 def default_root() -> Path:
@@ -100,87 +88,6 @@ def credentials(paths: Paths) -> dict[str, str]:
 def s3_env(paths: Paths) -> dict[str, str]:
     """Environment for any process that talks to the S3 server (driver, worker, Thrift server)."""
     return {**credentials(paths), "AWS_REGION": "us-east-1"}
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-
-def _gone(pid: int) -> bool:
-    """The process has exited. When this process started it (tests), it is reaped here: an exited
-    child stays a zombie, which ``kill(pid, 0)`` still finds, until its parent waits for it."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    return not _alive(pid) or _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
-
-
-def running_pid(paths: Paths, name: str, marker: str) -> int | None:
-    """The pid in ``name``'s pid file if that process is alive and is the program we started."""
-    try:
-        pid = int(paths.pid_file(name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) and marker in process_cmdline(pid) else None
-
-
-def _start(paths: Paths, name: str, cmd: list[str], env: dict[str, str]) -> int:
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with paths.log_file(name).open("a") as out:
-        out.write(f"\n=== starting: {' '.join(cmd)}\n")
-        out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **env}, start_new_session=True)  # fmt: skip
-    paths.pid_file(name).write_text(f"{proc.pid}\n")
-    return proc.pid
-
-
-def _stop(paths: Paths, name: str, marker: str, timeout: float = 30.0) -> None:
-    pid = running_pid(paths, name, marker)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not _gone(pid):
-            os.kill(pid, signal.SIGKILL)
-            _gone(pid)
-        log(f"stopped {name} (pid {pid})")
-    paths.pid_file(name).unlink(missing_ok=True)
-
-
-def _wait(what: str, ready, timeout: float, paths: Paths, name: str, pid: int) -> None:
-    """Until ``ready()``; fails early if the process ``pid`` exited (checked by pid alone: right after
-    the fork its command line is still this program's)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if not _alive(pid) or _zombie(pid):
-            raise ClusterError(f"{what} exited during start-up; log {paths.log_file(name)}:\n{_tail(paths, name)}")
-        if time.monotonic() > deadline:
-            raise ClusterError(f"{what} not ready after {timeout:.0f} s; log {paths.log_file(name)}")
-        time.sleep(0.5)
-
-
-def _tail(paths: Paths, name: str, lines: int = 30) -> str:
-    try:
-        return "\n".join(paths.log_file(name).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _http(url: str, timeout: float = 2.0) -> tuple[int, bytes] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
-        return None
 
 
 # --- S3 server ----------------------------------------------------------------------------------
@@ -221,7 +128,7 @@ def s3_up(paths: Paths, timeout: float = 90.0) -> None:
         f"-master.port={S3_MASTER_PORT}", f"-volume.port={S3_VOLUME_PORT}", "-webdav=false", "-admin.ui=false",
         f"-bucket={','.join(BUCKETS)}",
     ]  # fmt: skip
-    pid = _start(paths, "s3", cmd, {})
+    pid = processes.start(paths, "s3", cmd, {})
 
     def buckets_ready() -> bool:
         # Unsigned requests are refused (403) once the gateway is up; the buckets are filer folders.
@@ -229,7 +136,7 @@ def s3_up(paths: Paths, timeout: float = 90.0) -> None:
         listing = [_http(f"http://{HOST}:{S3_FILER_PORT}/buckets/{b}/", timeout=2.0) for b in BUCKETS]
         return s3 is not None and all(r is not None and r[0] == 200 for r in listing)
 
-    _wait("the S3 server", buckets_ready, timeout, paths, "s3", pid)
+    processes.wait_ready("the S3 server", buckets_ready, timeout, paths, "s3", pid)
     log(f"S3 server up on {S3_ENDPOINT} (pid {pid}, buckets {', '.join(BUCKETS)}, credentials {paths.credentials})")
 
 
@@ -271,8 +178,10 @@ def spark_up(paths: Paths, timeout: float = 120.0) -> None:
         env = {**base_env, "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false"}
         cmd = [_spark_class(), "org.apache.spark.deploy.master.Master", "--host", HOST,
                "--port", str(SPARK_MASTER_PORT), "--webui-port", str(SPARK_MASTER_UI)]  # fmt: skip
-        pid = _start(paths, "spark-master", cmd, env)
-        _wait("the Spark master", lambda: _master_state() is not None, timeout, paths, "spark-master", pid)
+        pid = processes.start(paths, "spark-master", cmd, env)
+        processes.wait_ready(
+            "the Spark master", lambda: _master_state() is not None, timeout, paths, "spark-master", pid
+        )
     worker = running_pid(paths, "spark-worker", "deploy.worker.Worker")
     if worker is None:
         work = paths.spark / "work"
@@ -282,13 +191,13 @@ def spark_up(paths: Paths, timeout: float = 120.0) -> None:
         cmd = [_spark_class(), "org.apache.spark.deploy.worker.Worker", "--host", HOST,
                "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY, "--webui-port", str(SPARK_WORKER_UI),
                "--work-dir", str(work), MASTER_URL]  # fmt: skip
-        worker = _start(paths, "spark-worker", cmd, env)
+        worker = processes.start(paths, "spark-worker", cmd, env)
 
     def registered() -> bool:
         state = _master_state()
         return bool(state) and any(w.get("state") == "ALIVE" for w in state.get("workers", []))
 
-    _wait("the Spark worker's registration", registered, timeout, paths, "spark-worker", worker)
+    processes.wait_ready("the Spark worker's registration", registered, timeout, paths, "spark-worker", worker)
     log(f"Spark standalone up: master {MASTER_URL} (UI http://{HOST}:{SPARK_MASTER_UI}), 1 worker registered")
 
 
@@ -310,21 +219,12 @@ def build_wheel() -> Path:
 
 
 def submit_command(script: str, args: list[str], jar_cache: str, wheel: Path) -> list[str]:
-    """``spark-submit`` of a job script to the local standalone master, with Delta's and s3a's jars
-    (``--jars`` replaces the virtualenv's default list, so both sets are named) and the package
-    wheel; the driver runs here (standalone has no cluster deploy mode for Python). One executor
-    with the worker's two cores: one executor JVM to start and warm up instead of two."""
-    from lakehouse.jars import ensure_delta_jars, ensure_s3a_jars
+    """``spark-submit`` of a job script to the local standalone master with the ``cluster-local`` overlay
+    (built by :func:`lakehouse.submit.job_submit`, as the Airflow DAG's tasks are)."""
+    from lakehouse.submit import job_submit
 
-    jars = ensure_delta_jars(jar_cache) + ensure_s3a_jars(jar_cache)
-    submit = Path(sys.executable).parent / "spark-submit"
-    return [
-        str(submit), "--master", MASTER_URL,
-        "--conf", f"spark.driver.host={HOST}", "--conf", f"spark.driver.bindAddress={HOST}",
-        "--driver-memory", "1g", "--executor-memory", "1g", "--executor-cores", "2", "--total-executor-cores", "2",
-        "--jars", ",".join(jars), "--py-files", str(wheel),
-        script, "--conf", str(PROJECT_ROOT / "conf" / "lakehouse.yaml"), "--env", "cluster-local", *args,
-    ]  # fmt: skip
+    spec = job_submit(script, args, master=MASTER_URL, jar_cache=jar_cache, env="cluster-local", wheel=wheel)
+    return spec.argv(str(Path(sys.executable).parent / "spark-submit"), MASTER_URL)
 
 
 def submit(paths: Paths, script: str, args: list[str], **run_kwargs) -> subprocess.CompletedProcess:
@@ -353,7 +253,9 @@ def up(paths: Paths, what: str = "all") -> None:
 def down(paths: Paths, what: str = "all") -> None:
     names = {"all": ("spark-worker", "spark-master", "s3"), "spark": ("spark-worker", "spark-master"), "s3": ("s3",)}
     for name in names[what]:
-        _stop(paths, *COMPONENTS[name])
+        pid = processes.stop(paths, *COMPONENTS[name])
+        if pid is not None:
+            log(f"stopped {name} (pid {pid})")
 
 
 def status(paths: Paths) -> int:
@@ -386,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             print("".join(f"export {k}={v}\n" for k, v in s3_env(paths).items()), end="")
         else:
             return status(paths)
-    except (ClusterError, subprocess.CalledProcessError) as exc:
+    except (ServiceError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

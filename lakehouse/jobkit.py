@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import types
 import typing
@@ -179,6 +180,29 @@ class Job(Generic[P]):
                           without_spark=lambda: idle.run_job(self, config, params),
                           full_jit=lambda: idle.heavy(config, getattr(params, "input", None),
                                                       bool(getattr(params, "full_refresh", False))))  # fmt: skip
+
+
+def exit_process(code: int) -> typing.NoReturn:
+    """End a command-line process with ``code`` (``jobs/<job>.py``, the ``lakehouse`` command).
+
+    After delta-rs was used (a run decided without Spark, ``lakehouse airflow attention``), the
+    interpreter's own shutdown aborts now and then with "terminate called without an active
+    exception" (exit 134) once the work is done: native threads of delta-rs / Arrow still alive when
+    their runtime is torn down (delta-io/delta-rs#2184; 9 of 15 runs of a two-line read here). Such a
+    process stops its Spark context if it has one, flushes, and leaves with ``os._exit``.
+    """
+    if "deltalake" not in sys.modules:
+        sys.exit(code)
+    try:
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _jsonable(params: Any) -> dict[str, Any]:

@@ -1,0 +1,307 @@
+"""The job DAG under a real Apache Airflow 3 (its own virtualenv under .cache/airflow, marker ``airflow``).
+
+Fast: the rendered DAG imports without errors, its tasks and edges are conf's, its schedule, catchup and
+max_active_runs, and the spark-submit command Airflow's own hook builds for a task. End to end:
+``lakehouse airflow test`` (``airflow dags test``) on the sample plus a file with a wrong header into a
+fresh warehouse: every job task succeeds, the data tables equal those of ``lakehouse run`` on the sample,
+each job run is recorded with the Airflow run (lineage), and the run fails on ``needs_attention``, which
+names the file; the next day's run succeeds and commits nothing to a data table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import PROJECT_ROOT, load_config
+from lakehouse.orchestration import airflow
+from lakehouse.registry import OPS_JOB_RUNS, TABLES
+from tests.conftest import SAMPLE_FILES
+
+pytestmark = pytest.mark.airflow
+
+#: Runs in Airflow's Python: the DAG as Airflow parsed it, and the command its Spark hook builds.
+PROBE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(sys.argv[1])
+out = {"import_errors": {k: v[-400:] for k, v in bag.import_errors.items()}, "dags": {}}
+for dag_id, dag in bag.dags.items():
+    tasks = {t.task_id: {"upstream": sorted(t.upstream_task_ids), "pool": t.pool, "retries": t.retries,
+                         "type": type(t).__name__, "trigger_rule": str(t.trigger_rule)} for t in dag.tasks}
+    task = dag.get_task(sys.argv[2])
+    hook = task._get_hook()
+    command = hook._build_spark_submit_command(task.application)
+    out["dags"][dag_id] = {"schedule": str(dag.schedule), "catchup": dag.catchup,
+                           "max_active_runs": dag.max_active_runs, "tasks": tasks, "command": command,
+                           "env_vars": task.env_vars}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def layout():
+    layout = airflow.default_layout()
+    airflow.ensure_venv(layout)
+    airflow.ensure_home(layout, airflow.airflow_env(layout, "local[2]"))
+    return layout
+
+
+def _spec(warehouse: Path, landing: Path, *sets: str) -> dict:
+    config = load_config(overrides=[f"paths.warehouse={warehouse}", f"paths.input={landing}", *sets])
+    return airflow.task_spec(config, conf_file=PROJECT_ROOT / "conf" / "lakehouse.yaml", env=None,
+                             sets=list(sets), master="local[2]")  # fmt: skip
+
+
+def _probe(layout, folder: Path, task_id: str) -> dict:
+    env = airflow.airflow_env(layout, "local[2]")
+    python = str(layout.venv / "bin" / "python")
+    out = subprocess.run([python, "-c", PROBE, str(folder), task_id], capture_output=True, text=True, check=True,
+                         env={**airflow.os.environ, **env})  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_dag_is_confs_dag(layout, tmp_path):
+    spec = _spec(tmp_path / "wh", tmp_path / "landing")
+    folder = tmp_path / "dags"
+    airflow.render(folder, spec)
+    parsed = _probe(layout, folder, "gold_agg_miles_weekly")
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"]["heymax_lakehouse"]
+    config = load_config()
+    assert set(dag["tasks"]) == {*config.dag, "needs_attention"}
+    for name, upstream in airflow.upstream_of(config).items():
+        assert dag["tasks"][name]["upstream"] == sorted(upstream), name
+        assert dag["tasks"][name]["type"] == "SparkSubmitOperator"
+        assert dag["tasks"][name]["pool"] == airflow.POOL and dag["tasks"][name]["retries"] == config.airflow.retries
+    # bronze -> silver -> gold, as the original project's DAGs ran
+    assert dag["tasks"]["silver_fct_events"]["upstream"] == ["bronze_fct_event_stream"]
+    assert dag["tasks"]["gold_agg_active_user"]["upstream"] == ["silver_dim_users", "silver_user_activity_daily"]
+    assert dag["tasks"]["needs_attention"]["upstream"] == ["gold_data_quality_report"]
+    assert dag["tasks"]["needs_attention"]["retries"] == 0
+    assert dag["tasks"]["needs_attention"]["trigger_rule"].lower().endswith("all_done")
+    assert (dag["schedule"], dag["catchup"], dag["max_active_runs"]) == ("@daily", False, 1)
+    command = dag["command"]
+    assert command[:3] == [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]"]
+    assert command[command.index("--jars") + 1].split(",") == [
+        str(PROJECT_ROOT / ".cache" / "jars" / Path(j).name) for j in command[command.index("--jars") + 1].split(",")
+    ]
+    assert any("delta-spark" in j for j in command[command.index("--jars") + 1].split(","))
+    app = command.index(str(PROJECT_ROOT / "jobs" / "gold_agg_miles_weekly.py"))
+    assert command[app + 1:] == ["--conf", str(PROJECT_ROOT / "conf" / "lakehouse.yaml"), "--set",
+                                 "operations.partial_exit_code=0", "--warehouse", str(tmp_path / "wh")]  # fmt: skip
+    assert dag["env_vars"]["AIRFLOW_CTX_DAG_RUN_ID"] == "{{ run_id }}"
+
+
+def test_a_stale_spec_does_not_load(layout, tmp_path):
+    conf = tmp_path / "lakehouse.yaml"
+    shutil.copyfile(PROJECT_ROOT / "conf" / "lakehouse.yaml", conf)
+    config = load_config(str(conf), overrides=[f"paths.warehouse={tmp_path / 'wh'}"])
+    folder = tmp_path / "dags"
+    airflow.render(folder, airflow.task_spec(config, conf_file=conf, env=None, sets=[], master="local[2]"))
+    conf.write_text(conf.read_text().replace("retries: 1", "retries: 3"))
+    parsed = _probe_errors(layout, folder)
+    assert "stale" in parsed and "lakehouse.cli airflow render" in parsed
+
+
+def _probe_errors(layout, folder: Path) -> str:
+    python = str(layout.venv / "bin" / "python")
+    script = "import sys\nfrom airflow.dag_processing.dagbag import DagBag\nprint(DagBag(sys.argv[1]).import_errors)"
+    env = {**airflow.os.environ, **airflow.airflow_env(layout, "local[2]")}
+    return subprocess.run([python, "-c", script, str(folder)], capture_output=True, text=True, env=env).stdout
+
+
+def _airflow_runs(layout, dag_id: str) -> list[dict]:
+    out = airflow.run_airflow(layout, airflow.airflow_env(layout, "local[2]"), "dags", "list-runs", dag_id,
+                              "--output", "json", capture_output=True, text=True)  # fmt: skip
+    return json.loads(out.stdout[out.stdout.index("[") :])
+
+
+def _task_states(layout, dag_id: str, run_id: str) -> dict[str, str]:
+    out = airflow.run_airflow(layout, airflow.airflow_env(layout, "local[2]"), "tasks", "states-for-dag-run", dag_id,
+                              run_id, "--output", "json", capture_output=True, text=True)  # fmt: skip
+    return {t["task_id"]: t["state"] for t in json.loads(out.stdout[out.stdout.index("[") :])}
+
+
+@pytest.fixture(scope="module")
+def first_run(layout, tmp_path_factory):
+    """``lakehouse airflow test`` on the sample plus a file with a wrong header, into a fresh warehouse."""
+    tmp = tmp_path_factory.mktemp("airflow_e2e")
+    landing, warehouse = tmp / "landing", tmp / "wh"
+    landing.mkdir()
+    for f in SAMPLE_FILES:
+        shutil.copy(f, landing / f.name)
+    (landing / "event_stream_broken_export.csv").write_text("when,who,what\n2025-07-01,u_1,like\n")
+    # A DAG id of its own: the runs of this test are not mixed with a developer's local runs.
+    dag_id = f"lakehouse_test_{time.time_ns()}"
+    args = ["--warehouse", str(warehouse), "--input", str(landing), "--dir", str(layout.root),
+            "--set", f"airflow.dag_id={dag_id}"]  # fmt: skip
+    began = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "lakehouse.cli", "airflow", "test", *args, "--date", "2025-07-05"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)  # fmt: skip
+    print(f"[airflow] first run (sample + a bad file, fresh warehouse): {time.monotonic() - began:.0f} s")
+    return {"proc": proc, "args": args, "dag_id": dag_id, "warehouse": warehouse, "landing": landing}
+
+
+def test_a_bad_day_builds_the_good_files_and_fails_on_needs_attention(spark, layout, sample_pipeline, first_run):
+    from lakehouse import delta_io
+    from lakehouse.warehouse_diff import compare
+
+    proc, dag_id, warehouse = first_run["proc"], first_run["dag_id"], first_run["warehouse"]
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = _airflow_runs(layout, dag_id)
+    states = _task_states(layout, dag_id, run["run_id"])
+    config = load_config(overrides=[f"paths.warehouse={warehouse}"])
+    assert {t: s for t, s in states.items() if s != "success"} == {"needs_attention": "failed"}, states
+    assert set(states) == {*config.dag, "needs_attention"}
+    assert "NEEDS ATTENTION bronze_fct_event_stream" in proc.stdout + proc.stderr
+    assert "event_stream_broken_export.csv" in proc.stdout + proc.stderr
+
+    # Silver and gold were built from the good files: every data table equals lakehouse run's on the sample.
+    data_tables = [s for s in TABLES if s.layer != "ops"]
+    diff = compare(spark, sample_pipeline.paths.warehouse, str(warehouse), data_tables)
+    unequal = {name: d for name, d in diff.items() if d["only_left"] or d["only_right"]}
+    assert unequal == {} and all(d["rows_left"] == d["rows_right"] for d in diff.values())
+    # Lineage: each job run of the Airflow run is recorded with its dag id, run id and try number.
+    runs = delta_io.read(spark, OPS_JOB_RUNS, config).collect()
+    assert sorted(r["job"] for r in runs) == sorted(config.dag)
+    assert {(r["airflow_dag_id"], r["airflow_run_id"], r["airflow_try_number"]) for r in runs} == {
+        (dag_id, run["run_id"], 1)
+    }
+    assert {r["job"]: r["status"] for r in runs}["bronze_fct_event_stream"] == "partial"
+
+
+def test_the_next_day_is_green_and_commits_nothing(spark, layout, first_run):
+    from delta.tables import DeltaTable
+
+    from lakehouse import delta_io
+
+    config = load_config(overrides=[f"paths.warehouse={first_run['warehouse']}"])
+    data_tables = [s for s in TABLES if s.layer != "ops" and delta_io.exists(spark, s, config)]
+    versions = {s.full_name: DeltaTable.forPath(spark, s.path(config)).history(1).first()["version"]
+                for s in data_tables}  # fmt: skip
+    began = time.monotonic()
+    second = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "airflow", "test", *first_run["args"], "--date", "2025-07-06"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    print(f"[airflow] next day's run (nothing new): {time.monotonic() - began:.0f} s")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    after = {s.full_name: DeltaTable.forPath(spark, s.path(config)).history(1).first()["version"]
+             for s in data_tables}  # fmt: skip
+    assert after == versions
+
+
+class AirflowApi:
+    """Airflow 3's REST API with a token from ``/auth/token`` (the admin password ``up`` generated)."""
+
+    def __init__(self, base: str, password: str) -> None:
+        self.base = base
+        body = self._call("POST", "/auth/token", {"username": airflow.ADMIN, "password": password}, token=None)
+        self.token = body["access_token"]
+
+    def _call(self, method: str, path: str, payload=None, token: str | None = "self"):
+        import urllib.request
+
+        headers = {"Content-Type": "application/json"}
+        if token == "self":
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def get(self, path: str):
+        return self._call("GET", path)
+
+    def post(self, path: str, payload):
+        return self._call("POST", path, payload)
+
+    def patch(self, path: str, payload):
+        return self._call("PATCH", path, payload)
+
+
+def _wait(what: str, probe, timeout: float = 300.0, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+        except OSError:
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(every)
+
+
+def test_up_runs_a_triggered_dag_run_and_down_stops_everything(layout, first_run, tmp_path):
+    """``lakehouse airflow up`` (API server, scheduler, DAG processor), a run triggered through the REST API
+    (on the warehouse of the runs above: its jobs find nothing new), its grid drawn in Chromium, then
+    ``down``: nothing of it left running."""
+    from lakehouse import processes
+
+    dag_id = f"lakehouse_up_{time.time_ns()}"
+    cli = [sys.executable, "-m", "lakehouse.cli", "airflow"]
+    common = ["--dir", str(layout.root), "--warehouse", str(first_run["warehouse"]),
+              "--input", str(first_run["landing"]),
+              "--set", f"airflow.dag_id={dag_id}", "--set", "airflow.schedule=none"]  # fmt: skip
+    port = load_config().airflow.port
+    began = time.monotonic()
+    try:
+        subprocess.run([*cli, "up", *common], cwd=PROJECT_ROOT, check=True)
+        print(f"[airflow] up in {time.monotonic() - began:.0f} s")
+        api = AirflowApi(f"http://127.0.0.1:{port}", json.loads(layout.passwords.read_text())[airflow.ADMIN])
+        _wait("the DAG parsed", lambda: api.get(f"/api/v2/dags/{dag_id}").get("dag_id"), timeout=120)
+        api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+        began = time.monotonic()
+        state = _wait("the triggered run", lambda: (s := api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}")
+                                                    ["state"]) in ("success", "failed") and s, timeout=900)  # fmt: skip
+        print(f"[airflow] triggered run: {state} in {time.monotonic() - began:.0f} s")
+        instances = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+        assert state == "success", {t["task_id"]: t["state"] for t in instances}
+        assert len(instances) == len(load_config().dag) + 1
+        _grid_screenshot(port, dag_id, json.loads(layout.passwords.read_text())[airflow.ADMIN], tmp_path)
+    finally:
+        subprocess.run([*cli, "down", "--dir", str(layout.root)], cwd=PROJECT_ROOT, check=False)
+    for name, (_, marker) in airflow.SERVICES.items():
+        assert processes.running_pid(layout.state, name, marker) is None, name
+        assert not layout.state.pid_file(name).exists()
+    leftovers = subprocess.run(["pgrep", "-f", str(layout.venv / "bin" / "airflow")], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", f"Airflow processes left running: {leftovers.stdout}"
+
+
+def _grid_screenshot(port: int, dag_id: str, password: str, tmp_path: Path) -> None:
+    """The DAG's grid in headless Chromium (Debian's), after logging in; into docs/screenshots with
+    SAVE_SCREENSHOTS=1."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    shot = tmp_path / "airflow-grid.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1500, "height": 900}).new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.fill("input[name=username]", airflow.ADMIN)
+            page.fill("input[name=password]", password)
+            page.keyboard.press("Enter")
+            page.wait_for_url(lambda url: "login" not in url, timeout=60_000)
+            page.goto(f"http://127.0.0.1:{port}/dags/{dag_id}")
+            page.get_by_text("needs_attention").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    print(f"[airflow] grid screenshot {shot} ({shot.stat().st_size // 1024} KB)")
+    if os.environ.get("SAVE_SCREENSHOTS") == "1":
+        target = PROJECT_ROOT / "docs" / "screenshots" / "airflow-grid.png"
+        shutil.copyfile(shot, target)
