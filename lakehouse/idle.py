@@ -3,7 +3,7 @@
 A daily run on a day without new files, or a scheduler's task whose inputs have no pending batch,
 reads two small bookkeeping tables, finds nothing pending and records its run. Under Spark that
 costs a whole application: a JVM, a SparkContext, the first Delta reads of a cold JVM (measured in
-the README's Performance section). Here the **same job bodies** run with a stand-in for the session
+docs/performance.md). Here the **same job bodies** run with a stand-in for the session
 (:class:`~lakehouse.jobkit.NoSpark`) over the bookkeeping read by delta-rs (the ``deltalake``
 package, no JVM):
 

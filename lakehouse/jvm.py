@@ -2,7 +2,7 @@
 
 Why: a day's work is well under a second of CPU, yet every Spark application paid about 9 s for its
 first Delta read (class loading and JIT of Spark SQL + Delta). Two JVM features cut that, measured on
-this project's 2-core machine (README, Performance):
+this project's 2-core machine (docs/performance.md):
 
 * **Class-data sharing (CDS).** A dynamic archive (``-XX:ArchiveClassesAtExit``) of the classes a
   whole DAG run loads (Spark, Hadoop, Delta: about 30,000), written once at set-up by a training

@@ -74,7 +74,7 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, *, full_jit:
 
     ``full_jit``: when this process launches the JVM, give it the full tiered JIT (C1 then C2)
     instead of the C1-only JIT of ``spark-env.sh`` (:mod:`lakehouse.jvm`): C1 code starts fast but
-    runs the heavy transforms of a backfill much slower (measured in the README, Performance).
+    runs the heavy transforms of a backfill much slower (measured in docs/performance.md).
     """
     under_submit = launched_by_spark_submit()
     builder = SparkSession.builder.appName(app_name or config.app_name)

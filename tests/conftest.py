@@ -31,7 +31,7 @@ def spark(tmp_path_factory):
 
     config = make_config(tmp_path_factory.mktemp("warehouse"))
     # One JVM for the whole session (half an hour of jobs): the full tiered JIT pays off here, where the
-    # C1-only JIT of short runs made the integration tests 1.5-2x slower (README, Tests).
+    # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md).
     session = get_spark(config, app_name="lakehouse-tests", full_jit=True)
     yield session
     session.stop()

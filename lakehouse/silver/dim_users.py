@@ -12,7 +12,7 @@ or an aggregate of older events when there is none) plus one aggregate per user 
 range, combined with running window functions over a user x day grid: one Spark job for any number
 of days, and for a single day the cost grows with the number of users, not with history.
 
-Tie-breaks (documented in the README): the first event is the smallest ``(event_time, event_id)``,
+Tie-breaks (documented in docs/incremental.md): the first event is the smallest ``(event_time, event_id)``,
 as docs/contract.md says; the latest event is the largest ``(event_time, event_id)``.
 """
 
