@@ -39,6 +39,7 @@ SPARK_TYPE_NAMES = {
     T.DoubleType(): "DOUBLE",
     T.DateType(): "DATE",
     T.BooleanType(): "BOOLEAN",
+    T.DecimalType(18, 2): "DECIMAL(18,2)",
 }
 # Chart types seen rendering against Spark Thrift here (the live e2e test renders each one).
 RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
@@ -133,7 +134,7 @@ def test_uuids_are_unique_and_valid(bundle) -> None:
             assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", uuid_), path
             assert uuid_ not in seen, f"{path} reuses the uuid of {seen[uuid_]}"
             seen[uuid_] = str(path)
-    assert len(bundle["dashboards"]) == 3
+    assert len(bundle["dashboards"]) == 4
 
 
 def test_database_is_the_gold_schema_over_hive(bundle) -> None:
