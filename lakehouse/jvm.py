@@ -9,7 +9,11 @@ this project's 2-core machine (docs/performance.md):
   run and mapped by every later driver JVM (``-XX:SharedArchiveFile``) instead of parsing and
   verifying the classes from their jars again.
 * **C1-only JIT** (``-XX:TieredStopAtLevel=1``): on 2 cores the C2 compiler threads compete with a
-  short job's own work; the quick C1 compiler alone is faster for the jobs of a daily run.
+  short job's own work; the quick C1 compiler alone is faster for the jobs of a daily run. That flag
+  alone also puts the JVM in "client emulation" and shrinks its code cache from 240 MB to 48 MB: a
+  driver running the whole DAG (a cluster driver, seen in CI) filled it and failed with "Out of space
+  in CodeCache for method handle intrinsic". ``-XX:ReservedCodeCacheSize=240m`` keeps the usual size
+  (address space reserved, not memory used).
 
 How it reaches every driver JVM: ``spark-submit`` sources ``$SPARK_CONF_DIR/spark-env.sh``, by default
 ``pyspark/conf/spark-env.sh`` of this virtualenv. :func:`write_spark_env` writes that file (from
@@ -53,7 +57,7 @@ log = logging.getLogger("lakehouse")
 #: Bump when the training run changes (a new archive is then built).
 TRAINING_VERSION = "1"
 #: JIT flags of every driver JVM started through ``spark-submit`` from this virtualenv.
-JIT_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m")
 JVM_DIR = "jvm"
 ENV_FILE_MARKER = "# Written by lakehouse.jvm"
 

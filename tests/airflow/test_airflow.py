@@ -102,6 +102,7 @@ def test_dag_is_confs_dag(layout, tmp_path):
 def test_a_stale_spec_does_not_load(layout, tmp_path):
     conf = tmp_path / "lakehouse.yaml"
     shutil.copyfile(PROJECT_ROOT / "conf" / "lakehouse.yaml", conf)
+    shutil.copytree(PROJECT_ROOT / "conf" / "env", tmp_path / "env")  # LAKEHOUSE_ENV may name an overlay
     config = load_config(str(conf), overrides=[f"paths.warehouse={tmp_path / 'wh'}"])
     folder = tmp_path / "dags"
     airflow.render(folder, airflow.task_spec(config, conf_file=conf, env=None, sets=[], master="local[2]"))

@@ -29,6 +29,7 @@ def test_launch_env_keeps_the_conf_folder_empty_and_names_delta_and_the_archive(
     assert "-Dspark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in opts
     assert opts[3:5] == ["-XX:SharedArchiveFile=/x.jsa", "-Xshare:auto"]
     assert "-XX:TieredStopAtLevel=1" in opts
+    assert "-XX:ReservedCodeCacheSize=240m" in opts  # C1-only alone shrinks the code cache to 48 MB
     assert "SharedArchiveFile" not in jvm.launch_env(tmp_path / "cache", jars, None)["SPARK_SUBMIT_OPTS"]
 
 
