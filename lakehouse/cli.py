@@ -5,6 +5,7 @@
     lakehouse jobs                            # the jobs and the DAG of conf
     lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
     lakehouse thrift start|stop|status|register|add-user|remove-user|users|password
+    lakehouse superset up|down|status         # Superset with the dashboards (needs the Thrift server)
     lakehouse generate --out DIR [...]        # synthetic event files
     lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
     lakehouse benchmark [--cases ...] [...]   # time the whole DAG on generated data (scripts/benchmark.sh)
@@ -73,6 +74,12 @@ def _thrift(argv: list[str]) -> int:
     return main(argv)
 
 
+def _superset(argv: list[str]) -> int:
+    from lakehouse.serving.superset.service import main
+
+    return main(argv)
+
+
 def _generate(argv: list[str]) -> int:
     from lakehouse.generator import main
 
@@ -127,6 +134,7 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "jobs": (_jobs, "list the jobs and their place in the DAG"),
     "sql": (_sql, "run Spark SQL on the Thrift server (if started) or in a local session"),
     "thrift": (_thrift, "start | stop | status | register | add-user | remove-user | users: the Thrift server"),
+    "superset": (_superset, "up | down | status: Superset with the dashboards, over the Thrift server"),
     "generate": (_generate, "write synthetic event_stream CSV files"),
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
     "maintain": (_maintain, "OPTIMIZE and VACUUM every table (files before/after); takes the warehouse lock"),

@@ -1,4 +1,5 @@
-"""Background services on this machine, started and stopped one way (the cluster, the S3 server, Airflow).
+"""Background services on this machine, started and stopped one way (the Spark Thrift Server, Superset,
+the cluster and the S3 server, Airflow).
 
 A service is a process started in its own session with its output appended to ``<dir>/<name>.log``
 and its pid in ``<dir>/<name>.pid``. Start-up waits for a readiness probe and fails early, with the
@@ -17,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,14 +65,20 @@ def running_pid(state: StateDir, name: str, marker: str) -> int | None:
     return pid if pid_alive(pid) and not _zombie(pid) and marker in process_cmdline(pid) else None
 
 
-def start(state: StateDir, name: str, cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
-    """Start ``cmd`` in the background (own session, output appended to its log); write its pid file."""
+def start(
+    state: StateDir, name: str, cmd: list[str], env: dict[str, str], cwd: Path | None = None, drop: Sequence[str] = ()
+) -> int:
+    """Start ``cmd`` in the background (own session, output appended to its log); write its pid file.
+
+    Its environment: this process's, updated with ``env``, without the variables named in ``drop``
+    (secrets the service does not need)."""
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in drop}
     state.root.mkdir(parents=True, exist_ok=True)
     with state.log_file(name).open("a") as out:
         out.write(f"\n=== starting: {' '.join(cmd)}\n")
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **env}, cwd=cwd, start_new_session=True)  # fmt: skip
+                                env=environment, cwd=cwd, start_new_session=True)  # fmt: skip
     state.pid_file(name).write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -90,7 +97,9 @@ def stop(state: StateDir, name: str, marker: str, timeout: float = 30.0, group: 
             time.sleep(0.2)
         if not gone(pid):
             _signal(pid, signal.SIGKILL, group)
-            gone(pid)
+            deadline = time.monotonic() + 10
+            while not gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
         if group:  # workers that outlived their leader
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

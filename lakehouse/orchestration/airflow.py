@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse import processes
+from lakehouse import processes, venvs
 from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
 from lakehouse.processes import ServiceError, StateDir
 
@@ -213,23 +213,8 @@ def render(out: Path, spec: dict, *, only: bool = False) -> Path:
 
 def ensure_venv(layout: Layout) -> None:
     """Airflow and the Spark provider in their own virtualenv, pinned by the committed constraints."""
-    stamp = layout.venv / ".requirements.sha256"
-    want = hashlib.sha256((sys.version + "\n".join(REQUIREMENTS) + CONSTRAINTS.read_text()).encode()).hexdigest()
-    if (layout.venv / "bin" / "airflow").exists() and stamp.exists() and stamp.read_text() == want:
-        return
-    started = time.monotonic()
-    log(f"installing Airflow {AIRFLOW_VERSION} into {layout.venv} (first time: about a minute)")
-    subprocess.run([_base_python(), "-m", "venv", "--clear", str(layout.venv)], check=True)
-    pip = [str(layout.venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-c", str(CONSTRAINTS), *REQUIREMENTS], check=True)
-    stamp.write_text(want)
-    log(f"Airflow installed in {time.monotonic() - started:.0f} s")
-
-
-def _base_python() -> str:
-    """The Python 3.11 the project's virtualenv was made from (Airflow's virtualenv uses the same)."""
-    candidate = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return str(candidate) if candidate.exists() else sys.executable
+    venvs.ensure_venv(layout.venv, REQUIREMENTS, what=f"Airflow {AIRFLOW_VERSION}", log=log,
+                      constraints=CONSTRAINTS, entry_point="airflow")  # fmt: skip
 
 
 def airflow_env(layout: Layout, master: str, port: int | None = None) -> dict[str, str]:

@@ -28,6 +28,7 @@ from lakehouse import cluster
 from lakehouse.config import load_config
 from lakehouse.registry import TABLES
 from tests.conftest import REPO_ROOT, SAMPLE_DIR
+from tests.services import free_port, thrift_server, timed
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
@@ -55,10 +56,8 @@ def stack(tmp_path_factory):
 
 
 def _submit(stack, script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    began = time.monotonic()
-    proc = cluster.submit(stack, script, list(args), capture_output=True, text=True, timeout=timeout)
-    print(f"[cluster] {script} {' '.join(args)}: rc {proc.returncode} in {time.monotonic() - began:.1f} s", flush=True)
-    return proc
+    with timed(f"cluster submit {script} {' '.join(args)}".strip()):
+        return cluster.submit(stack, script, list(args), capture_output=True, text=True, timeout=timeout)
 
 
 def _diff(stack, left: str, tmp_path: Path, *tables: str) -> dict:
@@ -66,9 +65,8 @@ def _diff(stack, left: str, tmp_path: Path, *tables: str) -> dict:
     out = tmp_path / f"diff_{time.monotonic_ns()}.json"
     cmd = [sys.executable, "-m", "lakehouse.cli", "diff", "--env", "cluster-local", "--left", left,
            "--right", WAREHOUSE, "--json", str(out), *(["--tables", ",".join(tables)] if tables else [])]  # fmt: skip
-    began = time.monotonic()
-    proc = subprocess.run(cmd, env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    print(f"[cluster] diff: rc {proc.returncode} in {time.monotonic() - began:.1f} s", flush=True)
+    with timed("cluster diff"):
+        proc = subprocess.run(cmd, env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -114,13 +112,9 @@ def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, sample_pip
 def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tmp_path):
     from lakehouse.serving.thrift import connect
 
-    port = 10017
+    port = free_port()
     state = tmp_path / "thrift"
-    cli = [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(state)]
-    start = subprocess.run([*cli, "start", "--env", "cluster-local", "--port", str(port)], env=_s3_env(stack),
-                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    try:
-        assert start.returncode == 0, start.stdout + start.stderr
+    with thrift_server(state, port, "--env", "cluster-local", env=_s3_env(stack)):
         from lakehouse.serving.thrift.auth import service_credentials
 
         conn = connect("127.0.0.1", port, service_credentials(state))
@@ -132,8 +126,6 @@ def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tm
             served = [tuple(r) for r in cursor.fetchall()]
         finally:
             conn.close()
-    finally:
-        subprocess.run([*cli, "stop"], cwd=REPO_ROOT, capture_output=True, timeout=120)
     local = (
         spark.read.format("delta").load(f"{sample_pipeline.paths.warehouse}/gold/agg_active_user")
         .groupBy("period_type").sum("active_users").orderBy("period_type").collect()

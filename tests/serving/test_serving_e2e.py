@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -62,14 +61,15 @@ from lakehouse.registry import (
     GOLD_RETENTION,
     TABLES,
 )
+from lakehouse.serving.superset import service
 from lakehouse.serving.superset.bundle import SERVED_TABLES
+from tests.services import free_port, project_env, run_logged, start_logged, thrift_cli, thrift_server, wait_logged
 
 pytestmark = pytest.mark.serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = REPO_ROOT / "conf" / "superset" / "bundle"
 SCREENSHOT_DIR = REPO_ROOT / "docs" / "screenshots"
-SUPERSET_CACHE = REPO_ROOT / ".cache" / "superset"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -98,60 +98,8 @@ class Stack:
         return f"{self.warehouse}/{spec.layer}/{spec.name}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
-    env.update(
-        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
-        SPARK_LOCAL_IP="127.0.0.1",
-        LAKEHOUSE_ENV="local",
-    )
-    env.update(extra)
-    return env
-
-
-def _run(cmd: list[str], log: Path, timeout: float, env: dict[str, str] | None = None) -> float:
-    """Run a command with its output in ``log``; fail the test with the log tail if it fails."""
-    began = time.monotonic()
-    with log.open("w") as out:
-        try:
-            proc = subprocess.run(
-                [str(c) for c in cmd], cwd=REPO_ROOT, env=env or _env(), stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{cmd[:3]} ran over {timeout:.0f} s; log {log}:\n{_tail(log)}")
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd[:4]))} exited {proc.returncode}; log {log}:\n{_tail(log)}")
-    return time.monotonic() - began
-
-
-def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start a command in the background with its output in ``log`` (see :func:`_wait`)."""
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [str(c) for c in cmd], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
-
-def _wait(proc: subprocess.Popen, log: Path, timeout: float, began: float) -> float:
-    try:
-        proc.wait(timeout=max(1.0, timeout - (time.monotonic() - began)))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail(f"{proc.args[:3]} ran over {timeout:.0f} s; log {log}:\n{_tail(log)}")
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(proc.args[:4])} exited {proc.returncode}; log {log}:\n{_tail(log)}")
-    return time.monotonic() - began
+    return project_env(LAKEHOUSE_ENV="local", **extra)
 
 
 def _pipeline(argv: list[str]) -> float:
@@ -163,29 +111,11 @@ def _pipeline(argv: list[str]) -> float:
     return time.monotonic() - began
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _superset_running() -> bool:
-    try:
-        pid = int((SUPERSET_CACHE / "superset.pid").read_text().strip())
-        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-
-
 def _superset_credentials() -> tuple[str, str]:
-    values = {}
-    creds = SUPERSET_CACHE / "credentials.env"
-    if creds.exists():
-        for line in creds.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, value = line.split("=", 1)
-                values[key] = value
-    user = os.environ.get("SUPERSET_ADMIN_USER") or values.get("SUPERSET_ADMIN_USER")
-    password = os.environ.get("SUPERSET_ADMIN_PASSWORD") or values.get("SUPERSET_ADMIN_PASSWORD")
-    assert user and password, f"no Superset credentials in the environment or {creds}"
+    stored = service.read_credentials(service.Layout().credentials)
+    user = os.environ.get("SUPERSET_ADMIN_USER") or stored.get("SUPERSET_ADMIN_USER")
+    password = os.environ.get("SUPERSET_ADMIN_PASSWORD") or stored.get("SUPERSET_ADMIN_PASSWORD")
+    assert user and password, f"no Superset credentials in the environment or {service.Layout().credentials}"
     return user, password
 
 
@@ -195,60 +125,53 @@ def stack(tmp_path_factory, spark, sample_pipeline) -> Iterator[Stack]:
     not_here = pytest.fail if os.environ.get("CI") else pytest.skip
     if not CHROMIUM.exists():
         not_here(f"{CHROMIUM} missing: run scripts/_serving_prereqs.sh (scripts/test.sh does)")
-    if _superset_running():
+    if service.running(service.Layout()) is not None:
         not_here("Superset from .cache/superset is running: stop it with scripts/superset_down.sh "
                  "(this test starts and stops its own)")  # fmt: skip
 
     root = tmp_path_factory.mktemp("serving")
     warehouse = root / "warehouse"
     state_dir = root / "thrift"
-    host, thrift_port, superset_port = "127.0.0.1", _free_port(), _free_port()
-    thrift_cli = [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", state_dir]
+    host, thrift_port, superset_port = "127.0.0.1", free_port(), free_port()
     timings: dict[str, float] = {}
-    thrift_started = superset_started = False
-    try:
-        thrift_started = True
-        timings["thrift_start"] = _run(
-            [*thrift_cli, "start", "--env", "local", "--warehouse", warehouse, "--port", thrift_port],
-            root / "thrift_start.log",
-            300,
-        )
-        superset_started = True
-        began = time.monotonic()
-        superset_up = _start(
-            ["bash", "scripts/superset_up.sh"], root / "superset_up.log",
-            env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port),
-                     THRIFT_STATE_DIR=str(state_dir)),
-        )  # fmt: skip
-        # The tables appear after the Thrift server started (while Superset starts, which needs no
-        # data): they must be served after a `register`, without a restart. They are the session's
-        # whole-pipeline run on the sample (tests/conftest.py), copied in: Delta tables are folders
-        # with relative paths. Jobs committing while the server runs: test d below.
-        copied = time.monotonic()
-        shutil.copytree(sample_pipeline.paths.warehouse, warehouse, dirs_exist_ok=True)
-        timings["copy_sample_warehouse"] = time.monotonic() - copied
-        timings["superset_up"] = _wait(superset_up, root / "superset_up.log", 900, began)
-        not_created = [
-            s.full_name for s in SERVED_TABLES if not Path(warehouse, s.layer, s.name, "_delta_log").is_dir()
-        ]
-        assert not not_created, f"the pipeline (conf dag) did not create the tables the dashboards read: {not_created}"
-        timings["register"] = _run([*thrift_cli, "register", "--env", "local"], root / "register.log", 120)
-        user, password = _superset_credentials()
-        yield Stack(
-            root, warehouse, host, thrift_port, state_dir, f"http://{host}:{superset_port}", user, password, timings
-        )
-    finally:
-        errors = []
-        if superset_started:
-            proc = subprocess.run(["bash", "scripts/superset_down.sh"], cwd=REPO_ROOT, capture_output=True, text=True)
-            if proc.returncode:
-                errors.append(f"superset_down.sh: {proc.stderr[-2000:]}")
-        if thrift_started:
-            proc = subprocess.run([*map(str, thrift_cli), "stop"], cwd=REPO_ROOT, capture_output=True, text=True)
-            if proc.returncode:
-                errors.append(f"thrift stop: {proc.stderr[-2000:]}")
-        print(f"\n[serving] timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
-        assert not errors, errors
+    superset_started = False
+    with thrift_server(state_dir, thrift_port, "--env", "local", "--warehouse", str(warehouse), env=_env()) as up:
+        timings["thrift_start"] = up
+        try:
+            superset_started = True
+            began = time.monotonic()
+            superset_up = start_logged(
+                ["bash", "scripts/superset_up.sh"], root / "superset_up.log",
+                env=_env(THRIFT_HOST=host, THRIFT_PORT=str(thrift_port), SUPERSET_PORT=str(superset_port),
+                         THRIFT_STATE_DIR=str(state_dir)),
+            )  # fmt: skip
+            # The tables appear after the Thrift server started (while Superset starts, which needs no
+            # data): they must be served after a `register`, without a restart. They are the session's
+            # whole-pipeline run on the sample (tests/conftest.py), copied in: Delta tables are folders
+            # with relative paths. Jobs committing while the server runs: test d below.
+            copied = time.monotonic()
+            shutil.copytree(sample_pipeline.paths.warehouse, warehouse, dirs_exist_ok=True)
+            timings["copy_sample_warehouse"] = time.monotonic() - copied
+            timings["superset_up"] = wait_logged(superset_up, root / "superset_up.log", 900, began)
+            not_created = [
+                s.full_name for s in SERVED_TABLES if not Path(warehouse, s.layer, s.name, "_delta_log").is_dir()
+            ]
+            assert not not_created, (
+                f"the pipeline (conf dag) did not create the tables the dashboards read: {not_created}"
+            )
+            register = [*thrift_cli(state_dir), "register", "--env", "local"]
+            timings["register"] = run_logged(register, root / "register.log", 120, _env())
+            user, password = _superset_credentials()
+            yield Stack(
+                root, warehouse, host, thrift_port, state_dir, f"http://{host}:{superset_port}", user, password, timings
+            )
+        finally:
+            print(f"\n[serving] timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
+            if superset_started:
+                down = subprocess.run(
+                    ["bash", "scripts/superset_down.sh"], cwd=REPO_ROOT, capture_output=True, text=True
+                )
+                assert down.returncode == 0 and service.running(service.Layout()) is None, down.stderr[-2000:]
 
 
 def _service_credentials(stack: Stack):

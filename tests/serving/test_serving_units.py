@@ -1,5 +1,5 @@
 """Fast checks of the serving helpers (no JVM, no server): the Thrift server's command line and
-state handling, table registration against a fake executor, the settings superset_up.sh reads,
+state handling, table registration against a fake executor, Superset's settings and credentials,
 and scripts/sql.sh's statement splitting and table rendering."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lakehouse.config import load_config
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS, TABLES
 from lakehouse.serving import catalog
 from lakehouse.serving.sql import render_table, split_statements
-from lakehouse.serving.superset import env as superset_env
+from lakehouse.serving.superset import service
 from lakehouse.serving.thrift import auth, server, server_jar
 
 
@@ -172,24 +172,39 @@ def test_registration_of_a_remote_table_that_fails_counts_as_missing_and_a_local
         catalog.register_tables(FakeCatalog(present={}, fail_on="gold.agg_engagement_daily"), local)
 
 
-def test_superset_settings_come_from_the_serving_config() -> None:
+def test_superset_settings_come_from_the_serving_config_and_the_environment_wins(tmp_path) -> None:
     config = load_config(
         overrides={"serving.superset_host": "127.0.0.2", "serving.superset_port": 18088, "week_start": "monday"}
     )
-    assert superset_env.settings(config) == {
-        "SUPERSET_HOST": "127.0.0.2",
-        "SUPERSET_PORT": "18088",
-        "THRIFT_HOST": config.serving.thrift_host,
-        "THRIFT_PORT": str(config.serving.thrift_port),
-        "LAKEHOUSE_WEEK_START": "monday",
-    }
+    settings = service.Settings.from_config(config, {})
+    assert (settings.host, settings.port, settings.week_start) == ("127.0.0.2", 18088, "monday")
+    assert (settings.thrift_host, settings.thrift_port) == (config.serving.thrift_host, config.serving.thrift_port)
+    assert settings.thrift_user == "superset" and settings.url == "http://127.0.0.2:18088"
+    given = service.Settings.from_config(config, {"SUPERSET_PORT": "18090", "THRIFT_STATE_DIR": str(tmp_path)})
+    assert (given.port, given.thrift_state_dir) == (18090, tmp_path.resolve())
 
 
-def test_superset_settings_cli_prints_shell_assignments(capsys) -> None:
-    assert superset_env.main(["--set", "serving.superset_port=18089"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert "SUPERSET_PORT=18089" in lines
-    assert all(line.count("=") == 1 for line in lines)
+def test_superset_credentials_are_generated_once_private_and_the_environment_is_never_written(tmp_path) -> None:
+    layout = service.Layout(tmp_path)
+    first = service.credentials(layout, {"SUPERSET_ADMIN_USER": "ops"})
+    assert first["SUPERSET_ADMIN_USER"] == "ops" and len(first["SUPERSET_ADMIN_PASSWORD"]) >= 20
+    assert layout.credentials.stat().st_mode & 0o777 == 0o600
+    stored = service.read_credentials(layout.credentials)
+    assert "SUPERSET_ADMIN_USER" not in stored  # from the environment: never on disk
+    assert stored["SUPERSET_ADMIN_PASSWORD"] == first["SUPERSET_ADMIN_PASSWORD"]
+    again = service.credentials(layout, {"SUPERSET_ADMIN_PASSWORD": "given"})
+    assert again["SUPERSET_SECRET_KEY"] == first["SUPERSET_SECRET_KEY"] and again["SUPERSET_ADMIN_PASSWORD"] == "given"
+    assert again["SUPERSET_ADMIN_USER"] == "superset_admin"  # generated now, kept from here on
+    assert service.read_credentials(layout.credentials)["SUPERSET_ADMIN_PASSWORD"] == first["SUPERSET_ADMIN_PASSWORD"]
+
+
+def test_superset_down_stops_nothing_it_did_not_start(tmp_path) -> None:
+    layout = service.Layout(tmp_path)
+    layout.cache.mkdir(parents=True)
+    layout.state.pid_file(service.SERVICE).write_text(f"{os.getpid()}\n")  # alive, but not gunicorn
+    assert service.running(layout) is None
+    assert service.down(layout) == 0
+    assert not layout.state.pid_file(service.SERVICE).exists()
 
 
 def test_split_statements_ignores_semicolons_in_quotes() -> None:

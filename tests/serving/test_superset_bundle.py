@@ -1,6 +1,6 @@
 """Static checks of the Superset asset bundle in conf/superset/bundle (no server, no Spark).
 
-The bundle is imported by scripts/superset_up.sh; Superset's importer links files by UUID and
+The bundle is imported by lakehouse superset up; Superset's importer links files by UUID and
 silently drops what does not resolve (a chart whose uuid is missing from a dashboard position
 is just not on the dashboard), and a chart that names a column its dataset lacks only fails
 when someone opens it. These tests catch both before an import, and fail while the committed
@@ -121,7 +121,7 @@ def test_every_yaml_parses_and_metadata_is_an_assets_bundle() -> None:
         assert path.suffix == ".yaml", f"unexpected file in bundle: {path}"
         load(path)
     metadata = load(BUNDLE / "metadata.yaml")
-    # superset_up.sh imports with ImportAssetsCommand, which only accepts type "assets".
+    # lakehouse superset up imports with ImportAssetsCommand, which only accepts type "assets".
     assert metadata["type"] == "assets"
     assert metadata["version"] == "1.0.0"
 

@@ -3,9 +3,9 @@
 Two Python environments meet here, and each module says which one it runs in:
 
 - the lakehouse virtualenv (``.venv``): :mod:`.bundle` writes the asset bundle
-  ``conf/superset/bundle/`` from the table registry and the config; :mod:`.env` tells
-  ``scripts/superset_up.sh`` the host, ports and week start from the config;
-- Superset's own virtualenv (``.cache/superset-venv``, built by ``scripts/superset_up.sh``; it pins
+  ``conf/superset/bundle/`` from the table registry and the config; :mod:`.service` installs,
+  starts and stops Superset (``lakehouse superset up|down|status``);
+- Superset's own virtualenv (``.cache/superset-venv``, built by :mod:`.service`; it pins
   SQLAlchemy < 2, pandas < 2.2 and has no pyspark): :mod:`.bootstrap` (admin user, bundle import)
   and :mod:`.superset_config` (loaded through ``SUPERSET_CONFIG_PATH``). Both are run by file
   path, never imported as part of this package, and import nothing from ``lakehouse``

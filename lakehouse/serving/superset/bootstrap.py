@@ -8,7 +8,7 @@ Runs in Superset's virtualenv (standard library, PyYAML and Superset only; it ne
         lakehouse/serving/superset/bootstrap.py \
         --bundle conf/superset/bundle --sqlalchemy-uri 'hive://user@host:port/gold?auth=CUSTOM'
 
-(``scripts/superset_up.sh`` does this.) The passwords come from the environment, not argv, so they
+(``lakehouse superset up`` does this.) The passwords come from the environment, not argv, so they
 never show in ``ps``: the admin's, and the Thrift server's password for the connection's user
 (``THRIFT_PASSWORD``), which is set into the database URI; Superset keeps it encrypted with its
 secret key and shows the URI masked.

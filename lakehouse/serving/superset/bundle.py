@@ -1,7 +1,7 @@
 """Writes the Superset asset bundle ``conf/superset/bundle/`` from the registry and the config.
 
 The bundle (Superset's unzipped export format: ``metadata.yaml``, ``databases/``, ``datasets/``,
-``charts/``, ``dashboards/``, linked by UUID) is what ``scripts/superset_up.sh`` imports and what
+``charts/``, ``dashboards/``, linked by UUID) is what ``lakehouse superset up`` imports and what
 is reviewed in git. This module is how it is edited: change a chart or dashboard here, then
 
     .venv/bin/python -m lakehouse.serving.superset.bundle           # rewrites conf/superset/bundle/
@@ -128,7 +128,7 @@ DATABASE_UUID = stable_uuid(f"database:{DATABASE_NAME}")
 def build_database(config: LakehouseConfig) -> dict[str, Any]:
     return {
         "database_name": DATABASE_NAME,
-        # A placeholder from the config; superset_up.sh substitutes the URI it was given.
+        # A placeholder from the config; lakehouse superset up substitutes the URI it was given.
         "sqlalchemy_uri": f"hive://superset@{config.serving.thrift_host}:{config.serving.thrift_port}/gold",
         "cache_timeout": None,
         "expose_in_sqllab": True,

@@ -41,7 +41,7 @@ def load_query_functions(superset_venv: Path = DEFAULT_SUPERSET_VENV) -> ModuleT
     if path is None:
         raise QueryFunctionsMissing(
             f"Superset's query_functions.py not found under {superset_venv}; run scripts/superset_up.sh "
-            "once (it creates the virtualenv) or pass --superset-venv"
+            "(lakehouse superset up) once (it creates the virtualenv) or pass --superset-venv"
         )
     spec = importlib.util.spec_from_file_location("superset_query_functions", path)
     assert spec and spec.loader

@@ -1,14 +1,14 @@
 """Superset settings for serving the HeyMax gold tables (Superset 6.1, own virtualenv).
 
-Loaded by file path through ``SUPERSET_CONFIG_PATH`` (set by ``scripts/_superset_env.sh``) in
+Loaded by file path through ``SUPERSET_CONFIG_PATH`` (set by :mod:`lakehouse.serving.superset.service`) in
 Superset's virtualenv: standard library only, never ``lakehouse`` (its registry needs pyspark).
-What it needs from the lakehouse config comes from the environment that ``scripts/superset_up.sh``
-fills from ``python -m lakehouse.serving.superset.env``: ``LAKEHOUSE_WEEK_START``.
+What it needs from the lakehouse config comes from the environment that ``lakehouse superset up``
+fills from the config: ``LAKEHOUSE_WEEK_START``.
 
 Every uppercase name here overrides ``superset/config.py``. The machine has no internet and no
 Celery/Redis, so everything that needs either is switched off, and the metadata database is
 SQLite under ``SUPERSET_HOME`` (``.cache/superset/home``), which is throw-away state: the
-dashboards are rebuilt from the bundle in ``conf/superset/bundle`` on every ``superset_up.sh``.
+dashboards are rebuilt from the bundle in ``conf/superset/bundle`` on every ``lakehouse superset up``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import os
 _SUPERSET_HOME = os.environ.get("SUPERSET_HOME") or os.path.expanduser("~/.superset")
 
 # Superset refuses to start with its built-in placeholder key. There is deliberately no default
-# here: superset_up.sh passes the key from the environment or from the generated
+# here: lakehouse superset up passes the key from the environment or from the generated
 # .cache/superset/credentials.env. The key encrypts secrets stored in the metadata DB, so it
 # must stay the same for the life of that DB.
 SECRET_KEY = os.environ.get("SUPERSET_SECRET_KEY", "")
 if not SECRET_KEY:
     raise RuntimeError(
-        "SUPERSET_SECRET_KEY is not set; start Superset with scripts/superset_up.sh "
+        "SUPERSET_SECRET_KEY is not set; start Superset with lakehouse superset up "
         "(it reads or generates .cache/superset/credentials.env)"
     )
 
@@ -51,7 +51,7 @@ WEEK_START = os.environ.get("LAKEHOUSE_WEEK_START", "")
 if WEEK_START not in ("sunday", "monday"):
     raise RuntimeError(
         f"LAKEHOUSE_WEEK_START must be sunday or monday, got {WEEK_START!r}; start Superset with "
-        "scripts/superset_up.sh (it reads week_start from the lakehouse config)"
+        "lakehouse superset up (it reads week_start from the lakehouse config)"
     )
 
 

@@ -45,9 +45,10 @@ How it runs, and why:
 
 from __future__ import annotations
 
+from lakehouse.serving.thrift.auth import state_dir_from
 from lakehouse.serving.thrift.cli import main
 from lakehouse.serving.thrift.client import ThriftError, answers, connect, error_message, register
-from lakehouse.serving.thrift.server import ServerState, running_server, start, state_dir_from, status, stop
+from lakehouse.serving.thrift.server import ServerState, running_server, start, status, stop
 
 __all__ = [
     "ServerState",

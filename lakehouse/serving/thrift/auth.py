@@ -27,11 +27,22 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse.config import PROJECT_ROOT
+
 #: The project's own clients; their passwords are kept (mode 600) so the programs can connect.
 SERVICE_USERS = ("lakehouse", "superset")
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 120_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+#: Where the server keeps its pid, log, users and client passwords unless told otherwise.
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".cache" / "thrift"
+
+
+def state_dir_from(value: str | os.PathLike[str] | None) -> Path:
+    """The state directory: ``value``, else ``THRIFT_STATE_DIR``, else :data:`DEFAULT_STATE_DIR`."""
+    return Path(value or os.environ.get("THRIFT_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
 
 
 class AuthError(RuntimeError):

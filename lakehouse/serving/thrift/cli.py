@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from lakehouse.config import ConfigError
 from lakehouse.serving.options import add_config_args, asks_for_warehouse, config_from_args
 from lakehouse.serving.thrift import auth
+from lakehouse.serving.thrift.auth import state_dir_from
 from lakehouse.serving.thrift.client import ThriftError, log, register
-from lakehouse.serving.thrift.server import running_server, start, state_dir_from, status, stop
+from lakehouse.serving.thrift.server import running_server, start, status, stop
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from lakehouse.config import LakehouseConfig
 from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import Registration, table_exists_locally
-from lakehouse.serving.thrift.auth import Credentials, service_credentials
+from lakehouse.serving.thrift.auth import Credentials, service_credentials, state_dir_from
 
 
 class ThriftError(RuntimeError):
@@ -39,8 +39,6 @@ def connect(
     from pyhive import hive
 
     if credentials is None:
-        from lakehouse.serving.thrift.server import state_dir_from
-
         credentials = service_credentials(state_dir_from(None))
     if timeout is None:
         return hive.connect(

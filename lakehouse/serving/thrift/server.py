@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.config import PROJECT_ROOT, LakehouseConfig
-from lakehouse.lock import process_cmdline
+from lakehouse import processes
+from lakehouse.config import LakehouseConfig
 from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import create_database_statement, create_table_statement
 from lakehouse.serving.thrift import auth
@@ -23,7 +21,6 @@ from lakehouse.serving.thrift.server_jar import AUTHENTICATOR, GUARD_EXTENSION, 
 
 #: The server's main class (our jar): Spark's HiveThriftServer2 plus the server-side registration.
 THRIFT_CLASS = MAIN_CLASS
-DEFAULT_STATE_DIR = PROJECT_ROOT / ".cache" / "thrift"
 #: Marks the server's command line, so ``stop`` never signals an unrelated process that reused
 #: the pid; the value is the state directory.
 STATE_MARKER_CONF = "spark.lakehouse.thrift.stateDir"
@@ -64,12 +61,21 @@ class ServerState:
     state_dir: str
 
 
-def state_dir_from(value: str | os.PathLike[str] | None) -> Path:
-    return Path(value or os.environ.get("THRIFT_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+#: The service's name in its state directory (``thrift.pid``, ``thrift.log``; :mod:`lakehouse.processes`).
+SERVICE = "thrift"
+
+
+def _service(state_dir: Path) -> processes.StateDir:
+    return processes.StateDir(state_dir)
+
+
+def _marker(state_dir: Path) -> str:
+    """Only our server's command line holds this (the state dir in a conf of its own)."""
+    return f"{STATE_MARKER_CONF}={state_dir}"
 
 
 def _pid_file(state_dir: Path) -> Path:
-    return state_dir / "thrift.pid"
+    return _service(state_dir).pid_file(SERVICE)
 
 
 def _state_file(state_dir: Path) -> Path:
@@ -77,7 +83,7 @@ def _state_file(state_dir: Path) -> Path:
 
 
 def log_file(state_dir: Path) -> Path:
-    return state_dir / "thrift.log"
+    return _service(state_dir).log_file(SERVICE)
 
 
 def registrations_file(state_dir: Path) -> Path:
@@ -101,28 +107,10 @@ def write_registrations(config: LakehouseConfig, state_dir: Path) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting for its (re)parent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name, which may contain spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _is_our_server(pid: int, state_dir: Path) -> bool:
-    cmd = process_cmdline(pid)
-    return _alive(pid) and THRIFT_CLASS in cmd and f"{STATE_MARKER_CONF}={state_dir}" in cmd
-
-
 def running_server(state_dir: Path) -> ServerState | None:
     """The state of the server started from ``state_dir`` if it is still running, else None."""
-    try:
-        pid = int(_pid_file(state_dir).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not _is_our_server(pid, state_dir):
+    pid = processes.running_pid(_service(state_dir), SERVICE, THRIFT_CLASS)
+    if pid is None or _marker(state_dir) not in processes.process_cmdline(pid):
         return None
     try:
         data = json.loads(_state_file(state_dir).read_text())
@@ -145,13 +133,6 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # ------------------------------------------------------------------------------------------
@@ -202,7 +183,7 @@ def server_command(
             # On the driver's own class path they are visible everywhere (the password check too).
             "spark.driver.extraClassPath": os.pathsep.join([*conf["spark.jars"].split(","), str(jar)]),
             "spark.driver.extraJavaOptions": " ".join(java_options),
-            STATE_MARKER_CONF: str(state_dir),
+            STATE_MARKER_CONF: str(state_dir),  # see _marker
         }
     )
     cmd = [
@@ -253,75 +234,49 @@ def start(
     write_registrations(config, state_dir)
     log_path = log_file(state_dir)
     cmd = server_command(config, host, port, state_dir, driver_memory)
-    env = dict(os.environ)
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env = {key: os.environ.get(key, value) for key, value in (("SPARK_LOCAL_IP", "127.0.0.1"),
+                                                              ("PYSPARK_PYTHON", sys.executable))}  # fmt: skip
+    service = _service(state_dir)
     began = time.monotonic()
-    with log_path.open("a") as out:
-        out.write(f"\n=== {datetime.now(UTC).isoformat()} starting: {' '.join(cmd)}\n")
-        out.flush()
-        # Own session: the server outlives this command and is not hit by its terminal's signals.
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=state_dir, env=env, start_new_session=True,
-        )  # fmt: skip
-    _pid_file(state_dir).write_text(f"{proc.pid}\n")
+    # Own session: the server outlives this command and is not hit by its terminal's signals.
+    pid = processes.start(service, SERVICE, cmd, env, cwd=state_dir)
     state = ServerState(
-        pid=proc.pid, host=host, port=port, warehouse=config.paths.warehouse, timezone=config.timezone,
+        pid=pid, host=host, port=port, warehouse=config.paths.warehouse, timezone=config.timezone,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"), log_file=str(log_path),
         state_dir=str(state_dir),
     )  # fmt: skip
     _state_file(state_dir).write_text(json.dumps(asdict(state), indent=2) + "\n")
-    log(f"starting on {host}:{port} (pid {proc.pid}, warehouse {config.paths.warehouse}, log {log_path})")
+    log(f"starting on {host}:{port} (pid {pid}, warehouse {config.paths.warehouse}, log {log_path})")
 
-    deadline = began + timeout
-    while not answers(host, port, credentials):
-        if proc.poll() is not None:
-            _clear_state(state_dir)
-            raise ThriftError(f"the server exited with code {proc.returncode} during start-up:\n{_tail(log_path)}")
-        if time.monotonic() > deadline:
-            tail = _tail(log_path)
-            _stop_pid(proc.pid, 30.0)
-            _clear_state(state_dir)
-            raise ThriftError(f"no answer on {host}:{port} after {timeout:.0f} s; stopped it. Log tail:\n{tail}")
-        time.sleep(1.0)
+    try:
+        processes.wait_ready(f"the Thrift server on {host}:{port}", lambda: answers(host, port, credentials),
+                             timeout, service, SERVICE, pid)  # fmt: skip
+    except processes.ServiceError as exc:
+        _stop(state_dir, 30.0)
+        raise ThriftError(f"{exc}; stopped it. Log tail:\n{processes.tail(service, SERVICE, 40)}") from exc
     up_after = time.monotonic() - began
     try:
         register(host, port, config, credentials)
     except Exception as exc:
         # A server that cannot serve the tables is of no use: stop it, so a start is all or nothing.
-        _stop_pid(proc.pid, 30.0)
-        _clear_state(state_dir)
+        _stop(state_dir, 30.0)
         message = exc if isinstance(exc, ThriftError) else error_message(exc)
-        raise ThriftError(f"registering the tables failed, server stopped: {message}\n{_tail(log_path)}") from exc
-    rss = rss_bytes(proc.pid)
+        tail = processes.tail(service, SERVICE, 40)
+        raise ThriftError(f"registering the tables failed, server stopped: {message}\n{tail}") from exc
+    rss = rss_bytes(pid)
     log(
-        f"ready on {host}:{port} after {up_after:.0f} s (pid {proc.pid}"
+        f"ready on {host}:{port} after {up_after:.0f} s (pid {pid}"
         + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
         + "); stop with scripts/stop_thrift_server.sh"
     )
     return 0
 
 
-def _stop_pid(pid: int, timeout: float) -> bool:
-    """TERM, wait, then KILL. True if it had to be killed."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    if not _alive(pid):
-        return False
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return True
+def _stop(state_dir: Path, timeout: float) -> int | None:
+    """Stop our server (TERM, then KILL after ``timeout``) and clear its state; the pid it stopped."""
+    pid = processes.stop(_service(state_dir), SERVICE, _marker(state_dir), timeout=timeout)
+    _clear_state(state_dir)
+    return pid
 
 
 def stop(state_dir: Path, timeout: float = 30.0) -> int:
@@ -333,11 +288,10 @@ def stop(state_dir: Path, timeout: float = 30.0) -> int:
         return 0
     log(f"stopping pid {current.pid} ({current.host}:{current.port})")
     began = time.monotonic()
-    killed = _stop_pid(current.pid, timeout)
-    if _alive(current.pid):
+    _stop(state_dir, timeout)
+    if not processes.gone(current.pid):
         raise ThriftError(f"pid {current.pid} still alive after SIGKILL")
-    _clear_state(state_dir)
-    log(f"stopped after {time.monotonic() - began:.1f} s" + (" (SIGKILL after timeout)" if killed else ""))
+    log(f"stopped after {time.monotonic() - began:.1f} s")
     return 0
 
 
