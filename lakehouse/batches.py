@@ -12,7 +12,15 @@ this module, so the rule is written once:
   the batch inserted (``silver.fct_events`` records them; downstream consumers read them to know
   which days the new data can change);
 - :func:`record` - mark batches consumed;
-- :func:`reset` / :func:`full_refresh` - forget a consumer's batches (and empty its tables).
+- :func:`reset` / :func:`full_refresh` - forget a consumer's batches (and empty its tables);
+- :func:`record_intents` / :func:`undo_unrecorded` - every row traceable to a recorded batch after any
+  crash: a batch's intent (``ops.batch_intents``) is committed before its rows; a batch with an intent
+  and no ``ops.ingested_files`` row of the same run was started by a run that stopped before its
+  bookkeeping, and the next run removes its rows from every table that carries a batch id (bronze, its
+  quarantine, ``silver.fct_events``) before it ingests anything, recording it as ``undone`` with the
+  event dates it had. Consumers see an undone batch as pending work over those dates: silver restores
+  from bronze the copies of events it held (:mod:`lakehouse.silver.fct_events`), the tables downstream
+  recompute those days. A file changed in place after such a crash is then an ordinary new batch.
 
 The two ops tables are read once per Spark application into a :class:`Ledger` kept in the job
 context; records are added to it in memory at once and written with the run's bookkeeping (one
@@ -33,7 +41,15 @@ from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
 from lakehouse.jobkit import JobContext
 from lakehouse.ops import utc_now
-from lakehouse.registry import OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, TableSpec
+from lakehouse.registry import (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    OPS_BATCH_INTENTS,
+    OPS_INGESTED_FILES,
+    OPS_PROCESSED_BATCHES,
+    SILVER_EVENTS,
+    TableSpec,
+)
 
 #: The root of every chain of consumers: committed bronze batches.
 BRONZE = "bronze"
@@ -76,15 +92,33 @@ class IngestedFile:
     min_event_date: date | None
     max_event_date: date | None
     status_reason: str | None = None
+    run_id: str | None = None
 
     @property
     def fingerprint(self) -> tuple[str, int, datetime | None]:
         return self.file_name, self.file_size, self.file_modified_at
 
 
+@dataclass(frozen=True)
+class Intent:
+    """An ``ops.batch_intents`` row: a run is about to write a batch's rows (committed before them)."""
+
+    batch_id: str
+    run_id: str
+    file_name: str
+    content_sha256: str
+    min_event_date: date | None
+    max_event_date: date | None
+    started_at: datetime | None = None
+
+
 #: File statuses that a later run does not look at again while the file is unchanged.
 BAD = ("refused", "rejected")
 IGNORED = "ignored"
+UNDONE = "undone"
+#: The tables whose rows carry the bronze batch id (``_batch_id``): an undone batch's rows are removed
+#: from these; the others are derived from them by date.
+BATCH_TABLES = (BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS)
 
 
 @dataclass
@@ -92,9 +126,20 @@ class Ledger:
     files: list[IngestedFile] = field(default_factory=list)
     #: consumer -> batch_id -> what it recorded.
     consumptions: dict[str, dict[str, Consumption]] = field(default_factory=dict)
+    intents: list[Intent] = field(default_factory=list)
 
     def committed(self) -> dict[str, IngestedFile]:
         return {f.batch_id: f for f in self.files if f.status == "committed"}
+
+    def unrecorded(self) -> list[Intent]:
+        """Intents no ``ops.ingested_files`` row of the same run answers: their run stopped first."""
+        recorded = {(f.batch_id, f.run_id) for f in self.files}
+        return [i for i in self.intents if (i.batch_id, i.run_id) not in recorded]
+
+    def undone(self) -> dict[str, IngestedFile]:
+        """Batches whose rows a run removed (their run stopped before recording them), not committed since."""
+        committed = self.committed()
+        return {f.batch_id: f for f in self.files if f.status == UNDONE and f.batch_id not in committed}
 
     def unresolved(self) -> list[IngestedFile]:
         """Refused or rejected files whose batch was not committed since (retried or fixed in place)."""
@@ -105,8 +150,11 @@ class Ledger:
         return [f for f in self.files if f.status == IGNORED]
 
     def consumed(self, consumer: str) -> dict[str, Consumption]:
+        """What ``consumer`` recorded, by batch. For ``BRONZE``: the committed batches, and the undone ones
+        as batches of no rows over the dates they had (their consumers recompute those days)."""
         if consumer == BRONZE:
-            return {
+            undone = {b: Consumption(b, 0, 0, f.min_event_date, f.max_event_date) for b, f in self.undone().items()}
+            return undone | {
                 b: Consumption(b, f.rows_accepted, f.rows_accepted, f.min_event_date, f.max_event_date)
                 for b, f in self.committed().items()
             }
@@ -120,8 +168,9 @@ class Ledger:
 
 _FILE_COLUMNS = (
     "batch_id", "file_name", "file_size", "file_modified_at", "content_sha256", "status", "rows_accepted",
-    "min_event_date", "max_event_date", "status_reason",
+    "min_event_date", "max_event_date", "status_reason", "run_id",
 )  # fmt: skip
+_INTENT_COLUMNS = tuple(f.name for f in OPS_BATCH_INTENTS.schema.fields)
 _CONSUMPTION_COLUMNS = (
     "consumer", "batch_id", "rows_in", "rows_inserted", "min_event_date_inserted", "max_event_date_inserted",
 )  # fmt: skip
@@ -133,27 +182,38 @@ def _columns(df, names: tuple[str, ...]):
 
 
 #: Columns read from each ledger table (a column an older version of the table lacks reads as null).
-LEDGER_COLUMNS = {OPS_INGESTED_FILES.full_name: _FILE_COLUMNS, OPS_PROCESSED_BATCHES.full_name: _CONSUMPTION_COLUMNS}
+LEDGER_COLUMNS = {
+    OPS_INGESTED_FILES.full_name: _FILE_COLUMNS,
+    OPS_PROCESSED_BATCHES.full_name: _CONSUMPTION_COLUMNS,
+    OPS_BATCH_INTENTS.full_name: _INTENT_COLUMNS,
+}
+#: The ledger's tables, in the order :func:`ledger_from_rows` takes their rows.
+LEDGER_TABLES = (OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, OPS_BATCH_INTENTS)
 
 
-def ledger_from_rows(files: Iterable[Mapping[str, Any]], consumptions: Iterable[Mapping[str, Any]]) -> Ledger:
-    """The ledger from the two tables' rows (Spark rows or dicts with :data:`LEDGER_COLUMNS`)."""
+def ledger_from_rows(
+    files: Iterable[Mapping[str, Any]],
+    consumptions: Iterable[Mapping[str, Any]],
+    intents: Iterable[Mapping[str, Any]] = (),
+) -> Ledger:
+    """The ledger from the tables' rows (Spark rows or dicts with :data:`LEDGER_COLUMNS`)."""
     ledger = Ledger()
     ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in files]
     for r in consumptions:
         ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
+    ledger.intents = [Intent(*(r[c] for c in _INTENT_COLUMNS)) for r in intents]
     return ledger
 
 
 def _load(ctx: JobContext) -> Ledger:
     spark, config = ctx.spark, ctx.config
-    rows: dict[str, list] = {}
-    for spec in (OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES):
-        exists = delta_io.exists(spark, spec, config)
-        rows[spec.full_name] = (
-            _columns(delta_io.read(spark, spec, config), LEDGER_COLUMNS[spec.full_name]).collect() if exists else []
-        )
-    return ledger_from_rows(rows[OPS_INGESTED_FILES.full_name], rows[OPS_PROCESSED_BATCHES.full_name])
+    rows = [
+        _columns(delta_io.read(spark, spec, config), LEDGER_COLUMNS[spec.full_name]).collect()
+        if delta_io.exists(spark, spec, config)
+        else []
+        for spec in LEDGER_TABLES
+    ]
+    return ledger_from_rows(*rows)
 
 
 def ledger_key(config: LakehouseConfig) -> tuple[str, str]:
@@ -171,6 +231,12 @@ def ledger(ctx: JobContext) -> Ledger:
 def consumed(ctx: JobContext, consumer: str) -> dict[str, Consumption]:
     """What ``consumer`` recorded, by batch id (``BRONZE``: the committed batches)."""
     return ledger(ctx).consumed(consumer)
+
+
+def undone(ctx: JobContext) -> set[str]:
+    """Batches whose rows were removed (:func:`undo_unrecorded`): their recorded dates are days to
+    recompute, never dates the data has."""
+    return set(ledger(ctx).undone())
 
 
 def pending(ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,)) -> list[str]:
@@ -198,6 +264,39 @@ def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> No
     ctx.run.sink.add(OPS_PROCESSED_BATCHES, rows)
 
 
+def record_intents(ctx: JobContext, intents: list[Intent]) -> None:
+    """Commit the intents now, before the batches' rows are written (one commit)."""
+    if not intents:
+        return
+    rows = [(i.batch_id, i.run_id, i.file_name, i.content_sha256, i.min_event_date, i.max_event_date,
+             i.started_at or utc_now()) for i in intents]  # fmt: skip
+    delta_io.append(ctx.spark.createDataFrame(rows, OPS_BATCH_INTENTS.schema), OPS_BATCH_INTENTS, ctx.config)
+    ledger(ctx).intents.extend(intents)
+
+
+def undo_unrecorded(ctx: JobContext) -> list[Intent]:
+    """Remove the rows of batches whose run stopped between their intent and their record, from every
+    table of :data:`BATCH_TABLES`, and record each as ``undone`` (with the run's bookkeeping). Idempotent:
+    stopped again before that record, the next run finds the same intents and removes nothing more."""
+    stopped = ledger(ctx).unrecorded()
+    if not stopped:
+        return []
+    ids = sorted({i.batch_id for i in stopped})
+    for spec in BATCH_TABLES:
+        if delta_io.exists(ctx.spark, spec, ctx.config):
+            delta_io.ensure_table(ctx.spark, spec, ctx.config).delete(F.col("_batch_id").isin(ids))
+    now = utc_now()
+    names = ", ".join(spec.full_name for spec in BATCH_TABLES)
+    add_files(ctx, [
+        (i.batch_id, i.run_id, i.file_name, i.file_name, i.content_sha256, 0, 0, 0, 0, UNDONE, now, None,
+         i.min_event_date, i.max_event_date,
+         f"run {i.run_id} stopped after writing this batch and before recording it: run {ctx.run.run_id} "
+         f"removed its rows from {names}")
+        for i in stopped
+    ])  # fmt: skip
+    return stopped
+
+
 def add_files(ctx: JobContext, rows: list[tuple]) -> None:
     """New ``ops.ingested_files`` rows (registry column order), in the ledger now, written with the run."""
     book = ledger(ctx)
@@ -221,6 +320,8 @@ def full_refresh(ctx: JobContext, consumer: str | None, *tables: TableSpec) -> N
         if spec.full_name == OPS_INGESTED_FILES.full_name:
             ledger(ctx).files.clear()
             ctx.run.sink.discard(OPS_INGESTED_FILES)
+        if spec.full_name == OPS_BATCH_INTENTS.full_name:
+            ledger(ctx).intents.clear()
 
 
 def reset(ctx: JobContext, consumer: str | None = None) -> None:

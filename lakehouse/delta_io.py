@@ -22,7 +22,8 @@ class SchemaMismatchError(ValueError):
     """A DataFrame lacks columns that its target table requires."""
 
 
-def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+def conform(df: DataFrame, spec: TableSpec, keep: Sequence[str] = ()) -> DataFrame:
+    """``df`` as ``spec``'s columns, in order and cast to their types (plus the columns named in ``keep``)."""
     missing = [f.name for f in spec.schema.fields if f.name not in df.columns]
     if missing:
         raise SchemaMismatchError(f"{spec.full_name}: DataFrame lacks columns {missing}")
@@ -34,7 +35,7 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
             return F.col(field.name)
         return F.col(field.name).cast(field.dataType).alias(field.name)
 
-    return df.select(*[column(f) for f in spec.schema.fields])
+    return df.select(*[column(f) for f in spec.schema.fields], *keep)
 
 
 def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> bool:
@@ -169,22 +170,51 @@ def merge_insert_new(
     return last_operation_metrics(target)
 
 
+def merge_insert_or_replace(
+    df: DataFrame,
+    spec: TableSpec,
+    config: LakehouseConfig,
+    keys: Sequence[str],
+    replace_flag: str,
+    target_filter: str | None = None,
+) -> dict[str, int]:
+    """MERGE: insert source rows whose keys are not in the target; overwrite the matched target row
+    with the source row where the source's boolean column ``replace_flag`` is true (not stored)."""
+    target = ensure_table(df.sparkSession, spec, config)
+    source = conform(df, spec, keep=(replace_flag,))
+    columns = {f.name: f"s.`{f.name}`" for f in spec.schema.fields}
+    (
+        target.alias("t")
+        .merge(source.alias("s"), _merge_condition(keys, target_filter))
+        .whenMatchedUpdate(condition=f"s.`{replace_flag}`", set=columns)
+        .whenNotMatchedInsert(values=columns)
+        .execute()
+    )
+    return last_operation_metrics(target)
+
+
 def merge_upsert(
     df: DataFrame,
     spec: TableSpec,
     config: LakehouseConfig,
     keys: Sequence[str],
     target_filter: str | None = None,
+    delete_missing: bool = False,
 ) -> dict[str, int]:
-    """MERGE: update matched rows in place, insert the others (re-running a slice never duplicates)."""
+    """MERGE: update matched rows in place, insert the others (re-running a slice never duplicates).
+
+    ``delete_missing``: also delete the target rows within ``target_filter`` that the source lacks (the
+    source is then the whole content of that slice)."""
     target = ensure_table(df.sparkSession, spec, config)
-    (
+    merge = (
         target.alias("t")
         .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
-        .execute()
     )
+    if delete_missing:
+        merge = merge.whenNotMatchedBySourceDelete(condition=target_filter)
+    merge.execute()
     return last_operation_metrics(target)
 
 

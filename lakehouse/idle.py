@@ -79,10 +79,18 @@ def read_rows(spec: TableSpec, config: LakehouseConfig, columns: Sequence[str]) 
 
 
 def load_ledger(config: LakehouseConfig) -> batches.Ledger:
-    """The same :class:`~lakehouse.batches.Ledger` the jobs read under Spark, read by delta-rs."""
-    files = read_rows(OPS_INGESTED_FILES, config, batches.LEDGER_COLUMNS[OPS_INGESTED_FILES.full_name])
-    used = read_rows(OPS_PROCESSED_BATCHES, config, batches.LEDGER_COLUMNS[OPS_PROCESSED_BATCHES.full_name])
-    return batches.ledger_from_rows(files, used)
+    """The same :class:`~lakehouse.batches.Ledger` the jobs read under Spark, read by delta-rs (a table not
+    created yet reads as empty)."""
+    rows = [
+        read_rows(spec, config, batches.LEDGER_COLUMNS[spec.full_name]) if _has_log(spec, config) else []
+        for spec in batches.LEDGER_TABLES
+    ]
+    return batches.ledger_from_rows(*rows)
+
+
+def _has_log(spec: TableSpec, config: LakehouseConfig) -> bool:
+    local = _local_path(spec.path(config))
+    return local is None or (local / "_delta_log").is_dir()
 
 
 def append_rows(spec: TableSpec, rows: list[tuple], config: LakehouseConfig) -> None:

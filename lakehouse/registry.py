@@ -210,7 +210,8 @@ OPS_INGESTED_FILES = TableSpec(
         _f("rows_quarantined", LONG, False),
         _f("status", STRING, False, "committed | rejected (quarantine rate above threshold: quarantine rows "
            "written, accepted rows held back) | refused (wrong header or unreadable: nothing written) | "
-           "ignored (not a CSV export: not read)"),
+           "ignored (not a CSV export: not read) | undone (started by run_id, which stopped before recording "
+           "it: its rows were removed by a later run)"),
         _f("ingested_at", TS, False),
         _f("file_modified_at", TS, True, "modification time of the file when read: with name and size, the "
            "fast path that skips an ingested file without hashing it again"),
@@ -220,6 +221,20 @@ OPS_INGESTED_FILES = TableSpec(
     ]),
     "One row per file of the landing folder the bronze job decided on: each ingested batch, and each "
     "rejected, refused or ignored file, recorded once (an unchanged file is not looked at again).",
+)  # fmt: skip
+
+OPS_BATCH_INTENTS = TableSpec(
+    "ops", "batch_intents",
+    T.StructType([
+        _f("batch_id", STRING, False), _f("run_id", STRING, False, "the run about to write the batch's rows"),
+        _f("file_name", STRING, False), _f("content_sha256", STRING, False),
+        _f("min_event_date", DATE, True, "earliest event_date among the rows about to be written"),
+        _f("max_event_date", DATE, True, "latest event_date among the rows about to be written"),
+        _f("started_at", TS, False),
+    ]),
+    "One row per batch a run is about to write, committed before its rows: a batch with an intent and no "
+    "ops.ingested_files row of the same run was started by a run that stopped before its bookkeeping; the "
+    "next run removes its rows from every table that carries a batch id (ops.ingested_files status 'undone').",
 )  # fmt: skip
 
 OPS_JOB_RUNS = TableSpec(
@@ -444,7 +459,7 @@ TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY,
     GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
     GOLD_MILES_CATEGORY, GOLD_NEGATIVE_BALANCE,
-    OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
+    OPS_INGESTED_FILES, OPS_BATCH_INTENTS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
 
 

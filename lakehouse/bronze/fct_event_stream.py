@@ -30,7 +30,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -55,7 +55,7 @@ from lakehouse.config import LakehouseConfig
 from lakehouse.jobkit import Job, JobContext, JobFailed, param
 from lakehouse.ops import utc_now
 from lakehouse.quality import DqResult
-from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_INGESTED_FILES
+from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_BATCH_INTENTS, OPS_INGESTED_FILES
 
 log = logging.getLogger("lakehouse")
 
@@ -198,6 +198,12 @@ def _ingest_lines(
         }  # fmt: skip
         failures = {b: {n: int(profile[b][n]) for n in RULE_NAMES if b in profile and profile[b][n]} for b in batch_ids}
         accepted_ids = [b for b in batch_ids if not is_rejected(counts[b], threshold)]
+        # The intents before any row: a run stopped from here on leaves rows the next run can trace and undo.
+        batches.record_intents(ctx, [
+            batches.Intent(by_key[key].batch_id, run.run_id, by_key[key].name, by_key[key].sha256,
+                           *_span(profile.get(by_key[key].batch_id)))
+            for key in loadable
+        ])  # fmt: skip
 
         stored_quarantined = delta_io.replace_where(
             transform.quarantined_rows(checked_df), BRONZE_QUARANTINE, config, _in_list("_batch_id", batch_ids)
@@ -235,7 +241,7 @@ def _ingest_lines(
                 f"expected and {stored_quarantined} quarantined rows for {expected_quarantined})"
             )
         status = "rejected" if rejected else "committed"
-        lo, hi = (profile[b]["min_event_date"], profile[b]["max_event_date"]) if b in profile else (None, None)
+        lo, hi = _span(profile.get(b))
         message = rejection_message(source, c, failures[b], threshold) if rejected else ""
         manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, c.lines_read,
                          c.accepted, c.quarantined, status, ingested_at, source.modified_at, lo, hi,
@@ -246,6 +252,11 @@ def _ingest_lines(
         raise JobFailed("; ".join(broken))
     batches.add_files(ctx, manifest)
     return [results[key] for key in by_key]
+
+
+def _span(profile_row) -> tuple[date | None, date | None]:
+    """(earliest, latest) event_date of a batch's rows, from its profile row (None: no rows)."""
+    return (profile_row["min_event_date"], profile_row["max_event_date"]) if profile_row else (None, None)
 
 
 def _record_unwritten(ctx: JobContext, results: list[BatchResult], ingested_at: datetime) -> None:
@@ -268,7 +279,7 @@ def full_refresh(ctx: JobContext) -> None:
     and dim_users recomputes from the first day.
     """
     # The manifest before the data: a killed refresh leaves files that the next run re-ingests.
-    batches.full_refresh(ctx, None, OPS_INGESTED_FILES, BRONZE_EVENTS, BRONZE_QUARANTINE)
+    batches.full_refresh(ctx, None, OPS_INGESTED_FILES, OPS_BATCH_INTENTS, BRONZE_EVENTS, BRONZE_QUARANTINE)
 
 
 def _ignored(ctx: JobContext, others: list[ListedFile], ingested_at: datetime) -> None:
@@ -331,6 +342,9 @@ def ingest(
     ingested_at = ingested_at or utc_now()
     if refresh:
         full_refresh(ctx)
+    for stopped in batches.undo_unrecorded(ctx):
+        log.warning("batch %s of %s: run %s stopped after writing it and before recording it; its rows removed",
+                    stopped.batch_id, stopped.file_name, stopped.run_id)  # fmt: skip
     book = batches.ledger(ctx)
     committed = book.committed().values()
     seen = {f.fingerprint for f in committed}

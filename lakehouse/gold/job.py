@@ -110,11 +110,13 @@ def plan(ctx: JobContext, spec: TableSpec) -> Plan:
     everything = [silver[b] for b in (*mine, *pending) if b in silver]
     if any(c.rows_inserted and c.max_event_date_inserted is None for c in everything):
         return Plan(pending, None, True, None)  # batches recorded before the bookkeeping had dates
-    highs = [c.max_event_date_inserted for c in everything if c.max_event_date_inserted]
+    removed = batches.undone(ctx)  # their dates are days to recompute, not dates of the data
+    highs = [c.max_event_date_inserted for c in everything if c.max_event_date_inserted and c.batch_id not in removed]
     new_max = max(highs) if highs else None
     if not mine:
         return Plan(pending, None, True, new_max)
-    old_highs = [silver[b].max_event_date_inserted for b in mine if silver[b].max_event_date_inserted]
+    old_highs = [silver[b].max_event_date_inserted for b in mine if b not in removed]
+    old_highs = [d for d in old_highs if d]
     pending_silver = [b for b in pending if b in silver]
     old_max = max(old_highs) if old_highs else None
     candidates = [silver[b].min_event_date_inserted for b in pending_silver if silver[b].min_event_date_inserted]

@@ -224,7 +224,8 @@ def silver_date_bounds(ctx: JobContext) -> tuple[date | None, date | None]:
 
     Falls back to reading the table when a batch recorded before the bookkeeping had dates holds rows.
     """
-    recorded = batches.consumed(ctx, SILVER_EVENTS.full_name).values()
+    removed = batches.undone(ctx)
+    recorded = [c for b, c in batches.consumed(ctx, SILVER_EVENTS.full_name).items() if b not in removed]
     if any(c.rows_inserted and c.max_event_date_inserted is None for c in recorded):
         bounds = delta_io.read(ctx.spark, SILVER_EVENTS, ctx.config).agg(F.min("event_date"), F.max("event_date"))
         return tuple(bounds.first())  # type: ignore[return-value]
@@ -246,7 +247,8 @@ def auto_range(ctx: JobContext) -> tuple[date | None, date | None, list[str]]:
     mine = batches.consumed(ctx, CONSUMER)
     _, max_date = silver_date_bounds(ctx)
     # The snapshots reach the latest date of the batches this table consumed (none yet: no snapshot).
-    covered = [upstream[b].max_event_date_inserted for b in mine if b in upstream]
+    removed = batches.undone(ctx)
+    covered = [upstream[b].max_event_date_inserted for b in mine if b in upstream and b not in removed]
     last_ds = max((d for d in covered if d), default=None)
     if mine and last_ds is None and max_date is not None:  # consumed before the bookkeeping had dates
         last_ds = delta_io.read(ctx.spark, SILVER_DIM_USERS, ctx.config).agg(F.max("ds")).first()[0]
@@ -272,10 +274,19 @@ def build_range(spark: SparkSession, config: LakehouseConfig, start: date, end: 
     return build_snapshots(base_state(spark, config, start), events, start, end)
 
 
-def write_range(spark: SparkSession, config: LakehouseConfig, start: date, end: date) -> dict[str, int]:
+def write_range(
+    spark: SparkSession, config: LakehouseConfig, start: date, end: date, delete_missing: bool = False
+) -> dict[str, int]:
+    """Upsert the snapshots of ``start``..``end``. ``delete_missing``: also delete the stored snapshots of
+    those days the rebuilt ones lack (a batch was undone: a user may have had events only in it), and
+    every snapshot after ``end`` (the data may end earlier than it did)."""
     snapshots = build_range(spark, config, start, end)
     prune = f"t.ds >= DATE'{start.isoformat()}' AND t.ds <= DATE'{end.isoformat()}'"
-    return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, list(SILVER_DIM_USERS.keys), prune)
+    keys = list(SILVER_DIM_USERS.keys)
+    if delete_missing:
+        return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, keys, f"t.ds >= DATE'{start}'",
+                                     delete_missing=True)  # fmt: skip
+    return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, keys, prune)
 
 
 @dataclass(frozen=True)
@@ -301,10 +312,14 @@ def run(ctx: JobContext, params: Params) -> None:
         batches.full_refresh(ctx, CONSUMER, SILVER_DIM_USERS)
 
     consumed: list[str] = []
+    removed: list[str] = []
     if ds:
         start = end = ds
     elif not start:
         start, end, consumed = auto_range(ctx)
+        removed = [b for b in consumed if b in batches.undone(ctx)]
+        if removed and start is not None and end is not None and start > end:
+            start = end  # rows removed after the data's new last day: rebuild it, delete what follows
         if start is None or end is None or start > end:
             log.info("silver_dim_users: snapshots are up to date")
             ctx.run.rows_out = 0
@@ -312,7 +327,7 @@ def run(ctx: JobContext, params: Params) -> None:
             return
     assert start is not None and end is not None
     log.info("silver_dim_users: building snapshots %s .. %s", start, end)
-    metrics = write_range(spark, config, start, end)
+    metrics = write_range(spark, config, start, end, delete_missing=bool(consumed) and bool(removed))
     ctx.run.rows_out = metrics.get("numTargetRowsInserted", 0) + metrics.get("numTargetRowsUpdated", 0)
     batches.record(ctx, CONSUMER, [batches.Consumption(b) for b in consumed])
     ctx.run.parameters.update({"resolved_start": str(start), "resolved_end": str(end)})

@@ -53,6 +53,14 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     upstream = batches.consumed(ctx, SILVER_EVENTS.full_name)
     dated = [upstream[b] for b in pending if upstream[b].min_event_date_inserted]
     inserted = 0
+    removed = batches.undone(ctx)
+    for c in [c for c in dated if c.batch_id in removed]:
+        # An undone batch (lakehouse.batches.undo_unrecorded): its days are rebuilt from silver as it is now.
+        lo, hi = c.min_event_date_inserted, c.max_event_date_inserted
+        days = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("event_date").between(F.lit(lo), F.lit(hi)))
+        delta_io.replace_where(user_days(days), SILVER_USER_ACTIVITY, config,
+                               f"activity_date >= DATE'{lo}' AND activity_date <= DATE'{hi}'")  # fmt: skip
+    dated = [c for c in dated if c.batch_id not in removed]
     if dated:
         lo = min(c.min_event_date_inserted for c in dated)
         hi = max(c.max_event_date_inserted for c in dated)
