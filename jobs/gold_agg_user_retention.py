@@ -1,7 +1,7 @@
-"""spark-submit entry point of the job `gold_agg_user_retention` (lakehouse/gold/job.py)."""
+"""spark-submit entry point of the job `gold_agg_user_retention` (lakehouse/gold/refresh.py)."""
 
-from lakehouse.gold.job import JOBS
-from lakehouse.jobkit import exit_process
+from lakehouse.gold.refresh import JOBS
+from lakehouse.job_runtime import exit_process
 
 if __name__ == "__main__":
     exit_process(JOBS["gold_agg_user_retention"].main())

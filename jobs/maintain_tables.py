@@ -1,6 +1,6 @@
 """spark-submit entry point of the job `maintain_tables` (lakehouse/maintenance.py)."""
 
-from lakehouse.jobkit import exit_process
+from lakehouse.job_runtime import exit_process
 from lakehouse.maintenance import MAINTAIN_JOB
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """spark-submit entry point of the job `restore_table` (lakehouse/maintenance.py)."""
 
-from lakehouse.jobkit import exit_process
+from lakehouse.job_runtime import exit_process
 from lakehouse.maintenance import RESTORE_JOB
 
 if __name__ == "__main__":

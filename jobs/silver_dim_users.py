@@ -1,6 +1,6 @@
 """spark-submit entry point of the job `silver_dim_users` (lakehouse/silver/dim_users.py)."""
 
-from lakehouse.jobkit import exit_process
+from lakehouse.job_runtime import exit_process
 from lakehouse.silver.dim_users import JOB
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """spark-submit entry point of the job `silver_fct_events` (lakehouse/silver/fct_events.py)."""
 
-from lakehouse.jobkit import exit_process
+from lakehouse.job_runtime import exit_process
 from lakehouse.silver.fct_events import JOB
 
 if __name__ == "__main__":

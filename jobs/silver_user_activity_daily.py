@@ -1,6 +1,6 @@
 """spark-submit entry point of the job `silver_user_activity_daily` (lakehouse/silver/user_activity_daily.py)."""
 
-from lakehouse.jobkit import exit_process
+from lakehouse.job_runtime import exit_process
 from lakehouse.silver.user_activity_daily import JOB
 
 if __name__ == "__main__":

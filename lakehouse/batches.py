@@ -8,6 +8,8 @@ root: its committed batches are the upstream of ``silver.fct_events``. Every con
 this module, so the rule is written once:
 
 - :func:`pending` - batches every upstream has recorded and the consumer has not;
+- :func:`pending_work` - the same with the event-date span they changed (what every consumer needs to
+  know which days to recompute), and :func:`data_dates` - the first and last event date of silver;
 - :func:`consumed` - what the consumer (or an upstream) recorded per batch, with the event dates
   the batch inserted (``silver.fct_events`` records them; downstream consumers read them to know
   which days the new data can change);
@@ -32,15 +34,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import JobContext
-from lakehouse.ops import utc_now
+from lakehouse.job_runtime import JobContext
+from lakehouse.ops import ConsumptionRecord, FileRecord, IntentRecord, utc_now
 from lakehouse.registry import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -57,7 +58,8 @@ BRONZE = "bronze"
 
 @dataclass(frozen=True)
 class Consumption:
-    """What a consumer did with one batch (``ops.processed_batches`` row)."""
+    """What a consumer did with one batch: the part of its ``ops.processed_batches`` row that later runs
+    decide from (:class:`~lakehouse.ops.ConsumptionRecord` is the whole row)."""
 
     batch_id: str
     rows_in: int = 0
@@ -78,40 +80,6 @@ class Consumption:
         )
 
 
-@dataclass(frozen=True)
-class IngestedFile:
-    """The part of an ``ops.ingested_files`` row that incremental runs decide from."""
-
-    batch_id: str
-    file_name: str
-    file_size: int
-    file_modified_at: datetime | None
-    content_sha256: str
-    status: str
-    rows_accepted: int
-    min_event_date: date | None
-    max_event_date: date | None
-    status_reason: str | None = None
-    run_id: str | None = None
-
-    @property
-    def fingerprint(self) -> tuple[str, int, datetime | None]:
-        return self.file_name, self.file_size, self.file_modified_at
-
-
-@dataclass(frozen=True)
-class Intent:
-    """An ``ops.batch_intents`` row: a run is about to write a batch's rows (committed before them)."""
-
-    batch_id: str
-    run_id: str
-    file_name: str
-    content_sha256: str
-    min_event_date: date | None
-    max_event_date: date | None
-    started_at: datetime | None = None
-
-
 #: File statuses that a later run does not look at again while the file is unchanged.
 BAD = ("refused", "rejected")
 IGNORED = "ignored"
@@ -123,30 +91,30 @@ BATCH_TABLES = (BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS)
 
 @dataclass
 class Ledger:
-    files: list[IngestedFile] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
     #: consumer -> batch_id -> what it recorded.
     consumptions: dict[str, dict[str, Consumption]] = field(default_factory=dict)
-    intents: list[Intent] = field(default_factory=list)
+    intents: list[IntentRecord] = field(default_factory=list)
 
-    def committed(self) -> dict[str, IngestedFile]:
+    def committed(self) -> dict[str, FileRecord]:
         return {f.batch_id: f for f in self.files if f.status == "committed"}
 
-    def unrecorded(self) -> list[Intent]:
+    def unrecorded(self) -> list[IntentRecord]:
         """Intents no ``ops.ingested_files`` row of the same run answers: their run stopped first."""
         recorded = {(f.batch_id, f.run_id) for f in self.files}
         return [i for i in self.intents if (i.batch_id, i.run_id) not in recorded]
 
-    def undone(self) -> dict[str, IngestedFile]:
+    def undone(self) -> dict[str, FileRecord]:
         """Batches whose rows a run removed (their run stopped before recording them), not committed since."""
         committed = self.committed()
         return {f.batch_id: f for f in self.files if f.status == UNDONE and f.batch_id not in committed}
 
-    def unresolved(self) -> list[IngestedFile]:
+    def unresolved(self) -> list[FileRecord]:
         """Refused or rejected files whose batch was not committed since (retried or fixed in place)."""
         committed = self.committed()
         return [f for f in self.files if f.status in BAD and f.batch_id not in committed]
 
-    def ignored(self) -> list[IngestedFile]:
+    def ignored(self) -> list[FileRecord]:
         return [f for f in self.files if f.status == IGNORED]
 
     def consumed(self, consumer: str) -> dict[str, Consumption]:
@@ -166,27 +134,13 @@ class Ledger:
         mine[consumption.batch_id] = before.merged(consumption) if before else consumption
 
 
-_FILE_COLUMNS = (
-    "batch_id", "file_name", "file_size", "file_modified_at", "content_sha256", "status", "rows_accepted",
-    "min_event_date", "max_event_date", "status_reason", "run_id",
-)  # fmt: skip
-_INTENT_COLUMNS = tuple(f.name for f in OPS_BATCH_INTENTS.schema.fields)
-_CONSUMPTION_COLUMNS = (
-    "consumer", "batch_id", "rows_in", "rows_inserted", "min_event_date_inserted", "max_event_date_inserted",
-)  # fmt: skip
+def _columns(df, spec: TableSpec):
+    """``spec``'s columns of ``df``; a column an older version of the table lacks reads as null."""
+    return df.select(
+        *[F.col(f.name) if f.name in df.columns else F.lit(None).alias(f.name) for f in spec.schema.fields]
+    )
 
 
-def _columns(df, names: tuple[str, ...]):
-    """``names`` of ``df``; a column an older version of the table lacks reads as null."""
-    return df.select(*[F.col(n) if n in df.columns else F.lit(None).alias(n) for n in names])
-
-
-#: Columns read from each ledger table (a column an older version of the table lacks reads as null).
-LEDGER_COLUMNS = {
-    OPS_INGESTED_FILES.full_name: _FILE_COLUMNS,
-    OPS_PROCESSED_BATCHES.full_name: _CONSUMPTION_COLUMNS,
-    OPS_BATCH_INTENTS.full_name: _INTENT_COLUMNS,
-}
 #: The ledger's tables, in the order :func:`ledger_from_rows` takes their rows.
 LEDGER_TABLES = (OPS_INGESTED_FILES, OPS_PROCESSED_BATCHES, OPS_BATCH_INTENTS)
 
@@ -196,19 +150,20 @@ def ledger_from_rows(
     consumptions: Iterable[Mapping[str, Any]],
     intents: Iterable[Mapping[str, Any]] = (),
 ) -> Ledger:
-    """The ledger from the tables' rows (Spark rows or dicts with :data:`LEDGER_COLUMNS`)."""
+    """The ledger from the tables' rows (Spark rows or dicts with the tables' columns)."""
     ledger = Ledger()
-    ledger.files = [IngestedFile(*(r[c] for c in _FILE_COLUMNS)) for r in files]
-    for r in consumptions:
-        ledger.add(r["consumer"], Consumption(*(r[c] for c in _CONSUMPTION_COLUMNS[1:])))
-    ledger.intents = [Intent(*(r[c] for c in _INTENT_COLUMNS)) for r in intents]
+    ledger.files = [FileRecord.from_row(r) for r in files]
+    for r in map(ConsumptionRecord.from_row, consumptions):
+        ledger.add(r.consumer, Consumption(r.batch_id, r.rows_in, r.rows_inserted, r.min_event_date_inserted,
+                                           r.max_event_date_inserted))  # fmt: skip
+    ledger.intents = [IntentRecord.from_row(r) for r in intents]
     return ledger
 
 
 def _load(ctx: JobContext) -> Ledger:
     spark, config = ctx.spark, ctx.config
     rows = [
-        _columns(delta_io.read(spark, spec, config), LEDGER_COLUMNS[spec.full_name]).collect()
+        [r.asDict() for r in _columns(delta_io.read(spark, spec, config), spec).collect()]
         if delta_io.exists(spark, spec, config)
         else []
         for spec in LEDGER_TABLES
@@ -216,16 +171,12 @@ def _load(ctx: JobContext) -> Ledger:
     return ledger_from_rows(*rows)
 
 
-def ledger_key(config: LakehouseConfig) -> tuple[str, str]:
-    return ("ledger", config.paths.warehouse)
-
-
 def ledger(ctx: JobContext) -> Ledger:
-    """The bookkeeping of this warehouse, read once per application (kept in ``ctx.shared``)."""
-    key = ledger_key(ctx.config)
-    if key not in ctx.shared:
-        ctx.shared[key] = _load(ctx)
-    return ctx.shared[key]
+    """The bookkeeping of this warehouse, read once per application (kept in ``ctx.caches.ledgers``)."""
+    ledgers = ctx.caches.ledgers
+    if ctx.config.paths.warehouse not in ledgers:
+        ledgers[ctx.config.paths.warehouse] = _load(ctx)
+    return ledgers[ctx.config.paths.warehouse]
 
 
 def consumed(ctx: JobContext, consumer: str) -> dict[str, Consumption]:
@@ -249,6 +200,59 @@ def pending(ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,))
     return sorted((ready or set()) - set(book.consumed(consumer)))
 
 
+@dataclass(frozen=True)
+class PendingWork:
+    """A consumer's pending batches and the days they changed (what ``dates_from`` recorded for them)."""
+
+    batches: list[str]
+    #: The pending batches' records of the upstream that knows their event dates.
+    recorded: dict[str, Consumption]
+    #: Of the pending batches, those undone (their days are recomputed, never dates of the data).
+    undone: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.batches)
+
+    @property
+    def dated(self) -> list[Consumption]:
+        """The pending batches' records that carry event dates."""
+        return [c for b in self.batches if (c := self.recorded.get(b)) and c.min_event_date_inserted]
+
+    @property
+    def first_day(self) -> date | None:
+        return min((c.min_event_date_inserted for c in self.dated), default=None)
+
+    @property
+    def last_day(self) -> date | None:
+        return max((c.max_event_date_inserted for c in self.dated), default=None)
+
+
+def pending_work(
+    ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,), dates_from: str | None = None
+) -> PendingWork:
+    """:func:`pending` batches of ``consumer`` with the event dates ``dates_from`` (default: the first
+    upstream) recorded for them: the one place consumers learn which days new data changed."""
+    ids = pending(ctx, consumer, upstream)
+    recorded = consumed(ctx, dates_from or upstream[0])
+    return PendingWork(ids, {b: recorded[b] for b in ids if b in recorded}, frozenset(set(ids) & undone(ctx)))
+
+
+def data_dates(ctx: JobContext) -> tuple[date | None, date | None]:
+    """Earliest and latest event_date of ``silver.fct_events``, from its bookkeeping (no scan).
+
+    Undone batches do not count (their rows are gone). Falls back to reading the table when a batch
+    recorded before the bookkeeping had dates holds rows.
+    """
+    removed = undone(ctx)
+    recorded = [c for b, c in consumed(ctx, SILVER_EVENTS.full_name).items() if b not in removed]
+    if any(c.rows_inserted and c.max_event_date_inserted is None for c in recorded):
+        bounds = delta_io.read(ctx.spark, SILVER_EVENTS, ctx.config).agg(F.min("event_date"), F.max("event_date"))
+        return tuple(bounds.first())  # type: ignore[return-value]
+    lows = [c.min_event_date_inserted for c in recorded if c.min_event_date_inserted]
+    highs = [c.max_event_date_inserted for c in recorded if c.max_event_date_inserted]
+    return (min(lows) if lows else None), (max(highs) if highs else None)
+
+
 def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> None:
     """Mark ``batches`` consumed by ``consumer`` (written with the run's bookkeeping)."""
     batches = list(batches)
@@ -256,25 +260,25 @@ def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> No
         return
     now = utc_now()
     book = ledger(ctx)
-    rows = []
     for b in batches:
         book.add(consumer, b)
-        rows.append((consumer, b.batch_id, ctx.run.run_id, int(b.rows_in), int(b.rows_inserted),
-                     b.min_event_date_inserted, now, b.max_event_date_inserted))  # fmt: skip
-    ctx.run.sink.add(OPS_PROCESSED_BATCHES, rows)
+    ctx.run.sink.add([
+        ConsumptionRecord(consumer, b.batch_id, ctx.run.run_id, int(b.rows_in), int(b.rows_inserted),
+                          b.min_event_date_inserted, now, b.max_event_date_inserted)
+        for b in batches
+    ])  # fmt: skip
 
 
-def record_intents(ctx: JobContext, intents: list[Intent]) -> None:
+def record_intents(ctx: JobContext, intents: list[IntentRecord]) -> None:
     """Commit the intents now, before the batches' rows are written (one commit)."""
     if not intents:
         return
-    rows = [(i.batch_id, i.run_id, i.file_name, i.content_sha256, i.min_event_date, i.max_event_date,
-             i.started_at or utc_now()) for i in intents]  # fmt: skip
+    rows = [i.as_row() for i in intents]
     delta_io.append(ctx.spark.createDataFrame(rows, OPS_BATCH_INTENTS.schema), OPS_BATCH_INTENTS, ctx.config)
     ledger(ctx).intents.extend(intents)
 
 
-def undo_unrecorded(ctx: JobContext) -> list[Intent]:
+def undo_unrecorded(ctx: JobContext) -> list[IntentRecord]:
     """Remove the rows of batches whose run stopped between their intent and their record, from every
     table of :data:`BATCH_TABLES`, and record each as ``undone`` (with the run's bookkeeping). Idempotent:
     stopped again before that record, the next run finds the same intents and removes nothing more."""
@@ -288,23 +292,20 @@ def undo_unrecorded(ctx: JobContext) -> list[Intent]:
     now = utc_now()
     names = ", ".join(spec.full_name for spec in BATCH_TABLES)
     add_files(ctx, [
-        (i.batch_id, i.run_id, i.file_name, i.file_name, i.content_sha256, 0, 0, 0, 0, UNDONE, now, None,
-         i.min_event_date, i.max_event_date,
-         f"run {i.run_id} stopped after writing this batch and before recording it: run {ctx.run.run_id} "
-         f"removed its rows from {names}")
+        FileRecord(i.batch_id, i.run_id, source_file=i.file_name, file_name=i.file_name,
+                   content_sha256=i.content_sha256, file_size=0, lines_read=0, rows_accepted=0, rows_quarantined=0,
+                   status=UNDONE, ingested_at=now, min_event_date=i.min_event_date, max_event_date=i.max_event_date,
+                   status_reason=f"run {i.run_id} stopped after writing this batch and before recording it: "
+                                 f"run {ctx.run.run_id} removed its rows from {names}")
         for i in stopped
     ])  # fmt: skip
     return stopped
 
 
-def add_files(ctx: JobContext, rows: list[tuple]) -> None:
-    """New ``ops.ingested_files`` rows (registry column order), in the ledger now, written with the run."""
-    book = ledger(ctx)
-    names = [f.name for f in OPS_INGESTED_FILES.schema.fields]
-    for row in rows:
-        values = dict(zip(names, row, strict=True))
-        book.files.append(IngestedFile(*(values[c] for c in _FILE_COLUMNS)))
-    ctx.run.sink.add(OPS_INGESTED_FILES, rows)
+def add_files(ctx: JobContext, records: list[FileRecord]) -> None:
+    """New ``ops.ingested_files`` rows, in the ledger now, written with the run's bookkeeping."""
+    ledger(ctx).files.extend(records)
+    ctx.run.sink.add(records)
 
 
 def full_refresh(ctx: JobContext, consumer: str | None, *tables: TableSpec) -> None:
@@ -335,4 +336,4 @@ def reset(ctx: JobContext, consumer: str | None = None) -> None:
     else:
         table.delete(F.col("consumer") == consumer)
         book.consumptions.pop(consumer, None)
-        ctx.run.sink.discard(OPS_PROCESSED_BATCHES, lambda row: row[0] == consumer)
+        ctx.run.sink.discard(OPS_PROCESSED_BATCHES, lambda record: record.consumer == consumer)

@@ -330,8 +330,8 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
     (with Spark's event log in ``spec["eventlog_dir"]`` when given)."""
     began = time.perf_counter()
     from lakehouse.config import load_config, parse_override
-    from lakehouse.jobkit import setup_logging
-    from lakehouse.jobs import check_dag, job
+    from lakehouse.job_catalog import check_dag, job
+    from lakehouse.job_runtime import setup_logging
 
     setup_logging()
     overrides = dict(parse_override(s) for s in spec.get("sets", []))
@@ -343,8 +343,7 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
     jobs = [job(name) for name in config.dag]
     try:
         from lakehouse import idle
-        from lakehouse.batches import ledger_key
-        from lakehouse.jobkit import NeedsSpark, NoSpark
+        from lakehouse.job_runtime import NeedsSpark, NoSpark, RunCaches
     except ImportError:  # a checkout from before runs without Spark existed (the benchmark's "before")
         idle = None
     from lakehouse.pipeline import run_jobs
@@ -379,9 +378,9 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
     code = None
     if idle is not None and idle.available(config):
         # As lakehouse run does: a run with nothing to do is decided and recorded without Spark.
-        shared = {ledger_key(config): idle.load_ledger(config)}
+        caches = RunCaches(ledgers={config.paths.warehouse: idle.load_ledger(config)})
         try:
-            code = run_jobs(NoSpark(), config, jobs, values, timed, runs, shared=shared)
+            code = run_jobs(NoSpark(), config, jobs, values, timed, runs, caches=caches)
             result["without_spark"] = True
         except NeedsSpark:
             result["jobs"], runs = [], []
@@ -446,7 +445,7 @@ def idle_job(dag: Sequence[str]) -> str:
 
 def job_takes_input(name: str) -> bool:
     """The job declares an ``input`` parameter (its script takes ``--input``): bronze."""
-    from lakehouse.jobs import job
+    from lakehouse.job_catalog import job
 
     return "input" in {f.name for f in dataclasses.fields(job(name).params)}
 

@@ -30,7 +30,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _job(argv: list[str]) -> int:
-    from lakehouse.jobs import JOB_INDEX, job
+    from lakehouse.job_catalog import JOB_INDEX, job
 
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: lakehouse job NAME [--help | job arguments]\n\njobs: " + ", ".join(JOB_INDEX))
@@ -45,8 +45,8 @@ def _job(argv: list[str]) -> int:
 
 def _jobs(argv: list[str]) -> int:
     from lakehouse.config import ConfigError
-    from lakehouse.jobkit import base_parser, config_from_args
-    from lakehouse.jobs import JOB_INDEX, check_dag, job
+    from lakehouse.job_catalog import JOB_INDEX, check_dag, job
+    from lakehouse.job_runtime import base_parser, config_from_args
 
     args = base_parser("List every job and its place in conf's DAG.", "lakehouse jobs").parse_args(argv)
     try:
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``lakehouse`` console script."""
-    from lakehouse.jobkit import exit_process
+    from lakehouse.job_runtime import exit_process
 
     exit_process(main())
 

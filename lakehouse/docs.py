@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,7 +126,10 @@ def render_tables_md(tables: Sequence[TableSpec] = TABLES) -> str:
 def render_catalogue_section(tables: Sequence[TableSpec] = TABLES, tables_md: str = TABLES_MD.as_posix()) -> str:
     """The README lines between the markers (markers excluded): one line per table, linked into tables.md."""
     lines = [GENERATED_NOTE, ""]
-    lines += [f"- [`{t.full_name}`]({tables_md}#{anchor(t)}): {_text(t.grain)}" for t in tables]
+    for t in tables:
+        item = f"- [`{t.full_name}`]({tables_md}#{anchor(t)}): {_text(t.grain)}"
+        # Lines of at most 120 characters; the continuation lines stay in the list item.
+        lines += textwrap.wrap(item, width=120, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines) + "\n"
 
 

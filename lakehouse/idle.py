@@ -4,14 +4,14 @@ A daily run on a day without new files, or a scheduler's task whose inputs have 
 reads two small bookkeeping tables, finds nothing pending and records its run. Under Spark that
 costs a whole application: a JVM, a SparkContext, the first Delta reads of a cold JVM (measured in
 docs/performance.md). Here the **same job bodies** run with a stand-in for the session
-(:class:`~lakehouse.jobkit.NoSpark`) over the bookkeeping read by delta-rs (the ``deltalake``
+(:class:`~lakehouse.job_runtime.NoSpark`) over the bookkeeping read by delta-rs (the ``deltalake``
 package, no JVM):
 
 - a job whose inputs have nothing pending never touches its session: it decides from the ledger
   (:mod:`lakehouse.batches`) exactly as it does under Spark, and its run is recorded the same way
   (``ops.job_runs``, appended by delta-rs, one commit per ops table);
 - the first thing that does need Spark (a new or changed file, a pending batch, a table to read, a
-  full refresh) raises :class:`~lakehouse.jobkit.NeedsSpark`; nothing has been written then, and the
+  full refresh) raises :class:`~lakehouse.job_runtime.NeedsSpark`; nothing has been written then, and the
   run starts over under Spark as before.
 
 So the decision is the jobs' own code, not a second copy of it. Used for local warehouses and
@@ -34,7 +34,7 @@ from typing import Any
 
 from lakehouse import batches
 from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import Job, NeedsSpark, NoSpark
+from lakehouse.job_runtime import Job, NeedsSpark, NoSpark, RunCaches
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, OPS_PROCESSED_BATCHES, TableSpec
 
 log = logging.getLogger("lakehouse")
@@ -82,7 +82,7 @@ def load_ledger(config: LakehouseConfig) -> batches.Ledger:
     """The same :class:`~lakehouse.batches.Ledger` the jobs read under Spark, read by delta-rs (a table not
     created yet reads as empty)."""
     rows = [
-        read_rows(spec, config, batches.LEDGER_COLUMNS[spec.full_name]) if _has_log(spec, config) else []
+        read_rows(spec, config, [f.name for f in spec.schema.fields]) if _has_log(spec, config) else []
         for spec in batches.LEDGER_TABLES
     ]
     return batches.ledger_from_rows(*rows)
@@ -134,14 +134,14 @@ def heavy(config: LakehouseConfig, input_path: str | None = None, full_refresh: 
 
 
 def _attempt(config: LakehouseConfig, label: str, attempt: Any) -> Any:
-    """``attempt(shared)`` with the ledger read by delta-rs; None when Spark is needed after all."""
+    """``attempt(caches)`` with the ledger read by delta-rs; None when Spark is needed after all."""
     try:
-        shared = {batches.ledger_key(config): load_ledger(config)}
+        caches = RunCaches(ledgers={config.paths.warehouse: load_ledger(config)})
     except Exception as exc:  # an unreadable table: Spark reads it (and says what is wrong)
         log.info("%s: bookkeeping not readable without Spark (%s): starting Spark", label, exc)
         return None
     try:
-        return attempt(shared)
+        return attempt(caches)
     except NeedsSpark as exc:
         log.info("%s: there is work to do (%s): starting Spark", label, exc)
         return None
@@ -152,11 +152,11 @@ def run_job(job: Job, config: LakehouseConfig, params: Any) -> int | None:
     if not available(config, getattr(params, "input", None)):
         return None
 
-    def attempt(shared: dict) -> int:
+    def attempt(caches: RunCaches) -> int:
         from lakehouse.ops import OpsSink
 
         sink = OpsSink()
-        code = job.execute(NoSpark(), config, params, shared, sink)
+        code = job.execute(NoSpark(), config, params, caches, sink)
         sink.flush(NoSpark(), config)
         log.info("%s: nothing to do; recorded without starting Spark", job.name)
         return code
@@ -181,8 +181,8 @@ def run_dag(
     from lakehouse.pipeline import run_jobs
 
     runs: list = []
-    code = _attempt(config, "lakehouse run", lambda shared: run_jobs(NoSpark(), config, jobs, values,
-                                                                     runs=runs, shared=shared))  # fmt: skip
+    code = _attempt(config, "lakehouse run", lambda caches: run_jobs(NoSpark(), config, jobs, values,
+                                                                     runs=runs, caches=caches))  # fmt: skip
     if code is None:
         return None
     log.info("lakehouse run: nothing to do; recorded without starting Spark")

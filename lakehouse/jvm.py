@@ -165,7 +165,7 @@ def train(workdir: str) -> int:
     """The workload whose classes are archived: the DAG on a first delivery, then on a later file, the
     summary, then a clean JVM exit (the archive is written when the JVM exits)."""
     from lakehouse.config import load_config
-    from lakehouse.jobs import job
+    from lakehouse.job_catalog import job
     from lakehouse.pipeline import run_jobs
     from lakehouse.session import get_spark
     from lakehouse.summary import build_summary

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 
 from lakehouse import batches, delta_io
-from lakehouse.jobkit import Job, JobContext, JobFailed, param
+from lakehouse.job_runtime import Job, JobContext, JobFailed, param
 from lakehouse.registry import TABLES, TableSpec, table
 
 log = logging.getLogger("lakehouse")
@@ -166,7 +166,7 @@ class RestoreParams:
 
 
 def restore(ctx: JobContext, params: RestoreParams) -> None:
-    from lakehouse.gold.job import GOLD_TABLES, consumer
+    from lakehouse.gold.refresh import GOLD_TABLES, consumer
 
     spark, config = ctx.spark, ctx.config
     try:

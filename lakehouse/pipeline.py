@@ -4,7 +4,7 @@ Each job keeps its own run id, ``ops.job_runs`` row and exit status; the first f
 the run (its downstream jobs would read inconsistent inputs) and the summary is printed anyway. A
 job that ends ``partial`` (bronze with a refused or rejected file, ``bronze.on_bad_file:
 continue``) committed its good input: the DAG goes on, and the run exits 1.
-All jobs share one :class:`~lakehouse.jobkit.JobContext` ``shared`` store (the bookkeeping ledger
+All jobs share one :class:`~lakehouse.job_runtime.JobContext` ``shared`` store (the bookkeeping ledger
 is read once, the gold jobs compute their common inputs once) and one
 :class:`~lakehouse.ops.OpsSink`: the run's bookkeeping is written at the end, one commit per ops
 table, also when a job failed.
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lakehouse.config import ConfigError, LakehouseConfig
-from lakehouse.jobkit import EXIT_OK, EXIT_USAGE, Job, base_parser, config_from_args, setup_logging
-from lakehouse.jobs import check_dag, job
+from lakehouse.job_catalog import check_dag, job
+from lakehouse.job_runtime import EXIT_OK, EXIT_USAGE, Job, RunCaches, base_parser, config_from_args, setup_logging
 
 log = logging.getLogger("lakehouse")
 
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 
 def side_by_side(jobs: Sequence[Job]) -> list[list[Job]]:
-    """``jobs`` in order, consecutive jobs of one :attr:`~lakehouse.jobkit.Job.group` together."""
+    """``jobs`` in order, consecutive jobs of one :attr:`~lakehouse.job_runtime.Job.group` together."""
     groups: list[list[Job]] = []
     for j in jobs:
         if groups and j.group and groups[-1][-1].group == j.group:
@@ -124,29 +124,29 @@ def run_jobs(
     values: dict[str, Any],
     around: Callable[[str, Callable[[], int]], int] | None = None,
     runs: list | None = None,
-    shared: dict | None = None,
+    caches: RunCaches | None = None,
 ) -> int:
     """Run ``jobs`` in order in one application; stop at the first failure; write the bookkeeping once.
 
     ``values``: parameters offered to every job (each keeps the ones it declares). ``around`` wraps
     each step (the benchmark times them): it gets the step name and a callable that runs it.
     ``runs`` receives each job's :class:`~lakehouse.ops.JobRun` (the summary reports them).
-    ``shared`` seeds the jobs' shared store (:mod:`lakehouse.idle` hands in the ledger it read).
-    When ``spark`` is a :class:`~lakehouse.jobkit.NoSpark` and a job needs Spark after all,
-    :class:`~lakehouse.jobkit.NeedsSpark` propagates and nothing is written.
+    ``caches`` seeds the jobs' caches (:mod:`lakehouse.idle` hands in the ledger it read).
+    When ``spark`` is a :class:`~lakehouse.job_runtime.NoSpark` and a job needs Spark after all,
+    :class:`~lakehouse.job_runtime.NeedsSpark` propagates and nothing is written.
     """
-    from lakehouse.jobkit import NeedsSpark
+    from lakehouse.job_runtime import NeedsSpark
     from lakehouse.ops import OpsSink
 
     step = around or (lambda _name, fn: fn())
-    shared = shared if shared is not None else {}
+    caches = caches if caches is not None else RunCaches()
     sink = OpsSink()
     exit_code = EXIT_OK
     try:
         for group in side_by_side(jobs):
             mine: dict[str, list] = {j.name: [] for j in group}
             codes = _run_group(group, step, lambda j, out=mine: j.execute(spark, config, j.params_from(values),
-                                                                          shared, sink, out[j.name]))  # fmt: skip
+                                                                          caches, sink, out[j.name]))  # fmt: skip
             failed = False
             for j, code in zip(group, codes, strict=True):
                 if runs is not None:

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import NeedsSpark, has_spark
+from lakehouse.job_runtime import NeedsSpark, has_spark
 from lakehouse.ops import JobRun
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
@@ -318,8 +318,8 @@ def build_summary(
     The sections are independent queries, run a few at a time (Spark accepts jobs from several
     threads, and most of a small query's time is driver-side planning and log reading).
 
-    Without Spark (:class:`~lakehouse.jobkit.NoSpark`) the sections kept by the last summary are
-    printed again if no table changed since; else :class:`~lakehouse.jobkit.NeedsSpark`.
+    Without Spark (:class:`~lakehouse.job_runtime.NoSpark`) the sections kept by the last summary are
+    printed again if no table changed since; else :class:`~lakehouse.job_runtime.NeedsSpark`.
     """
     if not has_spark(spark):
         cached = None if table_counts else _read_cache(config)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.jobkit import base_parser, config_from_args, setup_logging
+from lakehouse.job_runtime import base_parser, config_from_args, setup_logging
 from lakehouse.registry import TABLES, TableSpec, table
 
 RUN_COLUMNS = ("_ingested_at",)

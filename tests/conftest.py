@@ -44,7 +44,7 @@ def config(tmp_path) -> LakehouseConfig:
 
 def job_context(spark, config: LakehouseConfig, job: str = "test"):
     """A job context as the job runner builds it (its own run bookkeeping, an empty shared store)."""
-    from lakehouse.jobkit import JobContext
+    from lakehouse.job_runtime import JobContext
     from lakehouse.ops import JobRun
 
     return JobContext(spark, config, JobRun(spark, config, job, {}))

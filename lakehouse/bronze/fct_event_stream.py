@@ -37,7 +37,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.batches import IngestedFile
 from lakehouse.bronze import transform
 from lakehouse.bronze.rules import RULE_NAMES, rule_severities
 from lakehouse.bronze.sources import (
@@ -52,8 +51,8 @@ from lakehouse.bronze.sources import (
     spark_path_key,
 )
 from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import Job, JobContext, JobFailed, param
-from lakehouse.ops import utc_now
+from lakehouse.job_runtime import Job, JobContext, JobFailed, param
+from lakehouse.ops import FileRecord, IntentRecord, utc_now
 from lakehouse.quality import DqResult
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_BATCH_INTENTS, OPS_INGESTED_FILES
 
@@ -200,8 +199,8 @@ def _ingest_lines(
         accepted_ids = [b for b in batch_ids if not is_rejected(counts[b], threshold)]
         # The intents before any row: a run stopped from here on leaves rows the next run can trace and undo.
         batches.record_intents(ctx, [
-            batches.Intent(by_key[key].batch_id, run.run_id, by_key[key].name, by_key[key].sha256,
-                           *_span(profile.get(by_key[key].batch_id)))
+            IntentRecord(by_key[key].batch_id, run.run_id, by_key[key].name, by_key[key].sha256,
+                         *_span(profile.get(by_key[key].batch_id)))
             for key in loadable
         ])  # fmt: skip
 
@@ -243,9 +242,8 @@ def _ingest_lines(
         status = "rejected" if rejected else "committed"
         lo, hi = _span(profile.get(b))
         message = rejection_message(source, c, failures[b], threshold) if rejected else ""
-        manifest.append((b, run.run_id, source.path, source.name, source.sha256, source.size, c.lines_read,
-                         c.accepted, c.quarantined, status, ingested_at, source.modified_at, lo, hi,
-                         message or None))  # fmt: skip
+        manifest.append(_record(source, run.run_id, status, ingested_at, c.lines_read, c.accepted, c.quarantined,
+                                lo, hi, message or None))  # fmt: skip
         results[key] = BatchResult(source, c.lines_read, c.accepted, c.quarantined, status, message)
     run.record_dq(dq)
     if broken:
@@ -261,13 +259,32 @@ def _span(profile_row) -> tuple[date | None, date | None]:
 
 def _record_unwritten(ctx: JobContext, results: list[BatchResult], ingested_at: datetime) -> None:
     """Manifest rows of the files nothing was written for (refused): recorded once, with the reason."""
-    rows = [
-        (r.file.batch_id, ctx.run.run_id, r.file.path, r.file.name, r.file.sha256, r.file.size, 0, 0, 0, r.status,
-         ingested_at, r.file.modified_at, None, None, r.message)
+    batches.add_files(ctx, [
+        _record(r.file, ctx.run.run_id, r.status, ingested_at, reason=r.message)
         for r in results
         if r.status == "refused"
-    ]  # fmt: skip
-    batches.add_files(ctx, rows)
+    ])  # fmt: skip
+
+
+def _record(
+    source: SourceFile,
+    run_id: str,
+    status: str,
+    ingested_at: datetime,
+    lines: int = 0,
+    accepted: int = 0,
+    quarantined: int = 0,
+    lo: date | None = None,
+    hi: date | None = None,
+    reason: str | None = None,
+) -> FileRecord:
+    """The ``ops.ingested_files`` row of a file the run decided on."""
+    return FileRecord(
+        batch_id=source.batch_id, run_id=run_id, source_file=source.path, file_name=source.name,
+        content_sha256=source.sha256, file_size=source.size, lines_read=lines, rows_accepted=accepted,
+        rows_quarantined=quarantined, status=status, ingested_at=ingested_at, file_modified_at=source.modified_at,
+        min_event_date=lo, max_event_date=hi, status_reason=reason,
+    )  # fmt: skip
 
 
 def full_refresh(ctx: JobContext) -> None:
@@ -291,8 +308,8 @@ def _ignored(ctx: JobContext, others: list[ListedFile], ingested_at: datetime) -
     for f in new:
         log.warning("ignored %s: %s", f.path, IGNORED_REASON)
     batches.add_files(ctx, [
-        (_unread_id(f, "ignored"), ctx.run.run_id, f.path, f.name, "", f.size, 0, 0, 0, batches.IGNORED,
-         ingested_at, f.modified_at, None, None, IGNORED_REASON)
+        _record(SourceFile(f.path, f.name, f.size, "", f.modified_at, _unread_id(f, "ignored")), ctx.run.run_id,
+                batches.IGNORED, ingested_at, reason=IGNORED_REASON)
         for f in new
     ])  # fmt: skip
     names = ", ".join(f.name for f in others[:10]) + (", ..." if len(others) > 10 else "")
@@ -307,7 +324,7 @@ def _unread_id(f: ListedFile, what: str) -> str:
     return hashlib.sha256(f"{what}:{f.name}:{f.size}:{f.modified_at}".encode()).hexdigest()[:16]
 
 
-def _known_bad(f: IngestedFile) -> str:
+def _known_bad(f: FileRecord) -> str:
     return (
         f"{f.file_name}: {f.status} by an earlier run and unchanged since, not processed again "
         f"({(f.status_reason or '')[:160]}). Fix or replace the file (a changed file is processed again), "

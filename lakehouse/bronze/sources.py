@@ -91,11 +91,11 @@ def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedF
     is taken as a CSV file whatever its name.
 
     One listing call; sizes and modification times come with it, so deciding which files are new
-    reads no file. Without Spark (:class:`~lakehouse.jobkit.NoSpark`, a run that may have nothing to
+    reads no file. Without Spark (:class:`~lakehouse.job_runtime.NoSpark`, a run that may have nothing to
     do) a local folder is listed by Python, giving the same paths, sizes and millisecond times as
     Hadoop's local file system.
     """
-    from lakehouse.jobkit import NeedsSpark, has_spark
+    from lakehouse.job_runtime import NeedsSpark, has_spark
 
     if not has_spark(spark):
         if "://" in input_path and not input_path.startswith("file:"):

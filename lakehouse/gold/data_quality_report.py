@@ -23,10 +23,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
+from lakehouse.job_runtime import Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
-from lakehouse.silver.dim_users import silver_date_bounds
 
 CONSUMER = GOLD_NEGATIVE_BALANCE.full_name
 #: The report reads the snapshots and the published weekly actives.
@@ -110,7 +109,8 @@ def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
 
 def run(ctx: JobContext, params: NoParams) -> None:
     spark, config = ctx.spark, ctx.config
-    pending = batches.pending(ctx, CONSUMER, UPSTREAM)
+    work = batches.pending_work(ctx, CONSUMER, UPSTREAM, dates_from=SILVER_EVENTS.full_name)
+    pending = work.batches
     if not pending:
         log.info("gold_data_quality_report: nothing new since the last report")
         ctx.run.rows_out = 0
@@ -123,18 +123,14 @@ def run(ctx: JobContext, params: NoParams) -> None:
     for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
         if not delta_io.exists(spark, spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
-    silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
-    _, latest_ds = silver_date_bounds(ctx)
+    _, latest_ds = batches.data_dates(ctx)
     latest = dim_users.where(F.col("ds") == F.lit(latest_ds)).localCheckpoint()
     negative = negative_balance_users(latest, dim_users).localCheckpoint()
     delta_io.overwrite_if_changed(negative, GOLD_NEGATIVE_BALANCE, config)
-    dated = [silver[b] for b in pending if b in silver and silver[b].min_event_date_inserted]
     new_events = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("_batch_id").isin(pending))
-    if dated:
-        lo = min(c.min_event_date_inserted for c in dated)
-        hi = max(c.max_event_date_inserted for c in dated)
-        new_events = new_events.where(F.col("event_date").between(F.lit(lo), F.lit(hi)))
+    if work.dated:
+        new_events = new_events.where(F.col("event_date").between(F.lit(work.first_day), F.lit(work.last_day)))
     warnings = [
         negative_balance_warning(negative, latest.count()),
         attribute_change_warning(new_events, latest),

@@ -127,7 +127,7 @@ def task_spec(
     python: str | None = None,
 ) -> dict:
     """The JSON the DAG file builds its tasks from (see :mod:`lakehouse.orchestration.dag_file`)."""
-    from lakehouse.jobs import check_dag, job
+    from lakehouse.job_catalog import check_dag, job
     from lakehouse.submit import is_cluster, job_submit
 
     check_dag(config)
@@ -338,7 +338,7 @@ def attention(config: LakehouseConfig, run_id: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lakehouse.jobkit import add_config_args, config_from_args
+    from lakehouse.job_runtime import add_config_args, config_from_args
 
     p = argparse.ArgumentParser(prog="lakehouse airflow", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=("render", "test", "up", "down", "status", "attention"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lakehouse.jobkit import add_config_args, config_from_args
+from lakehouse.job_runtime import add_config_args, config_from_args
 
 __all__ = ["add_config_args", "asks_for_warehouse", "config_from_args"]
 

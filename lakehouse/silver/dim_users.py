@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
 from lakehouse.config import LakehouseConfig
-from lakehouse.jobkit import Job, JobContext, param
+from lakehouse.job_runtime import Job, JobContext, param
 from lakehouse.registry import EVENT_TIME_PATTERN, SILVER_DIM_USERS, SILVER_EVENTS
 
 CONSUMER = SILVER_DIM_USERS.full_name
@@ -219,21 +219,6 @@ def stale_range(
     return (min(candidates) if candidates else None), max_event_date
 
 
-def silver_date_bounds(ctx: JobContext) -> tuple[date | None, date | None]:
-    """Earliest and latest event_date of ``silver.fct_events``, from its bookkeeping (no scan).
-
-    Falls back to reading the table when a batch recorded before the bookkeeping had dates holds rows.
-    """
-    removed = batches.undone(ctx)
-    recorded = [c for b, c in batches.consumed(ctx, SILVER_EVENTS.full_name).items() if b not in removed]
-    if any(c.rows_inserted and c.max_event_date_inserted is None for c in recorded):
-        bounds = delta_io.read(ctx.spark, SILVER_EVENTS, ctx.config).agg(F.min("event_date"), F.max("event_date"))
-        return tuple(bounds.first())  # type: ignore[return-value]
-    lows = [c.min_event_date_inserted for c in recorded if c.min_event_date_inserted]
-    highs = [c.max_event_date_inserted for c in recorded if c.max_event_date_inserted]
-    return (min(lows) if lows else None), (max(highs) if highs else None)
-
-
 def auto_range(ctx: JobContext) -> tuple[date | None, date | None, list[str]]:
     """(start, end, batch ids to mark consumed), from the bookkeeping alone.
 
@@ -242,19 +227,19 @@ def auto_range(ctx: JobContext) -> tuple[date | None, date | None, list[str]]:
     was stopped before its bookkeeping (see :func:`lakehouse.silver.fct_events.batch_effects`), so
     a crash between two commits cannot hide a late event. No scan of silver's history.
     """
-    pending = batches.pending(ctx, CONSUMER, (SILVER_EVENTS.full_name,))
+    work = batches.pending_work(ctx, CONSUMER, (SILVER_EVENTS.full_name,))
     upstream = batches.consumed(ctx, SILVER_EVENTS.full_name)
     mine = batches.consumed(ctx, CONSUMER)
-    _, max_date = silver_date_bounds(ctx)
+    _, max_date = batches.data_dates(ctx)
     # The snapshots reach the latest date of the batches this table consumed (none yet: no snapshot).
     removed = batches.undone(ctx)
     covered = [upstream[b].max_event_date_inserted for b in mine if b in upstream and b not in removed]
     last_ds = max((d for d in covered if d), default=None)
     if mine and last_ds is None and max_date is not None:  # consumed before the bookkeeping had dates
         last_ds = delta_io.read(ctx.spark, SILVER_DIM_USERS, ctx.config).agg(F.max("ds")).first()[0]
-    changed = [(upstream[b].min_event_date_inserted, upstream[b].max_event_date_inserted) for b in pending]
+    changed = [(c.min_event_date_inserted, c.max_event_date_inserted) for c in work.recorded.values()]
     start, end = stale_range(changed, last_ds, max_date)
-    return start, end, pending
+    return start, end, work.batches
 
 
 def base_state(spark: SparkSession, config: LakehouseConfig, start: date) -> DataFrame:

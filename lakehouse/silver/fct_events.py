@@ -29,7 +29,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.jobkit import Job, JobContext, param
+from lakehouse.job_runtime import Job, JobContext, param
 from lakehouse.registry import BRONZE_EVENTS, EVENT_TIME_PATTERN, SILVER_EVENTS
 
 CONSUMER = SILVER_EVENTS.full_name
@@ -138,19 +138,19 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     spark, config, run = ctx.spark, ctx.config, ctx.run
     if refresh:
         batches.full_refresh(ctx, CONSUMER, SILVER_EVENTS)
-    pending = batches.pending(ctx, CONSUMER)
+    work = batches.pending_work(ctx, CONSUMER)
+    pending = work.batches
     if not pending:
         log.info("silver_fct_events: no new bronze batches")
         run.rows_in = run.rows_out = 0
         return 0
-    files = batches.consumed(ctx, batches.BRONZE)
+    files = work.recorded
     rows_in = {b: files[b].rows_in for b in pending}
     with_rows = [files[b] for b in pending if files[b].rows_in]
     # Undone batches (lakehouse.batches.undo_unrecorded): their rows are gone from bronze and from here;
     # an event they had may also be in a batch this table already consumed, whose copy is restored from
     # bronze by reading every batch's rows of their days.
-    undone = batches.ledger(ctx).undone()
-    repairs = [files[b] for b in pending if b in undone and files[b].min_event_date_inserted]
+    repairs = [c for c in work.dated if c.batch_id in work.undone]
     inserted = 0
     per_batch: dict[str, tuple[int, date | None, date | None]] = {
         c.batch_id: (0, c.min_event_date_inserted, c.max_event_date_inserted) for c in repairs

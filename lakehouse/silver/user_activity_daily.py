@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.jobkit import Job, JobContext
+from lakehouse.job_runtime import Job, JobContext
 from lakehouse.registry import SILVER_EVENTS, SILVER_USER_ACTIVITY
 from lakehouse.silver.fct_events import Params
 
@@ -45,22 +45,21 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     spark, config = ctx.spark, ctx.config
     if refresh:
         batches.full_refresh(ctx, CONSUMER, SILVER_USER_ACTIVITY)
-    pending = batches.pending(ctx, CONSUMER, UPSTREAM)
+    work = batches.pending_work(ctx, CONSUMER, UPSTREAM)
+    pending = work.batches
     if not pending:
         log.info("silver_user_activity_daily: no new batches")
         ctx.run.rows_in = ctx.run.rows_out = 0
         return 0
-    upstream = batches.consumed(ctx, SILVER_EVENTS.full_name)
-    dated = [upstream[b] for b in pending if upstream[b].min_event_date_inserted]
+    upstream = work.recorded
     inserted = 0
-    removed = batches.undone(ctx)
-    for c in [c for c in dated if c.batch_id in removed]:
+    for c in [c for c in work.dated if c.batch_id in work.undone]:
         # An undone batch (lakehouse.batches.undo_unrecorded): its days are rebuilt from silver as it is now.
         lo, hi = c.min_event_date_inserted, c.max_event_date_inserted
         days = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("event_date").between(F.lit(lo), F.lit(hi)))
         delta_io.replace_where(user_days(days), SILVER_USER_ACTIVITY, config,
                                f"activity_date >= DATE'{lo}' AND activity_date <= DATE'{hi}'")  # fmt: skip
-    dated = [c for c in dated if c.batch_id not in removed]
+    dated = [c for c in work.dated if c.batch_id not in work.undone]
     if dated:
         lo = min(c.min_event_date_inserted for c in dated)
         hi = max(c.max_event_date_inserted for c in dated)

@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 from lakehouse import delta_io
 from lakehouse.bronze import fct_event_stream as bronze
 from lakehouse.bronze.sources import IGNORED_REASON, SourceFile, read_numbered_lines
-from lakehouse.jobkit import JobFailed
+from lakehouse.job_runtime import JobFailed
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_DQ_RESULTS, OPS_INGESTED_FILES, TableSpec
 from tests.conftest import REPO_ROOT, job_context, make_config, run_step
 from tests.reference import spec_reference

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io, generator, pipeline
 from lakehouse.gold.activity import gold_inputs, user_activity, user_segments
-from lakehouse.gold.job import GOLD_TABLES, run_all_checks
+from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
 from lakehouse.registry import (
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,
@@ -233,7 +233,7 @@ def test_rerun_of_the_whole_dag_changes_no_table(spark, sample_pipeline):
 def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatch, tmp_path):
     from lakehouse import batches
     from lakehouse.gold import checks
-    from lakehouse.gold.job import consumer
+    from lakehouse.gold.refresh import consumer
     from lakehouse.quality import DqResult
 
     # On a copy of the sample warehouse whose retention table must be rebuilt (its bookkeeping reset).

@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io, pipeline
 from lakehouse.bronze.sources import list_input_files
-from lakehouse.gold.job import JOBS as GOLD_JOBS
-from lakehouse.jobkit import NeedsSpark, NoSpark
+from lakehouse.gold.refresh import JOBS as GOLD_JOBS
+from lakehouse.job_runtime import NeedsSpark, NoSpark
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
 from tests.conftest import SAMPLE_FILES, make_config
 

@@ -26,9 +26,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, generator, pipeline
-from lakehouse.gold.job import GOLD_TABLES
-from lakehouse.gold.job import consumer as gold_consumer
-from lakehouse.jobs import job
+from lakehouse.gold.refresh import GOLD_TABLES
+from lakehouse.gold.refresh import consumer as gold_consumer
+from lakehouse.job_catalog import job
 from lakehouse.lock import LockHeld, lock_path, writer_lock
 from lakehouse.maintenance import MAINTAIN_JOB, RESTORE_JOB, MaintainParams, RestoreParams, live_files, stored_files
 from lakehouse.pipeline import run_jobs

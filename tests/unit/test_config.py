@@ -40,8 +40,8 @@ def test_bad_values_name_the_key(overrides, message):
 
 def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
     from lakehouse.cli import main as lakehouse
-    from lakehouse.jobkit import EXIT_USAGE
-    from lakehouse.jobs import JOB_INDEX, check_dag
+    from lakehouse.job_catalog import JOB_INDEX, check_dag
+    from lakehouse.job_runtime import EXIT_USAGE
     from lakehouse.pipeline import main as run_pipeline
 
     check_dag(load_config())  # the shipped DAG names real jobs
@@ -55,8 +55,8 @@ def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
 
 
 def test_contradictory_job_arguments_exit_2_before_spark_starts():
-    from lakehouse.jobkit import EXIT_USAGE
-    from lakehouse.jobs import job
+    from lakehouse.job_catalog import job
+    from lakehouse.job_runtime import EXIT_USAGE
 
     dim_users = job("silver_dim_users")
     assert (

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold import activity as metrics
 from lakehouse.gold.agg_engagement_daily import engagement_daily
-from lakehouse.gold.job import GOLD_TABLES, run_all_checks
+from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
 from lakehouse.registry import (
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,

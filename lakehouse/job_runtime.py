@@ -29,6 +29,8 @@ from lakehouse.config import ConfigError, LakehouseConfig, load_config
 if typing.TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from lakehouse.batches import Ledger
+    from lakehouse.gold.refresh import GoldComputation, GoldKey
     from lakehouse.ops import JobRun, OpsSink
 
 log = logging.getLogger("lakehouse")
@@ -73,18 +75,26 @@ def param(default: Any = None, help: str = "") -> Any:
 
 
 @dataclass
-class JobContext:
-    """What a job body gets besides its parameters.
+class RunCaches:
+    """What the jobs of one Spark application reuse from each other, each cache named and typed.
 
-    ``shared`` lives as long as the Spark application: the DAG runner passes one context to every
-    job, so jobs of one run can reuse each other's in-memory results (the gold jobs share their
-    compact inputs). A job run alone starts with an empty one.
+    The DAG runner hands one to every job of a run; a job run alone starts with empty caches.
     """
+
+    #: The bookkeeping ledger of each warehouse, read once per application (:func:`lakehouse.batches.ledger`).
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+    #: The gold tables' shared inputs per (warehouse, since, last date, gold settings) (:mod:`lakehouse.gold.refresh`).
+    gold_inputs: dict[GoldKey, GoldComputation] = field(default_factory=dict)
+
+
+@dataclass
+class JobContext:
+    """What a job body gets besides its parameters (``caches`` live as long as the Spark application)."""
 
     spark: SparkSession
     config: LakehouseConfig
     run: JobRun
-    shared: dict[Any, Any] = field(default_factory=dict)
+    caches: RunCaches = field(default_factory=RunCaches)
 
 
 P = TypeVar("P")
@@ -119,7 +129,7 @@ class Job(Generic[P]):
         spark: SparkSession,
         config: LakehouseConfig,
         params: P,
-        shared: dict | None = None,
+        caches: RunCaches | None = None,
         sink: OpsSink | None = None,
         runs: list[JobRun] | None = None,
     ) -> int:
@@ -132,7 +142,7 @@ class Job(Generic[P]):
 
         own_sink = sink is None
         run = JobRun(spark, config, self.name, _jsonable(params), sink=sink if sink is not None else OpsSink())
-        ctx = JobContext(spark, config, run, shared if shared is not None else {})
+        ctx = JobContext(spark, config, run, caches if caches is not None else RunCaches())
         if runs is not None:
             runs.append(run)
         log.info("%s: starting run %s", self.name, run.run_id)

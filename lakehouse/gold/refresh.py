@@ -52,7 +52,7 @@ from lakehouse.gold import (
 )
 from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, week_start_of
 from lakehouse.gold.table import GoldTable
-from lakehouse.jobkit import Job, JobContext, JobFailed, NoParams
+from lakehouse.job_runtime import Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS, SILVER_USER_ACTIVITY, TableSpec
 
@@ -102,7 +102,8 @@ class Plan:
 def plan(ctx: JobContext, spec: TableSpec) -> Plan:
     """Pending batches and the first day they change, from the bookkeeping alone."""
     name = consumer(spec, ctx.config)
-    pending = batches.pending(ctx, name, UPSTREAM)
+    work = batches.pending_work(ctx, name, UPSTREAM, dates_from=SILVER_EVENTS.full_name)
+    pending = work.batches
     silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
     mine = [b for b in batches.consumed(ctx, name) if b in silver]
     if not pending:
@@ -117,12 +118,23 @@ def plan(ctx: JobContext, spec: TableSpec) -> Plan:
         return Plan(pending, None, True, new_max)
     old_highs = [silver[b].max_event_date_inserted for b in mine if b not in removed]
     old_highs = [d for d in old_highs if d]
-    pending_silver = [b for b in pending if b in silver]
     old_max = max(old_highs) if old_highs else None
-    candidates = [silver[b].min_event_date_inserted for b in pending_silver if silver[b].min_event_date_inserted]
+    candidates = [c.min_event_date_inserted for c in work.dated]
     if new_max is not None and (old_max is None or new_max > old_max):
         candidates.append(old_max + timedelta(days=1) if old_max else new_max)
     return Plan(pending, min(candidates) if candidates else None, False, new_max)
+
+
+@dataclass(frozen=True)
+class GoldKey:
+    """What the gold tables' shared inputs depend on (their cache key in ``ctx.caches.gold_inputs``)."""
+
+    warehouse: str
+    since: date | None
+    max_event_date: date | None
+    week_start: str
+    lookback_weeks: int
+    max_week_offset: int
 
 
 @dataclass
@@ -170,12 +182,13 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
         if not delta_io.exists(spark, spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the silver jobs of the DAG first")
     gold = config.gold
-    key = ("gold", config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,
-           gold.max_week_offset)  # fmt: skip
-    if key in ctx.shared:
-        return ctx.shared[key]
-    for stale in [k for k in ctx.shared if isinstance(k, tuple) and k[:1] == ("gold",) and k[3] != max_event_date]:
-        del ctx.shared[stale]  # keep only the computations of the newest data alive
+    key = GoldKey(config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,
+                  gold.max_week_offset)  # fmt: skip
+    cache = ctx.caches.gold_inputs
+    if key in cache:
+        return cache[key]
+    for stale in [k for k in cache if k.max_event_date != max_event_date]:
+        del cache[stale]  # keep only the computations of the newest data alive
     activity = delta_io.read(spark, SILVER_USER_ACTIVITY, config)
     if max_event_date is None:
         max_event_date = activity.agg(F.max("activity_date")).first()[0]
@@ -209,7 +222,7 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
         return delta_io.read(spark, GOLD_TABLES[full_name].spec, config)
 
     computation = GoldComputation(inputs, activity.count(), previous)
-    ctx.shared[key] = computation
+    cache[key] = computation
     return computation
 
 
