@@ -286,7 +286,7 @@ SILVER_EVENTS = TableSpec(
         _f("event_type", STRING, False), _f("transaction_category", STRING), _f("miles_amount", MILES),
         _f("platform", STRING, False), _f("utm_source", STRING, False), _f("country", STRING, False),
         _f("event_data", STRING, False, "JSON: transaction_category, miles_amount, platform"),
-        _f("_batch_id", STRING, False, "bronze batch that first delivered the event"),
+        _f("_batch_id", STRING, False, "bronze batch of the copy kept: the file whose name sorts first"),
     ]),
     "One row per distinct event_id.",
     ("event_date",),
