@@ -289,6 +289,14 @@ def undo_unrecorded(ctx: JobContext) -> list[IntentRecord]:
     for spec in BATCH_TABLES:
         if delta_io.exists(ctx.spark, spec, ctx.config):
             delta_io.ensure_table(ctx.spark, spec, ctx.config).delete(F.col("_batch_id").isin(ids))
+    # The stopped run's bookkeeping is written side by side: its ops.processed_batches rows may have committed
+    # without its ops.ingested_files rows. Forget them too, so every consumer takes the batch up again.
+    book = ledger(ctx)
+    if any(b in mine for mine in book.consumptions.values() for b in ids):
+        delta_io.ensure_table(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config).delete(F.col("batch_id").isin(ids))
+        for mine in book.consumptions.values():
+            for b in ids:
+                mine.pop(b, None)
     now = utc_now()
     names = ", ".join(spec.full_name for spec in BATCH_TABLES)
     add_files(ctx, [

@@ -302,7 +302,8 @@ def run(ctx: JobContext, params: Params) -> None:
         start = end = ds
     elif not start:
         start, end, consumed = auto_range(ctx)
-        removed = [b for b in consumed if b in batches.undone(ctx)]
+        undone = batches.undone(ctx)
+        removed = [b for b in consumed if b in undone]
         if removed and start is not None and end is not None and start > end:
             start = end  # rows removed after the data's new last day: rebuild it, delete what follows
         if start is None or end is None or start > end:

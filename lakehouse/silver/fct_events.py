@@ -180,11 +180,14 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
             per_batch |= {r["_batch_id"]: (int(r["inserted"]), r["lo"], r["hi"]) for r in effects}
             replaced = sum(int(r["replaced"]) for r in effects)
             if replaced or any(v[0] for v in per_batch.values()):
-                changes = candidates.where(F.col("_present").isNull() | F.col("_replace"))
                 prune = f"t.event_date >= DATE'{lo}' AND t.event_date <= DATE'{hi}'"
-                metrics = delta_io.merge_insert_or_replace(
-                    changes, SILVER_EVENTS, config, ["event_id", "event_date"], "_replace", prune
-                )
+                keys = ["event_id", "event_date"]
+                if replaced:
+                    changes = candidates.where(F.col("_present").isNull() | F.col("_replace"))
+                    metrics = delta_io.merge_insert_or_replace(changes, SILVER_EVENTS, config, keys, "_replace", prune)
+                else:  # the usual day: Delta's insert-only MERGE (no join to find files to rewrite)
+                    new_df = candidates.where(F.col("_present").isNull())
+                    metrics = delta_io.merge_insert_new(new_df, SILVER_EVENTS, config, keys, prune)
                 inserted = metrics.get("numTargetRowsInserted", sum(v[0] for v in per_batch.values()))
                 if replaced:
                     log.info("silver_fct_events: %d stored copies replaced by copies that rank first", replaced)

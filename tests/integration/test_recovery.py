@@ -1,9 +1,10 @@
 """Two recovery edges: every row traceable to a recorded batch after a crash, and a dedup rule that does
 not depend on the order files arrive in.
 
-1. A run is killed after bronze and silver committed a file's rows, before the run's bookkeeping; the
-   file is then changed in place. The next run must undo the rows of the batch that was started and
-   never recorded (in every table that received them) and ingest the new content as an ordinary batch:
+1. A run is killed after bronze and silver committed a file's rows, before the run's bookkeeping (or in the
+   middle of it: the consumers' records committed, the file manifest not); the file is then changed in
+   place. The next run must undo the rows of the batch that was started and never recorded (in every table
+   that received them) and ingest the new content as an ordinary batch:
    every table equals a clean run on the changed file, and ``ops.ingested_files`` accounts for every
    bronze row.
 2. The same event in two files delivered as b.csv, then a.csv, over two daily runs: every table equals a
@@ -40,17 +41,24 @@ def base_files(tmp_path_factory) -> list[Path]:
     return files
 
 
-def _killing_after_silver_events(monkeypatch) -> None:
-    """Die at the first write to a table other than bronze's, silver.fct_events and the batch intents:
-    bronze and silver have committed the new file's rows, the run's bookkeeping is never written."""
-    allowed = {"bronze", "silver.fct_events", "ops.batch_intents"}
+#: Where the run dies: at the first write to a table it refuses (every write before it commits).
+KILL_POINTS = {
+    # After bronze, its intents and silver.fct_events committed the new file's rows: no bookkeeping written.
+    "after_silver_events": lambda spec: (
+        spec.layer != "bronze" and spec.full_name not in ("silver.fct_events", "ops.batch_intents")
+    ),
+    # During the bookkeeping, written side by side: every table but ops.ingested_files committed (the
+    # consumers recorded the batch, the manifest never did).
+    "mid_bookkeeping": lambda spec: spec.full_name == "ops.ingested_files",
+}
+
+
+def _killing_at(monkeypatch, refused) -> None:
     for name in ("append", "replace_where", "overwrite", "merge_insert_new", "merge_insert_or_replace", "merge_upsert"):
-        real = getattr(delta_io, name, None)
-        if real is None:
-            continue
+        real = getattr(delta_io, name)
 
         def guarded(df, spec, *args, _real=real, **kwargs):
-            if spec.layer not in allowed and spec.full_name not in allowed:
+            if refused(spec):
                 raise Killed()
             return _real(df, spec, *args, **kwargs)
 
@@ -72,7 +80,10 @@ def _change_in_place(path: Path) -> None:
     os.utime(path, (stat.st_atime, stat.st_mtime + 60))
 
 
-def test_a_killed_run_then_a_file_changed_in_place_leaves_no_untraced_rows(spark, tmp_path, base_files, monkeypatch):
+@pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
+def test_a_killed_run_then_a_file_changed_in_place_leaves_no_untraced_rows(
+    spark, tmp_path, base_files, monkeypatch, kill_point
+):
     first, second = base_files
     crashed = make_config(tmp_path / "crashed", tmp_path / "crashed_in", **GOLD)
     _copy([first], tmp_path / "crashed_in")
@@ -80,7 +91,7 @@ def test_a_killed_run_then_a_file_changed_in_place_leaves_no_untraced_rows(spark
     before = {spec: delta_io.read(spark, spec, crashed).count() for spec in (BRONZE_EVENTS, SILVER_EVENTS)}
     _copy([second], tmp_path / "crashed_in")
     with monkeypatch.context() as patch:
-        _killing_after_silver_events(patch)
+        _killing_at(patch, KILL_POINTS[kill_point])
         with pytest.raises(Killed):
             _dag(spark, crashed)
     for spec, rows in before.items():  # the killed run had committed the old content's rows
