@@ -19,7 +19,8 @@ How it reaches every driver JVM: ``spark-submit`` sources ``$SPARK_CONF_DIR/spar
 ``pyspark/conf/spark-env.sh`` of this virtualenv. :func:`write_spark_env` writes that file (from
 ``scripts/_bootstrap.sh``); it applies to ``spark-submit jobs/<job>.py``, to the sessions that
 ``lakehouse run`` / ``lakehouse job`` and the tests start (PySpark launches its JVM through
-``spark-submit``), to ``lakehouse cluster submit``'s driver and to the Thrift server. It sets:
+``spark-submit``), to ``lakehouse cluster submit``'s driver and to the Thrift server (a long-running
+server, which asks for :data:`FULL_JIT` instead of the C1-only flag). It sets:
 
 * ``SPARK_CONF_DIR`` to an empty folder: Spark's launcher puts the conf folder on the class path, and
   the JVM maps a CDS archive only when every folder on the class path is empty (a non-empty one
@@ -58,6 +59,8 @@ log = logging.getLogger("lakehouse")
 TRAINING_VERSION = "1"
 #: JIT flags of every driver JVM started through ``spark-submit`` from this virtualenv.
 JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m")
+#: The JIT of a driver JVM with a lot of work ahead (a backfill, a long-running server): C1 then C2.
+FULL_JIT = "-XX:TieredStopAtLevel=4"
 JVM_DIR = "jvm"
 ENV_FILE_MARKER = "# Written by lakehouse.jvm"
 

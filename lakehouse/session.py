@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.jars import DELTA_CATALOG, DELTA_EXTENSION, ensure_delta_jars, ensure_s3a_jars, uses_s3a
+from lakehouse.jvm import FULL_JIT
 
 
 def launched_by_spark_submit() -> bool:
@@ -63,10 +64,6 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
         )
     conf.update(config.spark.extra_conf)
     return conf
-
-
-#: The JIT of a driver JVM that has a lot of data to transform (see :func:`get_spark`).
-FULL_JIT = "-XX:TieredStopAtLevel=4"
 
 
 def get_spark(config: LakehouseConfig, app_name: str | None = None, *, full_jit: bool = False) -> SparkSession:

@@ -63,6 +63,7 @@ from lakehouse.registry import (
 )
 from lakehouse.serving.superset import service
 from lakehouse.serving.superset.bundle import SERVED_TABLES
+from lakehouse.serving.thrift.server import log_file as thrift_server_log
 from tests.services import free_port, project_env, run_logged, start_logged, thrift_cli, thrift_server, wait_logged
 
 pytestmark = pytest.mark.serving
@@ -563,11 +564,69 @@ CHARTS_DRAWN_JS = """(expected) => {
 }"""
 
 
+CHART_STATES_JS = """() => [...document.querySelectorAll('[data-test="chart-grid-component"]')].map(c => ({
+  drawn: !!c.querySelector('canvas, table'),
+  loading: !!c.querySelector('[data-test="loading-indicator"]'),
+  text: (c.innerText || '').replace(/\\s+/g, ' ').slice(0, 160),
+}))"""
+
+
+class _RequestLog:
+    """The page's requests to Superset's API that are still open or failed (for a timeout's message)."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, tuple[str, float]] = {}
+        self.failures: list[str] = []
+
+    def started(self, request) -> None:
+        if "/api/" in request.url:
+            self.open[id(request)] = (f"{request.method} {request.url}", time.monotonic())
+
+    def finished(self, request) -> None:
+        self.open.pop(id(request), None)
+
+    def failed(self, request) -> None:
+        self.open.pop(id(request), None)
+        self.failures.append(f"{request.method} {request.url}: {request.failure}")
+
+    def report(self) -> list[str]:
+        now = time.monotonic()
+        pending = [f"open for {now - began:.0f} s: {what}" for what, began in self.open.values()]
+        return pending + [f"failed: {what}" for what in self.failures]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return f"({path} missing)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _why_not_drawn(page, stack: Stack, slug: str, requests: _RequestLog, tmp_path: Path) -> str:
+    """What a dashboard that did not draw in time shows: each chart's state, the page's open or failed API
+    requests, a screenshot, and the tails of the Superset and Thrift server logs."""
+    shot = tmp_path / f"{slug}-timeout.png"
+    try:
+        states = page.evaluate(CHART_STATES_JS)
+        page.screenshot(path=str(shot), full_page=True)
+    except Exception as exc:  # the page itself may be what hangs
+        states = [f"page unreadable: {exc}"]
+    superset_log = service.Layout().state.log_file(service.SERVICE)
+    thrift_log = thrift_server_log(stack.thrift_state_dir)
+    return "\n".join([
+        f"{slug}: the charts were not drawn within 180 s (screenshot {shot})",
+        "charts:", *(f"  {state}" for state in states),
+        "requests:", *(f"  {line}" for line in requests.report()),
+        f"{superset_log} (tail):", _tail(superset_log, 60),
+        f"{thrift_log} (tail):", _tail(thrift_log),
+    ])  # fmt: skip
+
+
 def _chart_count(dashboard: dict[str, Any]) -> int:
     return sum(1 for node in dashboard["position"].values() if isinstance(node, dict) and node.get("type") == "CHART")
 
 
 def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     dashboards = _bundle_dashboards()
@@ -580,6 +639,10 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page_errors: list[str] = []
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            slow_requests = _RequestLog()
+            page.on("request", slow_requests.started)
+            page.on("requestfinished", slow_requests.finished)
+            page.on("requestfailed", slow_requests.failed)
             page.goto(f"{stack.superset_url}/login/")
             page.fill('[data-test="username-input"]', stack.superset_user)
             page.fill('[data-test="password-input"]', stack.superset_password)
@@ -589,7 +652,10 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
                 expected_charts = _chart_count(dashboard)
                 began = time.monotonic()
                 page.goto(f"{stack.superset_url}/superset/dashboard/{slug}/")
-                page.wait_for_function(CHARTS_DRAWN_JS, arg=expected_charts, timeout=180_000, polling=500)
+                try:
+                    page.wait_for_function(CHARTS_DRAWN_JS, arg=expected_charts, timeout=180_000, polling=500)
+                except PlaywrightTimeout:
+                    pytest.fail(_why_not_drawn(page, stack, slug, slow_requests, tmp_path))
                 page.wait_for_load_state("networkidle")
                 # Charts animate in; a still frame for the screenshot.
                 page.wait_for_timeout(1500)

@@ -43,6 +43,17 @@ def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_pa
     assert hiveconfs["hive.server2.custom.authentication.class"] == server_jar.AUTHENTICATOR
 
 
+def test_the_server_gets_the_full_jit_after_the_short_jobs_flags() -> None:
+    from lakehouse.jvm import FULL_JIT, JIT_OPTIONS
+
+    env = server.server_environment({"SPARK_SUBMIT_OPTS": "-Dcaller=1"})
+    # spark-env.sh writes its own flags (C1-only) first, then the caller's: the last JIT flag wins.
+    assert env["SPARK_SUBMIT_OPTS"].split() == ["-Dcaller=1", FULL_JIT]
+    assert FULL_JIT.startswith("-XX:TieredStopAtLevel=") and FULL_JIT not in JIT_OPTIONS
+    assert server.server_environment({})["SPARK_SUBMIT_OPTS"] == FULL_JIT
+    assert server.server_environment({})["SPARK_LOCAL_IP"] == "127.0.0.1"
+
+
 def test_credentials_are_generated_once_private_and_hashed(tmp_path: Path) -> None:
     first = auth.ensure_credentials(tmp_path)
     assert set(first) == set(auth.SERVICE_USERS)

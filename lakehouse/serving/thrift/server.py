@@ -7,12 +7,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse import processes
 from lakehouse.config import LakehouseConfig
+from lakehouse.jvm import FULL_JIT
 from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import create_database_statement, create_table_statement
 from lakehouse.serving.thrift import auth
@@ -149,6 +151,18 @@ def _spark_submit() -> str:
     return str(spark_home() / "bin" / "spark-submit")
 
 
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the server's ``spark-submit`` gets on top of ``environ``: loopback, this Python, and the full
+    tiered JIT. A server runs for hours: C2's faster code pays back, unlike in the short jobs that get the
+    C1-only JIT (:mod:`lakehouse.jvm`); ``spark-env.sh`` puts the caller's ``SPARK_SUBMIT_OPTS`` after its
+    own flags, so this one wins."""
+    return {
+        "SPARK_LOCAL_IP": environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        "PYSPARK_PYTHON": environ.get("PYSPARK_PYTHON", sys.executable),
+        "SPARK_SUBMIT_OPTS": f"{environ.get('SPARK_SUBMIT_OPTS', '')} {FULL_JIT}".strip(),
+    }
+
+
 def server_command(
     config: LakehouseConfig,
     host: str,
@@ -234,8 +248,7 @@ def start(
     write_registrations(config, state_dir)
     log_path = log_file(state_dir)
     cmd = server_command(config, host, port, state_dir, driver_memory)
-    env = {key: os.environ.get(key, value) for key, value in (("SPARK_LOCAL_IP", "127.0.0.1"),
-                                                              ("PYSPARK_PYTHON", sys.executable))}  # fmt: skip
+    env = server_environment(os.environ)
     service = _service(state_dir)
     began = time.monotonic()
     # Own session: the server outlives this command and is not hit by its terminal's signals.
