@@ -2,6 +2,7 @@
 
 from lakehouse.bronze.fct_event_stream import JOB
 from lakehouse.job_runtime import exit_process
+from lakehouse.launcher import job_main
 
 if __name__ == "__main__":
-    exit_process(JOB.main())
+    exit_process(job_main(JOB))

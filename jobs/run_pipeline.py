@@ -1,7 +1,7 @@
-"""spark-submit entry point of the whole DAG in one application (lakehouse/pipeline.py)."""
+"""spark-submit entry point of the whole DAG in one application (lakehouse/launcher.py)."""
 
 from lakehouse.job_runtime import exit_process
-from lakehouse.pipeline import main
+from lakehouse.launcher import run_main
 
 if __name__ == "__main__":
-    exit_process(main())
+    exit_process(run_main())

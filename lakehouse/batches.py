@@ -24,10 +24,13 @@ this module, so the rule is written once:
   from bronze the copies of events it held (:mod:`lakehouse.silver.fct_events`), the tables downstream
   recompute those days. A file changed in place after such a crash is then an ordinary new batch.
 
-The two ops tables are read once per Spark application into a :class:`Ledger` kept in the job
-context; records are added to it in memory at once and written with the run's bookkeeping (one
-commit per ops table per run, see :class:`lakehouse.ops.OpsSink`). Finding pending work therefore
-costs two small reads per run, whatever the history, and none after the first job.
+The three ledger tables are read once per run into a :class:`Ledger` (by delta-rs on a local
+warehouse, before any JVM starts: :func:`load_ledger`) and kept in the job context; records are added
+to it in memory at once and written with the run's bookkeeping (one commit per ops table per run, see
+:class:`lakehouse.ops.OpsSink`). Finding pending work therefore costs three small reads per run,
+whatever the history, and none after the first job. :meth:`Ledger.pending_work` is the one definition
+of a consumer's pending work: the job runtime decides from it whether a job has anything to do before
+its body runs (:class:`lakehouse.job_runtime.Consumes`), and the body reads its work from it.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.job_runtime import JobContext
-from lakehouse.ops import ConsumptionRecord, FileRecord, IntentRecord, utc_now
+from lakehouse import delta_io, delta_rs
+from lakehouse.config import LakehouseConfig
+from lakehouse.ops import ConsumptionRecord, FileRecord, IntentRecord, JobRun, append_records, utc_now
 from lakehouse.registry import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -89,6 +93,19 @@ UNDONE = "undone"
 BATCH_TABLES = (BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS)
 
 
+class _Caches(Protocol):
+    ledgers: dict[str, Ledger]
+
+
+class Context(Protocol):
+    """What the functions here need of a job's context (:class:`lakehouse.job_runtime.JobContext`)."""
+
+    spark: SparkSession
+    config: LakehouseConfig
+    run: JobRun
+    caches: _Caches
+
+
 @dataclass
 class Ledger:
     files: list[FileRecord] = field(default_factory=list)
@@ -133,6 +150,24 @@ class Ledger:
         before = mine.get(consumption.batch_id)
         mine[consumption.batch_id] = before.merged(consumption) if before else consumption
 
+    def pending(self, consumer: str, upstream: Sequence[str] = (BRONZE,)) -> list[str]:
+        """Batches every ``upstream`` consumer has recorded and ``consumer`` has not, sorted."""
+        ready: set[str] | None = None
+        for name in upstream:
+            ids = set(self.consumed(name))
+            ready = ids if ready is None else ready & ids
+        return sorted((ready or set()) - set(self.consumed(consumer)))
+
+    def pending_work(
+        self, consumer: str, upstream: Sequence[str] = (BRONZE,), dates_from: str | None = None
+    ) -> PendingWork:
+        """:meth:`pending` batches of ``consumer`` with the event dates ``dates_from`` (default: the first
+        upstream) recorded for them: the one place consumers learn which days new data changed."""
+        ids = self.pending(consumer, upstream)
+        recorded = self.consumed(dates_from or upstream[0])
+        undone = frozenset(set(ids) & set(self.undone()))
+        return PendingWork(ids, {b: recorded[b] for b in ids if b in recorded}, undone)
+
 
 def _columns(df, spec: TableSpec):
     """``spec``'s columns of ``df``; a column an older version of the table lacks reads as null."""
@@ -160,8 +195,13 @@ def ledger_from_rows(
     return ledger
 
 
-def _load(ctx: JobContext) -> Ledger:
-    spark, config = ctx.spark, ctx.config
+def load_ledger(config: LakehouseConfig, spark: SparkSession | None = None) -> Ledger:
+    """The warehouse's bookkeeping: read by delta-rs on a local warehouse (no JVM), else through Spark.
+    A table not created yet reads as empty."""
+    if delta_rs.usable(config):
+        return ledger_from_rows(*(delta_rs.read_rows(spec, config) for spec in LEDGER_TABLES))
+    if spark is None:
+        raise ValueError(f"the bookkeeping of {config.paths.warehouse} is read through Spark (not a local path)")
     rows = [
         [r.asDict() for r in _columns(delta_io.read(spark, spec, config), spec).collect()]
         if delta_io.exists(spark, spec, config)
@@ -171,33 +211,32 @@ def _load(ctx: JobContext) -> Ledger:
     return ledger_from_rows(*rows)
 
 
-def ledger(ctx: JobContext) -> Ledger:
-    """The bookkeeping of this warehouse, read once per application (kept in ``ctx.caches.ledgers``)."""
-    ledgers = ctx.caches.ledgers
-    if ctx.config.paths.warehouse not in ledgers:
-        ledgers[ctx.config.paths.warehouse] = _load(ctx)
-    return ledgers[ctx.config.paths.warehouse]
+def cached_ledger(ledgers: dict[str, Ledger], config: LakehouseConfig, spark: SparkSession | None) -> Ledger:
+    """The bookkeeping of this warehouse, read once per run (kept in ``ledgers``, by warehouse)."""
+    if config.paths.warehouse not in ledgers:
+        ledgers[config.paths.warehouse] = load_ledger(config, spark)
+    return ledgers[config.paths.warehouse]
 
 
-def consumed(ctx: JobContext, consumer: str) -> dict[str, Consumption]:
+def ledger(ctx: Context) -> Ledger:
+    """The run's ledger of this warehouse (:func:`cached_ledger` of ``ctx.caches.ledgers``)."""
+    return cached_ledger(ctx.caches.ledgers, ctx.config, ctx.spark)
+
+
+def consumed(ctx: Context, consumer: str) -> dict[str, Consumption]:
     """What ``consumer`` recorded, by batch id (``BRONZE``: the committed batches)."""
     return ledger(ctx).consumed(consumer)
 
 
-def undone(ctx: JobContext) -> set[str]:
+def undone(ctx: Context) -> set[str]:
     """Batches whose rows were removed (:func:`undo_unrecorded`): their recorded dates are days to
     recompute, never dates the data has."""
     return set(ledger(ctx).undone())
 
 
-def pending(ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,)) -> list[str]:
-    """Batches every ``upstream`` consumer has recorded and ``consumer`` has not, sorted."""
-    book = ledger(ctx)
-    ready: set[str] | None = None
-    for name in upstream:
-        ids = set(book.consumed(name))
-        ready = ids if ready is None else ready & ids
-    return sorted((ready or set()) - set(book.consumed(consumer)))
+def pending(ctx: Context, consumer: str, upstream: Sequence[str] = (BRONZE,)) -> list[str]:
+    """:meth:`Ledger.pending` of this warehouse's ledger."""
+    return ledger(ctx).pending(consumer, upstream)
 
 
 @dataclass(frozen=True)
@@ -228,16 +267,13 @@ class PendingWork:
 
 
 def pending_work(
-    ctx: JobContext, consumer: str, upstream: Sequence[str] = (BRONZE,), dates_from: str | None = None
+    ctx: Context, consumer: str, upstream: Sequence[str] = (BRONZE,), dates_from: str | None = None
 ) -> PendingWork:
-    """:func:`pending` batches of ``consumer`` with the event dates ``dates_from`` (default: the first
-    upstream) recorded for them: the one place consumers learn which days new data changed."""
-    ids = pending(ctx, consumer, upstream)
-    recorded = consumed(ctx, dates_from or upstream[0])
-    return PendingWork(ids, {b: recorded[b] for b in ids if b in recorded}, frozenset(set(ids) & undone(ctx)))
+    """:meth:`Ledger.pending_work` of this warehouse's ledger."""
+    return ledger(ctx).pending_work(consumer, upstream, dates_from)
 
 
-def data_dates(ctx: JobContext) -> tuple[date | None, date | None]:
+def data_dates(ctx: Context) -> tuple[date | None, date | None]:
     """Earliest and latest event_date of ``silver.fct_events``, from its bookkeeping (no scan).
 
     Undone batches do not count (their rows are gone). Falls back to reading the table when a batch
@@ -253,7 +289,7 @@ def data_dates(ctx: JobContext) -> tuple[date | None, date | None]:
     return (min(lows) if lows else None), (max(highs) if highs else None)
 
 
-def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> None:
+def record(ctx: Context, consumer: str, batches: Iterable[Consumption]) -> None:
     """Mark ``batches`` consumed by ``consumer`` (written with the run's bookkeeping)."""
     batches = list(batches)
     if not batches:
@@ -269,16 +305,15 @@ def record(ctx: JobContext, consumer: str, batches: Iterable[Consumption]) -> No
     ])  # fmt: skip
 
 
-def record_intents(ctx: JobContext, intents: list[IntentRecord]) -> None:
+def record_intents(ctx: Context, intents: list[IntentRecord]) -> None:
     """Commit the intents now, before the batches' rows are written (one commit)."""
     if not intents:
         return
-    rows = [i.as_row() for i in intents]
-    delta_io.append(ctx.spark.createDataFrame(rows, OPS_BATCH_INTENTS.schema), OPS_BATCH_INTENTS, ctx.config)
+    append_records(intents, ctx.spark, ctx.config)
     ledger(ctx).intents.extend(intents)
 
 
-def undo_unrecorded(ctx: JobContext) -> list[IntentRecord]:
+def undo_unrecorded(ctx: Context) -> list[IntentRecord]:
     """Remove the rows of batches whose run stopped between their intent and their record, from every
     table of :data:`BATCH_TABLES`, and record each as ``undone`` (with the run's bookkeeping). Idempotent:
     stopped again before that record, the next run finds the same intents and removes nothing more."""
@@ -310,13 +345,13 @@ def undo_unrecorded(ctx: JobContext) -> list[IntentRecord]:
     return stopped
 
 
-def add_files(ctx: JobContext, records: list[FileRecord]) -> None:
+def add_files(ctx: Context, records: list[FileRecord]) -> None:
     """New ``ops.ingested_files`` rows, in the ledger now, written with the run's bookkeeping."""
     ledger(ctx).files.extend(records)
     ctx.run.sink.add(records)
 
 
-def full_refresh(ctx: JobContext, consumer: str | None, *tables: TableSpec) -> None:
+def full_refresh(ctx: Context, consumer: str | None, *tables: TableSpec) -> None:
     """Forget what ``consumer`` (every consumer when None) consumed, then empty ``tables`` in order.
 
     Bookkeeping goes first: a run killed half-way leaves tables that are re-read in full by the
@@ -333,7 +368,7 @@ def full_refresh(ctx: JobContext, consumer: str | None, *tables: TableSpec) -> N
             ledger(ctx).intents.clear()
 
 
-def reset(ctx: JobContext, consumer: str | None = None) -> None:
+def reset(ctx: Context, consumer: str | None = None) -> None:
     """Forget what ``consumer`` (every consumer when None) consumed: its next run re-reads every batch."""
     table = delta_io.ensure_table(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config)
     book = ledger(ctx)

@@ -326,12 +326,14 @@ def add_event_log_profile(result: dict[str, Any], folder: str | Path) -> None:
 
 
 def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run conf's DAG once, the way :mod:`lakehouse.pipeline` does, timing and profiling each job
-    (with Spark's event log in ``spec["eventlog_dir"]`` when given)."""
+    """Run conf's DAG once through :func:`lakehouse.launcher.launch`, as ``lakehouse run`` does (lock,
+    decision without Spark, JIT, the jobs in one application, the summary), timing and profiling each
+    step (with Spark's event log in ``spec["eventlog_dir"]`` when given)."""
     began = time.perf_counter()
     from lakehouse.config import load_config, parse_override
     from lakehouse.job_catalog import check_dag, job
     from lakehouse.job_runtime import setup_logging
+    from lakehouse.launcher import SummaryRequest, launch
 
     setup_logging()
     overrides = dict(parse_override(s) for s in spec.get("sets", []))
@@ -341,87 +343,51 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
         config = with_event_log(config, spec["eventlog_dir"])
     check_dag(config)
     jobs = [job(name) for name in config.dag]
-    try:
-        from lakehouse import idle
-        from lakehouse.job_runtime import NeedsSpark, NoSpark, RunCaches
-    except ImportError:  # a checkout from before runs without Spark existed (the benchmark's "before")
-        idle = None
-    from lakehouse.pipeline import run_jobs
-    from lakehouse.session import get_spark
-
-    app_name = f"{config.app_name}:benchmark:{spec['label']}"
-    values = {"full_refresh": False, "input": None}
     warehouse = Path(config.paths.warehouse)
     result: dict[str, Any] = {"jobs": [], "exit_code": 0}
-    spark: Any = None
-    next_job_id: Callable[[], int | None] = lambda: None  # noqa: E731
+    counter: list[Callable[[], int | None]] = [lambda: None]
 
-    def timed(name: str, fn: Callable[[], int]) -> int:
-        versions, spark_jobs = delta_versions(warehouse), next_job_id()
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        versions, spark_jobs = delta_versions(warehouse), counter[0]()
         started_ms, t = _epoch_ms(), time.perf_counter()
-        code = fn()
+        value = fn()
         seconds, ended_ms = round(time.perf_counter() - t, 3), _epoch_ms(up=True)
-        result["jobs"].append(
-            {
-                "job": name,
-                "seconds": seconds,
-                "exit_code": code,
-                "spark_jobs": _difference(next_job_id(), spark_jobs),
-                "commits": new_commits(versions, delta_versions(warehouse), warehouse),
-                "started_ms": started_ms,
-                "ended_ms": ended_ms,
-            }
-        )
-        return code
-
-    runs: list = []
-    code = None
-    if idle is not None and idle.available(config):
-        # As lakehouse run does: a run with nothing to do is decided and recorded without Spark.
-        caches = RunCaches(ledgers={config.paths.warehouse: idle.load_ledger(config)})
-        try:
-            code = run_jobs(NoSpark(), config, jobs, values, timed, runs, caches=caches)
-            result["without_spark"] = True
-        except NeedsSpark:
-            result["jobs"], runs = [], []
-    if code is None:
-        # As lakehouse run does: the full tiered JIT when much new input waits (a backfill).
-        full_jit = idle is not None and idle.heavy(config)
-        spark = get_spark(config, app_name=app_name, **({"full_jit": True} if full_jit else {}))
-        next_job_id = _spark_job_counter(spark)
-        code = run_jobs(spark, config, jobs, values, timed, runs)
-    # Imports, and the JVM and session when the run needed Spark: what it paid outside its jobs.
-    result["spark_start_seconds"] = round(time.perf_counter() - began - sum(j["seconds"] for j in result["jobs"]), 3)
-    result["exit_code"] = code
-    if spec.get("summary", True) and not result["exit_code"]:
-        from lakehouse.summary import build_summary
-
-        versions, spark_jobs = delta_versions(warehouse), next_job_id()
-        started_ms, t = _epoch_ms(), time.perf_counter()
-        if spark is None and idle is not None:
-            try:
-                text = build_summary(NoSpark(), config, runs)
-            except NeedsSpark:
-                spark = get_spark(config, app_name=app_name)
-        if spark is not None:
-            text = build_summary(spark, config, runs)
-        seconds, ended_ms = round(time.perf_counter() - t, 3), _epoch_ms(up=True)
-        result["summary"] = {
+        entry = {
             "seconds": seconds,
-            "spark_jobs": _difference(next_job_id(), spark_jobs),
+            "spark_jobs": _difference(counter[0](), spark_jobs),
             "commits": new_commits(versions, delta_versions(warehouse), warehouse),
             "started_ms": started_ms,
             "ended_ms": ended_ms,
         }
-        print("\n" + text + "\n", flush=True)
+        if name == "summary":
+            result["summary"] = entry
+        else:
+            result["jobs"].append({"job": name, "exit_code": value, **entry})
+        return value
+
+    def started(spark: Any) -> None:
+        counter[0] = _spark_job_counter(spark)
+
+    summary = SummaryRequest() if spec.get("summary", True) else None
+    launched = launch(config, jobs, {"full_refresh": False, "input": None},
+                      app_name=f"{config.app_name}:benchmark:{spec['label']}", command=f"benchmark {spec['label']}",
+                      summary=summary, around=timed, started=started)  # fmt: skip
+    if launched.without_spark:
+        result["without_spark"] = True
+    step_seconds = sum(j["seconds"] for j in result["jobs"]) + result.get("summary", {}).get("seconds", 0)
+    # Imports, the lock, the decision, and the JVM and session when the run needed Spark.
+    result["spark_start_seconds"] = round(time.perf_counter() - began - step_seconds, 3)
+    result["exit_code"] = launched.code
+    if launched.summary is not None:
+        print("\n" + launched.summary + "\n", flush=True)
     # Rows in / out and status: each job's run, as recorded in ops.job_runs (kept in memory).
-    by_job = {r.job: r for r in runs}
+    by_job = {r.job: r for r in launched.runs}
     for entry in result["jobs"]:
         r = by_job.get(entry["job"])
         if r is not None:
             entry.update(run_id=r.run_id, status=r.status, rows_in=r.rows_in, rows_out=r.rows_out, message=r.message)
-    if spark is not None:
-        spark.stop()  # the event log is complete once the application has stopped
+    if launched.spark is not None:
+        launched.spark.stop()  # the event log is complete once the application has stopped
         if spec.get("eventlog_dir"):
             add_event_log_profile(result, spec["eventlog_dir"])
     return result

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 
 
 def _run(argv: list[str]) -> int:
-    from lakehouse.pipeline import main
+    from lakehouse.launcher import run_main
 
-    return main(argv, prog="lakehouse run")
+    return run_main(argv, prog="lakehouse run")
 
 
 def _job(argv: list[str]) -> int:
@@ -40,7 +40,9 @@ def _job(argv: list[str]) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    return selected.main(argv[1:], prog=f"lakehouse job {selected.name}")
+    from lakehouse.launcher import job_main
+
+    return job_main(selected, argv[1:], prog=f"lakehouse job {selected.name}")
 
 
 def _jobs(argv: list[str]) -> int:
@@ -93,15 +95,17 @@ def _docs(argv: list[str]) -> int:
 
 
 def _maintain(argv: list[str]) -> int:
+    from lakehouse.launcher import job_main
     from lakehouse.maintenance import MAINTAIN_JOB
 
-    return MAINTAIN_JOB.main(argv, prog="lakehouse maintain")
+    return job_main(MAINTAIN_JOB, argv, prog="lakehouse maintain")
 
 
 def _restore(argv: list[str]) -> int:
+    from lakehouse.launcher import job_main
     from lakehouse.maintenance import RESTORE_JOB
 
-    return RESTORE_JOB.main(argv, prog="lakehouse restore")
+    return job_main(RESTORE_JOB, argv, prog="lakehouse restore")
 
 
 def _cluster(argv: list[str]) -> int:

@@ -56,9 +56,10 @@ class SparkConfig:
     log_level: str = "WARN"
     #: Anything else handed to the session builder verbatim (e.g. S3A credentials providers).
     extra_conf: dict[str, str] = field(default_factory=dict)
-    #: A run that launches its own JVM with at least this many MB of new input files (or a full
-    #: refresh) gets the full tiered JIT instead of the quick-starting C1-only one (lakehouse/jvm.py).
-    full_jit_from_new_input_mb: int = 64
+    #: A run with at least this much new input (MB of new landing files, or of pending rows at about
+    #: 100 bytes a row), or a full refresh, is heavy: the full tiered JIT (when it launches its JVM) and
+    #: adaptive query execution. Lighter runs: the C1-only JIT and no AQE (lakehouse/launcher.py).
+    heavy_run_from_new_input_mb: int = 64
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class OperationsConfig:
     #: ``lakehouse maintain``: VACUUM keeps files removed less than this many hours ago (time travel).
     vacuum_retention_hours: int = 168
     #: A run whose jobs have nothing to do is decided and recorded without starting Spark
-    #: (delta-rs reads the bookkeeping; local warehouses only; see lakehouse/idle.py).
+    #: (delta-rs reads the bookkeeping; local warehouses only; see lakehouse/launcher.py).
     idle_without_spark: bool = True
     #: Exit code of a job that completed with problems (status ``partial``: bronze refused or rejected
     #: a file, its good files committed). 1 by default; the Airflow DAG sets 0 so that the tasks after
@@ -163,6 +164,13 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def _is_uri(value: str) -> bool:
     return "://" in value or value.startswith("file:")
+
+
+def local_path(uri: str) -> Path | None:
+    """The local path of a plain path or a ``file:`` URI; None on object storage (``s3a://``...)."""
+    if "://" in uri and not uri.startswith("file:"):
+        return None
+    return Path(uri.removeprefix("file://").removeprefix("file:"))
 
 
 def _resolve_path(value: str, root: Path) -> str:

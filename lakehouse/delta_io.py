@@ -1,12 +1,18 @@
-"""All Delta I/O goes through here: create, read, append, replace a slice, merge, overwrite.
+"""All Delta I/O through Spark goes through here: create, read, append, replace a slice, merge, overwrite.
 
-Every write first conforms the DataFrame to the registry schema (missing columns are an error, the
-column order and types are the registry's), so a transform cannot publish a table with a drifted
-schema. Each Delta commit is atomic: readers see the table before or after a write, never half of it.
+Its sibling :mod:`lakehouse.delta_rs` reads and appends the bookkeeping tables of a local warehouse
+without a JVM. Every write first conforms the DataFrame to the registry schema (missing columns are an
+error, the column order and types are the registry's), so a transform cannot publish a table with a
+drifted schema. Each Delta commit is atomic: readers see the table before or after a write, never half
+of it. A write's operation metrics (rows written, inserted, updated) come from the commit itself: the
+``commitInfo`` of its ``_delta_log`` entry, or what a MERGE returns; never from a query of the table's
+history (a Spark job and a snapshot load each).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Sequence
 
@@ -14,7 +20,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import LakehouseConfig
+from lakehouse.config import LakehouseConfig, local_path
 from lakehouse.registry import TableSpec
 
 
@@ -39,7 +45,50 @@ def conform(df: DataFrame, spec: TableSpec, keep: Sequence[str] = ()) -> DataFra
 
 
 def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> bool:
-    return DeltaTable.isDeltaTable(spark, spec.path(config))
+    """The table has a Delta log with at least one commit (a listing, no snapshot load)."""
+    return latest_version(spark, spec.path(config)) is not None
+
+
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+
+
+def _log_names(spark: SparkSession, path: str) -> list[str]:
+    """File names in ``<path>/_delta_log`` ([] when there is none): a local listing, or one through Hadoop."""
+    local = local_path(path)
+    if local is not None:
+        log_dir = local / "_delta_log"
+        return [p.name for p in log_dir.iterdir()] if log_dir.is_dir() else []
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return [s.getPath().getName() for s in fs.listStatus(log_dir)] if fs.exists(log_dir) else []
+
+
+def latest_version(spark: SparkSession, path: str) -> int | None:
+    """The table's latest committed version (the highest ``<version>.json`` of its log), None without one."""
+    versions = [int(m.group(1)) for name in _log_names(spark, path) if (m := _COMMIT.match(name))]
+    return max(versions) if versions else None
+
+
+def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:
+    """The ``operationMetrics`` of one commit, as ints, from its ``_delta_log`` entry."""
+    name = f"{path.rstrip('/')}/_delta_log/{version:020d}.json"
+    local = local_path(name)
+    if local is not None:
+        text = local.read_text()
+    else:
+        jvm = spark.sparkContext._jvm
+        jpath = jvm.org.apache.hadoop.fs.Path(name)
+        stream = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(jpath)
+        try:
+            text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+    for line in text.splitlines():
+        if '"commitInfo"' in line:
+            metrics = json.loads(line)["commitInfo"].get("operationMetrics") or {}
+            return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+    return {}
 
 
 #: Tables this application has created or checked (path, registry name): checked once per application,
@@ -113,14 +162,12 @@ def replace_where(df: DataFrame, spec: TableSpec, config: LakehouseConfig, condi
     Returns the commit's operation metrics (``numOutputRows``: rows written); empty when Delta made
     no commit (nothing to delete, nothing to write).
     """
-    table = ensure_table(df.sparkSession, spec, config)
-    before = _version(table)
-    _writer(conform(df, spec), spec, "overwrite").option("replaceWhere", condition).save(spec.path(config))
-    return last_operation_metrics(table) if _version(table) != before else {}
-
-
-def _version(table: DeltaTable) -> int:
-    return int(table.history(1).select("version").first()["version"])
+    spark, path = df.sparkSession, spec.path(config)
+    ensure_table(spark, spec, config)
+    before = latest_version(spark, path)
+    _writer(conform(df, spec), spec, "overwrite").option("replaceWhere", condition).save(path)
+    after = latest_version(spark, path)
+    return commit_metrics(spark, path, after) if after is not None and after != before else {}
 
 
 def overwrite(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
@@ -161,13 +208,12 @@ def merge_insert_new(
     Returns Delta's operation metrics as ints.
     """
     target = ensure_table(df.sparkSession, spec, config)
-    (
+    return _merge_metrics(
         target.alias("t")
         .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return last_operation_metrics(target)
 
 
 def merge_insert_or_replace(
@@ -183,14 +229,13 @@ def merge_insert_or_replace(
     target = ensure_table(df.sparkSession, spec, config)
     source = conform(df, spec, keep=(replace_flag,))
     columns = {f.name: f"s.`{f.name}`" for f in spec.schema.fields}
-    (
+    return _merge_metrics(
         target.alias("t")
         .merge(source.alias("s"), _merge_condition(keys, target_filter))
         .whenMatchedUpdate(condition=f"s.`{replace_flag}`", set=columns)
         .whenNotMatchedInsert(values=columns)
         .execute()
     )
-    return last_operation_metrics(target)
 
 
 def merge_upsert(
@@ -214,11 +259,19 @@ def merge_upsert(
     )
     if delete_missing:
         merge = merge.whenNotMatchedBySourceDelete(condition=target_filter)
-    merge.execute()
-    return last_operation_metrics(target)
+    return _merge_metrics(merge.execute())
 
 
-def last_operation_metrics(target: DeltaTable) -> dict[str, int]:
-    row = target.history(1).select("operationMetrics").first()
-    metrics = (row["operationMetrics"] if row else None) or {}
-    return {k: int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+#: What a MERGE returns (one row, computed on the driver) -> the names of its commit's operation metrics.
+_MERGE_METRICS = {
+    "num_affected_rows": "numTargetRowsAffected",
+    "num_updated_rows": "numTargetRowsUpdated",
+    "num_deleted_rows": "numTargetRowsDeleted",
+    "num_inserted_rows": "numTargetRowsInserted",
+}
+
+
+def _merge_metrics(result: DataFrame) -> dict[str, int]:
+    row = result.first()
+    values = row.asDict() if row is not None else {}
+    return {name: int(values[key]) for key, name in _MERGE_METRICS.items() if values.get(key) is not None}

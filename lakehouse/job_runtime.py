@@ -1,9 +1,14 @@
-"""What every job shares: typed parameters, arguments, config, session, run bookkeeping, exit codes.
+"""What every job shares: typed parameters, declared inputs, arguments, config, run bookkeeping, exit codes.
 
-A job is a :class:`Job` value: its name, a one-line description, a frozen dataclass of parameters
-and a body ``body(ctx, params)``. The same value serves ``spark-submit jobs/<name>.py`` (through
-:meth:`Job.main`), ``lakehouse job <name>`` and the single-application DAG runner
-(:mod:`lakehouse.pipeline`), which hands every job the same :class:`JobContext`.
+A job is a :class:`Job` value: its name, a one-line description, a frozen dataclass of parameters,
+the inputs it consumes (:class:`Consumes`, or bronze's landing folder) and a body ``body(ctx, params)``.
+The same value serves ``spark-submit jobs/<name>.py``, ``lakehouse job <name>``, the DAG in one
+application (:mod:`lakehouse.pipeline`) and an Airflow task; :mod:`lakehouse.launcher` starts them.
+
+Whether a job has anything to do is decided from its declared inputs and the bookkeeping
+(:meth:`Job.decide`), before its body runs and by the same rule the body reads its work with
+(:meth:`lakehouse.batches.Ledger.pending_work`): a job with nothing to do records its run without
+running its body, in every path, with or without a Spark session.
 
 Exit codes: 0 success, 1 the job failed (bad input, failed check, unexpected error: the message
 and ``ops.job_runs`` say which) or completed with a refused/rejected input file (status ``partial``),
@@ -19,49 +24,29 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from lakehouse.config import ConfigError, LakehouseConfig, load_config
+from lakehouse import batches
+from lakehouse.batches import BRONZE, Ledger, PendingWork
+from lakehouse.config import LakehouseConfig, load_config
+from lakehouse.ops import JobRun, OpsSink
+from lakehouse.registry import TableSpec
 
 if typing.TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from lakehouse.batches import Ledger
-    from lakehouse.gold.refresh import GoldComputation, GoldKey
-    from lakehouse.ops import JobRun, OpsSink
-
 log = logging.getLogger("lakehouse")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: About the size of one source row (a CSV line of the export): pending rows -> bytes of new input.
+BYTES_PER_ROW = 100
 
 
 class JobFailed(RuntimeError):
     """A job ended on purpose with an error a person should read (bad input, failed check)."""
-
-
-class NeedsSpark(Exception):
-    """A job run without Spark (:mod:`lakehouse.idle`) reached something only Spark can do."""
-
-
-class NoSpark:
-    """Stands in for the Spark session when jobs run without one (:mod:`lakehouse.idle`).
-
-    Any use of it raises :class:`NeedsSpark`: a job whose inputs have nothing pending never touches
-    its session, and one that does is run again with Spark, nothing having been written.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        raise NeedsSpark(f"spark.{name}")
-
-    def __repr__(self) -> str:
-        return "NoSpark()"
-
-
-def has_spark(spark: Any) -> bool:
-    return not isinstance(spark, NoSpark)
 
 
 @dataclass(frozen=True)
@@ -74,27 +59,112 @@ def param(default: Any = None, help: str = "") -> Any:
     return field(default=default, metadata={"help": help})
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class CacheSlot(Generic[K, V]):
+    """A named, typed cache the jobs of one run share (declared by the module that fills it)."""
+
+    name: str
+
+
 @dataclass
 class RunCaches:
-    """What the jobs of one Spark application reuse from each other, each cache named and typed.
+    """What the jobs of one run reuse from each other, each cache named and typed.
 
-    The DAG runner hands one to every job of a run; a job run alone starts with empty caches.
+    The launcher hands one to every job of a run (with the ledger it read before starting Spark);
+    a job run alone starts with that ledger only.
     """
 
-    #: The bookkeeping ledger of each warehouse, read once per application (:func:`lakehouse.batches.ledger`).
+    #: The bookkeeping ledger of each warehouse, read once per run (:func:`lakehouse.batches.ledger`).
     ledgers: dict[str, Ledger] = field(default_factory=dict)
-    #: The gold tables' shared inputs per (warehouse, since, last date, gold settings) (:mod:`lakehouse.gold.refresh`).
-    gold_inputs: dict[GoldKey, GoldComputation] = field(default_factory=dict)
+    _slots: dict[str, dict[Any, Any]] = field(default_factory=dict)
+
+    def slot(self, slot: CacheSlot[K, V]) -> dict[K, V]:
+        """The cache ``slot`` (e.g. the gold tables' shared inputs, :data:`lakehouse.gold.refresh.GOLD_INPUTS`)."""
+        return self._slots.setdefault(slot.name, {})
 
 
 @dataclass
 class JobContext:
-    """What a job body gets besides its parameters (``caches`` live as long as the Spark application)."""
+    """What a job body gets besides its parameters (``caches`` live as long as the run)."""
 
     spark: SparkSession
     config: LakehouseConfig
     run: JobRun
     caches: RunCaches = field(default_factory=RunCaches)
+
+
+# --------------------------------------------------------------------------- declared inputs
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a job has anything to do, and why (logged; the reason of an idle run is its message)."""
+
+    work: bool
+    reason: str
+    #: Things a person should know about an idle run (a known bad file still in the landing folder).
+    reminders: tuple[str, ...] = ()
+    #: Bytes of new input (bronze: new files; a consumer: its pending rows at :data:`BYTES_PER_ROW`):
+    #: much new input makes a heavy run (:func:`lakehouse.launcher.is_heavy`).
+    new_bytes: int = 0
+
+
+class Inputs(Protocol):
+    """What a job consumes, declared on its :class:`Job`; the runtime asks it whether there is work."""
+
+    #: Tables the body reads (a test checks the body reads no other: the declaration and the body cannot drift).
+    reads: tuple[TableSpec, ...]
+
+    def decide(self, ledger: Ledger, config: LakehouseConfig, params: Any, spark: SparkSession | None) -> Decision:
+        """From the bookkeeping only; ``spark`` None: no JVM (what cannot be decided without one is work)."""
+        ...
+
+
+def forced(params: Any, flags: Sequence[str]) -> str | None:
+    """The first of ``flags`` set in ``params`` (``--full-refresh``, ``--ds``...): such a run always works."""
+    for flag in flags:
+        if getattr(params, flag, None):
+            return f"--{flag.replace('_', '-')} given"
+    return None
+
+
+@dataclass(frozen=True)
+class Consumes:
+    """A consumer of recorded batches (:mod:`lakehouse.batches`): its pending work is what every upstream
+    consumer recorded and it has not. ``consumer`` may depend on config (the gold tables' parameters)."""
+
+    consumer: str | Callable[[LakehouseConfig], str]
+    upstream: tuple[str, ...] = (BRONZE,)
+    #: The upstream whose records carry the pending batches' event dates (default: the first).
+    dates_from: str | None = None
+    reads: tuple[TableSpec, ...] = ()
+    #: Parameters that make the job work whatever is pending (a full refresh, explicit dates).
+    forced_by: tuple[str, ...] = ("full_refresh",)
+
+    def name(self, config: LakehouseConfig) -> str:
+        return self.consumer if isinstance(self.consumer, str) else self.consumer(config)
+
+    def work_in(self, ledger: Ledger, config: LakehouseConfig) -> PendingWork:
+        return ledger.pending_work(self.name(config), self.upstream, self.dates_from)
+
+    def pending_work(self, ctx: JobContext) -> PendingWork:
+        """The body's view: the same rule as :meth:`decide`, on the run's ledger."""
+        return self.work_in(batches.ledger(ctx), ctx.config)
+
+    def decide(self, ledger: Ledger, config: LakehouseConfig, params: Any, spark: SparkSession | None) -> Decision:
+        why = forced(params, self.forced_by)
+        if why:
+            return Decision(True, why)
+        work = self.work_in(ledger, config)
+        if work:
+            rows = sum(c.rows_inserted for c in work.recorded.values())
+            return Decision(True, f"{len(work.batches)} pending batch(es) of {self.name(config)}",
+                            new_bytes=rows * BYTES_PER_ROW)  # fmt: skip
+        return Decision(False, f"nothing to do: no batch of {', '.join(self.upstream)} pending")
 
 
 P = TypeVar("P")
@@ -107,6 +177,8 @@ class Job(Generic[P]):
     description: str
     params: type[P]
     body: Callable[[JobContext, P], None]
+    #: What the job consumes; None: it always has work (maintenance, restore).
+    inputs: Inputs | None = None
     #: Jobs of one group that follow each other in the DAG depend on none of the others: the DAG
     #: runner (one application) runs them side by side, in threads (the gold tables).
     group: str | None = None
@@ -124,6 +196,20 @@ class Job(Generic[P]):
         names = {f.name for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
         return self.params(**{k: v for k, v in values.items() if k in names})
 
+    def decide(self, ledger: Ledger, config: LakehouseConfig, params: P, spark: SparkSession | None = None) -> Decision:
+        """Is there anything to do? From the declared inputs and the bookkeeping, before the body runs."""
+        if self.inputs is None:
+            return Decision(True, "declares no inputs: always runs")
+        return self.inputs.decide(ledger, config, params, spark)
+
+    def record_idle(self, config: LakehouseConfig, params: P, decision: Decision, sink: OpsSink) -> JobRun:
+        """The run of a job with nothing to do: rows in and out 0, the reason as its message; no body."""
+        run = JobRun(self.name, _jsonable(params), sink=sink)
+        run.rows_in = run.rows_out = 0
+        run.reminders.extend(decision.reminders)
+        run.finish("succeeded", decision.reason)
+        return run
+
     def execute(
         self,
         spark: SparkSession,
@@ -133,26 +219,30 @@ class Job(Generic[P]):
         sink: OpsSink | None = None,
         runs: list[JobRun] | None = None,
     ) -> int:
-        """Run the body with run bookkeeping (``ops.job_runs``) and return the exit code.
+        """Decide, then run the body with run bookkeeping (``ops.job_runs``); return the exit code.
 
         Bookkeeping rows go to ``sink``; without one (a job run alone) the job writes them itself
         when it ends. The DAG runner passes one sink to every job and flushes it once.
         """
-        from lakehouse.ops import JobRun, OpsSink
-
         own_sink = sink is None
-        run = JobRun(spark, config, self.name, _jsonable(params), sink=sink if sink is not None else OpsSink())
-        ctx = JobContext(spark, config, run, caches if caches is not None else RunCaches())
-        if runs is not None:
-            runs.append(run)
-        log.info("%s: starting run %s", self.name, run.run_id)
+        sink = sink if sink is not None else OpsSink()
+        caches = caches if caches is not None else RunCaches()
         try:
+            decision = None
+            if self.inputs is not None:
+                decision = self.decide(batches.cached_ledger(caches.ledgers, config, spark), config, params, spark)
+                if not decision.work:
+                    log.info("%s: %s", self.name, decision.reason)
+                    run = self.record_idle(config, params, decision, sink)
+                    if runs is not None:
+                        runs.append(run)
+                    return EXIT_OK
+            run = JobRun(self.name, _jsonable(params), sink=sink)
+            if runs is not None:
+                runs.append(run)
+            log.info("%s: starting run %s%s", self.name, run.run_id, f" ({decision.reason})" if decision else "")
             try:
-                self.body(ctx, params)
-            except NeedsSpark:
-                if own_sink:
-                    run.sink.clear()  # nothing of this attempt is written: it is run again with Spark
-                raise  # not a failure: the caller runs the job again with Spark
+                self.body(JobContext(spark, config, run, caches), params)
             except JobFailed as exc:
                 log.error("%s failed: %s", self.name, exc)
                 run.finish("failed", str(exc))
@@ -170,26 +260,7 @@ class Job(Generic[P]):
             return EXIT_OK
         finally:
             if own_sink:
-                run.sink.flush(spark, config)
-
-    def main(self, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-        """``spark-submit jobs/<name>.py [args]`` and ``lakehouse job <name> [args]``."""
-        setup_logging()
-        args = self.parser(prog).parse_args(argv)
-        try:
-            config = config_from_args(args)
-            params = self.params_from(vars(args))
-        except (ConfigError, ValueError) as exc:  # bad config or contradictory arguments: nothing ran
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        from lakehouse import idle
-        from lakehouse.lock import run_locked
-
-        return run_locked(config, f"{config.app_name}:{self.name}", f"job {self.name}",
-                          lambda spark: self.execute(spark, config, params),
-                          without_spark=lambda: idle.run_job(self, config, params),
-                          full_jit=lambda: idle.heavy(config, getattr(params, "input", None),
-                                                      bool(getattr(params, "full_refresh", False))))  # fmt: skip
+                sink.flush(spark, config)
 
 
 def exit_process(code: int) -> typing.NoReturn:

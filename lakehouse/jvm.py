@@ -59,8 +59,6 @@ log = logging.getLogger("lakehouse")
 TRAINING_VERSION = "1"
 #: JIT flags of every driver JVM started through ``spark-submit`` from this virtualenv.
 JIT_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m")
-#: The JIT of a driver JVM with a lot of work ahead (a backfill, a long-running server): C1 then C2.
-FULL_JIT = "-XX:TieredStopAtLevel=4"
 JVM_DIR = "jvm"
 ENV_FILE_MARKER = "# Written by lakehouse.jvm"
 

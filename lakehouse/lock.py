@@ -33,15 +33,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from lakehouse.config import LakehouseConfig
+from lakehouse.config import LakehouseConfig, local_path
 
 log = logging.getLogger("lakehouse")
 
@@ -97,22 +96,14 @@ class Holder:
 
 def is_local(config: LakehouseConfig) -> bool:
     """The warehouse is on a local file system: the lock needs no JVM (taken before Spark starts)."""
-    return _is_local(config.paths.warehouse)
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file:")
-
-
-def _local(path: str) -> str:
-    return urlparse(path).path if path.startswith("file:") else path
+    return local_path(config.paths.warehouse) is not None
 
 
 class _LocalStore:
     """The lock file on a local (or POSIX-mounted) file system."""
 
     def __init__(self, path: str) -> None:
-        self.path = _local(path)
+        self.path = str(local_path(path))
 
     def create(self, text: str) -> bool:
         """Written whole to a private file, then hard-linked into place: ``link`` fails if the lock
@@ -222,7 +213,7 @@ def process_cmdline(pid: int) -> str:
 class WarehouseLock:
     def __init__(self, config: LakehouseConfig, spark: Any = None, command: str | None = None) -> None:
         path = lock_path(config)
-        if _is_local(path):
+        if local_path(path) is not None:
             self.store: _LocalStore | _HadoopStore = _LocalStore(path)
         elif spark is None:
             raise ValueError(f"the warehouse lock on {path} needs a Spark session (Hadoop file system)")
@@ -302,41 +293,6 @@ class WarehouseLock:
                 self.store.delete()
         except Exception:
             log.warning("could not release the warehouse lock %s", self.path, exc_info=True)
-
-
-def run_locked(
-    config: LakehouseConfig,
-    app_name: str,
-    command: str,
-    body: Callable[[Any], int],
-    without_spark: Callable[[], int | None] | None = None,
-    full_jit: Callable[[], bool] | None = None,
-) -> int:
-    """Start Spark, hold the writer lock, run ``body(spark)``; exit 2 with the holder's details if
-    another run holds the lock. On a local warehouse the lock is taken before the JVM starts, and
-    ``without_spark`` (a run that has nothing to do, :mod:`lakehouse.idle`) is tried first: when it
-    returns an exit code, no Spark application is started at all. ``full_jit`` says whether the JVM
-    started here should get the full tiered JIT (much new data, :func:`lakehouse.idle.heavy`)."""
-    from lakehouse.session import get_spark
-
-    spark = None if is_local(config) else get_spark(config, app_name=app_name)
-    lock = WarehouseLock(config, spark, command)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if spark is None and without_spark is not None:
-            code = without_spark()
-            if code is not None:
-                return code
-        if spark is None:
-            spark = get_spark(config, app_name=app_name, full_jit=bool(full_jit and full_jit()))
-        return body(spark)
-    finally:
-        lock.release()
 
 
 @contextmanager

@@ -9,9 +9,11 @@ types (here and in :mod:`lakehouse.batches`), never as positional tuples. Check 
 
 Bookkeeping rows go through an :class:`OpsSink` and are written when it is flushed: one Delta
 commit per ops table for a whole DAG run (``lakehouse run``), or for one job run alone, instead of
-several small commits per job. The sink is flushed at the end of the run, also when a job failed;
-a process killed before the flush loses its bookkeeping rows, and the next run redoes the work they
-would have recorded (every write is idempotent), so the tables come out the same.
+several small commits per job. On a local warehouse they are appended by delta-rs
+(:mod:`lakehouse.delta_rs`), with or without a Spark session; on object storage through Spark. The
+sink is flushed at the end of the run, also when a job failed; a process killed before the flush
+loses its bookkeeping rows, and the next run redoes the work they would have recorded (every write
+is idempotent), so the tables come out the same.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, ClassVar
 
 from pyspark.sql import SparkSession
 
-from lakehouse import delta_io
+from lakehouse import delta_io, delta_rs
 from lakehouse.config import LakehouseConfig
 from lakehouse.quality import DqResult
 from lakehouse.registry import (
@@ -198,28 +200,28 @@ class OpsSink:
     def clear(self) -> None:
         self._rows.clear()
 
-    def flush(self, spark: SparkSession, config: LakehouseConfig) -> None:
-        """One append per ops table, the tables written side by side (independent commits).
-
-        Without Spark (:class:`~lakehouse.job_runtime.NoSpark`: a run with nothing to do) the rows are
-        appended by delta-rs (:func:`lakehouse.idle.append_rows`).
-        """
-        from lakehouse.job_runtime import has_spark
-
-        waiting = [(spec, [r.as_row() for r in records]) for spec, records in self._rows.values() if records]
+    def flush(self, spark: SparkSession | None, config: LakehouseConfig) -> None:
+        """One append per ops table (:func:`append_records`), the tables written side by side
+        (independent commits). ``spark`` None: a run without a JVM (every table must exist)."""
+        waiting = [records for _, records in self._rows.values() if records]
         self._rows.clear()
-
-        def write(item: tuple[TableSpec, list[tuple]]) -> None:
-            spec, rows = item
-            if not has_spark(spark):
-                from lakehouse.idle import append_rows
-
-                append_rows(spec, rows, config)
-                return
-            delta_io.append(spark.createDataFrame(rows, spec.schema), spec, config)
-
         with ThreadPoolExecutor(max(1, len(waiting))) as pool:
-            list(pool.map(write, waiting))
+            list(pool.map(lambda records: append_records(records, spark, config), waiting))
+
+
+def append_records(records: Sequence[OpsRecord], spark: SparkSession | None, config: LakehouseConfig) -> None:
+    """Append records of one ops table in one commit: by delta-rs on a local warehouse where the table
+    exists (:mod:`lakehouse.delta_rs`), else through Spark (which creates the table first)."""
+    if not records:
+        return
+    spec = records[0].SPEC
+    rows = [r.as_row() for r in records]
+    if delta_rs.usable(config) and delta_rs.exists(spec, config):
+        delta_rs.append_rows(spec, rows, config)
+    elif spark is None:
+        raise RuntimeError(f"{spec.full_name} does not exist yet: it is created by a run with Spark")
+    else:
+        delta_io.append(spark.createDataFrame(rows, spec.schema), spec, config)
 
 
 def scheduler_context() -> tuple[str | None, str | None, int | None]:
@@ -237,8 +239,6 @@ def scheduler_context() -> tuple[str | None, str | None, int | None]:
 class JobRun:
     """One job run: collects DQ results and row counts, then writes the ops rows."""
 
-    spark: SparkSession
-    config: LakehouseConfig
     job: str
     parameters: dict[str, Any]
     run_id: str = ""

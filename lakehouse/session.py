@@ -14,7 +14,11 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.jars import DELTA_CATALOG, DELTA_EXTENSION, ensure_delta_jars, ensure_s3a_jars, uses_s3a
-from lakehouse.jvm import FULL_JIT
+
+#: The JIT of a driver JVM with a lot of work ahead (a backfill, a long-running server): C1 then C2,
+#: instead of the C1-only JIT that ``spark-env.sh`` gives short jobs (:mod:`lakehouse.jvm`).
+FULL_JIT = "-XX:TieredStopAtLevel=4"
+ADAPTIVE = "spark.sql.adaptive.enabled"
 
 
 def launched_by_spark_submit() -> bool:
@@ -66,12 +70,17 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
     return conf
 
 
-def get_spark(config: LakehouseConfig, app_name: str | None = None, *, full_jit: bool = False) -> SparkSession:
+def get_spark(
+    config: LakehouseConfig, app_name: str | None = None, *, full_jit: bool = False, adaptive: bool | None = None
+) -> SparkSession:
     """Return the active session or build one configured for Delta and this config.
 
     ``full_jit``: when this process launches the JVM, give it the full tiered JIT (C1 then C2)
     instead of the C1-only JIT of ``spark-env.sh`` (:mod:`lakehouse.jvm`): C1 code starts fast but
     runs the heavy transforms of a backfill much slower (measured in docs/performance.md).
+    ``adaptive``: switch adaptive query execution on or off for this session (None: Spark's default),
+    unless ``spark.extra_conf`` sets it. A small run pays for AQE in Spark jobs: each shuffle of an
+    adaptive query is a job of its own, and Delta's snapshot loads shuffle too.
     """
     under_submit = launched_by_spark_submit()
     builder = SparkSession.builder.appName(app_name or config.app_name)
@@ -92,4 +101,6 @@ def get_spark(config: LakehouseConfig, app_name: str | None = None, *, full_jit:
     spark.sparkContext.setLogLevel(config.spark.log_level)
     # Static confs are ignored by getOrCreate on an existing session; the zone must still hold.
     spark.conf.set("spark.sql.session.timeZone", config.timezone)
+    if adaptive is not None and ADAPTIVE not in config.spark.extra_conf:
+        spark.conf.set(ADAPTIVE, str(adaptive).lower())
     return spark

@@ -12,8 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
-from lakehouse.config import LakehouseConfig
-from lakehouse.job_runtime import NeedsSpark, has_spark
+from lakehouse.config import LakehouseConfig, local_path
 from lakehouse.ops import JobRun
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
@@ -252,17 +251,15 @@ COUNTS = _section("Rows per table:\n", table_counts)
 
 #: The rendered sections of the last summary, with the versions of the tables they were read at,
 #: in ``<warehouse>/_lakehouse/`` (local warehouses): a run that changed no table prints them again
-#: without Spark (lakehouse/idle.py). ``ops.job_runs`` changes on every run: the checks section keeps
+#: without Spark (:func:`kept_summary`). ``ops.job_runs`` changes on every run: the checks section keeps
 #: the latest status of each job instead, brought up to date with the run's own jobs.
 CACHE_FILE = "summary.json"
 CACHE_FORMAT = 2
 
 
 def _cache_path(config: LakehouseConfig) -> Path | None:
-    warehouse = config.paths.warehouse
-    if "://" in warehouse and not warehouse.startswith("file:"):
-        return None
-    return Path(warehouse.removeprefix("file://").removeprefix("file:")) / "_lakehouse" / CACHE_FILE
+    warehouse = local_path(config.paths.warehouse)
+    return None if warehouse is None else warehouse / "_lakehouse" / CACHE_FILE
 
 
 def table_versions(config: LakehouseConfig) -> dict[str, int]:
@@ -303,6 +300,19 @@ def _write_cache(config: LakehouseConfig, cached: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def kept_summary(config: LakehouseConfig, runs: list[JobRun] | None = None) -> str | None:
+    """The summary without Spark: the sections the last summary kept, when no table changed since they
+    were rendered (the checks brought up to date with ``runs``); None when they are out of date."""
+    cached = _read_cache(config)
+    if cached is None:
+        return None
+    for r in runs or []:
+        if r.status:
+            cached["checks"]["latest"][r.job] = [r.status, r.message]
+    _write_cache(config, cached)
+    return _assemble(config, runs, [*cached["sections"], CHECKS_TITLE + render_checks(cached["checks"])])
+
+
 def build_summary(
     spark: SparkSession,
     config: LakehouseConfig,
@@ -316,32 +326,24 @@ def build_summary(
     Every table's row count (``table_counts``) is optional: on a cold JVM each table's first read
     loads its Delta snapshot (about 0.8 s a table here), which would dominate a daily run's time.
     The sections are independent queries, run a few at a time (Spark accepts jobs from several
-    threads, and most of a small query's time is driver-side planning and log reading).
-
-    Without Spark (:class:`~lakehouse.job_runtime.NoSpark`) the sections kept by the last summary are
-    printed again if no table changed since; else :class:`~lakehouse.job_runtime.NeedsSpark`.
+    threads, and most of a small query's time is driver-side planning and log reading). The sections
+    are kept with the table versions they were read at (:func:`kept_summary`).
     """
-    if not has_spark(spark):
-        cached = None if table_counts else _read_cache(config)
-        if cached is None:
-            raise NeedsSpark("the summary's tables changed since it was last rendered")
-        for r in runs or []:
-            if r.status:
-                cached["checks"]["latest"][r.job] = [r.status, r.message]
-        _write_cache(config, cached)
-        parts = [*cached["sections"], CHECKS_TITLE + render_checks(cached["checks"])]
-    else:
-        versions = table_versions(config)
-        sections = [*([COUNTS] if table_counts else []), *SECTIONS]
-        have_checks = all(delta_io.exists(spark, spec, config) for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS))
-        with ThreadPoolExecutor(workers) as pool:
-            state = pool.submit(checks_state, spark, config) if have_checks else None
-            parts = list(pool.map(lambda section: section(spark, config), sections))
-            checks_now = state.result() if state is not None else None
-        if checks_now is not None:
-            parts.append(CHECKS_TITLE + render_checks(checks_now))
-            if not table_counts:
-                _write_cache(config, {"versions": versions, "sections": parts[:-1], "checks": checks_now})
+    versions = table_versions(config)
+    sections = [*([COUNTS] if table_counts else []), *SECTIONS]
+    have_checks = all(delta_io.exists(spark, spec, config) for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS))
+    with ThreadPoolExecutor(workers) as pool:
+        state = pool.submit(checks_state, spark, config) if have_checks else None
+        parts = list(pool.map(lambda section: section(spark, config), sections))
+        checks_now = state.result() if state is not None else None
+    if checks_now is not None:
+        parts.append(CHECKS_TITLE + render_checks(checks_now))
+        if not table_counts:
+            _write_cache(config, {"versions": versions, "sections": parts[:-1], "checks": checks_now})
+    return _assemble(config, runs, parts)
+
+
+def _assemble(config: LakehouseConfig, runs: list[JobRun] | None, parts: list[str | None]) -> str:
     head = [f"Warehouse: {config.paths.warehouse}"]
     if runs:
         head.append("This run:\n" + this_run(runs))

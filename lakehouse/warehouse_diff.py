@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.delta_io import latest_version
 from lakehouse.job_runtime import base_parser, config_from_args, setup_logging
 from lakehouse.registry import TABLES, TableSpec, table
 
@@ -29,10 +30,6 @@ def _normalised(df: DataFrame) -> DataFrame:
     if "_source_file" in df.columns:
         df = df.withColumn("_source_file", F.regexp_extract("_source_file", r"[^/]+$", 0))
     return df.drop(*RUN_COLUMNS)
-
-
-def _version(spark, path: str) -> int:
-    return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"])
 
 
 def _counts(a: DataFrame, b: DataFrame) -> dict[str, int]:
@@ -60,8 +57,8 @@ def compare(spark, left: str, right: str, specs: Sequence[TableSpec]) -> dict[st
         b = _normalised(spark.read.format("delta").load(rpath))
         out[spec.full_name] = {
             **_counts(a, b),
-            "version_left": _version(spark, lpath),
-            "version_right": _version(spark, rpath),
+            "version_left": latest_version(spark, lpath),
+            "version_right": latest_version(spark, rpath),
         }
     return out
 

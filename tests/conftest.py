@@ -31,8 +31,9 @@ def spark(tmp_path_factory):
 
     config = make_config(tmp_path_factory.mktemp("warehouse"))
     # One JVM for the whole session (half an hour of jobs): the full tiered JIT pays off here, where the
-    # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md).
-    session = get_spark(config, app_name="lakehouse-tests", full_jit=True)
+    # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md). Tiny data: no
+    # adaptive execution, as in a light daily run (lakehouse/launcher.py).
+    session = get_spark(config, app_name="lakehouse-tests", full_jit=True, adaptive=False)
     yield session
     session.stop()
 
@@ -47,7 +48,7 @@ def job_context(spark, config: LakehouseConfig, job: str = "test"):
     from lakehouse.job_runtime import JobContext
     from lakehouse.ops import JobRun
 
-    return JobContext(spark, config, JobRun(spark, config, job, {}))
+    return JobContext(spark, config, JobRun(job, {}))
 
 
 def run_step(spark, config: LakehouseConfig, body, *args, _job: str = "test", **kwargs):
@@ -75,9 +76,9 @@ def sample_pipeline(spark, tmp_path_factory):
     """Config of a warehouse built by the single-application pipeline over the whole sample."""
     root = tmp_path_factory.mktemp("sample_pipeline")
     shutil.copytree(SAMPLE_DIR, root / "input")
-    from lakehouse import pipeline
+    from lakehouse import launcher
 
-    assert pipeline.main(pipeline_args(root / "input", root / "wh")) == 0
+    assert launcher.run_main(pipeline_args(root / "input", root / "wh")) == 0
     return make_config(root / "wh", root / "input")
 
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
@@ -50,8 +51,8 @@ from lakehouse.bronze.sources import (
     read_numbered_lines,
     spark_path_key,
 )
-from lakehouse.config import LakehouseConfig
-from lakehouse.job_runtime import Job, JobContext, JobFailed, param
+from lakehouse.config import LakehouseConfig, local_path
+from lakehouse.job_runtime import Decision, Job, JobContext, JobFailed, forced, param
 from lakehouse.ops import FileRecord, IntentRecord, utc_now
 from lakehouse.quality import DqResult
 from lakehouse.registry import BRONZE_EVENTS, BRONZE_QUARANTINE, OPS_BATCH_INTENTS, OPS_INGESTED_FILES
@@ -299,24 +300,26 @@ def full_refresh(ctx: JobContext) -> None:
     batches.full_refresh(ctx, None, OPS_INGESTED_FILES, OPS_BATCH_INTENTS, BRONZE_EVENTS, BRONZE_QUARANTINE)
 
 
-def _ignored(ctx: JobContext, others: list[ListedFile], ingested_at: datetime) -> None:
+def _ignored(ctx: JobContext, plan: LandingPlan, ingested_at: datetime) -> None:
     """Files that are not CSV exports: recorded once as ignored (with the reason), reminded every run."""
-    if not others:
-        return
-    known = {f.fingerprint for f in batches.ledger(ctx).ignored()}
-    new = [f for f in others if f.fingerprint not in known]
-    for f in new:
+    for f in plan.new_others:
         log.warning("ignored %s: %s", f.path, IGNORED_REASON)
     batches.add_files(ctx, [
         _record(SourceFile(f.path, f.name, f.size, "", f.modified_at, _unread_id(f, "ignored")), ctx.run.run_id,
                 batches.IGNORED, ingested_at, reason=IGNORED_REASON)
-        for f in new
+        for f in plan.new_others
     ])  # fmt: skip
+    reminder = ignored_reminder(plan.others)
+    if reminder:
+        ctx.run.reminders.append(reminder)
+
+
+def ignored_reminder(others: Sequence[ListedFile]) -> str | None:
+    if not others:
+        return None
     names = ", ".join(f.name for f in others[:10]) + (", ..." if len(others) > 10 else "")
-    ctx.run.reminders.append(
-        f"{len(others)} file(s) in the landing folder ignored, {IGNORED_REASON}: {names} "
-        f"(ops.ingested_files, status 'ignored')"
-    )
+    return (f"{len(others)} file(s) in the landing folder ignored, {IGNORED_REASON}: {names} "
+            f"(ops.ingested_files, status 'ignored')")  # fmt: skip
 
 
 def _unread_id(f: ListedFile, what: str) -> str:
@@ -332,6 +335,123 @@ def _known_bad(f: FileRecord) -> str:
     )
 
 
+@dataclass(frozen=True)
+class LandingPlan:
+    """The landing folder against the bookkeeping, before any file is read: the one rule both the
+    decision "is there anything to ingest?" (:class:`Landing`) and the job body follow."""
+
+    listed: list[ListedFile]
+    others: list[ListedFile]
+    #: Same name, size and modification time as a committed batch: not read again.
+    unchanged: list[ListedFile]
+    #: Same name, size and modification time as a refused or rejected file: reminded, not read again.
+    known_bad: list[tuple[ListedFile, FileRecord]]
+    #: Everything else: hashed, then ingested unless its name and content match a batch.
+    to_read: list[ListedFile]
+    #: Files that are not CSV exports and are not recorded as ignored yet.
+    new_others: list[ListedFile]
+    committed_content: frozenset[tuple[str, str]]
+    bad_content: dict[tuple[str, str], FileRecord]
+
+
+def plan_landing(
+    listed: list[ListedFile], others: list[ListedFile], book: batches.Ledger, retry_bad_files: bool
+) -> LandingPlan:
+    committed = book.committed().values()
+    seen = {f.fingerprint for f in committed}
+    unresolved = [] if retry_bad_files else book.unresolved()
+    bad_seen = {f.fingerprint: f for f in unresolved}
+    known_ignored = {f.fingerprint for f in book.ignored()}
+    unchanged = [f for f in listed if f.fingerprint in seen]
+    unknown = [f for f in listed if f.fingerprint not in seen]
+    known_bad = [(f, bad_seen[f.fingerprint]) for f in unknown if f.fingerprint in bad_seen]
+    to_read = [f for f in unknown if f.fingerprint not in bad_seen]
+    return LandingPlan(
+        listed, others, unchanged, known_bad, to_read, [f for f in others if f.fingerprint not in known_ignored],
+        frozenset((f.file_name, f.content_sha256) for f in committed),
+        {(f.file_name, f.content_sha256): f for f in unresolved if f.content_sha256},
+    )  # fmt: skip
+
+
+def read_sources(
+    plan: LandingPlan, identify_file: Callable[[ListedFile], SourceFile]
+) -> tuple[list[SourceFile], list[BatchResult], list[str]]:
+    """Hash the files of ``plan.to_read``: (new sources to ingest, results of the others, reminders of
+    known bad files). A copy of a batch (same name and content, another modification time) is skipped."""
+    new: list[SourceFile] = []
+    results: list[BatchResult] = []
+    still_bad = [_known_bad(record) for _, record in plan.known_bad]
+    results += [BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped")
+                for f, _ in plan.known_bad]  # fmt: skip
+    for f in plan.to_read:
+        try:
+            source = identify_file(f)
+        except SourceError as exc:
+            source = SourceFile(f.path, f.name, f.size, "", f.modified_at, _unread_id(f, "unreadable"))
+            results.append(BatchResult(source, 0, 0, 0, "refused", f"{exc}; nothing of it was written"))
+            continue
+        key = (source.name, source.sha256)
+        if key in plan.committed_content:
+            log.info("skip %s: already ingested (same content)", source.name)
+            results.append(BatchResult(source, 0, 0, 0, "skipped"))
+        elif key in plan.bad_content:
+            still_bad.append(_known_bad(plan.bad_content[key]))
+            results.append(BatchResult(source, 0, 0, 0, "skipped"))
+        else:
+            new.append(source)
+    return new, results, still_bad
+
+
+def identify_file(spark: SparkSession | None) -> Callable[[ListedFile], SourceFile]:
+    """Hash local files with Python (no JVM round trip), others through Spark's file system."""
+    return lambda f: identify(None if spark is None or local_path(f.path) is not None else spark, f)
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Bronze's declared input: the landing folder (``--input`` or ``paths.input``). There is work when a
+    stopped run's batches are to be undone, a file is new or changed (by content), a file that is not a
+    CSV export is not recorded yet, or ``--full-refresh`` / ``--retry-bad-files`` over a bad file."""
+
+    #: It reads files, not tables (it writes bronze and its quarantine).
+    reads: tuple = ()
+
+    def decide(self, ledger: batches.Ledger, config: LakehouseConfig, params: Any,
+               spark: SparkSession | None) -> Decision:  # fmt: skip
+        why = forced(params, ("full_refresh",))
+        if why:
+            return Decision(True, why)
+        if ledger.unrecorded():
+            return Decision(True, "a stopped run's batches are to be undone")
+        path = getattr(params, "input", None) or config.paths.input
+        if spark is None and local_path(path) is None:
+            return Decision(True, f"the landing folder {path} is listed by Spark")
+        try:
+            plan = plan_landing(*list_input_files(spark, path), ledger, bool(params.retry_bad_files))
+        except SourceError as exc:
+            return Decision(True, str(exc))  # the body fails the run with it
+        new_bytes = sum(f.size for f in plan.to_read)
+        if plan.new_others:
+            return Decision(True, f"{len(plan.new_others)} file(s) to record as ignored", new_bytes=new_bytes)
+        if not all(local_path(f.path) is not None for f in plan.to_read):
+            return Decision(True, f"{len(plan.to_read)} new or changed file(s)", new_bytes=new_bytes)
+        still_bad = [_known_bad(record) for _, record in plan.known_bad]
+        for f in plan.to_read:  # hashed by Python until the first file with new content
+            try:
+                source = identify(None, f)
+            except SourceError:
+                return Decision(True, f"{f.name} cannot be read (the run refuses it)", new_bytes=new_bytes)
+            key = (source.name, source.sha256)
+            if key in plan.bad_content:
+                still_bad.append(_known_bad(plan.bad_content[key]))
+            elif key not in plan.committed_content:
+                return Decision(True, f"{len(plan.to_read)} new or changed file(s)", new_bytes=new_bytes)
+        if still_bad and config.bronze.on_bad_file == "stop":
+            return Decision(True, "a bad file is still in the landing folder (bronze.on_bad_file: stop)")
+        reminders = [*still_bad, *filter(None, [ignored_reminder(plan.others)])]
+        return Decision(False, f"nothing to do: no new file in {path}", tuple(reminders))
+
+
 def ingest(
     ctx: JobContext,
     *,
@@ -345,7 +465,7 @@ def ingest(
     A file whose name, size and modification time match a committed batch is skipped without
     being read (the fast path: a run's cost follows its new files, not the folder). Any other file
     is hashed; if its name and content hash match a committed batch (a copy that only got a new
-    modification time) it is skipped too, else it is ingested.
+    modification time) it is skipped too, else it is ingested (:func:`plan_landing`, :func:`read_sources`).
 
     Bad files are recorded once in ``ops.ingested_files`` (refused: wrong header or unreadable,
     nothing written; rejected: quarantine rate above the threshold, accepted rows held back). With
@@ -362,47 +482,17 @@ def ingest(
     for stopped in batches.undo_unrecorded(ctx):
         log.warning("batch %s of %s: run %s stopped after writing it and before recording it; its rows removed",
                     stopped.batch_id, stopped.file_name, stopped.run_id)  # fmt: skip
-    book = batches.ledger(ctx)
-    committed = book.committed().values()
-    seen = {f.fingerprint for f in committed}
-    done = {(f.file_name, f.content_sha256) for f in committed}
-    unresolved = [] if retry_bad_files else book.unresolved()
-    bad_seen = {f.fingerprint: f for f in unresolved}
-    bad_done = {(f.file_name, f.content_sha256): f for f in unresolved if f.content_sha256}
-    results: list[BatchResult] = []
-    new_sources: list[SourceFile] = []
-    still_bad: list[str] = []
     try:
-        listed, others = list_input_files(spark, config.paths.input)
+        plan = plan_landing(*list_input_files(spark, config.paths.input), batches.ledger(ctx), retry_bad_files)
     except SourceError as exc:
         raise JobFailed(str(exc)) from exc
-    _ignored(ctx, others, ingested_at)
-    unchanged = [f for f in listed if f.fingerprint in seen]
-    for f in unchanged:
-        results.append(BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped"))
-    if unchanged:
-        log.info("%d files already ingested (same name, size and modification time): skipped", len(unchanged))
-    for f in listed:
-        if f.fingerprint in seen:
-            continue
-        if f.fingerprint in bad_seen:
-            still_bad.append(_known_bad(bad_seen[f.fingerprint]))
-            results.append(BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped"))
-            continue
-        try:
-            source = identify(spark, f)
-        except SourceError as exc:
-            source = SourceFile(f.path, f.name, f.size, "", f.modified_at, _unread_id(f, "unreadable"))
-            results.append(BatchResult(source, 0, 0, 0, "refused", f"{exc}; nothing of it was written"))
-            continue
-        if (source.name, source.sha256) in done:
-            log.info("skip %s: already ingested (same content)", source.name)
-            results.append(BatchResult(source, 0, 0, 0, "skipped"))
-        elif (source.name, source.sha256) in bad_done:
-            still_bad.append(_known_bad(bad_done[(source.name, source.sha256)]))
-            results.append(BatchResult(source, 0, 0, 0, "skipped"))
-        else:
-            new_sources.append(source)
+    _ignored(ctx, plan, ingested_at)
+    results = [BatchResult(SourceFile(f.path, f.name, f.size, "", f.modified_at), 0, 0, 0, "skipped")
+               for f in plan.unchanged]  # fmt: skip
+    if plan.unchanged:
+        log.info("%d files already ingested (same name, size and modification time): skipped", len(plan.unchanged))
+    new_sources, read, still_bad = read_sources(plan, identify_file(spark))
+    results += read
     if new_sources:
         for result in ingest_files(ctx, config, new_sources, ingested_at):
             log.info(
@@ -411,7 +501,7 @@ def ingest(
             )  # fmt: skip
             results.append(result)
     _record_unwritten(ctx, results, ingested_at)
-    order = {f.path: i for i, f in enumerate(listed)}
+    order = {f.path: i for i, f in enumerate(plan.listed)}
     results.sort(key=lambda r: order[r.file.path])
     ctx.run.rows_in = sum(r.lines_read for r in results)
     ctx.run.rows_out = sum(r.rows_accepted for r in results if r.status == "committed")
@@ -437,4 +527,5 @@ JOB = Job(
     "raw CSV event files -> bronze.fct_event_stream + bronze.fct_event_stream_quarantine",
     Params,
     run,
+    inputs=Landing(),
 )

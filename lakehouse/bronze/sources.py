@@ -16,6 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.config import local_path
 from lakehouse.registry import SOURCE_HEADER as EXPECTED_HEADER
 
 
@@ -81,7 +82,7 @@ def is_csv_name(name: str) -> bool:
     return name.lower().endswith(".csv")
 
 
-def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
+def list_input_files(spark: SparkSession | None, input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
     """(CSV files, other files) of a folder, each in name order (local or object storage).
 
     CSV files are ``*.csv`` (any case) and ``*.csv.gz``, ``*.csv.bz2``: compressed files are
@@ -91,15 +92,13 @@ def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedF
     is taken as a CSV file whatever its name.
 
     One listing call; sizes and modification times come with it, so deciding which files are new
-    reads no file. Without Spark (:class:`~lakehouse.job_runtime.NoSpark`, a run that may have nothing to
-    do) a local folder is listed by Python, giving the same paths, sizes and millisecond times as
-    Hadoop's local file system.
+    reads no file. ``spark`` None (a decision made before any JVM starts): a local folder is listed
+    by Python, giving the same paths, sizes and millisecond times as Hadoop's local file system;
+    object storage needs Spark (``ValueError``).
     """
-    from lakehouse.job_runtime import NeedsSpark, has_spark
-
-    if not has_spark(spark):
-        if "://" in input_path and not input_path.startswith("file:"):
-            raise NeedsSpark(f"listing {input_path}")
+    if spark is None:
+        if local_path(input_path) is None:
+            raise ValueError(f"listing {input_path} needs Spark (object storage)")
         return _list_local(input_path)
     fs, jpath = _hadoop_fs(spark, input_path)
     if not fs.exists(jpath):
@@ -113,7 +112,7 @@ def list_input_files(spark: SparkSession, input_path: str) -> tuple[list[ListedF
 
 def _list_local(input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
     """:func:`list_input_files` of a local path, without the JVM (same results as Hadoop's local FS)."""
-    path = Path(input_path.removeprefix("file://").removeprefix("file:")).resolve()
+    path = local_path(input_path).resolve()
 
     def listed(p: Path) -> ListedFile:
         st = p.stat()
@@ -131,8 +130,11 @@ def _list_local(input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
 IGNORED_REASON = "not a CSV export (expected *.csv, *.csv.gz or *.csv.bz2): not read"
 
 
-def identify(spark: SparkSession, listed: ListedFile) -> SourceFile:
-    """Name, size and content SHA-256, streamed in the JVM (works for any Hadoop file system)."""
+def identify(spark: SparkSession | None, listed: ListedFile) -> SourceFile:
+    """Name, size and content SHA-256: streamed in the JVM (any Hadoop file system), or read by Python
+    for a local file when ``spark`` is None (the same digest of the same bytes)."""
+    if spark is None:
+        return _identify_local(listed)
     fs, jpath = _hadoop_fs(spark, listed.path)
     jvm = spark.sparkContext._jvm
     try:
@@ -144,6 +146,20 @@ def identify(spark: SparkSession, listed: ListedFile) -> SourceFile:
     except Exception as exc:  # py4j wraps the Java IOException
         raise SourceError(f"cannot read input file {listed.path}: {exc}") from exc
     return SourceFile(listed.path, listed.name, listed.size, str(digest), listed.modified_at)
+
+
+def _identify_local(listed: ListedFile) -> SourceFile:
+    path = local_path(listed.path)
+    if path is None:
+        raise ValueError(f"hashing {listed.path} needs Spark (object storage)")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SourceError(f"cannot read input file {listed.path}: {exc}") from exc
+    return SourceFile(listed.path, listed.name, listed.size, digest.hexdigest(), listed.modified_at)
 
 
 def spark_path_key(spark: SparkSession, path: str) -> str:

@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.quality import DqResult
+from lakehouse.registry import TableSpec
 
 if TYPE_CHECKING:
     from lakehouse.gold.activity import GoldInputs
-    from lakehouse.gold.table import GoldTable
 
 #: A gold table by full name (the job computes it from the same inputs on first use).
 Tables = Callable[[str], DataFrame]
@@ -82,7 +82,17 @@ def grain_checks(name: str, keys: Sequence[str], df: DataFrame) -> list[Measure]
     return [Measure(counts, results)]
 
 
-def run_checks(table: GoldTable, tables: Tables, inputs: GoldInputs) -> list[DqResult]:
+class Checked(Protocol):
+    """A table with declared checks (a :class:`lakehouse.gold.table.GoldTable`)."""
+
+    @property
+    def spec(self) -> TableSpec: ...
+
+    @property
+    def checks(self) -> tuple[Check, ...]: ...
+
+
+def run_checks(table: Checked, tables: Tables, inputs: GoldInputs) -> list[DqResult]:
     """Every error-level check of ``table``: its grain, then the checks its value declares (one action)."""
     name = table.spec.full_name
     measures = grain_checks(name, table.spec.keys, tables(name))

@@ -23,13 +23,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.job_runtime import Job, JobContext, JobFailed, NoParams
+from lakehouse.job_runtime import Consumes, Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
 
 CONSUMER = GOLD_NEGATIVE_BALANCE.full_name
-#: The report reads the snapshots and the published weekly actives.
-UPSTREAM = (SILVER_DIM_USERS.full_name,)
+#: The report reads the snapshots, the new events and the published weekly actives.
+INPUTS = Consumes(CONSUMER, (SILVER_DIM_USERS.full_name,), SILVER_EVENTS.full_name,
+                  reads=(SILVER_DIM_USERS, SILVER_EVENTS, GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE))  # fmt: skip
 
 log = logging.getLogger("lakehouse")
 
@@ -109,13 +110,14 @@ def wau_jump_warning(active_df: DataFrame, threshold: float) -> DqResult:
 
 def run(ctx: JobContext, params: NoParams) -> None:
     spark, config = ctx.spark, ctx.config
-    work = batches.pending_work(ctx, CONSUMER, UPSTREAM, dates_from=SILVER_EVENTS.full_name)
+    work = INPUTS.pending_work(ctx)
     pending = work.batches
     if not pending:
         log.info("gold_data_quality_report: nothing new since the last report")
         ctx.run.rows_out = 0
         return
-    if not any(c.rows_inserted for c in batches.consumed(ctx, batches.BRONZE).values()):
+    _, latest_ds = batches.data_dates(ctx)
+    if latest_ds is None:
         # Every file so far was empty (or refused / rejected): the report waits for the first events.
         log.warning("gold_data_quality_report: no events ingested yet, nothing to report")
         ctx.run.rows_out = 0
@@ -124,7 +126,6 @@ def run(ctx: JobContext, params: NoParams) -> None:
         if not delta_io.exists(spark, spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
-    _, latest_ds = batches.data_dates(ctx)
     latest = dim_users.where(F.col("ds") == F.lit(latest_ds)).localCheckpoint()
     negative = negative_balance_users(latest, dim_users).localCheckpoint()
     delta_io.overwrite_if_changed(negative, GOLD_NEGATIVE_BALANCE, config)
@@ -148,4 +149,5 @@ JOB = Job(
     "warning-level findings on silver and gold (ops.dq_results) and gold.rpt_negative_balance_users",
     NoParams,
     run,
+    inputs=INPUTS,
 )

@@ -52,7 +52,7 @@ from lakehouse.gold import (
 )
 from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, week_start_of
 from lakehouse.gold.table import GoldTable
-from lakehouse.job_runtime import Job, JobContext, JobFailed, NoParams
+from lakehouse.job_runtime import CacheSlot, Consumes, Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS, SILVER_USER_ACTIVITY, TableSpec
 
@@ -80,6 +80,13 @@ def consumer(spec: TableSpec, config: LakehouseConfig) -> str:
     return f"{spec.full_name}[week_start={config.week_start},lookback={g.lookback_weeks},offsets={g.max_week_offset}]"
 
 
+def consumes(spec: TableSpec) -> Consumes:
+    """A gold table's declared inputs: the batches both silver consumers recorded (dates from silver's
+    records); it reads their tables, the miles events, and its own published rows (retention)."""
+    return Consumes(lambda config: consumer(spec, config), UPSTREAM, SILVER_EVENTS.full_name,
+                    reads=(SILVER_USER_ACTIVITY, SILVER_DIM_USERS, SILVER_EVENTS, spec))  # fmt: skip
+
+
 class NoEventsYet(Exception):
     """Silver holds no event yet (every file so far was empty, refused or rejected)."""
 
@@ -102,7 +109,7 @@ class Plan:
 def plan(ctx: JobContext, spec: TableSpec) -> Plan:
     """Pending batches and the first day they change, from the bookkeeping alone."""
     name = consumer(spec, ctx.config)
-    work = batches.pending_work(ctx, name, UPSTREAM, dates_from=SILVER_EVENTS.full_name)
+    work = consumes(spec).pending_work(ctx)
     pending = work.batches
     silver = batches.consumed(ctx, SILVER_EVENTS.full_name)
     mine = [b for b in batches.consumed(ctx, name) if b in silver]
@@ -168,6 +175,8 @@ class GoldComputation:
 
 #: One gold job at a time computes the shared inputs; the others wait for them and reuse them.
 _INPUTS_LOCK = threading.Lock()
+#: The shared inputs of the gold jobs of one run, by what they depend on.
+GOLD_INPUTS: CacheSlot[GoldKey, GoldComputation] = CacheSlot("gold_inputs")
 
 
 def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | None) -> GoldComputation:
@@ -184,7 +193,7 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     gold = config.gold
     key = GoldKey(config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,
                   gold.max_week_offset)  # fmt: skip
-    cache = ctx.caches.gold_inputs
+    cache = ctx.caches.slot(GOLD_INPUTS)
     if key in cache:
         return cache[key]
     for stale in [k for k in cache if k.max_event_date != max_event_date]:
@@ -304,6 +313,7 @@ def gold_job(spec: TableSpec) -> Job[NoParams]:
         f"silver.user_activity_daily + silver.dim_users -> {spec.full_name}: {spec.grain}",
         NoParams,
         body,
+        inputs=consumes(spec),
         group="gold tables",
     )
 

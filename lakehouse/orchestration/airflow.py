@@ -320,13 +320,13 @@ def status(layout: Layout) -> int:
 
 def attention(config: LakehouseConfig, run_id: str | None) -> int:
     """Exit 1, naming each problem, when a job of the Airflow run ``run_id`` ended ``partial``."""
-    from lakehouse import idle
+    from lakehouse import delta_rs
     from lakehouse.registry import OPS_JOB_RUNS
 
     if not run_id:
         print("needs_attention: no Airflow run id (AIRFLOW_CTX_DAG_RUN_ID) given", file=sys.stderr)
         return 2
-    rows = idle.read_rows(OPS_JOB_RUNS, config, ["job", "status", "message", "airflow_run_id", "started_at"])
+    rows = delta_rs.read_rows(OPS_JOB_RUNS, config, ["job", "status", "message", "airflow_run_id", "started_at"])
     mine = [r for r in rows if r["airflow_run_id"] == run_id]
     problems = [r for r in mine if r["status"] == "partial"]
     for r in sorted(problems, key=lambda r: r["started_at"]):

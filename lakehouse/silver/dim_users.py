@@ -27,10 +27,13 @@ from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
 from lakehouse.config import LakehouseConfig
-from lakehouse.job_runtime import Job, JobContext, param
+from lakehouse.job_runtime import Consumes, Job, JobContext, param
 from lakehouse.registry import EVENT_TIME_PATTERN, SILVER_DIM_USERS, SILVER_EVENTS
 
 CONSUMER = SILVER_DIM_USERS.full_name
+#: The batches silver.fct_events recorded; explicit dates or a full refresh always build.
+INPUTS = Consumes(CONSUMER, (SILVER_EVENTS.full_name,), reads=(SILVER_EVENTS, SILVER_DIM_USERS),
+                  forced_by=("full_refresh", "ds", "start_date", "end_date"))  # fmt: skip
 log = logging.getLogger("lakehouse")
 
 ACTIVE_WINDOWS = (7, 30, 90)
@@ -227,7 +230,7 @@ def auto_range(ctx: JobContext) -> tuple[date | None, date | None, list[str]]:
     was stopped before its bookkeeping (see :func:`lakehouse.silver.fct_events.batch_effects`), so
     a crash between two commits cannot hide a late event. No scan of silver's history.
     """
-    work = batches.pending_work(ctx, CONSUMER, (SILVER_EVENTS.full_name,))
+    work = INPUTS.pending_work(ctx)
     upstream = batches.consumed(ctx, SILVER_EVENTS.full_name)
     mine = batches.consumed(ctx, CONSUMER)
     _, max_date = batches.data_dates(ctx)
@@ -325,4 +328,5 @@ JOB = Job(
     "silver.fct_events -> silver.dim_users daily snapshots, MERGEd on (user_id, ds)",
     Params,
     run,
+    inputs=INPUTS,
 )

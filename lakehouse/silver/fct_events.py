@@ -29,10 +29,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.job_runtime import Job, JobContext, param
+from lakehouse.job_runtime import Consumes, Job, JobContext, param
 from lakehouse.registry import BRONZE_EVENTS, EVENT_TIME_PATTERN, SILVER_EVENTS
 
 CONSUMER = SILVER_EVENTS.full_name
+#: Committed bronze batches (and undone ones, whose days are restored from bronze).
+INPUTS = Consumes(CONSUMER, (batches.BRONZE,), reads=(BRONZE_EVENTS, SILVER_EVENTS))
 log = logging.getLogger("lakehouse")
 
 
@@ -138,7 +140,7 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     spark, config, run = ctx.spark, ctx.config, ctx.run
     if refresh:
         batches.full_refresh(ctx, CONSUMER, SILVER_EVENTS)
-    work = batches.pending_work(ctx, CONSUMER)
+    work = INPUTS.pending_work(ctx)
     pending = work.batches
     if not pending:
         log.info("silver_fct_events: no new bronze batches")
@@ -206,4 +208,5 @@ def run(ctx: JobContext, params: Params) -> None:
     load(ctx, refresh=params.full_refresh)
 
 
-JOB = Job("silver_fct_events", "new bronze batches -> silver.fct_events (one row per distinct event_id)", Params, run)
+JOB = Job("silver_fct_events", "new bronze batches -> silver.fct_events (one row per distinct event_id)", Params, run,
+          inputs=INPUTS)

@@ -19,12 +19,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.job_runtime import Job, JobContext
+from lakehouse.job_runtime import Consumes, Job, JobContext
 from lakehouse.registry import SILVER_EVENTS, SILVER_USER_ACTIVITY
 from lakehouse.silver.fct_events import Params
 
 CONSUMER = SILVER_USER_ACTIVITY.full_name
-UPSTREAM = (SILVER_EVENTS.full_name,)
+INPUTS = Consumes(CONSUMER, (SILVER_EVENTS.full_name,), reads=(SILVER_EVENTS,))
 log = logging.getLogger("lakehouse")
 
 
@@ -45,7 +45,7 @@ def load(ctx: JobContext, *, refresh: bool = False) -> int:
     spark, config = ctx.spark, ctx.config
     if refresh:
         batches.full_refresh(ctx, CONSUMER, SILVER_USER_ACTIVITY)
-    work = batches.pending_work(ctx, CONSUMER, UPSTREAM)
+    work = INPUTS.pending_work(ctx)
     pending = work.batches
     if not pending:
         log.info("silver_user_activity_daily: no new batches")
@@ -91,4 +91,5 @@ JOB = Job(
     "new silver.fct_events batches -> silver.user_activity_daily (one row per user and active day)",
     Params,
     run,
+    inputs=INPUTS,
 )

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import delta_io
+from lakehouse import delta_io, launcher
 from lakehouse.bronze import fct_event_stream as bronze
 from lakehouse.bronze.sources import IGNORED_REASON, SourceFile, read_numbered_lines
 from lakehouse.job_runtime import JobFailed
@@ -358,10 +358,10 @@ def test_job_entry_point_exit_codes(spark, tmp_path):
     input_dir.mkdir()
     (input_dir / "bad.csv").write_text("nope\n" + GOOD)
     args = ["--env", "local", "--input", str(input_dir), "--warehouse", str(tmp_path / "wh")]
-    assert bronze.JOB.main(args) == 1
+    assert launcher.job_main(bronze.JOB, args) == 1
     (input_dir / "bad.csv").write_text(HEADER + GOOD)
-    assert bronze.JOB.main(args) == 0
-    assert bronze.JOB.main([*args, "--set", "bronze.no_such_key=1"]) == 2
+    assert launcher.job_main(bronze.JOB, args) == 0
+    assert launcher.job_main(bronze.JOB, [*args, "--set", "bronze.no_such_key=1"]) == 2
 
 
 def test_line_numbers_survive_a_file_split_into_many_blocks(spark, tmp_path):

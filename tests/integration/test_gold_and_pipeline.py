@@ -15,7 +15,7 @@ from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, generator, pipeline
+from lakehouse import delta_io, generator, launcher
 from lakehouse.gold.activity import gold_inputs, user_activity, user_segments
 from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
 from lakehouse.registry import (
@@ -225,7 +225,7 @@ def _versions(spark, config):
 
 def test_rerun_of_the_whole_dag_changes_no_table(spark, sample_pipeline):
     before = _versions(spark, sample_pipeline)
-    assert pipeline.main(pipeline_args(sample_pipeline.paths.input, sample_pipeline.paths.warehouse)) == 0
+    assert launcher.run_main(pipeline_args(sample_pipeline.paths.input, sample_pipeline.paths.warehouse)) == 0
     assert _versions(spark, sample_pipeline) == before
     assert {SILVER_EVENTS.full_name, SILVER_DIM_USERS.full_name, GOLD_RETENTION.full_name} <= set(before)
 
@@ -251,7 +251,7 @@ def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatc
     monkeypatch.setattr(checks, "run_checks", with_a_failure)
     before = _versions(spark, config)[GOLD_RETENTION.full_name]
     args = [*pipeline_args(config.paths.input, config.paths.warehouse), "--jobs", "gold_agg_user_retention"]
-    assert pipeline.main(args) == 1
+    assert launcher.run_main(args) == 1
     assert _versions(spark, config)[GOLD_RETENTION.full_name] == before
 
 

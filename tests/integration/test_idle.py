@@ -1,6 +1,6 @@
-"""Runs with nothing to do are decided and recorded without Spark (lakehouse/idle.py): the same
-decisions and bookkeeping as a run under Spark, tables Spark still reads, the summary from its kept
-sections; anything to do (a new file) goes to Spark."""
+"""Runs with nothing to do are decided from the jobs' declared inputs and recorded without Spark
+(lakehouse/launcher.py): the same decisions and bookkeeping as a run under Spark, tables Spark still
+reads, the summary from its kept sections; anything to do (a new file) goes to Spark."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, pipeline
-from lakehouse.bronze.sources import list_input_files
+from lakehouse import delta_io, launcher
+from lakehouse.bronze.sources import identify, list_input_files
 from lakehouse.gold.refresh import JOBS as GOLD_JOBS
-from lakehouse.job_runtime import NeedsSpark, NoSpark
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
 from tests.conftest import SAMPLE_FILES, make_config
 
@@ -54,18 +53,15 @@ def _args(config, *extra: str) -> list[str]:
             "--set", "spark.shuffle_partitions=2", *extra]  # fmt: skip
 
 
-def test_no_spark_stands_in_until_spark_is_needed():
-    with pytest.raises(NeedsSpark, match=r"spark\.read"):
-        NoSpark().read  # noqa: B018
-
-
-def test_local_listing_equals_hadoop_listing(spark, tmp_path):
+def test_local_listing_and_hashing_equal_hadoops(spark, tmp_path):
     for name, text in (("b.csv", "x\n"), ("A.CSV", "yy\n"), ("c.csv.gz", ""), ("notes.txt", "n")):
         (tmp_path / name).write_text(text)
     (tmp_path / "sub").mkdir()
-    assert list_input_files(NoSpark(), str(tmp_path)) == list_input_files(spark, str(tmp_path))
+    listed = list_input_files(None, str(tmp_path))
+    assert listed == list_input_files(spark, str(tmp_path))
     one = str(tmp_path / "b.csv")
-    assert list_input_files(NoSpark(), one) == list_input_files(spark, one)
+    assert list_input_files(None, one) == list_input_files(spark, one)
+    assert [identify(None, f) for f in listed[0]] == [identify(spark, f) for f in listed[0]]
 
 
 def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pipeline, tmp_path, capsys):
@@ -76,14 +72,14 @@ def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pip
 
     # Under Spark (switched off): the reference decisions, and the summary rendered (and kept).
     before = _run_ids(spark, config)
-    assert pipeline.main(_args(config, "--set", "operations.idle_without_spark=false")) == 0
+    assert launcher.run_main(_args(config, "--set", "operations.idle_without_spark=false")) == 0
     under_spark = _runs_of(spark, config, before)
     first = capsys.readouterr().out
     assert len(under_spark) == len(config.dag)
 
     # Without Spark: the same rows, one ops.job_runs commit by delta-rs, no other table touched.
     commits, before = _commits(config), _run_ids(spark, config)
-    assert pipeline.main(_args(config)) == 0
+    assert launcher.run_main(_args(config)) == 0
     second = capsys.readouterr().out
     after = _commits(config)
     changed = {t: after[t] - commits.get(t, set()) for t in after if after[t] != commits.get(t)}
@@ -96,12 +92,15 @@ def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pip
     # One job alone (spark-submit jobs/<job>.py, lakehouse job): recorded without Spark too.
     before = _run_ids(spark, config)
     job = GOLD_JOBS["gold_agg_active_user"]
-    assert job.main(["--env", "local", "--warehouse", config.paths.warehouse]) == 0
+    commits = _commits(config)
+    assert launcher.job_main(job, ["--env", "local", "--warehouse", config.paths.warehouse]) == 0
     assert [r[:4] for r in _runs_of(spark, config, before)] == [("gold_agg_active_user", "succeeded", 0, 0)]
+    after = _commits(config)
+    assert [t for t in after if after[t] != commits.get(t)] == [OPS_JOB_RUNS.full_name]
 
     # Something to do (a new file): Spark takes over and ingests it.
     lines = SAMPLE_FILES[-1].read_text().splitlines(keepends=True)
     (root / "input" / "late_copy.csv").write_text("".join(lines[:40]))
-    assert pipeline.main(_args(config, "--no-summary")) == 0
+    assert launcher.run_main(_args(config, "--no-summary")) == 0
     files = delta_io.read(spark, OPS_INGESTED_FILES, config).where(F.col("file_name") == "late_copy.csv")
     assert [(r["status"], r["rows_accepted"]) for r in files.collect()] == [("committed", 39)]

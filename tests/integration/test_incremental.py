@@ -25,7 +25,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, generator, pipeline
+from lakehouse import delta_io, generator, launcher
 from lakehouse.gold.refresh import GOLD_TABLES
 from lakehouse.gold.refresh import consumer as gold_consumer
 from lakehouse.job_catalog import job
@@ -246,7 +246,7 @@ def test_two_runs_at_once_one_exits_2_with_the_holder_and_a_stale_lock_is_taken_
         held = rf"another run is writing the warehouse .*pid {holder.pid} on host"
         with pytest.raises(LockHeld, match=held), writer_lock(config):
             pass
-        assert pipeline.main(args) == 2  # the command: exit 2, before starting anything
+        assert launcher.run_main(args) == 2  # the command: exit 2, before starting anything
         assert time.monotonic() - started < 10
         output, _ = holder.communicate(timeout=600)
         assert holder.returncode == 0, output[-3000:]
@@ -264,7 +264,7 @@ def test_two_runs_at_once_one_exits_2_with_the_holder_and_a_stale_lock_is_taken_
             "started_at": 0, "heartbeat_at": time.time()}  # fmt: skip
     lock_file.write_text(json.dumps(left))
     before = _versions(spark, config)
-    assert pipeline.main(args) == 0
+    assert launcher.run_main(args) == 0
     assert _versions(spark, config) == before and not lock_file.exists()
 
 
@@ -281,7 +281,7 @@ def test_a_bad_file_does_not_block_good_data(spark, runs, day_files, tmp_path):
     config = make_config(tmp_path / "wh", landing, **GOLD)
     args = _cli_args(config)
 
-    assert pipeline.main(args) == 1
+    assert launcher.run_main(args) == 1
     files = {r["file_name"]: r["status"] for r in delta_io.read(spark, OPS_INGESTED_FILES, config).collect()}
     assert files == {day_files[0].name: "committed", day_files[1].name: "committed",
                      day_files[2].name + ".gz": "committed", bad.name: "refused", "README.txt": "ignored"}  # fmt: skip
@@ -295,10 +295,10 @@ def test_a_bad_file_does_not_block_good_data(spark, runs, day_files, tmp_path):
         assert got == committed, f"{spec.full_name} did not consume every good batch"
 
     before = _versions(spark, config)
-    assert pipeline.main(args) == 0
+    assert launcher.run_main(args) == 0
     assert _versions(spark, config) == before
 
     shutil.copy(day_files[3], bad)  # fixed in place
-    assert pipeline.main(args) == 0
+    assert launcher.run_main(args) == 0
     statuses = delta_io.read(spark, OPS_INGESTED_FILES, config).where(F.col("file_name") == bad.name)
     assert sorted(r["status"] for r in statuses.collect()) == ["committed", "refused"]

@@ -105,10 +105,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _pipeline(argv: list[str]) -> float:
     """``lakehouse run ARGV`` in this process's Spark application; its seconds."""
-    from lakehouse import pipeline
+    from lakehouse import launcher
 
     began = time.monotonic()
-    assert pipeline.main(argv) == 0, f"lakehouse run {' '.join(argv)} failed (see the log above)"
+    assert launcher.run_main(argv) == 0, f"lakehouse run {' '.join(argv)} failed (see the log above)"
     return time.monotonic() - began
 
 

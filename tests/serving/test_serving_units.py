@@ -44,7 +44,8 @@ def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_pa
 
 
 def test_the_server_gets_the_full_jit_after_the_short_jobs_flags() -> None:
-    from lakehouse.jvm import FULL_JIT, JIT_OPTIONS
+    from lakehouse.jvm import JIT_OPTIONS
+    from lakehouse.session import FULL_JIT
 
     env = server.server_environment({"SPARK_SUBMIT_OPTS": "-Dcaller=1"})
     # spark-env.sh writes its own flags (C1-only) first, then the caller's: the last JIT flag wins.

@@ -42,7 +42,7 @@ def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
     from lakehouse.cli import main as lakehouse
     from lakehouse.job_catalog import JOB_INDEX, check_dag
     from lakehouse.job_runtime import EXIT_USAGE
-    from lakehouse.pipeline import main as run_pipeline
+    from lakehouse.launcher import run_main as run_pipeline
 
     check_dag(load_config())  # the shipped DAG names real jobs
     bad = load_config(overrides=["dag=[bronze_fct_event_stream, no_such_job]"])
@@ -57,14 +57,14 @@ def test_a_dag_naming_an_unknown_job_stops_every_entry_point():
 def test_contradictory_job_arguments_exit_2_before_spark_starts():
     from lakehouse.job_catalog import job
     from lakehouse.job_runtime import EXIT_USAGE
+    from lakehouse.launcher import job_main
 
     dim_users = job("silver_dim_users")
-    assert (
-        dim_users.main(["--ds", "2025-01-01", "--start-date", "2025-01-01", "--end-date", "2025-01-02"]) == EXIT_USAGE
-    )
-    assert dim_users.main(["--start-date", "2025-01-01"]) == EXIT_USAGE
-    assert dim_users.main(["--start-date", "2025-01-03", "--end-date", "2025-01-02"]) == EXIT_USAGE
-    assert dim_users.main(["--set", "gold.no_such_key=1"]) == EXIT_USAGE
+    both = ["--ds", "2025-01-01", "--start-date", "2025-01-01", "--end-date", "2025-01-02"]
+    assert job_main(dim_users, both) == EXIT_USAGE
+    assert job_main(dim_users, ["--start-date", "2025-01-01"]) == EXIT_USAGE
+    assert job_main(dim_users, ["--start-date", "2025-01-03", "--end-date", "2025-01-02"]) == EXIT_USAGE
+    assert job_main(dim_users, ["--set", "gold.no_such_key=1"]) == EXIT_USAGE
 
 
 def test_overlay_and_overrides_layer_in_order(tmp_path: Path):

@@ -57,7 +57,9 @@ def test_the_archive_name_changes_with_a_jar(tmp_path):
 
 
 def test_a_run_with_much_new_input_gets_the_full_jit(tmp_path):
-    from lakehouse import idle
+    from lakehouse.batches import Ledger
+    from lakehouse.bronze.fct_event_stream import JOB
+    from lakehouse.launcher import decide_all, is_heavy
     from lakehouse.session import FULL_JIT
     from tests.conftest import make_config
 
@@ -65,8 +67,13 @@ def test_a_run_with_much_new_input_gets_the_full_jit(tmp_path):
     landing.mkdir()
     (landing / "day1.csv").write_bytes(b"x" * (2 * 2**20))
     (landing / "notes.txt").write_bytes(b"x" * (8 * 2**20))  # not an export: not counted
-    config = make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=2)
-    assert idle.heavy(config)  # 2 MB of new CSV (no warehouse yet: every file is new)
-    assert not idle.heavy(make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=3))
-    assert idle.heavy(make_config(tmp_path / "wh", landing, spark__full_jit_from_new_input_mb=3), full_refresh=True)
+
+    def full_jit(mb: int, **values) -> bool:
+        config = make_config(tmp_path / "wh", landing, spark__heavy_run_from_new_input_mb=mb)
+        values = {"input": None, "full_refresh": False, **values}
+        return is_heavy(config, values, decide_all([JOB], config, values, Ledger()))
+
+    assert full_jit(2)  # 2 MB of new CSV (no warehouse yet: every file is new)
+    assert not full_jit(3)
+    assert full_jit(3, full_refresh=True)
     assert FULL_JIT == "-XX:TieredStopAtLevel=4"
