@@ -58,7 +58,7 @@ class SparkConfig:
     extra_conf: dict[str, str] = field(default_factory=dict)
     #: A run with at least this much new input (MB of new landing files, or of pending rows at about
     #: 100 bytes a row), or a full refresh, is heavy: the full tiered JIT (when it launches its JVM) and
-    #: adaptive query execution. Lighter runs: the C1-only JIT and no AQE (lakehouse/launcher.py).
+    #: Spark's default execution. Lighter runs: the C1-only JIT, no AQE, no codegen (lakehouse/session.py).
     heavy_run_from_new_input_mb: int = 64
 
 

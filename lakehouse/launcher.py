@@ -14,8 +14,8 @@ and the benchmark's runs all go through :func:`launch`:
    nothing they read. ``operations.idle_without_spark: false`` always starts Spark.
 3. **Light or heavy.** Much new input (``spark.heavy_run_from_new_input_mb``: new landing files, or a later
    job's pending rows, from the decisions) or a full refresh makes a heavy run: the driver JVM gets the
-   full tiered JIT and the session adaptive query execution. A light run (a day's data) keeps the C1-only
-   JIT and runs without AQE (:func:`lakehouse.session.get_spark`).
+   full tiered JIT and the session Spark's defaults. A light run (a day's data) keeps the C1-only JIT and
+   runs without adaptive execution and code generation (:data:`lakehouse.session.LIGHT_RUN`).
 4. **Run** the jobs in one application (:func:`lakehouse.pipeline.run_jobs`), handing them the ledger
    read in step 2 (the bookkeeping is not read again through Spark).
 5. **Summary** (``lakehouse run``): the sections kept by the last summary when no table changed since
@@ -135,10 +135,7 @@ def launch(
         for j, d in zip(jobs, decisions, strict=False):
             log.info("%s: %s", j.name, d.reason)
         heavy = is_heavy(config, values, decisions)
-        if spark is None:
-            spark = get_spark(config, app_name=app_name, full_jit=heavy, adaptive=heavy)
-        else:
-            spark = get_spark(config, app_name=app_name, adaptive=heavy)
+        spark = get_spark(config, app_name=app_name, full_jit=heavy and spark is None, light=not heavy)
         if started is not None:
             started(spark)
         caches = RunCaches(ledgers={config.paths.warehouse: ledger} if ledger is not None else {})

@@ -18,7 +18,23 @@ from lakehouse.jars import DELTA_CATALOG, DELTA_EXTENSION, ensure_delta_jars, en
 #: The JIT of a driver JVM with a lot of work ahead (a backfill, a long-running server): C1 then C2,
 #: instead of the C1-only JIT that ``spark-env.sh`` gives short jobs (:mod:`lakehouse.jvm`).
 FULL_JIT = "-XX:TieredStopAtLevel=4"
-ADAPTIVE = "spark.sql.adaptive.enabled"
+#: A light run (a day's data, seconds of work on a cold driver JVM; measured in docs/performance.md):
+#: - no adaptive query execution: each shuffle of an adaptive query is a Spark job of its own, and
+#:   Delta's snapshot loads shuffle too;
+#: - no code generation: compiling each query stage's Java (Janino) costs more than the few thousand
+#:   rows it runs over; expressions are evaluated by their interpreted implementations (Spark's own
+#:   tests run every expression in this mode too, ``spark.sql.codegen.factoryMode``).
+LIGHT_RUN = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+#: A heavy run (a backfill, a full refresh): Spark's defaults.
+HEAVY_RUN = {
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.codegen.wholeStage": "true",
+    "spark.sql.codegen.factoryMode": "FALLBACK",
+}
 
 
 def launched_by_spark_submit() -> bool:
@@ -71,16 +87,15 @@ def session_conf(config: LakehouseConfig, *, under_submit: bool) -> dict[str, st
 
 
 def get_spark(
-    config: LakehouseConfig, app_name: str | None = None, *, full_jit: bool = False, adaptive: bool | None = None
+    config: LakehouseConfig, app_name: str | None = None, *, full_jit: bool = False, light: bool | None = None
 ) -> SparkSession:
     """Return the active session or build one configured for Delta and this config.
 
     ``full_jit``: when this process launches the JVM, give it the full tiered JIT (C1 then C2)
     instead of the C1-only JIT of ``spark-env.sh`` (:mod:`lakehouse.jvm`): C1 code starts fast but
     runs the heavy transforms of a backfill much slower (measured in docs/performance.md).
-    ``adaptive``: switch adaptive query execution on or off for this session (None: Spark's default),
-    unless ``spark.extra_conf`` sets it. A small run pays for AQE in Spark jobs: each shuffle of an
-    adaptive query is a job of its own, and Delta's snapshot loads shuffle too.
+    ``light``: settings for a run of little data (True: :data:`LIGHT_RUN`) or for a heavy one (False:
+    Spark's defaults); None leaves the session as it is. A key ``spark.extra_conf`` sets is never changed.
     """
     under_submit = launched_by_spark_submit()
     builder = SparkSession.builder.appName(app_name or config.app_name)
@@ -101,6 +116,8 @@ def get_spark(
     spark.sparkContext.setLogLevel(config.spark.log_level)
     # Static confs are ignored by getOrCreate on an existing session; the zone must still hold.
     spark.conf.set("spark.sql.session.timeZone", config.timezone)
-    if adaptive is not None and ADAPTIVE not in config.spark.extra_conf:
-        spark.conf.set(ADAPTIVE, str(adaptive).lower())
+    if light is not None:
+        for key, value in LIGHT_RUN.items():
+            if key not in config.spark.extra_conf:
+                spark.conf.set(key, value if light else HEAVY_RUN[key])
     return spark

@@ -31,9 +31,9 @@ def spark(tmp_path_factory):
 
     config = make_config(tmp_path_factory.mktemp("warehouse"))
     # One JVM for the whole session (half an hour of jobs): the full tiered JIT pays off here, where the
-    # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md). Tiny data: no
-    # adaptive execution, as in a light daily run (lakehouse/launcher.py).
-    session = get_spark(config, app_name="lakehouse-tests", full_jit=True, adaptive=False)
+    # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md). Tiny data: the
+    # settings of a light daily run (lakehouse/session.py LIGHT_RUN).
+    session = get_spark(config, app_name="lakehouse-tests", full_jit=True, light=True)
     yield session
     session.stop()
 
