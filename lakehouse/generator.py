@@ -245,7 +245,11 @@ class GeneratorConfig:
 
 @dataclass
 class GenerationResult:
-    """What was written, so callers and tests can check counts without re-reading files."""
+    """What was written, so callers and tests can check counts without re-reading files.
+
+    With an injected ``drop``, ``valid_events`` and the other counts are those before the drop;
+    ``rows_per_file`` counts the lines written.
+    """
 
     files: list[Path]
     rows_per_file: list[int]
