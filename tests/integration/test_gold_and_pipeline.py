@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import math
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -258,6 +258,25 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
         assert got == expected, spec.full_name  # fmt: skip
     assert len(ref.anomalies) > 0
     assert_anomalies_equal(tables[GOLD_METRIC_ANOMALIES.full_name], ref.anomalies)
+
+
+def test_injected_anomalies_are_flagged_and_the_table_equals_the_reference(spark, tmp_path):
+    """The injected set of data/sample/README.md: the Spark table equals the reference and flags each injection."""
+    path = tmp_path / "events.csv"
+    injections = ["drop:country=PH:2025-05-20", "redemption_wave:acq_source=organic:2025-06-04",
+                  "acquisition_spike:acq_source=tiktok:2025-06-17"]  # fmt: skip
+    generator.generate(path, users=2000, days=182, start_date="2025-01-05", seed=42, inject=injections)
+    events = _events_from_csv(spark, path).localCheckpoint()
+    activity, users = user_activity(events).localCheckpoint(), user_segments(events).localCheckpoint()
+    max_date = activity.agg(F.max("event_date")).first()[0]
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events)
+    table = GOLD_TABLES[GOLD_METRIC_ANOMALIES.full_name].build(inputs).localCheckpoint()
+    expected = spec_reference.compute_anomalies([str(path)], ingested_at=datetime(2030, 1, 1))
+    assert_anomalies_equal(table, expected)
+    flagged = {tuple(r[:5]): r["direction"] for r in table.where(F.col("is_anomaly")).collect()}
+    assert flagged[("events", "day", "country", "PH", date(2025, 5, 20))] == "drop"
+    assert flagged[("redeem_events", "day", "acq_source", "organic", date(2025, 6, 4))] == "spike"
+    assert flagged[("new_users", "week", "acq_source", "tiktok", date(2025, 6, 15))] == "spike"
 
 
 def _versions(spark, config):
