@@ -12,8 +12,10 @@
   at the end of the day before that week, the compact stand-in for all earlier events (the job
   reads it from the ``silver.dim_users`` snapshot of that day). See :mod:`lakehouse.gold.agg_miles_weekly`.
 - ``anomaly_events_df``: the events the anomaly series count (``user_id, event_date, event_type,
-  event_time``), from the first day the recomputed points' training windows reach (all of them when
-  ``since`` is None), and ``anomaly``, conf's ``anomaly`` section. See :mod:`lakehouse.gold.agg_metric_anomalies`.
+  event_time``), and ``anomaly_activity_df`` (``user_id, event_date``: user-days), from the first day
+  the recomputed points' training windows reach (all of them when ``since`` is None; both lazy: only
+  the anomaly table reads them, and only the partitions it needs), and ``anomaly``, conf's
+  ``anomaly`` section. See :mod:`lakehouse.gold.agg_metric_anomalies`.
 
 Weeks start on ``week_start`` from conf ("sunday" by default: ``d - (dayofweek(d) - 1)``). A period
 is partial when its last day is after ``max_event_date``, the largest event_date in silver.
@@ -60,8 +62,9 @@ class GoldInputs:
     #: Miles events from ``since_week`` on (all of them when ``since`` is None), and balances before it.
     miles_events_df: DataFrame | None = None
     miles_base_df: DataFrame | None = None
-    #: Events of every type from the anomaly window's first day (all when ``since`` is None), and conf's section.
+    #: Events of every type and user-days from the anomaly window's first day (all when ``since`` is None).
     anomaly_events_df: DataFrame | None = None
+    anomaly_activity_df: DataFrame | None = None
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
 
     @property
@@ -110,6 +113,7 @@ def gold_inputs(
     events_df: DataFrame | None = None,
     miles_base_df: DataFrame | None = None,
     anomaly_events_df: DataFrame | None = None,
+    anomaly_activity_df: DataFrame | None = None,
     anomaly: AnomalyConfig | None = None,
 ) -> GoldInputs:
     """The inputs of a full rebuild (``since`` None), or of the rows from ``since`` on.
@@ -121,7 +125,8 @@ def gold_inputs(
     ``miles_balance`` gets each user's balance at the data's last date from ``events_df`` (all of them).
     ``anomaly_events_df``: silver events of every type from the anomaly window's first day on (see
     :func:`lakehouse.gold.agg_metric_anomalies.input_start`); ``events_df`` when not given (all of them).
-    ``anomaly``: conf's section (its defaults when not given).
+    ``anomaly_activity_df``: user-days (``user_id, event_date``) from that day on; ``activity_df`` when not
+    given. ``anomaly``: conf's section (its defaults when not given).
     """
     if anomaly_events_df is None:
         if events_df is None:
@@ -155,7 +160,9 @@ def gold_inputs(
     if miles_base_df is None:
         miles_base_df = balances(events_df.limit(0))
     return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
-                      since, events_df, miles_base_df, anomaly_events_df, anomaly or AnomalyConfig())  # fmt: skip
+                      since, events_df, miles_base_df, anomaly_events_df,
+                      activity_df if anomaly_activity_df is None else anomaly_activity_df,
+                      anomaly or AnomalyConfig())  # fmt: skip
 
 
 def signed_miles() -> Column:

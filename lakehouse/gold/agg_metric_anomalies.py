@@ -17,18 +17,20 @@ training points and ``expected >= anomaly.min_expected``. Medians interpolate. T
 window frames of exactly one row ``7k`` days back (range frames on the day number, so a gap in a
 series can never shift them), and the medians are sorted arrays: no self-join, no Python UDF.
 
-Inputs: the events of every type (``inputs.anomaly_events_df``: one read of ``silver.fct_events``,
-date partitions pruned to the window on an incremental run) counted per user and day (a user with a
-count is an active user of that day: the rows of ``silver.user_activity_daily``), every user's
-segment and ``first_event_date`` (``inputs.users_df``), and for the weekly series the growth
-accounting of the same user-week grid the growth table is computed from (its function, so the
-weekly values are that table's columns by construction).
+Inputs: the events of every type (``inputs.anomaly_events_df``, a lazy read of ``silver.fct_events``)
+counted per user and day (a user with a count is an active user of that day, as in
+``silver.user_activity_daily``), every user's segment and ``first_event_date`` (``inputs.users_df``),
+and for the weekly series the growth accounting of a user-week grid of ``silver.user_activity_daily``
+(the growth table's own function, so the weekly values are that table's columns by construction).
 
 Incremental recomputation: new data from ``since`` on changes the values of the days from ``since``
 and of the weeks from since's week (see :mod:`lakehouse.gold.activity`), and a point's training set
 holds only earlier periods of its own series; so exactly the points from ``since`` (daily) and from
 since's week (weekly) can change, and those are the scope. They need the series ``K`` periods further
 back, plus one week for the weekly churn and resurrection: the inputs start at :func:`input_start`.
+What is read is less (:func:`metric_anomalies`): on a day that adds one day of data, the events of that
+day and of the same weekday of the K weeks before (:func:`needed_days`: date partitions pruned), and
+the user-days of the training weeks only when a week became complete.
 Changing ``training_periods``, ``min_training_periods``, ``sensitivity`` or ``min_expected`` rebuilds
 the table whole (they are part of its bookkeeping name).
 
@@ -117,11 +119,11 @@ def user_day_counts(events_df: DataFrame, max_event_date: date) -> DataFrame:
 
 
 def daily_series(
-    user_days_df: DataFrame, users_df: DataFrame, max_event_date: date, from_day: date | None = None
+    user_days_df: DataFrame, users_df: DataFrame, max_event_date: date, days: list[date] | None = None
 ) -> DataFrame:
     """The daily series (long: ``metric, grain, segment_type, segment_value, period_start, value``) of
-    every day from the segment's first user's ``first_event_date`` (or ``from_day`` if later) to the
-    data's last date; a day without events is 0."""
+    every day from the segment's first user's ``first_event_date`` to the data's last date (only those of
+    ``days`` when given: ``user_days_df`` then holds those days); a day without events is 0."""
     users = users_df.select("user_id", *SEGMENT, "first_event_date")
     counted = (
         user_days_df.join(users, on="user_id", how="inner")
@@ -134,17 +136,20 @@ def daily_series(
     by_segment = users.select("first_event_date", _segments()).select(
         "segment.segment_type", "segment.segment_value", "first_event_date"
     )
-    new = by_segment.groupBy("segment_type", "segment_value", F.col("first_event_date").alias("period_start")).agg(
+    arrived = by_segment if days is None else by_segment.where(F.col("first_event_date").isin(days))
+    new = arrived.groupBy("segment_type", "segment_value", F.col("first_event_date").alias("period_start")).agg(
         F.count(F.lit(1)).alias("new_users")
     )
-    first = F.min("first_event_date")
-    start = first if from_day is None else F.greatest(first, F.lit(from_day))
-    days = F.explode(F.sequence("start", F.lit(max_event_date))).alias("period_start")
-    spine = (
-        by_segment.groupBy("segment_type", "segment_value")
-        .agg(start.alias("start"))
-        .select("segment_type", "segment_value", days)
-    )
+    firsts = by_segment.groupBy("segment_type", "segment_value").agg(F.min("first_event_date").alias("first"))
+    if days is None:
+        spine = firsts.select(
+            "segment_type", "segment_value", F.explode(F.sequence("first", F.lit(max_event_date))).alias("period_start")
+        )
+    else:
+        listed = F.explode(F.array(*[F.lit(d) for d in days])).alias("period_start")
+        spine = firsts.select("segment_type", "segment_value", "first", listed).where(
+            (F.col("period_start") >= F.col("first")) & (F.col("period_start") <= F.lit(max_event_date))
+        )
     keys = ["segment_type", "segment_value", "period_start"]
     rows = spine.join(counted, on=keys, how="left").join(new, on=keys, how="left")
     return _long(rows.select(*keys, *[F.coalesce(m, F.lit(0)).alias(m) for m in DAILY_METRICS]), "day", DAILY_METRICS)
@@ -170,22 +175,31 @@ def weekly_series(grid_df: DataFrame, max_event_date: date, from_week: date | No
     return _long(sums, "week", WEEKLY_METRICS)
 
 
-def _median(values: Column) -> Column:
-    """The median of an array of doubles: the mean of the two middle values of an even count (null: empty).
+def _median(ordered: str) -> Column:
+    """The median of the sorted array column ``ordered``: the mean of the two middle values of an even count.
 
     Null-safe on an empty array, because Spark may evaluate it before a filter on the array's size
     (common subexpressions of a predicate are computed first).
     """
-    ordered = F.array_sort(values)
     n = F.size(ordered)
     low = F.try_element_at(ordered, F.greatest(((n + 1) / 2).cast("int"), F.lit(1)))  # odd: the middle; even: lower
     high = F.try_element_at(ordered, F.greatest((n / 2 + 1).cast("int"), F.lit(1)))  # odd: the middle; even: upper
     return (low + high) / 2
 
 
+def _residual(z: Column) -> Column:
+    """``|x - (level + slope * t)|`` of one element of ``arrays_zip(training, level_each, slope_each)``."""
+    return F.abs(z["training"]["x"] - (z["level_each"] + z["slope_each"] * z["training"]["t"]))
+
+
 def score_points(series_df: DataFrame, params: AnomalyConfig) -> DataFrame:
     """Every point of ``series_df`` (long series) with its training set, band, score and flag; only the
-    points with at least ``min_training_periods`` training points and ``expected >= min_expected``."""
+    points with at least ``min_training_periods`` training points and ``expected >= min_expected``.
+
+    Each sorted array is its own column before its median is taken, and a per-row value enters a
+    per-element expression as an array (``zip_with``), not inside the lambda: otherwise the optimizer
+    inlines the slope into every element of the residuals and the plan grows with K^3.
+    """
     day_number = F.datediff("period_start", F.lit(date(1970, 1, 1)))
     ordered = Window.partitionBy(*SERIES_KEY).orderBy(day_number)
     back = [F.max("value").over(ordered.rangeBetween(-7 * k, -7 * k)) for k in range(1, params.training_periods + 1)]
@@ -203,12 +217,25 @@ def score_points(series_df: DataFrame, params: AnomalyConfig) -> DataFrame:
             lambda a, i: F.transform(F.filter(tr, lambda b, j: j > i), lambda b: (b["x"] - a["x"]) / (b["t"] - a["t"])),
         )
     )
-    slope, level = F.col("slope"), F.col("level")
+
+    def each(value: str) -> Column:
+        return F.array_repeat(F.col(value), F.size(tr))
+
     lined = (
-        with_training.withColumn("slope", _median(pair_slopes))
-        .withColumn("level", _median(F.transform(tr, lambda p: p["x"] - slope * p["t"])))
-        .withColumn("mad", _median(F.transform(tr, lambda p: F.abs(p["x"] - (level + slope * p["t"])))))
-        .withColumn("expected", F.greatest(level, F.lit(0.0)))
+        with_training.withColumn("slopes", F.array_sort(pair_slopes))
+        .withColumn("slope", _median("slopes"))
+        .withColumn("levels", F.array_sort(F.zip_with(tr, each("slope"), lambda p, b: p["x"] - b * p["t"])))
+        .withColumn("level", _median("levels"))
+        .withColumn("level_each", each("level"))
+        .withColumn("slope_each", each("slope"))
+        .withColumn("points", F.arrays_zip("training", "level_each", "slope_each"))
+        .withColumn("residuals", F.array_sort(F.transform("points", _residual)))
+        .withColumn("mad", _median("residuals"))
+        .select(*SERIES_KEY, "period_start", "value", "training", "level", "mad")
+        # A plan boundary (lazy: nothing runs here): the filter below would otherwise be pushed under the
+        # medians, copying their whole expressions into it, and Spark would compute each of them twice.
+        .localCheckpoint(eager=False)
+        .withColumn("expected", F.greatest(F.col("level"), F.lit(0.0)))
         .where(F.col("expected") >= F.lit(float(params.min_expected)))
         .withColumn("spread", F.greatest(F.lit(MAD_SCALE) * F.col("mad"), F.sqrt("expected")))
         .withColumn("score", (F.col("value") - F.col("expected")) / F.col("spread"))
@@ -229,20 +256,40 @@ def score_points(series_df: DataFrame, params: AnomalyConfig) -> DataFrame:
     )
 
 
+def needed_days(since: date, max_event_date: date, training_periods: int) -> list[date]:
+    """The days the daily points from ``since`` to ``max_event_date`` and their training points fall on."""
+    scope_days = [since + timedelta(days=n) for n in range((max_event_date - since).days + 1)]
+    return sorted({d - timedelta(weeks=k) for d in scope_days for k in range(training_periods + 1)})
+
+
 def metric_anomalies(inputs: GoldInputs) -> DataFrame:
-    """Every point of the table's scope: all of them (``inputs.since`` None) or those from since on."""
+    """Every point of the table's scope: all of them (``inputs.since`` None) or those from since on.
+
+    Incremental, the daily series are counted on the days the points need only (one new day: that
+    day and the same weekday of the K weeks before; the filter prunes the event-date partitions the
+    job reads), and the weekly series only when the scope holds a complete week (a run whose data
+    completes a week, or a late event), from the user-day activity of the weeks they need.
+    """
     params, since, max_date = inputs.anomaly, inputs.since, inputs.max_event_date
-    user_days = user_day_counts(inputs.anomaly_events_df, max_date)
+    events = inputs.anomaly_events_df
     if since is None:
-        daily = daily_series(user_days, inputs.users_df, max_date)
+        daily = daily_series(user_day_counts(events, max_date), inputs.users_df, max_date)
         weekly = weekly_series(inputs.grid_df, max_date)
     else:
-        first = input_start(since, inputs.week_start, params.training_periods)
-        daily = daily_series(user_days, inputs.users_df, max_date, first)
-        activity = user_days.select("user_id", "event_date")
-        grid = user_week_grid(activity, inputs.users_df, max_date, inputs.week_start, first)
-        weekly = weekly_series(grid, max_date, first)
-    points = score_points(daily.unionByName(weekly), params)
+        days = needed_days(since, max_date, params.training_periods)
+        events = events.where(F.col("event_date").isin(days))
+        daily = daily_series(user_day_counts(events, max_date), inputs.users_df, max_date, days)
+        weekly = None
+        since_week = week_start_of(since, inputs.week_start)
+        if since_week + timedelta(days=6) <= max_date:  # a complete week in the scope
+            first = input_start(since, inputs.week_start, params.training_periods)
+            activity = inputs.anomaly_activity_df.where(
+                (F.col("event_date") >= F.lit(first)) & (F.col("event_date") <= F.lit(max_date))
+            )
+            grid = user_week_grid(activity, inputs.users_df, max_date, inputs.week_start, first)
+            weekly = weekly_series(grid, max_date, first)
+    series = daily if weekly is None else daily.unionByName(weekly)
+    points = score_points(series, params)
     where = scope(inputs)
     return points if where is None else points.where(where)
 

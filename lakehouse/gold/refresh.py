@@ -217,7 +217,8 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     events, base = _miles_inputs(ctx, snapshots, since)
     inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
                          gold.max_week_offset, since, events_df=events, miles_base_df=base,
-                         anomaly_events_df=_anomaly_events(ctx, since), anomaly=config.anomaly)  # fmt: skip
+                         anomaly_events_df=_anomaly_events(ctx, since),
+                         anomaly_activity_df=_anomaly_activity(ctx, since), anomaly=config.anomaly)  # fmt: skip
     if users.isEmpty():
         raise JobFailed(
             f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
@@ -250,6 +251,18 @@ def _anomaly_events(ctx: JobContext, since: date | None) -> DataFrame:
         first = agg_metric_anomalies.input_start(since, ctx.config.week_start, ctx.config.anomaly.training_periods)
         events = events.where(F.col("event_date") >= F.lit(first))
     return events
+
+
+def _anomaly_activity(ctx: JobContext, since: date | None) -> DataFrame | None:
+    """``silver.user_activity_daily`` as ``user_id, event_date`` from the anomaly window's first day (lazy, as
+    above; None for a full rebuild: the anomaly table then uses the shared inputs)."""
+    if since is None:
+        return None
+    first = agg_metric_anomalies.input_start(since, ctx.config.week_start, ctx.config.anomaly.training_periods)
+    activity = delta_io.read(ctx.spark, SILVER_USER_ACTIVITY, ctx.config).where(
+        (F.col("activity_month") >= F.lit(first.replace(day=1))) & (F.col("activity_date") >= F.lit(first))
+    )
+    return activity.select("user_id", F.col("activity_date").alias("event_date"))
 
 
 def _miles_inputs(ctx: JobContext, snapshots: DataFrame, since: date | None) -> tuple[DataFrame, DataFrame | None]:
