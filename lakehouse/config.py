@@ -84,6 +84,24 @@ class GoldConfig:
 
 
 @dataclass(frozen=True)
+class AnomalyConfig:
+    """``gold.agg_metric_anomalies`` (docs/contract.md): the band each count series is judged against."""
+
+    #: K: the same weekday (daily) or week (weekly) of this many periods back form a point's training set.
+    training_periods: int = 8
+    #: M: a point is evaluated only with at least this many training points.
+    min_training_periods: int = 4
+    #: S: the band is expected +- S * spread; a point outside it is an anomaly.
+    sensitivity: float = 4.5
+    #: Points whose expected value is below this are not rows (small counts are noise).
+    min_expected: float = 5.0
+    #: Anomalies of the data's last this many days (weekly: weeks ending in them) are warnings of the run.
+    alert_days: int = 7
+    #: The newest event older than this many hours when the run starts is a freshness warning.
+    freshness_hours: int = 36
+
+
+@dataclass(frozen=True)
 class OperationsConfig:
     #: How long a writing run waits for another run's warehouse lock before exiting 2.
     lock_wait_seconds: int = 0
@@ -137,6 +155,7 @@ class LakehouseConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     bronze: BronzeConfig = field(default_factory=BronzeConfig)
     gold: GoldConfig = field(default_factory=GoldConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
@@ -263,6 +282,19 @@ def _validate(obj: Any, prefix: str) -> None:
             raise bad("max_week_offset", "must be >= 0")
         if obj.wau_jump_threshold <= 0:
             raise bad("wau_jump_threshold", "must be > 0")
+    elif isinstance(obj, AnomalyConfig):
+        if obj.training_periods < 2:
+            raise bad("training_periods", "must be >= 2 (a line needs two points)")
+        if not 2 <= obj.min_training_periods <= obj.training_periods:
+            raise bad("min_training_periods", f"must be between 2 and training_periods ({obj.training_periods})")
+        if obj.sensitivity <= 0:
+            raise bad("sensitivity", "must be > 0")
+        if obj.min_expected <= 0:
+            raise bad("min_expected", "must be > 0 (the spread is at least sqrt(expected), never 0)")
+        if obj.alert_days < 1:
+            raise bad("alert_days", "must be >= 1")
+        if obj.freshness_hours < 1:
+            raise bad("freshness_hours", "must be >= 1")
     elif isinstance(obj, OperationsConfig):
         if obj.lock_wait_seconds < 0:
             raise bad("lock_wait_seconds", "must be >= 0")

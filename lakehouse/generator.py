@@ -26,6 +26,13 @@ Design choices, and why:
 * **Defects.** An invalid row replaces the event it was generated from and breaks one contract rule
   (see ``DEFECT_KINDS``); duplicates are exact copies of a valid line written again; late rows are
   valid events written to a later file than the chunk their date belongs to.
+* **Injected anomalies** (``inject``, off by default: without them the bytes are those of earlier
+  versions). Each is named ``KIND:SEGMENT_TYPE=VALUE:DATE[:SIZE]`` (see :class:`Injection`): a
+  ``drop`` removes that share of the segment's lines of the day (a broken export), a
+  ``redemption_wave`` makes that share of the segment's recently active members redeem on the day, an
+  ``acquisition_spike`` adds that many users of the segment acquired on the day. They draw from
+  random streams of their own, so the lines of an injected set are the lines of the same set without
+  injections, less the dropped ones, plus the added ones.
 """
 
 from __future__ import annotations
@@ -124,6 +131,67 @@ _US_PER_HOUR = 3_600_000_000
 _WRITE_BUFFER = 1 << 20
 
 
+INJECTION_KINDS: dict[str, float] = {"drop": 0.85, "redemption_wave": 0.5, "acquisition_spike": 40}
+INJECTION_SEGMENTS: dict[str, tuple[str, ...]] = {"country": COUNTRIES, "acq_source": UTM_SOURCES}
+#: A redemption wave reaches the segment's members with an active day in the 28 days up to the wave's day.
+_WAVE_RECENT_DAYS = 28
+
+
+@dataclass(frozen=True)
+class Injection:
+    """A named anomaly written into the generated data: ``KIND:SEGMENT_TYPE=VALUE:DATE[:SIZE]``.
+
+    - ``drop:country=PH:2025-04-15:0.85``: that share of the segment's lines of the day are not written;
+    - ``redemption_wave:acq_source=referral:2025-05-20:0.5``: that share of the segment's members active in
+      the 28 days up to the day redeem miles that day (1-3 ``miles_redeemed`` events each);
+    - ``acquisition_spike:acq_source=tiktok:2025-06-10:40``: that many extra users of the segment, acquired on
+      the day (their other attribute and their later behaviour drawn like any user's).
+
+    SIZE defaults to 0.85, 0.5 and 40 respectively.
+    """
+
+    kind: str
+    segment_type: str
+    segment_value: str
+    day: dt.date
+    size: float
+
+    @classmethod
+    def parse(cls, text: str) -> Injection:
+        parts = text.split(":")
+        if len(parts) not in (3, 4) or "=" not in parts[1]:
+            raise ValueError(f"injection {text!r} must look like KIND:SEGMENT_TYPE=VALUE:YYYY-MM-DD[:SIZE]")
+        kind, segment, day = parts[:3]
+        segment_type, segment_value = segment.split("=", 1)
+        try:
+            when = dt.date.fromisoformat(day)
+            size = float(parts[3]) if len(parts) == 4 else INJECTION_KINDS.get(kind, 0.0)
+        except ValueError:
+            raise ValueError(f"injection {text!r}: bad date or size") from None
+        return cls(kind, segment_type, segment_value, when, size)
+
+    def __str__(self) -> str:
+        size = f"{int(self.size)}" if self.kind == "acquisition_spike" else f"{self.size:g}"
+        return f"{self.kind}:{self.segment_type}={self.segment_value}:{self.day.isoformat()}:{size}"
+
+    def check(self, start_date: dt.date, days: int) -> None:
+        if self.kind not in INJECTION_KINDS:
+            raise ValueError(f"injection {self}: kind must be one of {', '.join(INJECTION_KINDS)}")
+        if self.segment_value not in INJECTION_SEGMENTS.get(self.segment_type, ()):
+            raise ValueError(f"injection {self}: segment must be country=<{'|'.join(COUNTRIES)}> or "
+                             f"acq_source=<{'|'.join(UTM_SOURCES)}>")  # fmt: skip
+        if not start_date <= self.day < start_date + dt.timedelta(days=days):
+            raise ValueError(f"injection {self}: the day is outside the generated period")
+        if self.kind == "acquisition_spike":
+            if self.size < 1 or self.size != int(self.size):
+                raise ValueError(f"injection {self}: an acquisition spike's size is a number of users (>= 1)")
+        elif not 0 < self.size <= 1:
+            raise ValueError(f"injection {self}: the size of a {self.kind} is a share in (0, 1]")
+
+    def matches(self, utm: str, country: str) -> bool:
+        return (country if self.segment_type == "country" else utm) == self.segment_value
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """All parameters of one generation; the output is a pure function of these.
@@ -144,6 +212,12 @@ class GeneratorConfig:
     events_per_day: float = 3.0
     target_rows: int | None = None
     workers: int = 1
+    inject: tuple[Injection, ...] = ()
+
+    @property
+    def extra_users(self) -> int:
+        """Users added by acquisition spikes, numbered after the ``users`` base users."""
+        return sum(int(i.size) for i in self.inject if i.kind == "acquisition_spike")
 
     def __post_init__(self) -> None:
         """Reject parameters that would silently produce nonsense."""
@@ -165,11 +239,17 @@ class GeneratorConfig:
             raise ValueError("target_rows must be >= 1")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        for injection in self.inject:
+            injection.check(self.start_date, self.days)
 
 
 @dataclass
 class GenerationResult:
-    """What was written, so callers and tests can check counts without re-reading files."""
+    """What was written, so callers and tests can check counts without re-reading files.
+
+    With an injected ``drop``, ``valid_events`` and the other counts are those before the drop;
+    ``rows_per_file`` counts the lines written.
+    """
 
     files: list[Path]
     rows_per_file: list[int]
@@ -179,6 +259,8 @@ class GenerationResult:
     invalid: int = 0
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     events_per_day: float = 0.0
+    #: The injected anomalies, as written on the command line.
+    injected: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -196,6 +278,8 @@ class _Plan:
     date_prefixes: tuple[str, ...]  # "YYYY-MM-DD " per day offset
     chunk_of_day: tuple[int, ...]
     chunk_days: tuple[tuple[int, int], ...]  # inclusive day offsets per chunk
+    #: Extra users of acquisition spikes: index -> (acquisition day offset, the injection).
+    spike_users: dict[int, tuple[int, Injection]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -301,8 +385,8 @@ def output_paths(out: str | Path, start_date: dt.date, days: int, files: int) ->
 # --------------------------------------------------------------------------- per-user simulation
 
 
-def _schedule(config: GeneratorConfig, index: int) -> tuple[list[int], float]:
-    """Activity days (sorted offsets) and event intensity of one user.
+def _schedule(config: GeneratorConfig, index: int, acquired: int | None = None) -> tuple[list[int], float]:
+    """Activity days (sorted offsets) and event intensity of one user (acquired on day ``acquired`` if given).
 
     Kept on its own RNG stream so the ``target_rows`` dry run can replay it cheaply without
     generating events.
@@ -311,6 +395,8 @@ def _schedule(config: GeneratorConfig, index: int) -> tuple[list[int], float]:
     days = config.days
     # A fifth of users form the initial base (first two weeks); the rest join uniformly.
     acq = int(r() * min(14, days)) if r() < 0.2 else int(r() * days)
+    if acquired is not None:
+        acq = acquired
     p_day = 0.10 + 0.55 * r()  # chance a day inside an active spell has events
     mean_spell = 10.0 + 60.0 * r()  # days
     p_leave = 0.10 + 0.25 * r()  # chance of leaving for good after each spell
@@ -411,7 +497,8 @@ def _emit_user(plan: _Plan, index: int, bufs: list[list[str]], counts: list[int]
     loop: everything per row is a table lookup, a few ``random()`` calls and one f-string.
     """
     config = plan.config
-    active, intensity = _schedule(config, index)
+    spike = plan.spike_users.get(index)
+    active, intensity = _schedule(config, index, spike[0] if spike else None)
     if not active:
         return
     r = random.Random(_derive_seed(config.seed, "events", index)).random
@@ -420,6 +507,11 @@ def _emit_user(plan: _Plan, index: int, bufs: list[list[str]], counts: list[int]
     uid = f"u_{index:0{plan.user_width}d}"
     utm = _pick(r(), UTM_SOURCES, _UTM_WEIGHTS)
     country = _pick(r(), COUNTRIES, _COUNTRY_WEIGHTS)
+    if spike is not None:  # an acquisition spike's user: the spike's segment
+        if spike[1].segment_type == "country":
+            country = spike[1].segment_value
+        else:
+            utm = spike[1].segment_value
     primary = _pick(r(), PLATFORMS, _PLATFORM_WEIGHTS)
     suffix1 = f",{primary},{utm},{country}\n"
     suffix2 = suffix1
@@ -503,6 +595,45 @@ def _emit_user(plan: _Plan, index: int, bufs: list[list[str]], counts: list[int]
     counts[1] += dup
     counts[2] += late
     counts[3] += invalid
+    for n, injection in enumerate(config.inject):
+        if injection.kind != "acquisition_spike" and injection.matches(utm, country):
+            rng = random.Random(_derive_seed(config.seed, f"inject/{n}", index)).random
+            if injection.kind == "drop":
+                _drop(plan, injection, bufs, rng)
+            else:
+                counts[0] += _redemption_wave(plan, injection, active, uid, suffix1, bufs, rng)
+
+
+def _drop(plan: _Plan, injection: Injection, bufs: list[list[str]], rng: Callable[[], float]) -> None:
+    """A broken export: each of the user's lines of the day is lost with probability ``injection.size``."""
+    prefix = plan.date_prefixes[(injection.day - plan.config.start_date).days]
+    for k, buf in enumerate(bufs):
+        bufs[k] = [line for line in buf if not (line.startswith(prefix) and rng() < injection.size)]
+
+
+def _redemption_wave(
+    plan: _Plan,
+    injection: Injection,
+    active: list[int],
+    uid: str,
+    suffix: str,
+    bufs: list[list[str]],
+    rng: Callable[[], float],
+) -> int:
+    """A recently active member redeems 1-3 times on the day with probability ``injection.size``; rows added."""
+    day = (injection.day - plan.config.start_date).days
+    if not any(day - _WAVE_RECENT_DAYS < d <= day for d in active) or rng() >= injection.size:
+        return 0
+    _, redeemed = _miles_strings()
+    hms = _hms_strings()
+    n = 1 + int(rng() * 3)
+    for _ in range(n):
+        sec, us = int(rng() * 86400), int(rng() * 1_000_000)
+        category = CATEGORIES["miles_redeemed"][int(rng() * 2)]
+        miles = redeemed[int(rng() * len(redeemed))]
+        line = f"{plan.date_prefixes[day]}{hms[sec]}{us:06d},{uid},miles_redeemed,{category},{miles}{suffix}"
+        bufs[plan.chunk_of_day[day]].append(line)
+    return n
 
 
 # --------------------------------------------------------------------------- planning and driving
@@ -534,6 +665,10 @@ def _make_plan(config: GeneratorConfig, pool: Pool | None) -> _Plan:
     bounds = chunk_bounds(config.days, config.files)
     chunk_of_day = tuple(k for k, (lo, hi) in enumerate(bounds) for _ in range(lo, hi + 1))
     prefixes = tuple((config.start_date + dt.timedelta(days=d)).isoformat() + " " for d in range(config.days))
+    spike_users: dict[int, tuple[int, Injection]] = {}
+    for injection in (i for i in config.inject if i.kind == "acquisition_spike"):
+        for _ in range(int(injection.size)):
+            spike_users[config.users + len(spike_users) + 1] = ((injection.day - config.start_date).days, injection)
     return _Plan(
         config=config,
         events_per_day=epd,
@@ -541,6 +676,7 @@ def _make_plan(config: GeneratorConfig, pool: Pool | None) -> _Plan:
         date_prefixes=prefixes,
         chunk_of_day=chunk_of_day,
         chunk_days=tuple(bounds),
+        spike_users=spike_users,
     )
 
 
@@ -586,12 +722,14 @@ def generate(
     events_per_day: float = 3.0,
     target_rows: int | None = None,
     workers: int = 1,
+    inject: tuple[Injection | str, ...] | list[Injection | str] = (),
 ) -> GenerationResult:
     """Write the synthetic event stream to ``out`` and return what was written.
 
     ``out`` is a ``.csv`` path when ``files == 1``, otherwise a directory (created if needed) that
     receives one ``event_stream_<first>_<last>.csv`` per consecutive date chunk. The bytes depend
-    only on the arguments (``workers`` included: it changes speed, never output).
+    only on the arguments (``workers`` included: it changes speed, never output). ``inject``: named
+    anomalies (:class:`Injection` values or their text); none by default.
     """
     if isinstance(start_date, str):
         start_date = dt.date.fromisoformat(start_date)
@@ -607,11 +745,12 @@ def generate(
         events_per_day=events_per_day,
         target_rows=target_rows,
         workers=workers,
+        inject=tuple(i if isinstance(i, Injection) else Injection.parse(i) for i in inject),
     )
     paths = output_paths(out, config.start_date, config.days, config.files)
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True)
-    shards = _shards(config.users)
+    shards = _shards(config.users + config.extra_users)
     totals = [0] * (4 + len(DEFECT_KINDS) + config.files)
 
     if config.workers == 1:
@@ -653,6 +792,7 @@ def generate(
         invalid=totals[3],
         invalid_by_kind={k: totals[4 + i] for i, k in enumerate(DEFECT_KINDS)},
         events_per_day=plan.events_per_day,
+        injected=tuple(str(i) for i in config.inject),
     )
 
 
@@ -682,6 +822,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     size.add_argument("--target-rows", type=int, default=None, help="aim for roughly this many data rows")
     p.add_argument("--workers", type=int, default=1, help="processes; output is identical for any value")
+    p.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="KIND:SEGMENT_TYPE=VALUE:DATE[:SIZE]",
+        help="a named anomaly (repeatable): drop (share of the segment's lines of the day lost, default 0.85), "
+        "redemption_wave (share of its recently active members redeeming that day, default 0.5), "
+        "acquisition_spike (users of the segment acquired that day, default 40); segment country=XX or "
+        "acq_source=NAME; e.g. drop:country=PH:2025-04-15",
+    )
     return p
 
 
@@ -703,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             events_per_day=args.events_per_day,
             target_rows=args.target_rows,
             workers=args.workers,
+            inject=args.inject,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -717,4 +868,6 @@ def main(argv: list[str] | None = None) -> int:
         f"events_per_day={result.events_per_day:.4f} seconds={seconds:.2f}",
         file=sys.stderr,
     )
+    for injected in result.injected:
+        print(f"injected {injected}", file=sys.stderr)
     return 0

@@ -24,6 +24,7 @@ JOB_INDEX = {
     "gold_agg_engagement_daily": "lakehouse.gold.refresh:JOBS",
     "gold_agg_miles_weekly": "lakehouse.gold.refresh:JOBS",
     "gold_agg_miles_category_weekly": "lakehouse.gold.refresh:JOBS",
+    "gold_agg_metric_anomalies": "lakehouse.gold.refresh:JOBS",
     "gold_data_quality_report": "lakehouse.gold.data_quality_report:JOB",
     # Operations, not in the daily DAG: lakehouse maintain / lakehouse restore.
     "maintain_tables": "lakehouse.maintenance:MAINTAIN_JOB",

@@ -454,11 +454,36 @@ GOLD_MILES_CATEGORY = TableSpec(
     keys=("week_start", "event_type", "transaction_category", "acq_source", "country"),
 )  # fmt: skip
 
+GOLD_METRIC_ANOMALIES = TableSpec(
+    "gold", "agg_metric_anomalies",
+    T.StructType([
+        _f("metric", STRING, False, "the count series: events | active_users | new_users | earn_events | "
+           "redeem_events (daily); active_users | new_users | churned_users | resurrected_users (weekly)"),
+        _f("grain", STRING, False, "day | week"),
+        _f("segment_type", STRING, False, "all | country | acq_source (user-level attributes, not their cross "
+           "product)"),
+        _f("segment_value", STRING, False, "'all', a country or an acquisition source"),
+        _f("period_start", DATE, False, "the event_date (day) or the week_start (week) of the point"),
+        _f("value", DOUBLE, False, "the series' count in the period (a whole number)"),
+        _f("expected", DOUBLE, False, "max(level, 0): the Theil-Sen line through the training points, at t = 0"),
+        _f("lower_bound", DOUBLE, False, "expected - sensitivity * spread (may be negative)"),
+        _f("upper_bound", DOUBLE, False, "expected + sensitivity * spread"),
+        _f("score", DOUBLE, False, "(value - expected) / spread, spread = max(1.4826 * MAD, sqrt(expected))"),
+        _f("training_periods", INT, False, "training points used: the same weekday / week of the last "
+           "anomaly.training_periods periods, from the segment's first period on"),
+        _f("is_anomaly", BOOL, False, "|score| > anomaly.sensitivity"),
+        _f("direction", STRING, True, "spike | drop when is_anomaly, else null"),
+    ]),
+    "One row per (metric, grain, segment_type, segment_value, period_start) evaluated: at least "
+    "anomaly.min_training_periods training points and expected >= anomaly.min_expected.",
+    keys=("metric", "grain", "segment_type", "segment_value", "period_start"),
+)  # fmt: skip
+
 
 TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY,
     GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
-    GOLD_MILES_CATEGORY, GOLD_NEGATIVE_BALANCE,
+    GOLD_MILES_CATEGORY, GOLD_METRIC_ANOMALIES, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_BATCH_INTENTS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
 

@@ -13,12 +13,14 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig, local_path
+from lakehouse.gold import agg_metric_anomalies
 from lakehouse.ops import JobRun
 from lakehouse.registry import (
     BRONZE_QUARANTINE,
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,
     GOLD_LIFECYCLE,
+    GOLD_METRIC_ANOMALIES,
     GOLD_MILES_WEEKLY,
     GOLD_NEGATIVE_BALANCE,
     GOLD_RETENTION,
@@ -152,6 +154,24 @@ def miles_last_weeks(spark: SparkSession, config: LakehouseConfig, weeks: int = 
     )  # fmt: skip
 
 
+def latest_anomalies(spark: SparkSession, config: LakehouseConfig, shown: int = 10) -> str:
+    """The anomalies of the data's last ``anomaly.alert_days`` days (weekly: weeks ending in them), newest first."""
+    df = delta_io.read(spark, GOLD_METRIC_ANOMALIES, config)
+    period_end = F.when(F.col("grain") == "week", F.date_add("period_start", 6)).otherwise(F.col("period_start"))
+    last = df.agg(F.max(period_end)).first()[0]
+    days = config.anomaly.alert_days
+    if last is None:
+        return "  no point evaluated yet"
+    rows = [r.asDict() for r in agg_metric_anomalies.alert_window(df.where(F.col("is_anomaly")), last, days)
+            .orderBy(F.desc("period_start"), "grain", "metric", "segment_type", "segment_value").collect()]  # fmt: skip
+    if not rows:
+        return f"  none in the last {days} days (to {last})"
+    lines = [f"  {agg_metric_anomalies.describe(r)}" for r in rows[:shown]]
+    if len(rows) > shown:
+        lines.append(f"  ... and {len(rows) - shown} more (gold.agg_metric_anomalies, is_anomaly)")
+    return "\n".join(lines)
+
+
 def checks_state(spark: SparkSession, config: LakehouseConfig) -> dict[str, Any]:
     """What the checks section shows: the latest run of each job (status, message), and the findings
     and passed count of the latest run of each job that checked its data.
@@ -243,6 +263,8 @@ SECTIONS = (
              retention_latest_cohorts, GOLD_RETENTION),
     _section("Miles economy, last weeks (all segments; outstanding and liability at the week's end):\n",
              miles_last_weeks, GOLD_MILES_WEEKLY),
+    _section(lambda c: f"Anomalies of the last {c.anomaly.alert_days} days (newest first; value, expected [band]):\n",
+             latest_anomalies, GOLD_METRIC_ANOMALIES),
     _section("Users with a negative miles balance: ", _negative, GOLD_NEGATIVE_BALANCE),
 )  # fmt: skip
 COUNTS = _section("Rows per table:\n", table_counts)

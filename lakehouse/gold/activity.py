@@ -11,6 +11,11 @@
   since's week on, and ``miles_base_df``: every user's miles balance (``user_id, miles_balance``)
   at the end of the day before that week, the compact stand-in for all earlier events (the job
   reads it from the ``silver.dim_users`` snapshot of that day). See :mod:`lakehouse.gold.agg_miles_weekly`.
+- ``anomaly_events_df``: the events the anomaly series count (``user_id, event_date, event_type,
+  event_time``), and ``anomaly_activity_df`` (``user_id, event_date``: user-days), from the first day
+  the recomputed points' training windows reach (all of them when ``since`` is None; both lazy: only
+  the anomaly table reads them, and only the partitions it needs), and ``anomaly``, conf's
+  ``anomaly`` section. See :mod:`lakehouse.gold.agg_metric_anomalies`.
 
 Weeks start on ``week_start`` from conf ("sunday" by default: ``d - (dayofweek(d) - 1)``). A period
 is partial when its last day is after ``max_event_date``, the largest event_date in silver.
@@ -28,11 +33,13 @@ user and its previous cells (see its module). ``since = None`` is a full rebuild
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from lakehouse.config import AnomalyConfig
 
 SEGMENT = ("acq_source", "country")
 LABEL_FORMAT = "yyyy-MM-dd"
@@ -55,6 +62,10 @@ class GoldInputs:
     #: Miles events from ``since_week`` on (all of them when ``since`` is None), and balances before it.
     miles_events_df: DataFrame | None = None
     miles_base_df: DataFrame | None = None
+    #: Events of every type and user-days from the anomaly window's first day (all when ``since`` is None).
+    anomaly_events_df: DataFrame | None = None
+    anomaly_activity_df: DataFrame | None = None
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
 
     @property
     def since_week(self) -> date | None:
@@ -87,6 +98,7 @@ def input_bounds(since: date, first_day: str, lookback_weeks: int) -> tuple[date
 MILES_EVENT_TYPES = ("miles_earned", "miles_redeemed", "reward_search")
 MILES_EVENT_COLUMNS = "user_id string, event_date date, event_type string, transaction_category string, " \
     "miles_amount decimal(10,2)"  # fmt: skip
+ANOMALY_EVENT_COLUMNS = ("user_id", "event_date", "event_type", "event_time")
 
 
 def gold_inputs(
@@ -100,6 +112,9 @@ def gold_inputs(
     *,
     events_df: DataFrame | None = None,
     miles_base_df: DataFrame | None = None,
+    anomaly_events_df: DataFrame | None = None,
+    anomaly_activity_df: DataFrame | None = None,
+    anomaly: AnomalyConfig | None = None,
 ) -> GoldInputs:
     """The inputs of a full rebuild (``since`` None), or of the rows from ``since`` on.
 
@@ -108,7 +123,23 @@ def gold_inputs(
     without ``miles_base_df`` they must be all of them and the balances before since's week are
     summed from them (the job passes the snapshot's balances instead). ``users_df`` without
     ``miles_balance`` gets each user's balance at the data's last date from ``events_df`` (all of them).
+    ``anomaly_events_df``: silver events of every type from the anomaly window's first day on (see
+    :func:`lakehouse.gold.agg_metric_anomalies.input_start`); ``events_df`` when not given (all of them).
+    ``anomaly_activity_df``: user-days (``user_id, event_date``) from that day on; ``activity_df`` when not
+    given. ``anomaly``: conf's section (its defaults when not given).
     """
+    if anomaly_events_df is None:
+        if events_df is None:
+            anomaly_events_df = activity_df.sparkSession.createDataFrame(
+                [], "user_id string, event_date date, event_type string, event_time timestamp"
+            )
+        else:
+            anomaly_events_df = events_df
+    # event_time is only the freshness check's: hand-built events may leave it out.
+    present = anomaly_events_df.columns
+    anomaly_events_df = anomaly_events_df.select(
+        *[c if c in present else F.lit(None).cast("timestamp").alias(c) for c in ANOMALY_EVENT_COLUMNS]
+    )
     grid_from = None if since is None else input_bounds(since, first_day, lookback_weeks)[1]
     grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day, grid_from)
     if events_df is None:
@@ -129,7 +160,9 @@ def gold_inputs(
     if miles_base_df is None:
         miles_base_df = balances(events_df.limit(0))
     return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
-                      since, events_df, miles_base_df)  # fmt: skip
+                      since, events_df, miles_base_df, anomaly_events_df,
+                      activity_df if anomaly_activity_df is None else anomaly_activity_df,
+                      anomaly or AnomalyConfig())  # fmt: skip
 
 
 def signed_miles() -> Column:

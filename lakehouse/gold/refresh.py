@@ -39,11 +39,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
-from lakehouse.config import LakehouseConfig
+from lakehouse.config import AnomalyConfig, LakehouseConfig
 from lakehouse.gold import (
     agg_active_user,
     agg_engagement_daily,
     agg_growth_accounting_weekly,
+    agg_metric_anomalies,
     agg_miles_category_weekly,
     agg_miles_weekly,
     agg_user_lifecycle_weekly,
@@ -69,6 +70,7 @@ GOLD_TABLES: dict[str, GoldTable] = {
         agg_engagement_daily.GOLD,
         agg_miles_weekly.GOLD,
         agg_miles_category_weekly.GOLD,
+        agg_metric_anomalies.GOLD,
     )
 }
 UPSTREAM = (SILVER_USER_ACTIVITY.full_name, SILVER_DIM_USERS.full_name)
@@ -77,7 +79,9 @@ UPSTREAM = (SILVER_USER_ACTIVITY.full_name, SILVER_DIM_USERS.full_name)
 def consumer(spec: TableSpec, config: LakehouseConfig) -> str:
     """The table's name in ``ops.processed_batches``, with the parameters its rows depend on."""
     g = config.gold
-    return f"{spec.full_name}[week_start={config.week_start},lookback={g.lookback_weeks},offsets={g.max_week_offset}]"
+    own = GOLD_TABLES[spec.full_name].parameters if spec.full_name in GOLD_TABLES else None
+    return (f"{spec.full_name}[week_start={config.week_start},lookback={g.lookback_weeks},offsets={g.max_week_offset}]"
+            + (own(config) if own else ""))  # fmt: skip
 
 
 def consumes(spec: TableSpec) -> Consumes:
@@ -142,6 +146,7 @@ class GoldKey:
     week_start: str
     lookback_weeks: int
     max_week_offset: int
+    anomaly: AnomalyConfig
 
 
 @dataclass
@@ -192,7 +197,7 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
             raise JobFailed(f"{spec.full_name} does not exist yet: run the silver jobs of the DAG first")
     gold = config.gold
     key = GoldKey(config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,
-                  gold.max_week_offset)  # fmt: skip
+                  gold.max_week_offset, config.anomaly)  # fmt: skip
     cache = ctx.caches.slot(GOLD_INPUTS)
     if key in cache:
         return cache[key]
@@ -220,7 +225,9 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     activity = activity.localCheckpoint()
     events, base = _miles_inputs(ctx, snapshots, since)
     inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
-                         gold.max_week_offset, since, events_df=events, miles_base_df=base)  # fmt: skip
+                         gold.max_week_offset, since, events_df=events, miles_base_df=base,
+                         anomaly_events_df=_anomaly_events(ctx, since),
+                         anomaly_activity_df=_anomaly_activity(ctx, since), anomaly=config.anomaly)  # fmt: skip
     if users.isEmpty():
         raise JobFailed(
             f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
@@ -235,6 +242,38 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     return computation
 
 
+def _recorded_events(ctx: JobContext) -> DataFrame:
+    """``silver.fct_events`` of the batches both upstream tables recorded (so that they agree with the snapshots)."""
+    recorded = set(batches.consumed(ctx, SILVER_USER_ACTIVITY.full_name)) & set(
+        batches.consumed(ctx, SILVER_DIM_USERS.full_name)
+    )
+    return delta_io.read(ctx.spark, SILVER_EVENTS, ctx.config).where(F.col("_batch_id").isin(sorted(recorded)))
+
+
+def _anomaly_events(ctx: JobContext, since: date | None) -> DataFrame:
+    """The events the anomaly series count: from the first day the points from ``since`` need (all: None).
+
+    Lazy: only the anomaly table's build reads them (date partitions pruned to its window).
+    """
+    events = _recorded_events(ctx)
+    if since is not None:
+        first = agg_metric_anomalies.input_start(since, ctx.config.week_start, ctx.config.anomaly.training_periods)
+        events = events.where(F.col("event_date") >= F.lit(first))
+    return events
+
+
+def _anomaly_activity(ctx: JobContext, since: date | None) -> DataFrame | None:
+    """``silver.user_activity_daily`` as ``user_id, event_date`` from the anomaly window's first day (lazy, as
+    above; None for a full rebuild: the anomaly table then uses the shared inputs)."""
+    if since is None:
+        return None
+    first = agg_metric_anomalies.input_start(since, ctx.config.week_start, ctx.config.anomaly.training_periods)
+    activity = delta_io.read(ctx.spark, SILVER_USER_ACTIVITY, ctx.config).where(
+        (F.col("activity_month") >= F.lit(first.replace(day=1))) & (F.col("activity_date") >= F.lit(first))
+    )
+    return activity.select("user_id", F.col("activity_date").alias("event_date"))
+
+
 def _miles_inputs(ctx: JobContext, snapshots: DataFrame, since: date | None) -> tuple[DataFrame, DataFrame | None]:
     """The miles events from since's week on (all: None) and every user's balance before that week.
 
@@ -243,11 +282,8 @@ def _miles_inputs(ctx: JobContext, snapshots: DataFrame, since: date | None) -> 
     week (one row per user instead of every earlier event); a warehouse without that snapshot (only
     some days were built by hand) falls back to summing the earlier events.
     """
-    spark, config = ctx.spark, ctx.config
-    recorded = set(batches.consumed(ctx, SILVER_USER_ACTIVITY.full_name)) & set(
-        batches.consumed(ctx, SILVER_DIM_USERS.full_name)
-    )
-    events = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("_batch_id").isin(sorted(recorded)))
+    config = ctx.config
+    events = _recorded_events(ctx)
     if since is None:
         return events, None
     from_week = week_start_of(since, config.week_start)
@@ -297,6 +333,9 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
     else:
         written = delta_io.replace_where(df, spec, ctx.config, where).get("numOutputRows")
     batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
+    warn = GOLD_TABLES[spec.full_name].warnings
+    if warn is not None:  # findings that never block publishing (the anomaly alerts): after the publish
+        ctx.run.record_dq(warn(ctx, computation.inputs))
     ctx.run.rows_in = computation.activity_rows
     ctx.run.rows_out = written if written is not None else df.count()
     ctx.run.parameters.update({"recomputed_from": str(todo.since) if where else "all"})

@@ -2,19 +2,27 @@
 
 A gold table is its registry spec, a pure ``build`` from the shared :class:`GoldInputs`, the
 ``scope`` of rows an incremental run replaces, an optional incremental build from the published
-table, and the error-level checks its job enforces. Everything about one table is in its module.
+table, the error-level checks its job enforces and, optionally, the warnings its job records after a
+publish and the conf parameters its rows depend on beyond the shared gold ones. Everything about one
+table is in its module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 
+from lakehouse.config import LakehouseConfig
 from lakehouse.gold.activity import GoldInputs
 from lakehouse.gold.checks import Check
+from lakehouse.quality import DqResult
 from lakehouse.registry import TableSpec
+
+if TYPE_CHECKING:
+    from lakehouse.job_runtime import JobContext
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class GoldTable:
     checks: tuple[Check, ...] = ()
     #: Incremental build from the published table, for tables whose every row can change (retention).
     build_from_previous: Callable[[GoldInputs, DataFrame], DataFrame] | None = None
+    #: Warning-level findings recorded after each publish (never failing the job), e.g. the anomaly alerts.
+    warnings: Callable[[JobContext, GoldInputs], list[DqResult]] | None = None
+    #: The table's own conf parameters, as they appear in its bookkeeping name: changing one rebuilds it whole.
+    parameters: Callable[[LakehouseConfig], str] | None = None
 
     @property
     def full_name(self) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import math
 import shutil
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from lakehouse.registry import (
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_METRIC_ANOMALIES,
     GOLD_MILES_CATEGORY,
     GOLD_MILES_WEEKLY,
     GOLD_NEGATIVE_BALANCE,
@@ -55,6 +57,21 @@ MILES_WEEKLY_COLUMNS = [
     "redemption_rate",
     "is_partial_period",
 ]
+ANOMALY_COLUMNS = [
+    "metric",
+    "grain",
+    "segment_type",
+    "segment_value",
+    "period_start",
+    "value",
+    "expected",
+    "lower_bound",
+    "upper_bound",
+    "score",
+    "training_periods",
+    "is_anomaly",
+    "direction",
+]
 MILES_CATEGORY_COLUMNS = [
     "week_start",
     "event_type",
@@ -71,6 +88,17 @@ MILES_CATEGORY_COLUMNS = [
 def _rows(spark, config, spec, columns):
     return {tuple(round(v, 6) if isinstance(v, float) else v for v in r) for r in
             delta_io.read(spark, spec, config).select(*columns).collect()}  # fmt: skip
+
+
+def assert_anomalies_equal(df, expected: set[tuple]) -> None:
+    """The anomaly rows equal the reference's: same points and flags, doubles equal to 1e-9 (relative)."""
+    got = {tuple(r[:5]): tuple(r[5:]) for r in df.select(*ANOMALY_COLUMNS).collect()}
+    want = {tuple(r[:5]): tuple(r[5:]) for r in expected}
+    assert set(got) == set(want), (sorted(set(got) - set(want))[:5], sorted(set(want) - set(got))[:5])
+    for key, values in want.items():
+        for a, b in zip(got[key], values, strict=True):
+            close = math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) if isinstance(b, float) else a == b
+            assert close, (key, got[key], values)
 
 
 def test_sample_gold_equals_reference(spark, sample_pipeline, sample_reference):
@@ -145,6 +173,9 @@ def test_sample_gold_equals_reference(spark, sample_pipeline, sample_reference):
     assert _rows(spark, config, GOLD_MILES_WEEKLY, MILES_WEEKLY_COLUMNS) == ref.miles_weekly
     assert _rows(spark, config, GOLD_MILES_CATEGORY, MILES_CATEGORY_COLUMNS) == ref.miles_category
     assert any(r[12] > 0 for r in ref.miles_weekly) and len(ref.miles_category) > 0
+    assert_anomalies_equal(delta_io.read(spark, GOLD_METRIC_ANOMALIES, config), ref.anomalies)
+    flags = {(r[1], r[12]) for r in ref.anomalies if r[11]}
+    assert {("day", "spike"), ("day", "drop")} <= flags  # both directions occur on the sample
     negative = [r["user_id"] for r in delta_io.read(spark, GOLD_NEGATIVE_BALANCE, config).orderBy("user_id").collect()]
     assert negative == ref.negative_balance_users and len(negative) > 0
     statuses = {r[3] for r in ref.lifecycle}
@@ -169,7 +200,16 @@ def test_sample_checks_recorded_and_warnings_present(spark, sample_pipeline):
     assert {(t, c) for t, c, s in gold_checks if s == "warn"} == {
         ("gold.rpt_negative_balance_users", "users_with_negative_miles_balance"),
         ("gold.agg_active_user", "weekly_active_users_jump"),
+        ("gold.agg_metric_anomalies", "metric_anomaly"),
     }
+    # The anomalies of the sample's last 7 days (2025-06-29 .. 07-05), one warning each, newest first, and
+    # the freshness warning (the sample's newest event is from 2025-07-05, long before any run).
+    alerts = [r["details"] for r in dq.where(F.col("check_name") == "metric_anomaly").orderBy("details").collect()]
+    assert "events in all on 2025-07-05: 290, expected 211 [145, 276] (spike, score 5.5)" in alerts
+    assert all(" on 2025-0" in a or " in the week of " in a for a in alerts) and len(alerts) == len(set(alerts))
+    (fresh,) = dq.where(F.col("check_name") == "data_freshness").collect()
+    assert (fresh["status"], fresh["table_name"]) == ("warn", "silver.fct_events")
+    assert fresh["details"].startswith("newest event_time 2025-07-05 ")
 
 
 def _events_from_csv(spark, path):
@@ -216,6 +256,27 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
             for r in tables[spec.full_name].select(*columns).collect()
         }
         assert got == expected, spec.full_name  # fmt: skip
+    assert len(ref.anomalies) > 0
+    assert_anomalies_equal(tables[GOLD_METRIC_ANOMALIES.full_name], ref.anomalies)
+
+
+def test_injected_anomalies_are_flagged_and_the_table_equals_the_reference(spark, tmp_path):
+    """The injected set of data/sample/README.md: the Spark table equals the reference and flags each injection."""
+    path = tmp_path / "events.csv"
+    injections = ["drop:country=PH:2025-05-20", "redemption_wave:acq_source=organic:2025-06-04",
+                  "acquisition_spike:acq_source=tiktok:2025-06-17"]  # fmt: skip
+    generator.generate(path, users=2000, days=182, start_date="2025-01-05", seed=42, inject=injections)
+    events = _events_from_csv(spark, path).localCheckpoint()
+    activity, users = user_activity(events).localCheckpoint(), user_segments(events).localCheckpoint()
+    max_date = activity.agg(F.max("event_date")).first()[0]
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events)
+    table = GOLD_TABLES[GOLD_METRIC_ANOMALIES.full_name].build(inputs).localCheckpoint()
+    expected = spec_reference.compute_anomalies([str(path)], ingested_at=datetime(2030, 1, 1))
+    assert_anomalies_equal(table, expected)
+    flagged = {tuple(r[:5]): r["direction"] for r in table.where(F.col("is_anomaly")).collect()}
+    assert flagged[("events", "day", "country", "PH", date(2025, 5, 20))] == "drop"
+    assert flagged[("redeem_events", "day", "acq_source", "organic", date(2025, 6, 4))] == "spike"
+    assert flagged[("new_users", "week", "acq_source", "tiktok", date(2025, 6, 15))] == "spike"
 
 
 def _versions(spark, config):

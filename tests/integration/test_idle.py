@@ -76,6 +76,11 @@ def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pip
     under_spark = _runs_of(spark, config, before)
     first = capsys.readouterr().out
     assert len(under_spark) == len(config.dag)
+    # The anomalies of the sample's last 7 days, newest first, and each one a warning of the checks.
+    anomalies = first.split("Anomalies of the last 7 days (newest first; value, expected [band]):\n")[1]
+    newest = "  earn_events in country=ID on 2025-07-05: 31, expected 14 [-3, 30] (spike, score 4.7)\n"
+    assert anomalies.startswith(newest)
+    assert "WARN  gold.agg_metric_anomalies.metric_anomaly: 1 of 1 (events in all on 2025-07-05: 290" in first
 
     # Without Spark: the same rows, one ops.job_runs commit by delta-rs, no other table touched.
     commits, before = _commits(config), _run_ids(spark, config)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from lakehouse.pipeline import run_jobs
 from lakehouse.registry import (
     BRONZE_EVENTS,
     GOLD_ACTIVE_USER,
+    GOLD_METRIC_ANOMALIES,
     OPS_INGESTED_FILES,
     OPS_PROCESSED_BATCHES,
     SILVER_EVENTS,
@@ -47,8 +49,11 @@ pytestmark = pytest.mark.e2e
 
 DATA_TABLES = [spec for spec in TABLES if spec.layer != "ops"]
 #: Gold windows shorter than the data (18 days), so that every recomputed slice has older rows beside it
-#: that must stay right: a one-week lifecycle lookback, retention offsets 0..1.
-GOLD = {"gold__lookback_weeks": 1, "gold__max_week_offset": 1}
+#: that must stay right: a one-week lifecycle lookback, retention offsets 0..1; anomalies judged on the same
+#: weekday of the 2 weeks before (days 14-17 have rows), down to an expected count of 1. A late event of
+#: day d then changes the training sets of days d + 7 and d + 14.
+GOLD = {"gold__lookback_weeks": 1, "gold__max_week_offset": 1, "anomaly__training_periods": 2,
+        "anomaly__min_training_periods": 2, "anomaly__min_expected": 1}  # fmt: skip
 #: Set by the run, not by the data: the ingestion time of a bronze row.
 RUN_COLUMNS = {"_ingested_at"}
 
@@ -154,6 +159,15 @@ def test_daily_runs_equal_a_full_rebuild_and_reruns_commit_nothing(spark, runs):
     daily, full = runs["daily"], runs["full"]
     assert_same_tables(spark, daily, full)
 
+    # The last arrival carried events of days inside the training windows of the latest points: its run
+    # recomputed points from the earliest of them on (a late day d is a training point of d + 7 and d + 14).
+    last_batch = max(delta_io.read(spark, OPS_INGESTED_FILES, daily).where(F.col("status") == "committed")
+                     .collect(), key=lambda r: r["ingested_at"])  # fmt: skip
+    anomalies = delta_io.read(spark, GOLD_METRIC_ANOMALIES, daily)
+    latest = anomalies.agg(F.max("period_start")).first()[0]
+    assert last_batch["min_event_date"] <= latest - timedelta(days=7)
+    assert anomalies.where(F.col("period_start") >= F.lit(last_batch["min_event_date"] + timedelta(days=7))).count() > 0
+
     before = _versions(spark, daily)
     assert _dag(spark, daily) == 0
     assert _versions(spark, daily) == before, "a run with nothing new committed to a data table"
@@ -225,7 +239,7 @@ def test_restore_a_gold_table_after_a_bad_publish(spark, runs):
 
 def _cli_args(config) -> list[str]:
     """``lakehouse run`` arguments for ``config``'s warehouse and input, with the test's gold windows."""
-    gold = [f"--set=gold.{k.split('__')[1]}={v}" for k, v in GOLD.items()]
+    gold = [f"--set={k.replace('__', '.')}={v}" for k, v in GOLD.items()]
     return ["--env", "local", "--warehouse", config.paths.warehouse, "--input", config.paths.input, "--no-summary",
             *gold, "--set=spark.shuffle_partitions=2"]  # fmt: skip
 

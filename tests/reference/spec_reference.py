@@ -31,6 +31,13 @@ Decisions taken where the contract (docs/contract.md) is silent:
   - `net_miles` and `outstanding_miles` may be negative; sums are Decimals with 2 fraction digits.
   - In the category table, events are silver events (one per `event_id`), `users` is distinct users,
     and `miles` of `reward_search` rows is 0.00; share/like never appear.
+- Anomalies (the contract's gold.agg_metric_anomalies section):
+  - A segment's first period is its first user's `first_event_date` (daily) or that day's week (weekly: the
+    first week of its growth rows); the weekly series exist for complete weeks only, so training points are
+    complete weeks too.
+  - The arithmetic is done in Python floats in the contract's order (pair slopes `(x_j - x_i) / (t_j - t_i)`,
+    `x_i - slope * t_i`, `|x_i - (level + slope * t_i)|`, medians as `(a + b) / 2`); `t` and counts are whole
+    numbers, so the Spark code's doubles give the same values.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 from collections import Counter, defaultdict
@@ -97,6 +105,7 @@ class Reference:
     negative_balance_users: list[str] = field(default_factory=list)
     miles_weekly: set[tuple] = field(default_factory=set)
     miles_category: set[tuple] = field(default_factory=set)
+    anomalies: set[tuple] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,6 +544,124 @@ def miles_category_rows(events: list[dict], segment: dict[str, tuple], max_event
     }
 
 
+DAILY_ANOMALY_METRICS = ("events", "active_users", "new_users", "earn_events", "redeem_events")
+WEEKLY_ANOMALY_METRICS = ("active_users", "new_users", "churned_users", "resurrected_users")
+
+
+def median(values: list[float]) -> float:
+    """The middle value; the mean of the two middle values of an even count."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n % 2:
+        return ordered[n // 2]
+    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def segments_of(acq_source: str, country: str) -> list[tuple[str, str]]:
+    """The anomaly segments a user sits in: all users, their country, their acquisition source."""
+    return [("all", "all"), ("country", country), ("acq_source", acq_source)]
+
+
+def anomaly_series(
+    events: list[dict], dim_users: dict[str, dict], growth: set[tuple], max_event_date: date
+) -> dict[tuple, dict[date, int]]:
+    """(metric, grain, segment_type, segment_value) -> {period_start: value}, straight from the contract.
+
+    Daily: every day from the segment's first user's first_event_date to max_event_date (0 when nothing
+    happened). Weekly: the growth rows summed over the segment, complete weeks only.
+    """
+    series: dict[tuple, dict[date, int]] = {}
+    users_of = defaultdict(list)
+    for user_id, row in dim_users.items():
+        for seg in segments_of(row["acq_source"], row["country"]):
+            users_of[seg].append(user_id)
+    events_on = defaultdict(list)  # (segment, day) -> events of the segment's users on that day
+    for event in events:
+        user = dim_users[event["user_id"]]
+        for seg in segments_of(user["acq_source"], user["country"]):
+            events_on[(seg, event["event_date"])].append(event)
+    for seg, users in users_of.items():
+        first = min(dim_users[u]["first_event_date"] for u in users)
+        days = [first + timedelta(days=n) for n in range((max_event_date - first).days + 1)]
+        firsts = Counter(dim_users[u]["first_event_date"] for u in users)
+        for metric in DAILY_ANOMALY_METRICS:
+            values = {}
+            for day in days:
+                on_day = events_on.get((seg, day), [])
+                if metric == "events":
+                    values[day] = len(on_day)
+                elif metric == "active_users":
+                    values[day] = len({e["user_id"] for e in on_day})
+                elif metric == "new_users":
+                    values[day] = firsts[day]
+                elif metric == "earn_events":
+                    values[day] = sum(1 for e in on_day if e["event_type"] == "miles_earned")
+                else:
+                    values[day] = sum(1 for e in on_day if e["event_type"] == "miles_redeemed")
+            series[(metric, "day", *seg)] = values
+    column = {"active_users": 3, "new_users": 5, "churned_users": 8, "resurrected_users": 7}
+    for row in growth:
+        week, acq_source, country = row[0], row[1], row[2]
+        if week + timedelta(days=6) > max_event_date:
+            continue  # complete weeks only
+        for seg in segments_of(acq_source, country):
+            for metric in WEEKLY_ANOMALY_METRICS:
+                values = series.setdefault((metric, "week", *seg), {})
+                values[week] = values.get(week, 0) + row[column[metric]]
+    return series
+
+
+def anomaly_rows(
+    series: dict[tuple, dict[date, int]],
+    training_periods: int = 8,
+    min_training_periods: int = 4,
+    sensitivity: float = 4.5,
+    min_expected: float = 5.0,
+) -> set[tuple]:
+    """(metric, grain, segment_type, segment_value, period_start, value, expected, lower_bound, upper_bound, score,
+    training_periods, is_anomaly, direction) of every evaluated point with expected >= min_expected."""
+    rows = set()
+    for key, values in series.items():
+        for period, value in values.items():
+            training = [
+                (-k, float(values[period - timedelta(days=7 * k)]))
+                for k in range(1, training_periods + 1)
+                if period - timedelta(days=7 * k) in values  # periods before the segment's first are absent
+            ]
+            if len(training) < min_training_periods:
+                continue
+            slope = median([(xj - xi) / (tj - ti) for i, (ti, xi) in enumerate(training)
+                            for tj, xj in training[i + 1:]])  # fmt: skip
+            level = median([x - slope * t for t, x in training])
+            mad = median([abs(x - (level + slope * t)) for t, x in training])
+            expected = max(level, 0.0)
+            if expected < min_expected:
+                continue
+            spread = max(1.4826 * mad, math.sqrt(expected))
+            score = (float(value) - expected) / spread
+            is_anomaly = abs(score) > sensitivity
+            direction = ("spike" if score > 0 else "drop") if is_anomaly else None
+            rows.add((*key, period, float(value), expected, expected - sensitivity * spread,
+                      expected + sensitivity * spread, score, len(training), is_anomaly, direction))  # fmt: skip
+    return rows
+
+
+def compute_anomalies(csv_paths: list[str], *, ingested_at: datetime, future_slack_minutes: int = 60,
+                      **parameters) -> set[tuple]:  # fmt: skip
+    """Only gold.agg_metric_anomalies (and what it needs): for sets too big for every table's loops."""
+    accepted = [r for path in csv_paths for r in read_source(path, ingested_at, future_slack_minutes)[0]]
+    events = to_events(accepted)
+    max_event_date = max(e["event_date"] for e in events)
+    dim_users = dim_users_as_of(events, max_event_date)
+    segment = {u: (row["acq_source"], row["country"]) for u, row in dim_users.items()}
+    active_weeks = defaultdict(set)
+    for event in events:
+        active_weeks[event["user_id"]].add(week_start(event["event_date"]))
+    first_week = {u: min(weeks) for u, weeks in active_weeks.items()}
+    growth = growth_rows(active_weeks, first_week, segment, week_spine(min(first_week.values()), max_event_date))
+    return anomaly_rows(anomaly_series(events, dim_users, growth, max_event_date), **parameters)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -545,6 +672,10 @@ def compute(
     max_week_offset: int = 16,
     ingested_at: datetime | None = None,
     future_slack_minutes: int = 60,
+    training_periods: int = 8,
+    min_training_periods: int = 4,
+    sensitivity: float = 4.5,
+    min_expected: float = 5.0,
 ) -> Reference:
     if ingested_at is None:
         ingested_at = datetime.now(UTC).replace(tzinfo=None)
@@ -579,4 +710,6 @@ def compute(
     ref.negative_balance_users = sorted(u for u, row in dim_users.items() if row["miles_balance"] < 0)
     ref.miles_weekly = miles_weekly_rows(ref.events, segment, first_week, ref.max_event_date)
     ref.miles_category = miles_category_rows(ref.events, segment, ref.max_event_date)
+    series = anomaly_series(ref.events, dim_users, ref.growth, ref.max_event_date)
+    ref.anomalies = anomaly_rows(series, training_periods, min_training_periods, sensitivity, min_expected)
     return ref

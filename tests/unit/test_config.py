@@ -19,6 +19,19 @@ def test_repo_config_loads_with_defaults_and_local_overlay():
     assert config.dag[0] == "bronze_fct_event_stream" and config.dag[-1] == "gold_data_quality_report"
 
 
+def test_anomaly_section_is_typed_with_the_contract_defaults():
+    anomaly = load_config(env="local").anomaly
+    assert (anomaly.training_periods, anomaly.min_training_periods, anomaly.alert_days, anomaly.freshness_hours) == (
+        8, 4, 7, 36,
+    )  # fmt: skip
+    assert (anomaly.sensitivity, anomaly.min_expected) == (4.5, 5.0)
+    assert isinstance(anomaly.min_expected, float)  # written 5 in the YAML: an int is accepted where a float is due
+    changed = load_config(overrides=["anomaly.training_periods=6", "anomaly.min_training_periods=6"]).anomaly
+    assert (changed.training_periods, changed.min_training_periods) == (6, 6)
+    dag = load_config().dag
+    assert dag.index("gold_agg_metric_anomalies") == dag.index("gold_data_quality_report") - 1
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -30,6 +43,17 @@ def test_repo_config_loads_with_defaults_and_local_overlay():
         (["bronze.rule_severity={country_allowed: info}"], "'bronze.rule_severity.country_allowed' must be"),
         (["spark.shuffle_partitions=true"], "config key 'spark.shuffle_partitions' must be int"),
         (["serving.thrift_port=70000"], "config key 'serving.thrift_port' must be a TCP port"),
+        (["anomaly.sensitivty=3"], "unknown config key 'anomaly.sensitivty'"),
+        (["anomaly.training_periods=eight"], "config key 'anomaly.training_periods' must be int"),
+        (["anomaly.training_periods=1"], "config key 'anomaly.training_periods' must be >= 2"),
+        (["anomaly.min_training_periods=9"], "config key 'anomaly.min_training_periods' must be between 2 and"),
+        (["anomaly.min_training_periods=1"], "config key 'anomaly.min_training_periods' must be between 2 and"),
+        (["anomaly.sensitivity=0"], "config key 'anomaly.sensitivity' must be > 0"),
+        (["anomaly.sensitivity=high"], "config key 'anomaly.sensitivity' must be float"),
+        (["anomaly.min_expected=0"], "config key 'anomaly.min_expected' must be > 0"),
+        (["anomaly.alert_days=0"], "config key 'anomaly.alert_days' must be >= 1"),
+        (["anomaly.freshness_hours=0"], "config key 'anomaly.freshness_hours' must be >= 1"),
+        (["anomaly.freshness_hours=true"], "config key 'anomaly.freshness_hours' must be int"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

@@ -405,3 +405,93 @@ def test_committed_sample_matches_recorded_command(tmp_path: Path) -> None:
         assert c.read_bytes() == r.read_bytes(), c.name
     rows = sum(len(lines) for lines in read_lines(committed).values())
     assert 20000 <= rows <= 50000
+
+
+# --------------------------------------------------------------------------- injected anomalies
+
+#: A set big enough for segment-level daily counts of 5 and more (2,000 users, 26 weeks), and the
+#: anomalies data/sample/README.md lists for it.
+INJECTED = {"users": 2000, "days": 182, "start_date": "2025-01-05", "seed": 42}
+INJECTIONS = [
+    "drop:country=PH:2025-05-20",
+    "redemption_wave:acq_source=organic:2025-06-04",
+    "acquisition_spike:acq_source=tiktok:2025-06-17",
+]
+
+
+def test_injections_are_named_parsed_and_checked() -> None:
+    drop = generator.Injection.parse("drop:country=PH:2025-05-20")
+    assert drop == generator.Injection("drop", "country", "PH", date(2025, 5, 20), 0.85)
+    assert str(drop) == "drop:country=PH:2025-05-20:0.85"
+    spike = generator.Injection.parse("acquisition_spike:acq_source=tiktok:2025-06-17:12")
+    assert (spike.size, str(spike)) == (12.0, "acquisition_spike:acq_source=tiktok:2025-06-17:12")
+    bad = {
+        "drop:PH:2025-05-20": "must look like",
+        "drop:country=PH:2025-13-01": "bad date or size",
+        "surge:country=PH:2025-05-20": "kind must be one of",
+        "drop:country=US:2025-05-20": "segment must be",
+        "drop:platform=ios:2025-05-20": "segment must be",
+        "drop:country=PH:2024-05-20": "outside the generated period",
+        "drop:country=PH:2025-05-20:1.5": "a share in (0, 1]",
+        "acquisition_spike:acq_source=tiktok:2025-06-17:2.5": "number of users",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ValueError, match=re.escape(message)):
+            generator.generate(Path("/nonexistent/x.csv"), users=5, days=182, inject=[text])
+
+
+@pytest.fixture(scope="module")
+def injected_pair(tmp_path_factory) -> tuple[Path, Path, generator.GenerationResult]:
+    out = tmp_path_factory.mktemp("injected")
+    generator.generate(out / "plain.csv", **INJECTED)
+    result = generator.generate(out / "injected.csv", **INJECTED, inject=INJECTIONS)
+    return out / "plain.csv", out / "injected.csv", result
+
+
+def test_injected_set_is_the_plain_set_less_the_dropped_lines_plus_the_added_ones(injected_pair) -> None:
+    plain, injected, result = injected_pair
+    assert result.injected == ("drop:country=PH:2025-05-20:0.85", "redemption_wave:acq_source=organic:2025-06-04:0.5",
+                               "acquisition_spike:acq_source=tiktok:2025-06-17:40")  # fmt: skip
+    before = Counter(plain.read_text().splitlines()[1:])
+    after = Counter(injected.read_text().splitlines()[1:])
+    fields = lambda line: dict(zip(HEADER.split(","), line.split(","), strict=True))  # noqa: E731
+    removed, added = list((before - after).elements()), list((after - before).elements())
+    # The drop: only PH lines of the day, about 85% of them.
+    in_drop = lambda line: line.startswith("2025-05-20 ") and fields(line)["country"] == "PH"  # noqa: E731
+    assert removed and all(in_drop(line) for line in removed)
+    ph_that_day = [line for line in before.elements() if in_drop(line)]
+    assert 0.7 <= len(removed) / len(ph_that_day) <= 0.95
+    # The wave: redemptions of organic members that day. The spike: 40 new tiktok users from that day on.
+    known = {fields(line)["user_id"] for line in before}
+    wave = [fields(line) for line in added if fields(line)["user_id"] in known]
+    assert len(wave) > 50 and {(f["event_time"][:10], f["event_type"], f["utm_source"]) for f in wave} == {
+        ("2025-06-04", "miles_redeemed", "organic")
+    }
+    new = defaultdict(list)
+    for line in added:
+        if fields(line)["user_id"] not in known:
+            new[fields(line)["user_id"]].append(fields(line))
+    assert sorted(new) == [f"u_{i:04d}" for i in range(2001, 2041)]
+    assert all(min(f["event_time"] for f in rows)[:10] == "2025-06-17" for rows in new.values())
+    assert {f["utm_source"] for rows in new.values() for f in rows} == {"tiktok"}
+    assert all(broken_rules(line) == [] for line in added)
+
+
+def test_every_injected_anomaly_is_flagged_by_the_contract(injected_pair) -> None:
+    """The reference implementation (tests/reference/) computes the table: each injection's point is flagged."""
+    from tests.reference import spec_reference as ref
+
+    plain, injected, _ = injected_pair
+    flagged = {}
+    for name, path in (("plain", plain), ("injected", injected)):
+        points = ref.compute_anomalies([str(path)], ingested_at=INGESTED_AT)
+        flagged[name] = {r[:5]: r[12] for r in points if r[11]}
+    expected = {
+        ("events", "day", "country", "PH", date(2025, 5, 20)): "drop",
+        ("redeem_events", "day", "acq_source", "organic", date(2025, 6, 4)): "spike",
+        ("new_users", "week", "acq_source", "tiktok", date(2025, 6, 15)): "spike",  # the week of 06-17
+    }
+    assert {k: flagged["injected"].get(k) for k in expected} == expected
+    assert not set(expected) & set(flagged["plain"])  # none of them is flagged without the injections
+    # How many points a set without injections flags (reported in data/sample/README.md): 135 of 7,765.
+    assert len(flagged["plain"]) == 135

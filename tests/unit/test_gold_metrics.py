@@ -20,6 +20,7 @@ from lakehouse.registry import (
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_METRIC_ANOMALIES,
     GOLD_MILES_CATEGORY,
     GOLD_MILES_WEEKLY,
     GOLD_RETENTION,
@@ -231,6 +232,7 @@ EXPECTED_CHECKS = [
             GOLD_ENGAGEMENT,
             GOLD_MILES_WEEKLY,
             GOLD_MILES_CATEGORY,
+            GOLD_METRIC_ANOMALIES,
         )
         for c in ("unique_grain_keys", "no_null_keys")
     ],
@@ -250,6 +252,9 @@ EXPECTED_CHECKS = [
     (GOLD_MILES_WEEKLY.full_name, "last_week_equals_dim_users_snapshot"),
     (GOLD_MILES_CATEGORY.full_name, "categories_sum_to_agg_miles_weekly"),
     (GOLD_MILES_CATEGORY.full_name, "events_users_and_miles_consistent"),
+    (GOLD_METRIC_ANOMALIES.full_name, "lower_bound_le_expected_le_upper_bound"),
+    (GOLD_METRIC_ANOMALIES.full_name, "is_anomaly_equals_abs_score_above_sensitivity"),
+    (GOLD_METRIC_ANOMALIES.full_name, "training_periods_between_min_and_max"),
 ]
 
 

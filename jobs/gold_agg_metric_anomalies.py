@@ -1,0 +1,7 @@
+"""spark-submit entry point of the job `gold_agg_metric_anomalies` (lakehouse/gold/refresh.py)."""
+
+from lakehouse.gold.refresh import JOBS
+from lakehouse.job_runtime import exit_process
+
+if __name__ == "__main__":
+    exit_process(JOBS["gold_agg_metric_anomalies"].main())
