@@ -30,6 +30,7 @@ def test_repo_config_loads_with_defaults_and_local_overlay():
         (["bronze.rule_severity={country_allowed: info}"], "'bronze.rule_severity.country_allowed' must be"),
         (["spark.shuffle_partitions=true"], "config key 'spark.shuffle_partitions' must be int"),
         (["serving.thrift_port=70000"], "config key 'serving.thrift_port' must be a TCP port"),
+        (["serving.tls=yes please"], "config key 'serving.tls' must be bool"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):
