@@ -246,23 +246,27 @@ final class Grants {
     }
 
     /**
-     * The command-line twin's test: {@code java ... Grants FILE} reads lines {@code user TAB table} from
-     * standard input and prints, for each, {@code user TAB table TAB -} (not granted) or {@code user TAB
-     * table TAB columns-or-* TAB where-or-empty}; a malformed file prints {@code MALFORMED TAB message}.
+     * The command-line twin's test: {@code java ... Grants FILE [MORE_FILES...]} prints {@code MALFORMED TAB
+     * file TAB message} or {@code OK TAB file} for each file, then reads lines {@code user TAB table} from
+     * standard input and prints, for each, resolved against the first file: {@code user TAB table TAB -} (not
+     * granted) or {@code user TAB table TAB columns-or-* TAB where-or-empty}.
      */
     public static void main(String[] args) throws IOException {
-        Grants grants;
-        try {
-            grants = parse(new String(Files.readAllBytes(Paths.get(args[0])), StandardCharsets.UTF_8));
-        } catch (MalformedGrants e) {
-            System.out.println("MALFORMED\t" + e.getMessage());
-            return;
+        Grants first = NONE;
+        for (int i = 0; i < args.length; i++) {
+            try {
+                Grants grants = parse(new String(Files.readAllBytes(Paths.get(args[i])), StandardCharsets.UTF_8));
+                first = i == 0 ? grants : first;
+                System.out.println("OK\t" + args[i]);
+            } catch (MalformedGrants e) {
+                System.out.println("MALFORMED\t" + args[i] + "\t" + e.getMessage());
+            }
         }
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         List<String> out = new ArrayList<>();
         for (String line = in.readLine(); line != null; line = in.readLine()) {
             String[] query = line.split("\t", -1);
-            Grant grant = grants.resolve(query[0], query[1]);
+            Grant grant = first.resolve(query[0], query[1]);
             out.add(query[0] + "\t" + query[1] + "\t" + (grant == null ? "-"
                     : (grant.columns == null ? "*" : String.join(",", grant.columns)) + "\t"
                     + (grant.where == null ? "" : grant.where)));
