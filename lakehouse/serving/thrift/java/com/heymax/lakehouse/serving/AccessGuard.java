@@ -292,7 +292,7 @@ final class AccessGuard {
             }
             Grants grants = Grants.current();
             List<Expression> granted = new ArrayList<>();
-            for (String table : ServedTables.byLocation().values()) {
+            for (String table : ServedTables.names()) {
                 if (grants.resolve(user, table) != null) {
                     granted.add(Literal.create(table, DataTypes.StringType));
                 }
@@ -404,7 +404,7 @@ final class AccessGuard {
             Set<String> named = new LinkedHashSet<>();
             namedTables(node, session, named);
             for (String name : named) {
-                if (ServedTables.byLocation().containsValue(name)) {
+                if (ServedTables.names().contains(name)) {
                     tables.computeIfAbsent(name, t -> new TableRead()).unfiltered |= false;
                 }
             }

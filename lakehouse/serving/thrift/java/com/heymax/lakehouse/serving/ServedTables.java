@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -24,35 +25,53 @@ final class ServedTables {
     private static final Object LOCK = new Object();
     private static FileTime loadedModified;
     private static Map<String, String> byLocation = Collections.emptyMap();
+    private static List<String> names = Collections.emptyList();
 
     private ServedTables() {}
 
-    /** Location (normalised) -> {@code layer.name}, in file order. */
+    /** Every served name ({@code layer.name}, tables and views), in file order. */
+    static List<String> names() {
+        synchronized (LOCK) {
+            load();
+            return names;
+        }
+    }
+
+    /** Location (normalised) -> {@code layer.name} of the served tables, in file order. */
     static Map<String, String> byLocation() {
+        synchronized (LOCK) {
+            load();
+            return byLocation;
+        }
+    }
+
+    private static void load() {
         String configured = System.getProperty(LakehouseThriftServer.REGISTRATIONS_PROPERTY);
         if (configured == null || configured.isEmpty()) {
-            return Collections.emptyMap();
+            return;
         }
         Path file = Paths.get(configured);
-        synchronized (LOCK) {
-            try {
-                FileTime modified = Files.getLastModifiedTime(file);
-                if (!modified.equals(loadedModified)) {
-                    Map<String, String> read = new LinkedHashMap<>();
-                    List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-                    for (String line : lines) {
-                        String[] parts = line.split("\t");
-                        if (parts.length >= 2) {
-                            read.put(normalise(parts[1]), parts[0].toLowerCase(Locale.ROOT));
+        try {
+            FileTime modified = Files.getLastModifiedTime(file);
+            if (!modified.equals(loadedModified)) {
+                Map<String, String> read = new LinkedHashMap<>();
+                List<String> served = new ArrayList<>();
+                for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                    String[] parts = line.split("\t");
+                    if (parts.length == 4) {
+                        served.add(parts[0].toLowerCase(Locale.ROOT));
+                        // A view's line names the location its registration waits for, not its own.
+                        if (parts[3].trim().toUpperCase(Locale.ROOT).startsWith("CREATE TABLE")) {
+                            read.putIfAbsent(normalise(parts[1]), parts[0].toLowerCase(Locale.ROOT));
                         }
                     }
-                    byLocation = Collections.unmodifiableMap(read);
-                    loadedModified = modified;
                 }
-            } catch (IOException e) {
-                LakehouseThriftServer.log("cannot read " + file + ": " + e);
+                byLocation = Collections.unmodifiableMap(read);
+                names = Collections.unmodifiableList(served);
+                loadedModified = modified;
             }
-            return byLocation;
+        } catch (IOException e) {
+            LakehouseThriftServer.log("WARN", "cannot read " + file + ": " + e);
         }
     }
 
