@@ -23,7 +23,13 @@ d. jobs committing a new file while the server runs (bronze and silver appends a
 e. the endpoint is read-only and authenticated, over PyHive and beeline: every write / DDL form is
    refused with the read-only message and no table gets a new Delta version; reads, DESCRIBE
    HISTORY and time travel answer; an analyst added with ``thrift add-user`` connects without a
-   restart; a wrong password, an anonymous session and a removed user are refused.
+   restart; a wrong password, an anonymous session, a removed user, a client that does not trust the
+   server's CA, a plaintext one and a binary (SASL) one are refused (the server serves TLS only);
+f. grants, over TLS with PyHive and beeline: a table not granted is refused with the user's and the
+   table's names however it is reached (a view, a CTE, a join, a subquery, time travel, DESCRIBE ...), a
+   column not granted is refused when read, a row filter returns exactly Spark's rows, a revoke counts
+   at once, a malformed grants file keeps the previous grants; Superset's user reads the dashboards'
+   tables only (a to c pass through it).
 
 Needs: ``scripts/_serving_prereqs.sh`` (chromium; ``scripts/test.sh`` runs it), Java, and no
 Superset already started from this checkout (``scripts/superset_down.sh``): Superset's pid file
