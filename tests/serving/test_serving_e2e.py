@@ -1134,6 +1134,15 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         "CREATE VIEW IF NOT EXISTS gold.v_members AS SELECT * FROM silver.dim_users"]) + "\n")  # fmt: skip
     _wait_served(thrift_cursor, "gold", "v_members")
 
+    # `thrift status` prints the beeline URL (the truststore, and where its password is): the one used below.
+    status = _thrift(stack, "status")
+    assert status.returncode == 0, status.stderr
+    printed = _jdbc_url(stack).replace(
+        (stack.thrift_state_dir / "tls" / "truststore.password").read_text().strip(),
+        f"$(cat {stack.thrift_state_dir / 'tls' / 'truststore.password'})",
+    )
+    assert f'beeline -u "{printed}" -n USER -w PASSWORD_FILE' in status.stdout, status.stdout
+
     _add_user(stack, "finance_e2e", "finance-password-e2e")
     assert grants.user_grants(stack.thrift_state_dir, "finance_e2e") == [grants.Grant("gold.*")]  # the default
     conn = _https(stack, "finance_e2e", "finance-password-e2e")
@@ -1167,16 +1176,26 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         listed_gold = {row[1] for row in cursor.fetchall()}
         assert "agg_active_user" in listed_gold and "v_members" in listed_gold
 
-        # What SQL does not go through: the HiveServer2 metadata calls (JDBC DatabaseMetaData) list every
-        # table and column the server serves, granted or not (names and types, never rows).
-        tables = _metadata_rows(conn, ttypes.TGetTablesReq(sessionHandle=conn.sessionHandle, schemaName="silver",
-                                                           tableName="%"))  # fmt: skip
-        columns = _metadata_rows(conn, ttypes.TGetColumnsReq(sessionHandle=conn.sessionHandle, schemaName="silver",
-                                                             tableName="dim_users", columnName="%"))  # fmt: skip
-        assert "dim_users" in {row[2] for row in tables}
-        assert "miles_balance" in {row[3] for row in columns}
-        print(f"[serving] metadata calls show, ungranted: tables {sorted({row[2] for row in tables})}, "
-              f"{len(columns)} columns of silver.dim_users")  # fmt: skip
+        # What SQL does not go through: the HiveServer2 metadata calls (JDBC DatabaseMetaData). GetSchemas and
+        # GetTables list every layer and served table, granted or not; GetColumns lists no column of a Delta
+        # table for anyone (the in-memory catalog keeps no schema for them: the client lakehouse, granted
+        # everything, gets none either).
+        def metadata(connection, kind: str, **where: str) -> list[tuple]:
+            request = getattr(ttypes, f"T{kind}Req")(sessionHandle=connection.sessionHandle, **where)
+            return _metadata_rows(connection, request)
+
+        schemas = {row[0] for row in metadata(conn, "GetSchemas", schemaName="%")}
+        tables = {(row[1], row[2]) for row in metadata(conn, "GetTables", schemaName="%", tableName="%")}
+        columns = metadata(conn, "GetColumns", schemaName="silver", tableName="dim_users", columnName="%")
+        assert {"bronze", "silver", "gold", "ops"} <= schemas
+        assert ("silver", "dim_users") in tables and ("silver", "fct_events") in tables
+        assert columns == []
+        own_columns = metadata(thrift_cursor._connection, "GetColumns", schemaName="gold", tableName="agg_active_user",
+                               columnName="%")  # fmt: skip
+        assert own_columns == []
+        print(f"[serving] metadata calls to a user granted gold.* only: schemas {sorted(schemas)}, "
+              f"{len(tables)} tables incl. {sorted(t for t in tables if t[0] != 'gold')[:4]}..., "
+              f"GetColumns of silver.dim_users: {len(columns)} rows (lakehouse's of a gold table: {len(own_columns)})")
 
         # Grant a part of silver.dim_users, without a restart: some columns, Singapore's rows only.
         granted = _thrift(stack, "grant", "finance_e2e", "silver.dim_users", "--columns",
