@@ -405,7 +405,7 @@ final class AccessGuard {
             namedTables(node, session, named);
             for (String name : named) {
                 if (ServedTables.names().contains(name)) {
-                    tables.computeIfAbsent(name, t -> new TableRead()).unfiltered |= false;
+                    tables.computeIfAbsent(name, t -> new TableRead());  // metadata: the table must be granted
                 }
             }
             if (node instanceof CTERelationRef) {
