@@ -4,7 +4,7 @@
     lakehouse job NAME [job arguments]        # one job, e.g. lakehouse job silver_dim_users --ds 2025-07-05
     lakehouse jobs                            # the jobs and the DAG of conf
     lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
-    lakehouse thrift start|stop|status|register|add-user|remove-user|users|password
+    lakehouse thrift start|stop|status|register|add-user|remove-user|users|grant|revoke|grants|password
     lakehouse superset up|down|status         # Superset with the dashboards (needs the Thrift server)
     lakehouse generate --out DIR [...]        # synthetic event files
     lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
@@ -137,7 +137,10 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "job": (_job, "run one job: lakehouse job NAME [arguments] (same as spark-submit jobs/NAME.py)"),
     "jobs": (_jobs, "list the jobs and their place in the DAG"),
     "sql": (_sql, "run Spark SQL on the Thrift server (if started) or in a local session"),
-    "thrift": (_thrift, "start | stop | status | register | add-user | remove-user | users: the Thrift server"),
+    "thrift": (
+        _thrift,
+        "start | stop | status | register | add-user | remove-user | users | grant | revoke | grants: Thrift server",
+    ),
     "superset": (_superset, "up | down | status: Superset with the dashboards, over the Thrift server"),
     "generate": (_generate, "write synthetic event_stream CSV files"),
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),

@@ -124,6 +124,9 @@ class ServingConfig:
     thrift_port: int = 10000
     superset_host: str = "127.0.0.1"
     superset_port: int = 8088
+    #: The Thrift server serves TLS only (HTTP transport, a local CA made at the first start) and the
+    #: project's clients verify it; false: plain binary transport with SASL PLAIN, for a trusted network.
+    tls: bool = True
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def split_statements(text: str) -> list[str]:
 
 
 def run_over_thrift(server: thrift.ServerState, statements: Sequence[str], max_rows: int) -> Iterator[Result]:
-    conn = thrift.connect(server.host, server.port, service_credentials(Path(server.state_dir)))
+    conn = thrift.connect(server.host, server.port, service_credentials(Path(server.state_dir)), ca_file=server.ca_file)
     try:
         cursor = conn.cursor()
         for statement in statements:
@@ -164,7 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not asked_for_warehouse:
                 config = config.with_overrides(**{"paths.warehouse": server.warehouse})
             where = f"Thrift server {server.host}:{server.port}"
-            thrift.register(server.host, server.port, config, service_credentials(Path(server.state_dir)), quiet=True)
+            thrift.register(
+                server.host,
+                server.port,
+                config,
+                service_credentials(Path(server.state_dir)),
+                quiet=True,
+                ca_file=server.ca_file,
+            )
             results = run_over_thrift(server, statements, args.max_rows)
         else:
             where = "local Spark session"

@@ -116,8 +116,10 @@ def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tm
     state = tmp_path / "thrift"
     with thrift_server(state, port, "--env", "cluster-local", env=_s3_env(stack)):
         from lakehouse.serving.thrift.auth import service_credentials
+        from lakehouse.serving.thrift.tls import tls_files
 
-        conn = connect("127.0.0.1", port, service_credentials(state))
+        # TLS by default: the client verifies the server against the CA its start made.
+        conn = connect("127.0.0.1", port, service_credentials(state), ca_file=tls_files(state).ca)
         try:
             cursor = conn.cursor()
             query = ("SELECT period_type, SUM(active_users) FROM gold.agg_active_user "

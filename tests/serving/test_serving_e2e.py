@@ -23,7 +23,13 @@ d. jobs committing a new file while the server runs (bronze and silver appends a
 e. the endpoint is read-only and authenticated, over PyHive and beeline: every write / DDL form is
    refused with the read-only message and no table gets a new Delta version; reads, DESCRIBE
    HISTORY and time travel answer; an analyst added with ``thrift add-user`` connects without a
-   restart; a wrong password, an anonymous session and a removed user are refused.
+   restart; a wrong password, an anonymous session, a removed user, a client that does not trust the
+   server's CA, a plaintext one and a binary (SASL) one are refused (the server serves TLS only);
+f. grants, over TLS with PyHive and beeline: a table not granted is refused with the user's and the
+   table's names however it is reached (a view, a CTE, a join, a subquery, time travel, DESCRIBE ...), a
+   column not granted is refused when read, a row filter returns exactly Spark's rows, a revoke counts
+   at once, a malformed grants file keeps the previous grants; Superset's user reads the dashboards'
+   tables only (a to c pass through it).
 
 Needs: ``scripts/_serving_prereqs.sh`` (chromium; ``scripts/test.sh`` runs it), Java, and no
 Superset already started from this checkout (``scripts/superset_down.sh``): Superset's pid file
@@ -97,6 +103,11 @@ class Stack:
 
     def path(self, spec) -> str:
         return f"{self.warehouse}/{spec.layer}/{spec.name}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA the server's certificate was made with (``thrift start``, serving.tls on by default)."""
+        return self.thrift_state_dir / "tls" / "ca.pem"
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -185,7 +196,7 @@ def _service_credentials(stack: Stack):
 def thrift_cursor(stack: Stack):
     from lakehouse.serving.thrift import connect
 
-    conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack))
+    conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack), ca_file=stack.ca_file)
     yield conn.cursor()
     conn.close()
 
@@ -737,7 +748,7 @@ def test_a_job_commit_is_visible_to_the_next_query_without_restart(stack, thrift
     done = threading.Event()
 
     def reader() -> None:
-        conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack))
+        conn = connect(stack.thrift_host, stack.thrift_port, _service_credentials(stack), ca_file=stack.ca_file)
         try:
             cursor = conn.cursor()
             while not done.is_set():
@@ -859,12 +870,26 @@ def _delta_versions(warehouse: Path) -> dict[str, int]:
     return versions
 
 
-def _beeline(stack: Stack, user: str | None, password: str | None, statements: list[str], tmp: Path) -> str:
-    """beeline (the pyspark wheel's) running ``statements`` from a file, going on after errors."""
+def _jdbc_url(stack: Stack) -> str:
+    """beeline's URL over TLS, as ``lakehouse thrift status`` prints it (the truststore password read here)."""
+    from lakehouse.serving.thrift import tls
+
+    files = tls.tls_files(stack.thrift_state_dir)
+    return tls.jdbc_url(stack.thrift_host, stack.thrift_port, files).replace(
+        f"$(cat {files.truststore_password})", files.truststore_password.read_text().strip()
+    )
+
+
+def _beeline(
+    stack: Stack, user: str | None, password: str | None, statements: list[str], tmp: Path, url: str | None = None,
+    *options: str,
+) -> str:
+    """beeline (the pyspark wheel's) running ``statements`` from a file, going on after errors, over TLS
+    (or ``url``)."""
     script = tmp / "beeline.sql"
     script.write_text("".join(f"{s};\n" for s in statements))
-    cmd = ["beeline", "-u", f"jdbc:hive2://{stack.thrift_host}:{stack.thrift_port}/default", "--force=true",
-           "--silent=false", "-f", str(script)]  # fmt: skip
+    cmd = ["beeline", "-u", url or _jdbc_url(stack), "--force=true", "--silent=false", *options,
+           "-f", str(script)]  # fmt: skip
     if user is not None:
         cmd += ["-n", user]
     if password is not None:
@@ -889,39 +914,65 @@ def _add_analyst(stack: Stack, name: str) -> str:
     return line.rsplit(": ", 1)[1]
 
 
-def _refused_login(stack: Stack, **kwargs: Any) -> str:
-    """The error of a PyHive login expected to fail (a 30 s socket timeout guards against a hang)."""
-    from pyhive import hive
-    from thrift.transport import TSocket, TTransport
+def _https(stack: Stack, user: str | None, password: str | None, trusts_the_ca: bool = True,
+           configuration: dict[str, str] | None = None, timeout_s: float = 60):
+    """A PyHive connection over HTTPS as a person would write it: the server's certificate verified against
+    the server's CA (or, ``trusts_the_ca=False``, against the system's CAs only), the password in HTTP Basic
+    authentication (none without a user)."""
+    import base64
+    import ssl
 
-    auth = kwargs.pop("auth")
+    from pyhive import hive
+    from thrift.transport import THttpClient
+
+    context = ssl.create_default_context(cafile=str(stack.ca_file) if trusts_the_ca else None)
+    transport = THttpClient.THttpClient(f"https://{stack.thrift_host}:{stack.thrift_port}/cliservice",
+                                        ssl_context=context)  # fmt: skip
+    transport.setTimeout(int(timeout_s * 1000))
+    if user is not None:
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        transport.setCustomHeaders({"Authorization": f"Basic {basic}"})
+    return hive.connect(thrift_transport=transport, username=user, configuration=configuration)
+
+
+def _refused_login(stack: Stack, how: str, user: str | None = None, password: str | None = None) -> str:
+    """The error of a login expected to fail (a 30 s socket timeout guards against a hang): over HTTPS
+    (``https``), with no credentials (``anonymous``), with a client that does not trust the local CA
+    (``untrusted``), in plain HTTP (``http``) or with the binary transport and SASL (``binary``)."""
+    from pyhive import hive
+    from thrift.transport import THttpClient
+
     try:
-        if auth == "NOSASL":
-            sock = TSocket.TSocket(stack.thrift_host, stack.thrift_port)
-            sock.setTimeout(30_000)
-            conn = hive.connect(thrift_transport=TTransport.TBufferedTransport(sock), username="x")
+        if how == "https":
+            conn = _https(stack, user, password, timeout_s=30)
+        elif how == "anonymous":
+            conn = _https(stack, None, None, timeout_s=30)
+        elif how == "untrusted":
+            conn = _https(stack, user, password, trusts_the_ca=False, timeout_s=30)
+        elif how == "http":
+            transport = THttpClient.THttpClient(f"http://{stack.thrift_host}:{stack.thrift_port}/cliservice")
+            transport.setTimeout(30_000)
+            conn = hive.connect(thrift_transport=transport, username=user)
         else:
-            conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, auth=auth, **kwargs)
+            conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, auth="CUSTOM", username=user,
+                                password=password)  # fmt: skip
         cursor = conn.cursor()
         cursor.execute("SELECT 1")
         cursor.fetchall()
-    except Exception as exc:  # PyHive raises transport and operational errors of several types
+    except Exception as exc:  # PyHive raises transport, SSL and operational errors of several types
         return f"{type(exc).__name__}: {exc}"
-    pytest.fail(f"login with {auth} {kwargs} was accepted")
+    pytest.fail(f"login {how} as {user} was accepted")
 
 
 def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
-    from pyhive import hive
-
     from lakehouse.serving.thrift.client import error_message
 
     forms = _write_forms(stack)
     before = _delta_versions(stack.warehouse)
     password = _add_analyst(stack, "analyst_e2e")  # while the server runs: no restart
 
-    # PyHive, as the new analyst: each form refused with the read-only message.
-    conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, username="analyst_e2e",
-                        password=password, auth="CUSTOM")  # fmt: skip
+    # PyHive over TLS, as the new analyst: each form refused with the read-only message.
+    conn = _https(stack, "analyst_e2e", password)
     try:
         cursor = conn.cursor()
         accepted = []
@@ -975,10 +1026,9 @@ def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
     # Settings sent when the connection opens (never a SET statement) make every statement refused,
     # starting with the USE that PyHive sends on connect.
     with pytest.raises(Exception) as refused:
-        conn = hive.connect(host=stack.thrift_host, port=stack.thrift_port, username="analyst_e2e",
-                            password=password, auth="CUSTOM",
-                            configuration={"set:hiveconf:spark.sql.catalog.ev": "org.apache.spark.sql.execution."
-                                           "datasources.v2.jdbc.JDBCTableCatalog"})  # fmt: skip
+        conn = _https(stack, "analyst_e2e", password,
+                      configuration={"set:hiveconf:spark.sql.catalog.ev": "org.apache.spark.sql.execution."
+                                     "datasources.v2.jdbc.JDBCTableCatalog"})  # fmt: skip
         try:
             conn.cursor().execute("SELECT 1")
         finally:
@@ -989,26 +1039,262 @@ def test_the_endpoint_is_read_only_and_authenticated(stack, tmp_path) -> None:
     assert _delta_versions(stack.warehouse) == before
     assert not (stack.root / "must_not_exist").exists()
 
-    # Who may connect: wrong password, anonymous and NOSASL sessions refused over PyHive ...
+    # Who may connect: wrong password, unknown user and anonymous sessions refused over PyHive with TLS; a
+    # client that does not trust the local CA, a plaintext HTTP one and a binary (SASL) one are refused too.
     refusals = {
-        "wrong password": _refused_login(stack, auth="CUSTOM", username="analyst_e2e", password=password + "x"),
-        "unknown user": _refused_login(stack, auth="CUSTOM", username="nobody", password=password),
-        "anonymous (auth NONE)": _refused_login(stack, auth="NONE", username="anonymous"),
-        "no SASL": _refused_login(stack, auth="NOSASL"),
+        "wrong password": _refused_login(stack, "https", "analyst_e2e", password + "x"),
+        "unknown user": _refused_login(stack, "https", "nobody", password),
+        "anonymous (no credentials)": _refused_login(stack, "anonymous"),
+        "untrusted (no CA)": _refused_login(stack, "untrusted", "analyst_e2e", password),
+        "plaintext HTTP": _refused_login(stack, "http", "analyst_e2e", password),
+        "binary transport, SASL": _refused_login(stack, "binary", "analyst_e2e", password),
     }
+    assert "CERTIFICATE_VERIFY_FAILED" in refusals["untrusted (no CA)"], refusals["untrusted (no CA)"]
     for what, message in refusals.items():
         assert message, what
     # ... and over beeline (no user, wrong password).
     for user, pw in ((None, None), ("analyst_e2e", "wrong-password")):
         out = _beeline(stack, user, pw, ["SELECT 'must-not-answer' AS probe"], tmp_path)
         assert "must-not-answer" not in out.replace("SELECT 'must-not-answer'", ""), out[-3000:]
-        assert "Could not open" in out or "Error validating" in out or "Peer indicated failure" in out, out[-3000:]
+        assert "Could not open" in out or "Error validating" in out or "401" in out, out[-3000:]
 
     # A removed analyst is refused at the next login, again without a restart.
     subprocess.run(
         [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(stack.thrift_state_dir), "remove-user",
          "analyst_e2e"], cwd=REPO_ROOT, env=_env(), check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    assert _refused_login(stack, auth="CUSTOM", username="analyst_e2e", password=password)
+    assert _refused_login(stack, "https", "analyst_e2e", password)
     print(f"[serving] read-only: {len(forms)} write forms refused over PyHive and beeline; refused logins: "
           f"{ {k: v[:80] for k, v in refusals.items()} }")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# f. Grants per user, table, column and row, over TLS with PyHive and beeline
+# ------------------------------------------------------------------------------------------
+
+DENIED = "Access denied: user {user} is not granted {table}"
+
+
+def _thrift(stack: Stack, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``lakehouse thrift ARGS`` against the test's server (its state dir), while it runs."""
+    return subprocess.run(
+        [sys.executable, "-m", "lakehouse.serving.thrift", "--state-dir", str(stack.thrift_state_dir), *args],
+        cwd=REPO_ROOT, env=env or _env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def _add_user(stack: Stack, name: str, password: str) -> None:
+    added = _thrift(stack, "add-user", name, env=_env(THRIFT_NEW_PASSWORD=password))
+    assert added.returncode == 0, added.stderr
+
+
+def _refused(cursor, statement: str) -> str:
+    """The server's message for a statement expected to be refused."""
+    from lakehouse.serving.thrift.client import error_message
+
+    try:
+        cursor.execute(statement)
+        rows = cursor.fetchall()
+    except Exception as exc:
+        return error_message(exc)
+    pytest.fail(f"answered although it should be refused: {statement} -> {rows[:3]}")
+
+
+def _metadata_rows(conn, request) -> list[tuple]:
+    """The rows of a HiveServer2 metadata call (what JDBC's DatabaseMetaData.getTables / getColumns send)."""
+    response = getattr(conn.client, type(request).__name__[1:-3])(request)  # TGetTablesReq -> GetTables
+    cursor = conn.cursor()
+    cursor._state, cursor._operationHandle = cursor._STATE_RUNNING, response.operationHandle
+    return [tuple(row) for row in cursor.fetchall()]
+
+
+def _wait_served(cursor, layer: str, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor.execute(f"SHOW TABLES IN {layer}")
+        if name in {row[1] for row in cursor.fetchall()}:
+            return
+        assert time.monotonic() < deadline, f"{layer}.{name} not registered after {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spark, tmp_path) -> None:
+    from TCLIService import ttypes
+
+    from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
+    from lakehouse.serving.thrift import grants
+
+    began = time.monotonic()
+    users, events = stack.path(SILVER_DIM_USERS), stack.path(SILVER_EVENTS)
+    # A view over a member-level table, defined on the server (clients cannot create one): the server
+    # registers it like a table (the registrations file) within seconds, no restart.
+    registrations = stack.thrift_state_dir / "registrations.tsv"
+    registrations.write_text(registrations.read_text() + "\t".join([
+        "gold.v_members", users, "CREATE DATABASE IF NOT EXISTS gold",
+        "CREATE VIEW IF NOT EXISTS gold.v_members AS SELECT * FROM silver.dim_users"]) + "\n")  # fmt: skip
+    _wait_served(thrift_cursor, "gold", "v_members")
+
+    # `thrift status` prints the beeline URL (the truststore, and where its password is): the one used below.
+    status = _thrift(stack, "status")
+    assert status.returncode == 0, status.stderr
+    printed = _jdbc_url(stack).replace(
+        (stack.thrift_state_dir / "tls" / "truststore.password").read_text().strip(),
+        f"$(cat {stack.thrift_state_dir / 'tls' / 'truststore.password'})",
+    )
+    assert f'beeline -u "{printed}" -n USER -w PASSWORD_FILE' in status.stdout, status.stdout
+
+    _add_user(stack, "finance_e2e", "finance-password-e2e")
+    assert grants.user_grants(stack.thrift_state_dir, "finance_e2e") == [grants.Grant("gold.*")]  # the default
+    conn = _https(stack, "finance_e2e", "finance-password-e2e")
+    cursor = conn.cursor()
+    try:
+        # A granted table answers, equal to the Delta table.
+        cursor.execute("SELECT COUNT(*) FROM gold.agg_active_user")
+        assert cursor.fetchone()[0] == spark.read.format("delta").load(stack.path(GOLD_ACTIVE_USER)).count() > 0
+        # A table not granted, however it is reached: refused with a message naming the user and the table.
+        not_granted = [
+            "SELECT * FROM silver.dim_users",
+            "SELECT COUNT(*) FROM gold.v_members",  # a view in gold over silver
+            "WITH m AS (SELECT * FROM silver.dim_users) SELECT COUNT(*) FROM m",
+            "SELECT COUNT(*) FROM gold.agg_active_user a JOIN silver.dim_users u ON a.country = u.country",
+            "SELECT COUNT(*) FROM gold.agg_active_user WHERE country IN (SELECT country FROM silver.dim_users)",
+            "SELECT COUNT(*) FROM silver.dim_users VERSION AS OF 0",
+            "DESCRIBE silver.dim_users",
+            "SHOW COLUMNS IN silver.dim_users",
+            "DESCRIBE HISTORY silver.dim_users",
+        ]
+        message = DENIED.format(user="finance_e2e", table="silver.dim_users")
+        for statement in not_granted:
+            assert message in _refused(cursor, statement), statement
+        # EXPLAIN answers with the refusal in place of a plan.
+        cursor.execute("EXPLAIN SELECT * FROM silver.dim_users")
+        explained = "\n".join(row[0] for row in cursor.fetchall())
+        assert message in explained and "Relation" not in explained, explained
+        cursor.execute("SHOW TABLES IN silver")
+        assert cursor.fetchall() == []  # nothing granted there
+        cursor.execute("SHOW TABLES IN gold")
+        listed_gold = {row[1] for row in cursor.fetchall()}
+        assert "agg_active_user" in listed_gold and "v_members" in listed_gold
+
+        # What SQL does not go through: the HiveServer2 metadata calls (JDBC DatabaseMetaData). GetSchemas and
+        # GetTables list every layer and served table, granted or not; GetColumns lists no column of a Delta
+        # table for anyone (the in-memory catalog keeps no schema for them: the client lakehouse, granted
+        # everything, gets none either).
+        def metadata(connection, kind: str, **where: str) -> list[tuple]:
+            request = getattr(ttypes, f"T{kind}Req")(sessionHandle=connection.sessionHandle, **where)
+            return _metadata_rows(connection, request)
+
+        schemas = {row[0] for row in metadata(conn, "GetSchemas", schemaName="%")}
+        tables = {(row[1], row[2]) for row in metadata(conn, "GetTables", schemaName="%", tableName="%")}
+        columns = metadata(conn, "GetColumns", schemaName="silver", tableName="dim_users", columnName="%")
+        assert {"bronze", "silver", "gold", "ops"} <= schemas
+        assert ("silver", "dim_users") in tables and ("silver", "fct_events") in tables
+        assert columns == []
+        own_columns = metadata(thrift_cursor._connection, "GetColumns", schemaName="gold", tableName="agg_active_user",
+                               columnName="%")  # fmt: skip
+        assert own_columns == []
+        print(f"[serving] metadata calls to a user granted gold.* only: schemas {sorted(schemas)}, "
+              f"{len(tables)} tables incl. {sorted(t for t in tables if t[0] != 'gold')[:4]}..., "
+              f"GetColumns of silver.dim_users: {len(columns)} rows (lakehouse's of a gold table: {len(own_columns)})")
+
+        # Grant a part of silver.dim_users, without a restart: some columns, Singapore's rows only.
+        granted = _thrift(stack, "grant", "finance_e2e", "silver.dim_users", "--columns",
+                          "user_id,ds,acq_source,country", "--where", "country = 'SG'")  # fmt: skip
+        assert granted.returncode == 0, granted.stderr
+        cursor.execute("SHOW TABLES IN silver")
+        assert [row[1] for row in cursor.fetchall()] == ["dim_users"]
+        # A column not granted is refused when read, anywhere in the statement; never dropped silently.
+        for statement in ("SELECT * FROM silver.dim_users", "SELECT user_id, miles_balance FROM silver.dim_users",
+                          "SELECT user_id FROM silver.dim_users WHERE miles_balance < 0",
+                          "SELECT user_id FROM silver.dim_users ORDER BY total_events",
+                          "SELECT country, MAX(miles_balance) FROM silver.dim_users GROUP BY country"):  # fmt: skip
+            refused = _refused(cursor, statement)
+            assert "Access denied: user finance_e2e may not read column" in refused and "of silver.dim_users" in refused
+        # The row filter: exactly Singapore's rows, whole result compared with Spark's; time travel too.
+        selected = "user_id, ds, acq_source, country"
+        full = spark.read.format("delta").load(users)
+        expected = _sorted_rows(full.where("country = 'SG'").selectExpr(*selected.split(", ")).collect())
+        cursor.execute(f"SELECT {selected} FROM silver.dim_users")
+        assert _sorted_rows(cursor.fetchall()) == expected
+        assert 0 < len(expected) < full.count()
+        first = spark.read.format("delta").option("versionAsOf", 0).load(users)
+        cursor.execute(f"SELECT {selected} FROM silver.dim_users VERSION AS OF 0")
+        assert _sorted_rows(cursor.fetchall()) == _sorted_rows(
+            first.where("country = 'SG'").selectExpr(*selected.split(", ")).collect()
+        )
+        # The filter holds through a CTE, a subquery, a join.
+        cursor.execute("WITH m AS (SELECT user_id, country FROM silver.dim_users) SELECT DISTINCT country FROM m")
+        assert cursor.fetchall() == [("SG",)]
+        cursor.execute("SELECT COUNT(*) FROM gold.agg_active_user a JOIN (SELECT DISTINCT country FROM "
+                       "silver.dim_users) u ON a.country = u.country")  # fmt: skip
+        assert cursor.fetchone()[0] == spark.read.format("delta").load(stack.path(GOLD_ACTIVE_USER)).where(
+            "country = 'SG'").count()  # fmt: skip
+
+        # A malformed grants file (a hand edit gone wrong): the server keeps the grants it had.
+        grants_path = grants.grants_file(stack.thrift_state_dir)
+        kept = grants_path.read_text()
+        grants_path.write_text(kept.replace('"users"', '"users":', 1))
+        cursor.execute("SELECT COUNT(*) FROM silver.dim_users")
+        assert cursor.fetchone()[0] == len(expected)
+        assert "is malformed, the grants loaded before stay in force" in thrift_server_log(stack.thrift_state_dir
+                                                                                          ).read_text()  # fmt: skip
+        grants_path.write_text(kept)
+
+        # Revoked: refused from the next statement, same connection, no restart.
+        revoked = _thrift(stack, "revoke", "finance_e2e", "silver.dim_users")
+        assert revoked.returncode == 0, revoked.stderr
+        assert message in _refused(cursor, "SELECT COUNT(*) FROM silver.dim_users")
+        # Asking to be another user is refused (the grants are the logged-in user's).
+        with pytest.raises(Exception, match="Proxy user substitution is not allowed"):
+            _https(stack, "finance_e2e", "finance-password-e2e", configuration={"hive.server2.proxy.user": "lakehouse"})
+    finally:
+        conn.close()
+
+    # current_user() in a row filter: a member reads their own events only.
+    member = spark.read.format("delta").load(events).select("user_id").orderBy("user_id").first()[0]
+    _add_user(stack, member, "member-password-e2e")
+    assert _thrift(stack, "grant", member, "silver.fct_events", "--where", "user_id = current_user()").returncode == 0
+    own = _https(stack, member, "member-password-e2e")
+    try:
+        own_cursor = own.cursor()
+        own_cursor.execute("SELECT user_id, COUNT(*) FROM silver.fct_events GROUP BY user_id")
+        assert own_cursor.fetchall() == [(member, spark.read.format("delta").load(events).where(
+            f"user_id = '{member}'").count())]  # fmt: skip
+    finally:
+        own.close()
+
+    # beeline over TLS, the same rules: granted answers, not granted refused with the message, a column
+    # refused, the row filter's rows; then a plaintext and an untrusted beeline are refused.
+    assert _thrift(stack, "grant", "finance_e2e", "silver.dim_users", "--columns", "user_id,country",
+                   "--where", "country = 'SG'").returncode == 0  # fmt: skip
+    output = _beeline(stack, "finance_e2e", "finance-password-e2e", [
+        "SELECT 'granted-ok' AS probe, COUNT(*) AS n FROM gold.agg_active_user",
+        "SELECT 'rf' AS probe, user_id, country FROM silver.dim_users",
+        "SELECT COUNT(*) FROM silver.fct_events", "SELECT COUNT(*) FROM gold.v_members",
+        "WITH e AS (SELECT * FROM silver.fct_events) SELECT COUNT(*) FROM e",
+        "SELECT COUNT(*) FROM silver.fct_events VERSION AS OF 0", "DESCRIBE silver.fct_events",
+        "SELECT user_id, miles_balance FROM silver.dim_users",
+    ], tmp_path, None, "--outputformat=csv2")  # fmt: skip
+    lines = output.splitlines()
+    assert any(line.startswith("granted-ok,") for line in lines), output[-3000:]
+    served = _sorted_rows(tuple(line.split(",")[1:]) for line in lines if line.startswith("rf,"))
+    assert served == _sorted_rows(full.where("country = 'SG'").select("user_id", "country").collect())
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert sum(DENIED.format(user="finance_e2e", table="silver.fct_events") in e for e in errors) == 4, output[-4000:]
+    # The view reads every column of dim_users (a view is read whole); the last statement one not granted.
+    column_refusals = [e for e in errors if "Access denied: user finance_e2e may not read column" in e]
+    assert len(column_refusals) == 2 and all("miles_balance" in e for e in column_refusals), output[-4000:]
+    plain = _beeline(stack, "finance_e2e", "finance-password-e2e", ["SELECT 'must-not-answer' AS probe"], tmp_path,
+                     _jdbc_url(stack).split(";ssl=true;")[0])  # fmt: skip
+    untrusted = _beeline(stack, "finance_e2e", "finance-password-e2e", ["SELECT 'must-not-answer' AS probe"],
+                         tmp_path, _jdbc_url(stack).split(";sslTrustStore=")[0])  # fmt: skip
+    for out in (plain, untrusted):
+        assert "must-not-answer" not in out.replace("SELECT 'must-not-answer'", ""), out[-3000:]
+        assert "Could not open" in out, out[-3000:]
+    assert "PKIX" in untrusted or "certificat" in untrusted, untrusted[-3000:]
+
+    # Superset's Thrift user reads the dashboards' tables and nothing else.
+    superset = grants.read_grants(stack.thrift_state_dir)["superset"]
+    assert sorted(superset) == sorted(spec.full_name for spec in SERVED_TABLES)
+    print(f"[serving] grants: {len(not_granted)} ways to a table not granted refused over PyHive, 4 over beeline; "
+          f"columns, row filters, revoke, plaintext and untrusted clients checked in {time.monotonic() - began:.1f} s")

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import ssl
+import subprocess
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +20,7 @@ from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS,
 from lakehouse.serving import catalog
 from lakehouse.serving.sql import render_table, split_statements
 from lakehouse.serving.superset import service
-from lakehouse.serving.thrift import auth, server, server_jar
+from lakehouse.serving.thrift import auth, grants, server, server_jar, tls
 
 
 def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_path: Path) -> None:
@@ -35,12 +38,30 @@ def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_pa
     assert confs["spark.driver.memory"] == "1g"
     # Delta's jars and ours on the driver class path, or the server's sessions cannot find them.
     assert confs["spark.driver.extraClassPath"] == os.pathsep.join([*confs["spark.jars"].split(","), str(jar)])
-    assert f"-Dlakehouse.thrift.users={tmp_path / 'auth' / 'users'}" in confs["spark.driver.extraJavaOptions"]
+    java_options = confs["spark.driver.extraJavaOptions"].split()
+    assert f"-Dlakehouse.thrift.users={tmp_path / 'auth' / 'users'}" in java_options
+    assert f"-Dlakehouse.thrift.grants={tmp_path / 'auth' / 'grants.json'}" in java_options
     assert confs[server.STATE_MARKER_CONF] == str(tmp_path)
     assert hiveconfs["hive.server2.thrift.bind.host"] == "127.0.0.1"
-    assert hiveconfs["hive.server2.thrift.port"] == "10123"
     assert hiveconfs["hive.server2.authentication"] == "CUSTOM"
     assert hiveconfs["hive.server2.custom.authentication.class"] == server_jar.AUTHENTICATOR
+    # Nobody logs in as someone else: the grants are the logged-in user's.
+    assert hiveconfs["hive.server2.allow.user.substitution"] == "false"
+    # TLS by default: HTTP transport on the port, the keystore's password read from its file by our main class.
+    assert config.serving.tls is True
+    assert hiveconfs["hive.server2.transport.mode"] == "http"
+    assert hiveconfs["hive.server2.thrift.http.port"] == "10123" and "hive.server2.thrift.port" not in hiveconfs
+    assert hiveconfs["hive.server2.use.SSL"] == "true"
+    assert hiveconfs["hive.server2.keystore.path"] == str(tmp_path / "tls" / "server.p12")
+    assert "TLSv1.1" in hiveconfs["hive.ssl.protocol.blacklist"].split(",")
+    assert f"-Dlakehouse.thrift.keystorePasswordFile={tmp_path / 'tls' / 'keystore.password'}" in java_options
+    assert not any("keystore.password=" in arg for arg in cmd)
+
+    plain = load_config(env="local", overrides={"serving.tls": False})
+    cmd = server.server_command(plain, "127.0.0.1", 10123, tmp_path, server_jar=jar)
+    hiveconfs = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--hiveconf")
+    assert hiveconfs["hive.server2.transport.mode"] == "binary" and hiveconfs["hive.server2.thrift.port"] == "10123"
+    assert "hive.server2.use.SSL" not in hiveconfs and "keystorePasswordFile" not in " ".join(cmd)
 
 
 def test_the_server_gets_the_full_jit_after_the_short_jobs_flags() -> None:
@@ -236,3 +257,209 @@ def test_render_table_aligns_numbers_right_and_shows_nulls() -> None:
     assert lines[3] == "2025-01-06 07:08:09 |     3 |  NULL | a\\nb"
     assert lines[-1].startswith("(2 rows, more not shown")
     assert render_table([], []) == "OK"
+
+
+# ------------------------------------------------------------------------------------------
+# Grants: resolution, the file, the commands
+# ------------------------------------------------------------------------------------------
+
+GRANTS = {
+    "version": 1,
+    "users": {
+        "maria": [{"object": "gold.*"}],
+        "finance": [
+            {"object": "gold.*"},
+            {"object": "gold.agg_miles_weekly", "columns": ["week_start", "miles_earned"]},
+            {"object": "silver.dim_users", "columns": ["user_id", "Country"], "where": "country = 'SG'"},
+        ],
+        "self": [{"object": "silver.fct_events", "where": "user_id = current_user()"}],
+        "nothing": [],
+    },
+}
+
+#: (user, table) -> (columns or "*", where or "") or None: not granted.
+EXPECTED = {
+    ("maria", "gold.agg_active_user"): ("*", ""),  # the layer's wildcard
+    ("maria", "GOLD.Agg_Active_User"): ("*", ""),  # names are case-insensitive, as in Spark
+    ("maria", "silver.dim_users"): None,  # gold.* says nothing about silver
+    ("finance", "gold.agg_active_user"): ("*", ""),
+    ("finance", "gold.agg_miles_weekly"): ("week_start,miles_earned", ""),  # the table's own grant wins
+    ("finance", "silver.dim_users"): ("user_id,country", "country = 'SG'"),
+    ("finance", "silver.fct_events"): None,
+    ("self", "silver.fct_events"): ("*", "user_id = current_user()"),
+    ("nothing", "gold.agg_active_user"): None,  # a user with no grant reads nothing
+    ("stranger", "gold.agg_active_user"): None,  # unknown user
+}
+
+MALFORMED = {
+    "not JSON": ('{"users": {"maria": [{"object": "gold.*"},]}}', "not valid JSON"),
+    "duplicate key": ('{"users": {"maria": [], "maria": []}}', "duplicate"),
+    "no users": ('{"grants": {}}', 'unknown key "grants"'),
+    "bad object": ('{"users": {"maria": [{"object": "gold"}]}}', 'must be "layer.table" or "layer.*"'),
+    "columns on a wildcard": ('{"users": {"m": [{"object": "gold.*", "columns": ["a"]}]}}', "takes no columns"),
+    "where on a wildcard": ('{"users": {"m": [{"object": "gold.*", "where": "a = 1"}]}}', "takes no row filter"),
+    "empty columns": ('{"users": {"m": [{"object": "gold.t", "columns": []}]}}', "non-empty list"),
+    "bad column": ('{"users": {"m": [{"object": "gold.t", "columns": ["a b"]}]}}', "is not a column name"),
+    "empty where": ('{"users": {"m": [{"object": "gold.t", "where": " "}]}}', "non-empty SQL condition"),
+    "granted twice": ('{"users": {"m": [{"object": "gold.t"}, {"object": "GOLD.T"}]}}', "granted twice"),
+    "unknown entry key": ('{"users": {"m": [{"object": "gold.t", "rows": "a"}]}}', 'unknown key "rows"'),
+    "bad user": ('{"users": {"no body": []}}', "not a valid user name"),
+    "grants not a list": ('{"users": {"m": {"object": "gold.t"}}}', "must be a list of grants"),
+}
+
+
+def _as_expected(grant: grants.Grant | None):
+    if grant is None:
+        return None
+    return ("*" if grant.columns is None else ",".join(grant.columns), grant.where or "")
+
+
+def test_grant_resolution_wildcards_columns_filters_and_unknown_users() -> None:
+    parsed = grants.parse_grants(json.dumps(GRANTS))
+    for (user, table), expected in EXPECTED.items():
+        assert _as_expected(grants.resolve(parsed, user, table)) == expected, (user, table)
+    columns = grants.resolve(parsed, "finance", "silver.dim_users")
+    assert columns.may_read("COUNTRY") and columns.may_read("user_id") and not columns.may_read("miles_balance")
+    assert grants.resolve(parsed, "maria", "gold.agg_active_user").may_read("anything")
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_grants_file_is_refused_with_its_reason(case: str) -> None:
+    text, message = MALFORMED[case]
+    with pytest.raises(grants.GrantsError, match=message):
+        grants.parse_grants(text)
+
+
+def test_the_server_resolves_grants_as_the_command_line_does(tmp_path: Path) -> None:
+    """Grants.java (the guard's) and grants.py (the commands') on the same cases, the malformed files too."""
+    from lakehouse.jars import jdk_tool, spark_home
+
+    jar = server_jar.ensure_server_jar(load_config().paths.jar_cache)
+    classpath = os.pathsep.join([str(jar), str(spark_home() / "jars" / "*")])
+
+    files = [tmp_path / "grants.json", *(tmp_path / f"malformed-{i}.json" for i in range(len(MALFORMED)))]
+    files[0].write_text(json.dumps(GRANTS))
+    for path, (text, _) in zip(files[1:], MALFORMED.values(), strict=True):
+        path.write_text(text)
+    proc = subprocess.run(
+        [jdk_tool("java"), "-XX:TieredStopAtLevel=1", "-cp", classpath, f"{server_jar.PACKAGE}.Grants",
+         *map(str, files)],
+        input="".join(f"{user}\t{table}\n" for user, table in EXPECTED), capture_output=True, text=True, timeout=120,
+        check=True,
+    )  # fmt: skip
+    lines = proc.stdout.splitlines()
+    verdicts, answers = lines[: len(files)], lines[len(files) :]
+    assert verdicts[0] == f"OK\t{files[0]}"
+    for verdict, path, case in zip(verdicts[1:], files[1:], MALFORMED, strict=True):
+        assert verdict.startswith(f"MALFORMED\t{path}\t"), case
+    for line, ((user, table), expected) in zip(answers, EXPECTED.items(), strict=True):
+        fields = line.split("\t")
+        assert fields[:2] == [user, table]
+        assert (None if fields[2] == "-" else (fields[2], fields[3])) == expected, line
+
+
+def test_grant_revoke_and_the_defaults_of_new_and_service_users(tmp_path: Path, capsys) -> None:
+    from lakehouse.serving.thrift.cli import main as thrift
+
+    state = ["--state-dir", str(tmp_path)]
+    auth.ensure_credentials(tmp_path)
+    grants.ensure_grants(tmp_path, "lakehouse", grants.ALL_LAYERS)  # what the server's start does
+    os.environ["THRIFT_NEW_PASSWORD"] = "pw-of-maria"
+    try:
+        assert thrift([*state, "add-user", "maria"]) == 0
+    finally:
+        del os.environ["THRIFT_NEW_PASSWORD"]
+    assert grants.user_grants(tmp_path, "maria") == [grants.Grant("gold.*")]  # a new user reads gold only
+    assert thrift([*state, "grant", "maria", "silver.dim_users", "--columns", "user_id,country",
+                   "--where", "country = 'SG'"]) == 0  # fmt: skip
+    parsed = grants.read_grants(tmp_path)
+    assert grants.resolve(parsed, "maria", "silver.dim_users") == grants.Grant(
+        "silver.dim_users", ("user_id", "country"), "country = 'SG'"
+    )
+    assert grants.resolve(parsed, "maria", "silver.fct_events") is None
+    assert grants.grants_file(tmp_path).stat().st_mode & 0o777 == 0o600
+    # The registry is checked: a column, table or layer that does not exist is refused, nothing written.
+    before = grants.grants_file(tmp_path).read_text()
+    assert thrift([*state, "grant", "maria", "silver.dim_users", "--columns", "user_id,balance"]) == 1
+    assert thrift([*state, "grant", "maria", "silver.no_such_table"]) == 1
+    assert thrift([*state, "grant", "maria", "platinum.*"]) == 1
+    assert thrift([*state, "grant", "maria", "gold.*", "--where", "1 = 1"]) == 1
+    assert thrift([*state, "grant", "nobody", "gold.*"]) == 1  # not a user
+    assert thrift([*state, "revoke", "lakehouse", "bronze.*"]) == 1  # the project's own client keeps every layer
+    assert grants.grants_file(tmp_path).read_text() == before
+    capsys.readouterr()
+    assert thrift([*state, "grants", "maria"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "maria:", "  gold.*: all columns, all rows",
+        "  silver.dim_users: columns user_id, country, rows where country = 'SG'",
+    ]  # fmt: skip
+    assert thrift([*state, "revoke", "maria", "gold.*"]) == 0
+    assert thrift([*state, "revoke", "maria", "gold.*"]) == 1  # nothing left to revoke
+    assert grants.resolve(grants.read_grants(tmp_path), "maria", "gold.agg_active_user") is None
+    # Removing a user forgets their grants: added again, they start from gold.* only.
+    assert thrift([*state, "remove-user", "maria"]) == 0 and "maria" not in grants.read_grants(tmp_path)
+    # A malformed file: the commands say so and write nothing.
+    grants.grants_file(tmp_path).write_text("{")
+    assert thrift([*state, "grant", "superset", "gold.*"]) == 1
+    assert "is malformed: not valid JSON" in capsys.readouterr().err
+    assert grants.grants_file(tmp_path).read_text() == "{"
+
+
+def test_superset_is_granted_the_dashboards_tables_and_nothing_else(tmp_path: Path) -> None:
+    from lakehouse.serving.superset.bundle import SERVED_TABLES
+
+    auth.ensure_credentials(tmp_path)
+    settings = service.Settings.from_config(load_config(), {"THRIFT_STATE_DIR": str(tmp_path)})
+    service.grant_dashboard_tables(settings)
+    parsed = grants.read_grants(tmp_path)
+    assert sorted(parsed["superset"]) == sorted(spec.full_name for spec in SERVED_TABLES)
+    assert all(grant == grants.Grant(grant.object) for grant in parsed["superset"].values())
+    assert all(grants.resolve(parsed, "superset", spec.full_name) is None for spec in TABLES
+               if spec not in SERVED_TABLES)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# TLS: the local CA and certificate, the clients' settings
+# ------------------------------------------------------------------------------------------
+
+
+def test_tls_files_are_made_once_private_and_name_the_loopback(tmp_path: Path) -> None:
+    files = tls.ensure_tls(tmp_path, "127.0.0.1")
+    made = {p.name for p in files.root.iterdir()}
+    assert made == {"server.p12", "keystore.password", "ca.pem", "server.pem", "truststore.p12",
+                    "truststore.password", "tls.json"}  # the CA's private key is gone  # fmt: skip
+    assert files.root.stat().st_mode & 0o777 == 0o700
+    assert all((files.root / name).stat().st_mode & 0o777 == 0o600 for name in made)
+    certificate = ssl._ssl._test_decode_cert(str(files.certificate))
+    assert set(certificate["subjectAltName"]) == {("DNS", "localhost"), ("IP Address", "127.0.0.1")}
+    issuer = ssl._ssl._test_decode_cert(str(files.ca))
+    assert certificate["issuer"] == issuer["subject"] != certificate["subject"]
+    context = tls.client_context(files.ca)  # the CA loads as the clients' only trust anchor
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    ca, keystore = files.ca.read_bytes(), files.keystore.read_bytes()
+    assert tls.ensure_tls(tmp_path, "localhost") == files  # made once: the second start reuses them
+    assert (files.ca.read_bytes(), files.keystore.read_bytes()) == (ca, keystore)
+    with pytest.raises(tls.TlsError, match=re.escape("names localhost, 127.0.0.1, not 10.1.2.3")):
+        tls.ensure_tls(tmp_path, "10.1.2.3")
+    url = tls.jdbc_url("127.0.0.1", 10123, files)
+    assert url.startswith("jdbc:hive2://127.0.0.1:10123/default;transportMode=http;httpPath=cliservice;ssl=true;")
+    assert f"sslTrustStore={files.truststore};trustStorePassword=$(cat {files.truststore_password})" in url
+
+
+def test_superset_connects_over_https_and_verifies_the_servers_ca(tmp_path: Path) -> None:
+    config = load_config()
+    settings = service.Settings.from_config(config, {"THRIFT_STATE_DIR": str(tmp_path)})
+    assert settings.database_uri == "hive+https://superset@127.0.0.1:10000/gold?ssl_cert=required&check_hostname=true"
+    layout = service.Layout(tmp_path)
+    layout.cache.mkdir(parents=True)
+    with pytest.raises(service.SupersetError, match="start the Thrift server first"):
+        service.write_ca_bundle(layout, settings)
+    ca = tls.tls_files(tmp_path).ca
+    ca.parent.mkdir()
+    ca.write_text("-----BEGIN CERTIFICATE-----\nthe server's CA\n-----END CERTIFICATE-----\n")
+    service.write_ca_bundle(layout, settings)
+    assert layout.ca_bundle.read_text().endswith(ca.read_text())
+    assert service.superset_env(layout, settings, {})["SSL_CERT_FILE"] == str(layout.ca_bundle)
+    plain = service.Settings.from_config(load_config(overrides={"serving.tls": False}), {})
+    assert plain.database_uri == "hive://superset@127.0.0.1:10000/gold?auth=CUSTOM"
+    assert "SSL_CERT_FILE" not in service.superset_env(layout, plain, {})

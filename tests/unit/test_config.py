@@ -54,6 +54,7 @@ def test_anomaly_section_is_typed_with_the_contract_defaults():
         (["anomaly.alert_days=0"], "config key 'anomaly.alert_days' must be >= 1"),
         (["anomaly.freshness_hours=0"], "config key 'anomaly.freshness_hours' must be >= 1"),
         (["anomaly.freshness_hours=true"], "config key 'anomaly.freshness_hours' must be int"),
+        (["serving.tls=yes please"], "config key 'serving.tls' must be bool"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

@@ -6,7 +6,9 @@ Runs in Superset's virtualenv (standard library, PyYAML and Superset only; it ne
 
     SUPERSET_ADMIN_USER=.. SUPERSET_ADMIN_PASSWORD=.. .cache/superset-venv/bin/python \
         lakehouse/serving/superset/bootstrap.py \
-        --bundle conf/superset/bundle --sqlalchemy-uri 'hive://user@host:port/gold?auth=CUSTOM'
+        --bundle conf/superset/bundle --sqlalchemy-uri 'hive+https://user@host:port/gold?ssl_cert=required&check_hostname=true'
+
+(``hive://user@host:port/gold?auth=CUSTOM`` when the Thrift server runs without TLS.)
 
 (``lakehouse superset up`` does this.) The passwords come from the environment, not argv, so they
 never show in ``ps``: the admin's, and the Thrift server's password for the connection's user

@@ -10,7 +10,8 @@
    once per install (``SUPERSET_FORCE_INIT=1`` redoes them);
 5. the bundle imported by :mod:`.bootstrap` (in Superset's virtualenv), the database URI pointing at
    the Thrift server as its service user ``superset``, whose password comes from the Thrift server's
-   state directory (through the environment, never argv);
+   state directory (through the environment, never argv), over TLS verified against the server's CA
+   (``serving.tls``); that user is granted the tables the dashboards read;
 6. gunicorn on 127.0.0.1 (:mod:`lakehouse.processes`: own session, pid file, log, readiness on
    ``/health``); a server already running on the same port is left running (the bundle was re-imported
    into it).
@@ -30,6 +31,7 @@ import argparse
 import os
 import re
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -96,6 +98,10 @@ class Layout:
         return self.cache / "superset.port"
 
     @property
+    def ca_bundle(self) -> Path:
+        return self.cache / "thrift-ca-bundle.pem"
+
+    @property
     def setup_log(self) -> Path:
         return self.cache / "setup.log"
 
@@ -119,6 +125,8 @@ class Settings:
     thrift_port: int
     thrift_user: str
     thrift_state_dir: Path
+    #: The Thrift server serves TLS (serving.tls): the connection is hive+https, verified against its CA.
+    thrift_tls: bool
     week_start: str
     workers: int
     start_timeout: float
@@ -136,6 +144,7 @@ class Settings:
             thrift_port=int(env.get("THRIFT_PORT") or serving.thrift_port),
             thrift_user=env.get("THRIFT_USER") or "superset",
             thrift_state_dir=state_dir_from(env.get("THRIFT_STATE_DIR")),
+            thrift_tls=config.serving.tls,
             week_start=config.week_start,
             workers=int(env.get("SUPERSET_WORKERS") or 2),  # the machine has 2 cores
             start_timeout=float(env.get("SUPERSET_START_TIMEOUT") or 180),
@@ -144,6 +153,19 @@ class Settings:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def database_uri(self) -> str:
+        """Superset's connection to the Thrift server, without the password (set by bootstrap.py).
+
+        With TLS: PyHive's ``hive+https`` dialect (the server's HTTP transport), ``ssl_cert=required`` and
+        ``check_hostname=true``, so the certificate is verified against ``SSL_CERT_FILE`` (set to the
+        server's CA by :func:`superset_env`; PyHive verifies nothing without them). Without TLS: the binary
+        transport, SASL PLAIN (``auth=CUSTOM``)."""
+        where = f"{self.thrift_user}@{self.thrift_host}:{self.thrift_port}/gold"
+        if self.thrift_tls:
+            return f"hive+https://{where}?ssl_cert=required&check_hostname=true"
+        return f"hive://{where}?auth=CUSTOM"
 
 
 def read_credentials(path: Path) -> dict[str, str]:
@@ -190,13 +212,30 @@ def credentials(layout: Layout, environ: dict[str, str] | None = None) -> dict[s
 
 def superset_env(layout: Layout, settings: Settings, creds: dict[str, str]) -> dict[str, str]:
     """What every Superset process gets (superset_config.py reads these)."""
-    return {
+    env = {
         "SUPERSET_HOME": str(layout.home),
         "SUPERSET_CONFIG_PATH": str(layout.code / "superset_config.py"),
         "FLASK_APP": "superset",
         "LAKEHOUSE_WEEK_START": settings.week_start,
         **creds,
     }
+    if settings.thrift_tls:
+        env["SSL_CERT_FILE"] = str(layout.ca_bundle)
+    return env
+
+
+def write_ca_bundle(layout: Layout, settings: Settings) -> None:
+    """``SSL_CERT_FILE`` for Superset: the Thrift server's CA after the system's CAs (Python's default TLS
+    context reads this one file; the system's CAs stay trusted for anything else)."""
+    from lakehouse.serving.thrift.tls import tls_files
+
+    ca = tls_files(settings.thrift_state_dir).ca
+    if not ca.exists():
+        raise SupersetError(f"no Thrift server CA at {ca}: start the Thrift server first (lakehouse thrift start), "
+                            "which makes it")  # fmt: skip
+    system = ssl.get_default_verify_paths().cafile
+    parts = [Path(system).read_text()] if system and Path(system).is_file() else []
+    layout.ca_bundle.write_text("".join([*parts, ca.read_text()]))
 
 
 def _logged(layout: Layout, what: str, cmd: Sequence[str], env: dict[str, str]) -> None:
@@ -233,15 +272,30 @@ def init_metadata_db(layout: Layout, env: dict[str, str], install_hash: str) -> 
     marker.write_text(install_hash + "\n")
 
 
+def grant_dashboard_tables(settings: Settings) -> None:
+    """The Thrift user of Superset may read the tables the dashboards read (``SERVED_TABLES``), whole; grants
+    it has already are kept (an administrator may have narrowed or widened them)."""
+    from lakehouse.serving.superset.bundle import SERVED_TABLES
+    from lakehouse.serving.thrift import grants
+
+    added = grants.ensure_grants(settings.thrift_state_dir, settings.thrift_user, [s.full_name for s in SERVED_TABLES])
+    if added:
+        log(f"granted {settings.thrift_user} on the Thrift server: {', '.join(added)}")
+
+
 def import_bundle(layout: Layout, settings: Settings, env: dict[str, str]) -> None:
     from lakehouse.serving.thrift.auth import AuthError, service_credentials
 
-    uri = f"hive://{settings.thrift_user}@{settings.thrift_host}:{settings.thrift_port}/gold?auth=CUSTOM"
+    uri = settings.database_uri
     try:
         password = service_credentials(settings.thrift_state_dir, settings.thrift_user).password
     except AuthError as exc:
         raise SupersetError(f"no Thrift password for {settings.thrift_user} in {settings.thrift_state_dir}: "
                             f"start the Thrift server first (lakehouse thrift start): {exc}") from exc  # fmt: skip
+    try:
+        grant_dashboard_tables(settings)
+    except AuthError as exc:  # a malformed grants file, named in the message
+        raise SupersetError(f"could not grant {settings.thrift_user} the dashboards' tables: {exc}") from exc
     log(f"importing {layout.bundle} (database URI {uri}, password from {settings.thrift_state_dir}/auth)")
     # The password goes through the environment (never argv); Superset keeps it encrypted.
     cmd = [layout.bin("python"), str(layout.code / "bootstrap.py"), "--bundle", str(layout.bundle),
@@ -307,6 +361,8 @@ def up(config: LakehouseConfig, layout: Layout | None = None) -> int:
                                 pip_log=layout.setup_log)  # fmt: skip
     check_bundle(layout)
     creds = credentials(layout)
+    if settings.thrift_tls:
+        write_ca_bundle(layout, settings)
     env = superset_env(layout, settings, creds)
     init_metadata_db(layout, env, install)
     import_bundle(layout, settings, env)

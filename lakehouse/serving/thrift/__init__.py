@@ -4,16 +4,18 @@ its clients, and authenticated.
     python -m lakehouse.serving.thrift start [--warehouse DIR] [--port N] [--set key=value ...]
     python -m lakehouse.serving.thrift register      # wait until tables created since are served
     python -m lakehouse.serving.thrift add-user NAME # an analyst: prints the generated password once
+    python -m lakehouse.serving.thrift grant NAME layer.table [--columns a,b] [--where SQL] | revoke | grants
     python -m lakehouse.serving.thrift remove-user NAME | users | status | stop
 
 (``scripts/start_thrift_server.sh`` / ``scripts/stop_thrift_server.sh`` wrap start and stop;
-:func:`main` is the same command for a console script.) Clients: Superset (``hive://`` URI with
-``auth=CUSTOM``, PyHive), ``scripts/sql.sh``, or the pyspark wheel's beeline with the virtualenv's
-``bin`` on PATH: ``beeline -u jdbc:hive2://127.0.0.1:10000/default -n NAME -w PASSWORD_FILE``.
+:func:`main` is the same command for a console script.) Clients, over TLS by default (:mod:`.tls`):
+Superset (``hive+https`` URI, PyHive), ``scripts/sql.sh``, or the pyspark wheel's beeline with the
+virtualenv's ``bin`` on PATH, with the URL ``status`` prints.
 
 Modules: :mod:`.server` (the process: command line, start/stop/status, pid and state files),
 :mod:`.client` (authenticated PyHive connections, health probe, error messages, waiting for
 registration), :mod:`.auth` (users file of password hashes, the project's client passwords),
+:mod:`.grants`, :mod:`.tls`,
 :mod:`.server_jar` (compiles the Java classes in ``java/`` once) and :mod:`.cli`. The registration
 statements come from :mod:`lakehouse.serving.catalog`, the one registration code of the project.
 
@@ -28,6 +30,10 @@ How it runs, and why:
   is a write or DDL, before it runs; only queries and SHOW / DESCRIBE / EXPLAIN / SET / USE pass.
 - Authenticated: ``hive.server2.authentication=CUSTOM`` with ``PasswordFileAuthenticator`` over
   ``<state dir>/auth/users`` (PBKDF2 hashes, mode 600; see :mod:`.auth`). No anonymous sessions.
+- Grants: ``AccessGuard`` (same extension) lets each user read only the tables, columns and rows of
+  ``<state dir>/auth/grants.json`` (:mod:`.grants`).
+- TLS (``serving.tls``, default on): HTTP transport with TLS only, a local CA and server certificate
+  made once under ``<state dir>/tls`` (:mod:`.tls`).
 - ``spark.sql.catalogImplementation=in-memory``: the embedded Derby metastore admits one
   process, and the jobs (which write by path) must keep running while the server is up. The
   catalog therefore lives in the server only, and the server fills it itself from

@@ -88,7 +88,7 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(digest, base64.b64decode(expected))
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 600, atomically (temp file + rename)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
@@ -119,7 +119,7 @@ def _write_users(state_dir: Path, users: dict[str, str]) -> None:
         "# `lakehouse thrift add-user / remove-user`; the server rereads this file when it changes.",
         *(f"{name}:{encoded}" for name, encoded in users.items()),
     ]
-    _write_private(users_file(state_dir), "\n".join(lines) + "\n")
+    write_private(users_file(state_dir), "\n".join(lines) + "\n")
 
 
 def check_name(name: str) -> str:
@@ -170,7 +170,7 @@ def ensure_credentials(state_dir: Path) -> dict[str, Credentials]:
             changed = True
     if changed or not users_file(state_dir).exists():
         _write_users(state_dir, users)
-        _write_private(clients_file(state_dir), json.dumps(kept, indent=2) + "\n")
+        write_private(clients_file(state_dir), json.dumps(kept, indent=2) + "\n")
     for path in (users_file(state_dir), clients_file(state_dir)):
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)

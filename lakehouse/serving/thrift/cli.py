@@ -1,4 +1,5 @@
-"""``python -m lakehouse.serving.thrift start|register|status|stop`` (see the package docstring)."""
+"""``python -m lakehouse.serving.thrift start|register|status|stop|add-user|...|grant|revoke|grants`` (see the
+package docstring)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Sequence
 
 from lakehouse.config import ConfigError
 from lakehouse.serving.options import add_config_args, asks_for_warehouse, config_from_args
-from lakehouse.serving.thrift import auth
+from lakehouse.serving.thrift import auth, grants
 from lakehouse.serving.thrift.auth import state_dir_from
 from lakehouse.serving.thrift.client import ThriftError, log, register
 from lakehouse.serving.thrift.server import running_server, start, status, stop
+from lakehouse.serving.thrift.tls import TlsError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +49,23 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("remove-user", help="remove a user; its next connection is refused")
     d.add_argument("name")
     sub.add_parser("users", help="list the users of the users file")
+    g = sub.add_parser(
+        "grant",
+        help="let USER read OBJECT (layer.table or layer.*), optionally only some columns and rows; "
+        "replaces USER's grant of the same OBJECT; counts from the next statement, no restart",
+    )
+    g.add_argument("user")
+    g.add_argument("object", help="layer.table, or layer.* for every table of the layer")
+    g.add_argument("--columns", help="comma-separated columns USER may read (default: all)")
+    g.add_argument(
+        "--where",
+        help="a SQL condition on the table's columns: USER sees only those rows (current_user() is the logged-in user)",
+    )
+    v = sub.add_parser("revoke", help="remove USER's grant of exactly OBJECT (a table grant or a layer.* one)")
+    v.add_argument("user")
+    v.add_argument("object")
+    ls = sub.add_parser("grants", help="list the grants (of USER only, if given)")
+    ls.add_argument("user", nargs="?")
     w = sub.add_parser("password", help="print the password of one of the project's own clients (for scripts)")
     w.add_argument("--user", default="superset", choices=auth.SERVICE_USERS)
     return p
@@ -56,22 +75,64 @@ def _users(args: argparse.Namespace, state_dir) -> int:
     if args.command == "add-user":
         if args.name in auth.SERVICE_USERS:
             raise auth.AuthError(f"{args.name} is one of the project's own clients; choose another name")
+        new = args.name not in auth.read_users(state_dir)
         creds = auth.add_user(state_dir, args.name, os.environ.get("THRIFT_NEW_PASSWORD") or None)
         log(f"user {creds.user} added to {auth.users_file(state_dir)} (the running server reads it at the next login)")
+        if new:
+            added = grants.ensure_grants(state_dir, creds.user, grants.NEW_USER_GRANTS)
+            if added:
+                log(f"granted {', '.join(added)} (the default for a new user; lakehouse thrift grant for more)")
         if not os.environ.get("THRIFT_NEW_PASSWORD"):
             print(f"password for {creds.user} (shown once, only its hash is kept): {creds.password}")
         return 0
     if args.command == "remove-user":
         if auth.remove_user(state_dir, args.name):
-            log(f"user {args.name} removed")
+            grants.revoke_all(state_dir, args.name)
+            log(f"user {args.name} removed, with their grants")
             return 0
         log(f"no user {args.name} in {auth.users_file(state_dir)}")
         return 1
+    if args.command in ("grant", "revoke", "grants"):
+        return _grants(args, state_dir)
     if args.command == "users":
         for name in auth.read_users(state_dir):
             print(name + ("  (service user of the project)" if name in auth.SERVICE_USERS else ""))
         return 0
     print(auth.service_credentials(state_dir, args.user).password)
+    return 0
+
+
+def _grants(args: argparse.Namespace, state_dir) -> int:
+    if args.command == "grants":
+        every = grants.read_grants(state_dir)
+        for user in sorted(every) if args.user is None else [args.user]:
+            entries = grants.user_grants(state_dir, user)
+            print(f"{user}:" + ("" if entries else " nothing (reads no table)"))
+            for entry in entries:
+                print(f"  {entry.describe()}")
+        return 0
+    if args.user == "lakehouse":
+        raise grants.GrantsError("lakehouse is the project's own client (sql.sh, table registration): it reads "
+                                 "every layer; its grants are not changed")  # fmt: skip
+    if args.command == "revoke":
+        if grants.revoke(state_dir, args.user, args.object):
+            log(f"revoked {args.object} from {args.user} (from the next statement, no restart)")
+            return 0
+        log(f"{args.user} has no grant of exactly {args.object}: lakehouse thrift grants {args.user}")
+        return 1
+    columns = args.columns.split(",") if args.columns is not None else None
+    new = grants.make_grant(args.object, columns, args.where)
+    previous = grants.grant(state_dir, args.user, new)
+    log(
+        f"granted to {args.user}: {new.describe()}"
+        + (f" (was: {previous.describe()})" if previous else "")
+        + " -- from the next statement, no restart"
+    )
+    if new.where is not None:
+        log(
+            "the row filter is checked by the server when a query reads the table: try it "
+            f"(lakehouse sql as {args.user}, or beeline)"
+        )
     return 0
 
 
@@ -90,7 +151,7 @@ def _register(args: argparse.Namespace) -> int:
             "restart it with --warehouse to serve another one"
         )
         return 1
-    register(current.host, current.port, config, auth.service_credentials(state_dir))
+    register(current.host, current.port, config, auth.service_credentials(state_dir), ca_file=current.ca_file)
     return 0
 
 
@@ -110,6 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return status(state_dir)
         return _users(args, state_dir)
-    except (ThriftError, ConfigError, auth.AuthError) as exc:
+    except (ThriftError, ConfigError, auth.AuthError, TlsError) as exc:
         log(f"ERROR: {exc}")
         return 1

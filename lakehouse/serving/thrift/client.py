@@ -3,10 +3,12 @@ messages, and waiting until it serves the registry's tables (it registers them i
 
 from __future__ import annotations
 
+import base64
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.registry import TABLES
@@ -28,18 +30,33 @@ def connect(
     credentials: Credentials | None = None,
     database: str = "default",
     timeout: float | None = None,
+    ca_file: Path | None = None,
 ):
-    """A PyHive connection to the server, authenticated (SASL PLAIN, ``auth=CUSTOM``).
+    """A PyHive connection to the server, authenticated.
 
-    ``credentials`` default to the project's own client ``lakehouse`` of the default state dir
-    (``.cache/thrift`` or ``THRIFT_STATE_DIR``). ``timeout`` (seconds) bounds every socket
-    operation, so a probe of a server that accepts connections but does not answer fails instead
-    of hanging; None waits as long as a query runs.
+    ``ca_file`` given: HTTPS (the server's HTTP transport with TLS), the server's certificate verified
+    against that CA and the host name, the password in HTTP Basic authentication inside TLS. Without it:
+    the binary transport, SASL PLAIN in clear (``serving.tls: false``). ``credentials`` default to the
+    project's own client ``lakehouse`` of the default state dir (``.cache/thrift`` or
+    ``THRIFT_STATE_DIR``). ``timeout`` (seconds) bounds every socket operation, so a probe of a server
+    that accepts connections but does not answer fails instead of hanging; None waits as long as a query
+    runs.
     """
     from pyhive import hive
 
     if credentials is None:
         credentials = service_credentials(state_dir_from(None))
+    if ca_file is not None:
+        from thrift.transport import THttpClient
+
+        from lakehouse.serving.thrift.tls import HTTP_PATH, client_context
+
+        transport = THttpClient.THttpClient(f"https://{host}:{port}/{HTTP_PATH}", ssl_context=client_context(ca_file))
+        if timeout is not None:
+            transport.setTimeout(int(timeout * 1000))
+        basic = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+        transport.setCustomHeaders({"Authorization": f"Basic {basic}"})
+        return hive.connect(thrift_transport=transport, username=credentials.user, database=database)
     if timeout is None:
         return hive.connect(
             host=host, port=port, username=credentials.user, password=credentials.password,
@@ -79,12 +96,12 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def answers(host: str, port: int, credentials: Credentials) -> bool:
+def answers(host: str, port: int, credentials: Credentials, ca_file: Path | None = None) -> bool:
     """True when the server runs a query (``SELECT 1``), not just when the port is open."""
     if not port_open(host, port):
         return False
     try:
-        conn = connect(host, port, credentials, timeout=10)
+        conn = connect(host, port, credentials, timeout=10, ca_file=ca_file)
         try:
             cursor = conn.cursor()
             cursor.execute("SELECT 1")
@@ -115,6 +132,7 @@ def register(
     credentials: Credentials | None = None,
     quiet: bool = False,
     timeout: float = 60.0,
+    ca_file: Path | None = None,
 ) -> Registration:
     """Wait until the server serves every registry table whose Delta log exists here.
 
@@ -126,7 +144,7 @@ def register(
     layers = list(dict.fromkeys(spec.layer for spec in TABLES))
     local = {spec.full_name: table_exists_locally(spec.path(config)) for spec in TABLES}
     expected = {name for name, exists in local.items() if exists}
-    conn = connect(host, port, credentials)
+    conn = connect(host, port, credentials, ca_file=ca_file)
     try:
         cursor = conn.cursor()
         first = served = served_tables(cursor, layers)

@@ -16,7 +16,7 @@ from lakehouse import processes
 from lakehouse.config import LakehouseConfig
 from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import create_database_statement, create_table_statement
-from lakehouse.serving.thrift import auth
+from lakehouse.serving.thrift import auth, grants, tls
 from lakehouse.serving.thrift.client import ThriftError, answers, error_message, log, port_open, register
 from lakehouse.serving.thrift.server_jar import AUTHENTICATOR, GUARD_EXTENSION, MAIN_CLASS, ensure_server_jar
 from lakehouse.session import FULL_JIT
@@ -61,6 +61,13 @@ class ServerState:
     started_at: str
     log_file: str
     state_dir: str
+    #: HTTP transport with TLS (serving.tls); False: binary transport, SASL PLAIN in clear.
+    tls: bool = False
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA the project's clients verify this server with; None without TLS."""
+        return tls.tls_files(Path(self.state_dir)).ca if self.tls else None
 
 
 #: The service's name in its state directory (``thrift.pid``, ``thrift.log``; :mod:`lakehouse.processes`).
@@ -183,8 +190,13 @@ def server_command(
         f"-Dlog4j2.configurationFile={state_dir / 'log4j2.properties'}",
         f"-Duser.timezone={config.timezone}",
         f"-Dlakehouse.thrift.users={auth.users_file(state_dir)}",
+        f"-Dlakehouse.thrift.grants={grants.grants_file(state_dir)}",
         f"-Dlakehouse.thrift.registrations={registrations_file(state_dir)}",
     ]
+    files = tls.tls_files(state_dir)
+    if config.serving.tls:
+        # Read by our main class from the file: the password never shows on a command line.
+        java_options.append(f"-Dlakehouse.thrift.keystorePasswordFile={files.keystore_password}")
     conf.update(
         {
             # Derby admits one process; jobs write by path. See the package docstring.
@@ -211,14 +223,31 @@ def server_command(
     cmd += [
         str(jar),
         "--hiveconf", f"hive.server2.thrift.bind.host={host}",
-        "--hiveconf", f"hive.server2.thrift.port={port}",
-        "--hiveconf", "hive.server2.transport.mode=binary",
         "--hiveconf", f"hive.server2.logging.operation.log.location={state_dir / 'operation_logs'}",
         # Passwords checked against the users file (lakehouse.serving.thrift.auth); no anonymous sessions.
         "--hiveconf", "hive.server2.authentication=CUSTOM",
         "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR}",
         "--hiveconf", "hive.server2.enable.doAs=false",
+        # The logged-in user is the one the grants apply to: no client may ask to be someone else
+        # (hive.server2.proxy.user in the session settings or the URL).
+        "--hiveconf", "hive.server2.allow.user.substitution=false",
     ]  # fmt: skip
+    if config.serving.tls:
+        # HTTP transport + TLS: the one setting beeline, PyHive and Superset all verify (binary mode + TLS
+        # has no TLS option in PyHive, nor in Superset's Hive connection).
+        cmd += [
+            "--hiveconf", "hive.server2.transport.mode=http",
+            "--hiveconf", f"hive.server2.thrift.http.port={port}",
+            "--hiveconf", f"hive.server2.thrift.http.path={tls.HTTP_PATH}",
+            "--hiveconf", "hive.server2.use.SSL=true",
+            "--hiveconf", f"hive.server2.keystore.path={files.keystore}",
+            "--hiveconf", f"hive.ssl.protocol.blacklist={tls.PROTOCOL_BLACKLIST}",
+        ]  # fmt: skip
+    else:
+        cmd += [
+            "--hiveconf", "hive.server2.transport.mode=binary",
+            "--hiveconf", f"hive.server2.thrift.port={port}",
+        ]  # fmt: skip
     return cmd
 
 
@@ -245,6 +274,9 @@ def start(
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     credentials = auth.ensure_credentials(state_dir)["lakehouse"]
+    grants.ensure_grants(state_dir, "lakehouse", grants.ALL_LAYERS)
+    grants.read_grants(state_dir)  # a malformed file stops the start here, with its message
+    ca_file = tls.ensure_tls(state_dir, host).ca if config.serving.tls else None
     write_registrations(config, state_dir)
     log_path = log_file(state_dir)
     cmd = server_command(config, host, port, state_dir, driver_memory)
@@ -256,20 +288,23 @@ def start(
     state = ServerState(
         pid=pid, host=host, port=port, warehouse=config.paths.warehouse, timezone=config.timezone,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"), log_file=str(log_path),
-        state_dir=str(state_dir),
+        state_dir=str(state_dir), tls=config.serving.tls,
     )  # fmt: skip
     _state_file(state_dir).write_text(json.dumps(asdict(state), indent=2) + "\n")
-    log(f"starting on {host}:{port} (pid {pid}, warehouse {config.paths.warehouse}, log {log_path})")
+    log(
+        f"starting on {host}:{port} ({'TLS, HTTP transport' if ca_file else 'binary transport, no TLS'}; pid {pid}, "
+        f"warehouse {config.paths.warehouse}, log {log_path})"
+    )
 
     try:
-        processes.wait_ready(f"the Thrift server on {host}:{port}", lambda: answers(host, port, credentials),
+        processes.wait_ready(f"the Thrift server on {host}:{port}", lambda: answers(host, port, credentials, ca_file),
                              timeout, service, SERVICE, pid)  # fmt: skip
     except processes.ServiceError as exc:
         _stop(state_dir, 30.0)
         raise ThriftError(f"{exc}; stopped it. Log tail:\n{processes.tail(service, SERVICE, 40)}") from exc
     up_after = time.monotonic() - began
     try:
-        register(host, port, config, credentials)
+        register(host, port, config, credentials, ca_file=ca_file)
     except Exception as exc:
         # A server that cannot serve the tables is of no use: stop it, so a start is all or nothing.
         _stop(state_dir, 30.0)
@@ -315,7 +350,7 @@ def status(state_dir: Path) -> int:
         return 3
     rss = rss_bytes(current.pid)
     try:
-        ok = answers(current.host, current.port, auth.service_credentials(state_dir))
+        ok = answers(current.host, current.port, auth.service_credentials(state_dir), current.ca_file)
     except auth.AuthError as exc:
         log(str(exc))
         ok = False
@@ -326,4 +361,13 @@ def status(state_dir: Path) -> int:
         + ("" if ok else " -- but it does not answer queries")
         + f"; log {current.log_file}"
     )
+    files = tls.tls_files(state_dir) if current.tls else None
+    print(f'beeline: beeline -u "{tls.jdbc_url(current.host, current.port, files)}" -n USER -w PASSWORD_FILE')
+    if files:
+        print(
+            f"  TLS (HTTP transport): the CA is {files.ca} (PyHive, SSL_CERT_FILE), the JDBC truststore "
+            f"{files.truststore}, its password in {files.truststore_password}"
+        )
+    else:
+        print("  no TLS (serving.tls: false): passwords and rows cross the network in clear")
     return 0 if ok else 1

@@ -36,10 +36,18 @@ public final class LakehouseThriftServer {
 
     public static final String REGISTRATIONS_PROPERTY = "lakehouse.thrift.registrations";
     public static final String INTERVAL_PROPERTY = "lakehouse.thrift.registerIntervalSeconds";
+    /** A file holding the TLS keystore's password: read here, so the password is never on a command line. */
+    public static final String KEYSTORE_PASSWORD_FILE_PROPERTY = "lakehouse.thrift.keystorePasswordFile";
 
     private LakehouseThriftServer() {}
 
     public static void main(String[] args) throws Exception {
+        String passwordFile = System.getProperty(KEYSTORE_PASSWORD_FILE_PROPERTY);
+        if (passwordFile != null && !passwordFile.isEmpty()) {
+            // HiveConf applies system properties, as it does for --hiveconf.
+            System.setProperty("hive.server2.keystore.password",
+                    new String(Files.readAllBytes(Paths.get(passwordFile)), StandardCharsets.UTF_8).trim());
+        }
         // --hiveconf settings become system properties here, as in HiveThriftServer2.main.
         new HiveServer2.ServerOptionsProcessor("HiveThriftServer2").parse(args);
         SparkSQLEnv.init();
@@ -61,8 +69,12 @@ public final class LakehouseThriftServer {
     }
 
     static void log(String message) {
+        log("INFO", message);
+    }
+
+    static void log(String level, String message) {
         System.err.println(LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss"))
-                + " INFO LakehouseThriftServer: " + message);
+                + " " + level + " LakehouseThriftServer: " + message);
     }
 
     /** Registers the tables of the registrations file that exist and are not registered yet. */

@@ -9,11 +9,16 @@ import java.nio.file.attribute.FileTime;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.util.Base64;
+import java.security.SecureRandom;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
+import javax.crypto.Mac;
 import javax.crypto.SecretKeyFactory;
+import javax.crypto.spec.SecretKeySpec;
 import javax.crypto.spec.PBEKeySpec;
 import javax.security.sasl.AuthenticationException;
 
@@ -29,6 +34,11 @@ import org.apache.hive.service.auth.PasswdAuthenticationProvider;
  * add-user} with mode 600; it is read again whenever it changes, so a user added or removed counts
  * from the next connection, without a restart. Unknown users, wrong passwords and empty user names
  * or passwords (anonymous sessions) are refused with the same message.
+ *
+ * <p>Over the HTTP transport (TLS) every request of a client carries its password (PyHive and Superset keep
+ * no session cookie): a password that passed is remembered, as an HMAC under a key made at the server's
+ * start, until the users file changes, so the slow PBKDF2 check runs once per user and password rather than
+ * on every request.
  */
 public final class PasswordFileAuthenticator implements PasswdAuthenticationProvider {
 
@@ -41,6 +51,14 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
     private static FileTime loadedModified;
     private static long loadedSize = -1;
     private static Map<String, String[]> users = new HashMap<>();
+    /** HMACs of (user, password) pairs that passed since the users file was last read. */
+    private static final Set<String> VERIFIED = new HashSet<>();
+    private static final int MAX_VERIFIED = 10_000;
+    private static final byte[] PROCESS_KEY = new byte[32];
+
+    static {
+        new SecureRandom().nextBytes(PROCESS_KEY);
+    }
 
     @Override
     public void Authenticate(String user, String password) throws AuthenticationException {
@@ -53,6 +71,12 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
         if (entry == null) {
             throw new AuthenticationException(refused);
         }
+        String remembered = remembered(user, password);
+        synchronized (LOCK) {
+            if (VERIFIED.contains(remembered)) {
+                return;
+            }
+        }
         try {
             int iterations = Integer.parseInt(entry[0]);
             byte[] salt = Base64.getDecoder().decode(entry[1]);
@@ -62,6 +86,14 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
             spec.clearPassword();
             if (!MessageDigest.isEqual(expected, actual)) {
                 throw new AuthenticationException(refused);
+            }
+            synchronized (LOCK) {
+                if (users.get(user) == entry) {  // not a password the file changed under us
+                    if (VERIFIED.size() >= MAX_VERIFIED) {
+                        VERIFIED.clear();
+                    }
+                    VERIFIED.add(remembered);
+                }
             }
         } catch (GeneralSecurityException | IllegalArgumentException e) {
             throw new AuthenticationException("the users file has a bad entry for " + user + ": " + e.getMessage());
@@ -80,6 +112,7 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
                 long size = Files.size(path);
                 if (!path.equals(loadedPath) || !modified.equals(loadedModified) || size != loadedSize) {
                     users = parse(Files.readAllLines(path, StandardCharsets.UTF_8));
+                    VERIFIED.clear();
                     loadedPath = path;
                     loadedModified = modified;
                     loadedSize = size;
@@ -88,6 +121,18 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
             } catch (IOException e) {
                 throw new AuthenticationException("cannot read the users file " + path + ": " + e);
             }
+        }
+    }
+
+    private static String remembered(String user, String password) throws AuthenticationException {
+        try {
+            Mac mac = Mac.getInstance("HmacSHA256");
+            mac.init(new SecretKeySpec(PROCESS_KEY, "HmacSHA256"));
+            mac.update(user.getBytes(StandardCharsets.UTF_8));
+            mac.update((byte) 0);
+            return Base64.getEncoder().encodeToString(mac.doFinal(password.getBytes(StandardCharsets.UTF_8)));
+        } catch (GeneralSecurityException e) {
+            throw new AuthenticationException("HmacSHA256 unavailable: " + e);
         }
     }
 

@@ -11,7 +11,9 @@ import org.apache.spark.sql.SparkSessionExtensions;
 import org.apache.spark.sql.catalyst.parser.ParserInterface;
 import org.apache.spark.sql.execution.command.SetCommand;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
+import org.apache.spark.sql.catalyst.plans.logical.Filter;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
+import org.apache.spark.sql.catalyst.rules.Rule;
 import scala.collection.Iterator;
 import scala.Option;
 import scala.Tuple2;
@@ -40,6 +42,8 @@ import scala.runtime.BoxedUnit;
  * legacy behaviour; and every statement is refused while the session holds such a setting that
  * differs from the server's (settings sent when the connection opens never pass through SET).
  * Reading files by path is refused by {@link PathReadGuard}, the parser this extension installs.
+ *
+ * <p>The same extension enforces the grants per user, table, column and row ({@link AccessGuard}).
  *
  * <p>The server's own table registration runs inside {@link #asAdministrator(Runnable)}, on the
  * server's thread, which no client statement can reach.
@@ -91,6 +95,19 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
                         return BoxedUnit.UNIT;
                     }
                 };
+            }
+        });
+        // Grants (AccessGuard): row filters while the analyzer resolves, SHOW TABLES narrowed after it.
+        extensions.injectResolutionRule(new AbstractFunction1<SparkSession, Rule<LogicalPlan>>() {
+            @Override
+            public Rule<LogicalPlan> apply(SparkSession session) {
+                return new AccessGuard.RowFilters();
+            }
+        });
+        extensions.injectPostHocResolutionRule(new AbstractFunction1<SparkSession, Rule<LogicalPlan>>() {
+            @Override
+            public Rule<LogicalPlan> apply(SparkSession session) {
+                return new AccessGuard.ListingFilter();
             }
         });
         extensions.injectParser(new AbstractFunction2<SparkSession, ParserInterface, ParserInterface>() {
@@ -176,10 +193,14 @@ public final class ReadOnlyGuard extends AbstractFunction1<SparkSessionExtension
         if (refused != null) {
             throw writeRefusal(refused);
         }
+        AccessGuard.check(plan, session);
     }
 
     /** The simple class name of the node that makes the plan a write, or null for a read. */
     static String refusedNode(LogicalPlan plan) {
+        if (plan instanceof Filter && plan.getTagValue(AccessGuard.LISTING_FILTER).isDefined()) {
+            plan = ((Filter) plan).child();  // SHOW TABLES narrowed to the user's grants
+        }
         String root = plan.getClass().getSimpleName();
         if (READ_COMMANDS.contains(root)) {
             return null;
