@@ -49,12 +49,19 @@ def _counts(a: DataFrame, b: DataFrame) -> dict[str, int]:
     return {k: int(totals[k] or 0) for k in ("rows_left", "rows_right", "only_left", "only_right")}
 
 
+def _table(spark, path: str, spec: TableSpec) -> DataFrame:
+    """The table at ``path``; a table not created on that side reads as empty (its rows are all on the other)."""
+    if latest_version(spark, path) is None:
+        return spark.createDataFrame([], spec.schema)
+    return spark.read.format("delta").load(path)
+
+
 def compare(spark, left: str, right: str, specs: Sequence[TableSpec]) -> dict[str, dict]:
     out = {}
     for spec in specs:
         lpath, rpath = (f"{root.rstrip('/')}/{spec.layer}/{spec.name}" for root in (left, right))
-        a = _normalised(spark.read.format("delta").load(lpath))
-        b = _normalised(spark.read.format("delta").load(rpath))
+        a = _normalised(_table(spark, lpath, spec))
+        b = _normalised(_table(spark, rpath, spec))
         out[spec.full_name] = {
             **_counts(a, b),
             "version_left": latest_version(spark, lpath),

@@ -305,9 +305,9 @@ def test_failed_metric_check_does_not_publish(spark, sample_pipeline, monkeypatc
     batches.reset(ctx, consumer(GOLD_RETENTION, config))
     real = checks.run_checks
 
-    def with_a_failure(table_name, tables, inputs):
-        return [*real(table_name, tables, inputs),
-                DqResult(table_name, "injected_failure", "error", 10, 1, "test")]  # fmt: skip
+    def with_a_failure(table, tables, inputs):
+        return [*real(table, tables, inputs),
+                DqResult(table.spec.full_name, "injected_failure", "error", 10, 1, "test")]  # fmt: skip
 
     monkeypatch.setattr(checks, "run_checks", with_a_failure)
     before = _versions(spark, config)[GOLD_RETENTION.full_name]

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, generator, launcher
+from lakehouse import delta_io, delta_rs, generator, launcher
 from lakehouse.gold.refresh import GOLD_TABLES
 from lakehouse.gold.refresh import consumer as gold_consumer
 from lakehouse.job_catalog import job
@@ -43,6 +42,7 @@ from lakehouse.registry import (
     SILVER_USER_ACTIVITY,
     TABLES,
 )
+from lakehouse.warehouse_diff import compare
 from tests.conftest import REPO_ROOT, make_config
 
 pytestmark = pytest.mark.e2e
@@ -54,8 +54,6 @@ DATA_TABLES = [spec for spec in TABLES if spec.layer != "ops"]
 #: day d then changes the training sets of days d + 7 and d + 14.
 GOLD = {"gold__lookback_weeks": 1, "gold__max_week_offset": 1, "anomaly__training_periods": 2,
         "anomaly__min_training_periods": 2, "anomaly__min_expected": 1}  # fmt: skip
-#: Set by the run, not by the data: the ingestion time of a bronze row.
-RUN_COLUMNS = {"_ingested_at"}
 
 
 class Killed(BaseException):
@@ -74,35 +72,42 @@ def day_files(tmp_path_factory) -> list[Path]:
     return files
 
 
+HEADER = "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
+SHARED_EVENT = "2025-03-04 09:15:00.000001,u_990101,miles_earned,dining,{miles},{platform},google,SG\n"
+
+
+@pytest.fixture(scope="module")
+def same_event_files(tmp_path_factory) -> tuple[Path, Path]:
+    """The same event (same event_id) in two files that arrive as b.csv, then a.csv, each with an event of its
+    own: the copy kept must not depend on the arrival order (the daily runs and the full rebuild keep
+    a.csv's, the file whose name sorts first)."""
+    out = tmp_path_factory.mktemp("same_event")
+    b, a = out / "b.csv", out / "a.csv"
+    b.write_text(HEADER + SHARED_EVENT.format(miles="120.0", platform="ios")
+                 + "2025-03-05 10:00:00.000001,u_990102,like,,,web,tiktok,TH\n")  # fmt: skip
+    a.write_text(HEADER + SHARED_EVENT.format(miles="80.0", platform="android")
+                 + "2025-03-06 11:00:00.000001,u_990103,share,,,ios,google,SG\n")  # fmt: skip
+    return b, a
+
+
 def _dag(spark, config) -> int:
     return run_jobs(spark, config, [job(name) for name in config.dag], {"full_refresh": False})
 
 
-def _tables(spark, config) -> dict[str, DataFrame]:
-    out = {}
-    for spec in DATA_TABLES:
-        df = delta_io.read(spark, spec, config)
-        if "_source_file" in df.columns:  # lineage: compare the file's name, not the folder it was read from
-            df = df.withColumn("_source_file", F.regexp_extract("_source_file", r"[^/]+$", 0))
-        out[spec.full_name] = df.select(*[c for c in df.columns if c not in RUN_COLUMNS])
-    return out
-
-
 def assert_same_tables(spark, config_a, config_b, may_be_empty: tuple[str, ...] = ()) -> None:
-    a, b = _tables(spark, config_a), _tables(spark, config_b)
-    for name in a:
-        left, right = a[name], b[name]
-        extra, missing = left.exceptAll(right).count(), right.exceptAll(left).count()
-        assert (extra, missing) == (0, 0), f"{name}: {extra} rows only in A, {missing} only in B"
-        assert left.count() > 0 or name in may_be_empty, f"{name} is empty"
+    """Every data table of the two warehouses holds the same rows (as multisets; ``_ingested_at`` left out,
+    ``_source_file`` by file name): one aggregation per table (:func:`lakehouse.warehouse_diff.compare`)."""
+    diff = compare(spark, config_a.paths.warehouse, config_b.paths.warehouse, DATA_TABLES)
+    for name, d in diff.items():
+        assert (d["only_left"], d["only_right"]) == (0, 0), (
+            f"{name}: {d['only_left']} rows only in A, {d['only_right']} only in B"
+        )
+        assert d["rows_left"] > 0 or name in may_be_empty, f"{name} is empty"
 
 
-def _versions(spark, config) -> dict[str, int]:
-    return {
-        s.full_name: DeltaTable.forPath(spark, s.path(config)).history(1).first()["version"]
-        for s in DATA_TABLES
-        if delta_io.exists(spark, s, config)
-    }
+def _versions(spark, config) -> dict[str, int | None]:
+    """Each data table's latest version, from its log's listing (no Spark job)."""
+    return {s.full_name: delta_io.latest_version(spark, s.path(config)) for s in DATA_TABLES}
 
 
 def _copy(files: list[Path], folder: Path) -> None:
@@ -111,38 +116,62 @@ def _copy(files: list[Path], folder: Path) -> None:
         shutil.copy(path, folder / path.name)
 
 
+#: Every function that commits to a Delta table: Spark's writers (the table's spec second) and the
+#: delta-rs append of the bookkeeping on a local warehouse (the spec first).
+SPARK_WRITERS = ("append", "replace_where", "overwrite", "merge_insert_new", "merge_insert_or_replace", "merge_upsert")
+
+
+def intercept_writes(monkeypatch, before_write) -> None:
+    """Call ``before_write(spec)`` before every Delta commit of the run, whichever writer makes it (it
+    raises :class:`Killed` to make the process "die" there)."""
+    for name in SPARK_WRITERS:
+        real = getattr(delta_io, name)
+
+        def spark_write(df, spec, *args, _real=real, **kwargs):
+            before_write(spec)
+            return _real(df, spec, *args, **kwargs)
+
+        monkeypatch.setattr(delta_io, name, spark_write)
+    real_append_rows = delta_rs.append_rows
+
+    def rs_append(spec, *args, **kwargs):
+        before_write(spec)
+        return real_append_rows(spec, *args, **kwargs)
+
+    monkeypatch.setattr(delta_rs, "append_rows", rs_append)
+
+
 def _killing_after(monkeypatch, commits: int) -> None:
     """Make the process "die" once ``commits`` Delta writes (of any table, ops included) have started:
     every later write raises instead of committing (the ops tables are written side by side, so a
     kill can land in the middle of the bookkeeping)."""
     started = {"n": 0}
     lock = threading.Lock()
-    for name in ("append", "replace_where", "overwrite", "merge_insert_new", "merge_insert_or_replace", "merge_upsert"):
-        real = getattr(delta_io, name)
 
-        def counted(*args, _real=real, **kwargs):
-            with lock:
-                if started["n"] >= commits:
-                    raise Killed()
-                started["n"] += 1
-            return _real(*args, **kwargs)
+    def count(_spec) -> None:
+        with lock:
+            if started["n"] >= commits:
+                raise Killed()
+            started["n"] += 1
 
-        monkeypatch.setattr(delta_io, name, counted)
+    intercept_writes(monkeypatch, count)
 
 
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory, day_files) -> dict:
+def runs(spark, tmp_path_factory, day_files, same_event_files) -> dict:
     """A full rebuild from all files, and the same files arriving one run at a time ("daily"); plus a
     copy of the daily warehouse taken before its last arrival ("crashed", for the kill test)."""
     root = tmp_path_factory.mktemp("incremental")
+    b, a = same_event_files
     full = make_config(root / "full", root / "full_in" / "landing", **GOLD)
-    _copy(day_files, root / "full_in" / "landing")
+    _copy([*day_files, a, b], root / "full_in" / "landing")
     assert _dag(spark, full) == 0
 
     # Daily: the first three files as a backfill, then one file per run (later files carry late
-    # events for earlier days, duplicates of earlier rows and invalid rows).
+    # events for earlier days, duplicates of earlier rows and invalid rows; b.csv comes a run before
+    # a.csv, which holds the same event).
     daily = make_config(root / "daily", root / "daily_in" / "landing", **GOLD)
-    arrivals = [day_files[:3], *[[f] for f in day_files[3:]]]
+    arrivals = [day_files[:3], [day_files[3], b], [day_files[4], a], [day_files[5]]]
     for files in arrivals[:-1]:
         _copy(files, root / "daily_in" / "landing")
         assert _dag(spark, daily) == 0
@@ -158,6 +187,9 @@ def runs(spark, tmp_path_factory, day_files) -> dict:
 def test_daily_runs_equal_a_full_rebuild_and_reruns_commit_nothing(spark, runs):
     daily, full = runs["daily"], runs["full"]
     assert_same_tables(spark, daily, full)
+    # The event delivered in b.csv, then a.csv: a.csv's copy (its name sorts first) in both warehouses.
+    shared = delta_io.read(spark, SILVER_EVENTS, daily).where(F.col("user_id") == "u_990101").collect()
+    assert [(r["miles_amount"], r["platform"]) for r in shared] == [(80, "android")]
 
     # The last arrival carried events of days inside the training windows of the latest points: its run
     # recomputed points from the earliest of them on (a late day d is a training point of d + 7 and d + 14).

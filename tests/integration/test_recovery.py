@@ -1,14 +1,11 @@
-"""Two recovery edges: every row traceable to a recorded batch after a crash, and a dedup rule that does
-not depend on the order files arrive in.
+"""Every row traceable to a recorded batch after a crash.
 
-1. A run is killed after bronze and silver committed a file's rows, before the run's bookkeeping (or in the
-   middle of it: the consumers' records committed, the file manifest not); the file is then changed in
-   place. The next run must undo the rows of the batch that was started and never recorded (in every table
-   that received them) and ingest the new content as an ordinary batch:
-   every table equals a clean run on the changed file, and ``ops.ingested_files`` accounts for every
-   bronze row.
-2. The same event in two files delivered as b.csv, then a.csv, over two daily runs: every table equals a
-   full refresh of the folder (one run over both files).
+A run is killed after bronze and silver committed a file's rows, before the run's bookkeeping (or in the
+middle of it: the consumers' records committed, the file manifest not); the file is then changed in place.
+The next run must undo the rows of the batch that was started and never recorded (in every table that
+received them) and ingest the new content as an ordinary batch: every table equals a clean run on the
+changed file (built once), and ``ops.ingested_files`` accounts for every bronze row.
+(The same event in two files delivered as b.csv, then a.csv: in the arrivals of test_incremental.py.)
 """
 
 from __future__ import annotations
@@ -23,13 +20,12 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, generator
 from lakehouse.registry import BRONZE_EVENTS, OPS_INGESTED_FILES, SILVER_EVENTS
 from tests.conftest import make_config
-from tests.integration.test_incremental import GOLD, Killed, _copy, _dag, assert_same_tables
+from tests.integration.test_incremental import GOLD, Killed, _copy, _dag, assert_same_tables, intercept_writes
 
 pytestmark = pytest.mark.e2e
 
 #: The generated files here have no invalid rows, and 12 days: no day has two weeks of training points.
 NO_BAD_ROWS = ("bronze.fct_event_stream_quarantine", "gold.agg_metric_anomalies")
-HEADER = "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +50,11 @@ KILL_POINTS = {
 
 
 def _killing_at(monkeypatch, refused) -> None:
-    for name in ("append", "replace_where", "overwrite", "merge_insert_new", "merge_insert_or_replace", "merge_upsert"):
-        real = getattr(delta_io, name)
+    def guard(spec) -> None:
+        if refused(spec):
+            raise Killed()
 
-        def guarded(df, spec, *args, _real=real, **kwargs):
-            if refused(spec):
-                raise Killed()
-            return _real(df, spec, *args, **kwargs)
-
-        monkeypatch.setattr(delta_io, name, guarded)
+    intercept_writes(monkeypatch, guard)
 
 
 def _change_in_place(path: Path) -> None:
@@ -80,30 +72,47 @@ def _change_in_place(path: Path) -> None:
     os.utime(path, (stat.st_atime, stat.st_mtime + 60))
 
 
+@pytest.fixture(scope="module")
+def first_day(spark, tmp_path_factory, base_files) -> Path:
+    """A warehouse after the first file (copied for each case), and the changed second file."""
+    root = tmp_path_factory.mktemp("recovery")
+    config = make_config(root / "wh", root / "in", **GOLD)
+    _copy([base_files[0]], root / "in")
+    assert _dag(spark, config) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(spark, first_day, base_files, tmp_path_factory):
+    """The clean run on the changed file: the first day's warehouse, then the second file as it is after the
+    change (built once: every kill point must end with these tables)."""
+    root = tmp_path_factory.mktemp("recovery_clean")
+    shutil.copytree(first_day, root, dirs_exist_ok=True)
+    changed = root / "in" / base_files[1].name
+    shutil.copy(base_files[1], changed)
+    _change_in_place(changed)
+    config = make_config(root / "wh", root / "in", **GOLD)
+    assert _dag(spark, config) == 0
+    return config
+
+
 @pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
 def test_a_killed_run_then_a_file_changed_in_place_leaves_no_untraced_rows(
-    spark, tmp_path, base_files, monkeypatch, kill_point
+    spark, tmp_path, first_day, clean, base_files, monkeypatch, kill_point
 ):
-    first, second = base_files
-    crashed = make_config(tmp_path / "crashed", tmp_path / "crashed_in", **GOLD)
-    _copy([first], tmp_path / "crashed_in")
-    assert _dag(spark, crashed) == 0
+    second = base_files[1]
+    shutil.copytree(first_day, tmp_path, dirs_exist_ok=True)
+    crashed = make_config(tmp_path / "wh", tmp_path / "in", **GOLD)
     before = {spec: delta_io.read(spark, spec, crashed).count() for spec in (BRONZE_EVENTS, SILVER_EVENTS)}
-    _copy([second], tmp_path / "crashed_in")
+    _copy([second], tmp_path / "in")
     with monkeypatch.context() as patch:
         _killing_at(patch, KILL_POINTS[kill_point])
         with pytest.raises(Killed):
             _dag(spark, crashed)
     for spec, rows in before.items():  # the killed run had committed the old content's rows
         assert delta_io.read(spark, spec, crashed).count() > rows, spec.full_name
-    _change_in_place(tmp_path / "crashed_in" / second.name)
+    _change_in_place(tmp_path / "in" / second.name)
     assert _dag(spark, crashed) == 0
-
-    clean = make_config(tmp_path / "clean", tmp_path / "clean_in", **GOLD)
-    _copy([first], tmp_path / "clean_in")
-    assert _dag(spark, clean) == 0
-    shutil.copy(tmp_path / "crashed_in" / second.name, tmp_path / "clean_in" / second.name)
-    assert _dag(spark, clean) == 0
     assert_same_tables(spark, crashed, clean, NO_BAD_ROWS)
 
     # Every bronze row belongs to a committed batch, and each batch's count is the one recorded.
@@ -113,29 +122,3 @@ def test_a_killed_run_then_a_file_changed_in_place_leaves_no_untraced_rows(
     counted = {r["_batch_id"]: r["count"] for r in bronze.collect()}
     untraced = {b: n for b, n in counted.items() if recorded.get(b) != n}
     assert not untraced, f"bronze rows of batches ops.ingested_files does not account for: {untraced}"
-
-
-def test_the_same_event_in_two_files_keeps_the_same_copy_whatever_the_arrival_order(spark, tmp_path, base_files):
-    first = base_files[0]
-    shared = "2025-03-04 09:15:00.000001,u_990101,miles_earned,dining,{miles},{platform},google,SG\n"
-    files = {
-        "b.csv": HEADER + shared.format(miles="120.0", platform="ios")
-        + "2025-03-05 10:00:00.000001,u_990102,like,,,web,tiktok,TH\n",
-        "a.csv": HEADER + shared.format(miles="80.0", platform="android")
-        + "2025-03-06 11:00:00.000001,u_990103,share,,,ios,google,SG\n",
-    }  # fmt: skip
-    source = tmp_path / "source"
-    source.mkdir()
-    for name, text in files.items():
-        (source / name).write_text(text)
-
-    daily = make_config(tmp_path / "daily", tmp_path / "daily_in", **GOLD)
-    _copy([first, source / "b.csv"], tmp_path / "daily_in")
-    assert _dag(spark, daily) == 0
-    _copy([source / "a.csv"], tmp_path / "daily_in")
-    assert _dag(spark, daily) == 0
-
-    full = make_config(tmp_path / "full", tmp_path / "full_in", **GOLD)
-    _copy([first, source / "a.csv", source / "b.csv"], tmp_path / "full_in")
-    assert _dag(spark, full) == 0
-    assert_same_tables(spark, daily, full, NO_BAD_ROWS)
