@@ -2,8 +2,8 @@
 # The whole test suite (what CI runs, via .ci/run), after set-up: virtualenv with the test tools,
 # Delta jars, and Debian's chromium for the serving tests. Then ruff, then pytest.
 #   scripts/test.sh                      everything
-#   scripts/test.sh --fast [pytest args] the edit-test loop: no Thrift server, Superset, Chromium, Airflow or
-#                                        cluster (pytest -m "not serving and not cluster and not airflow"; no apt)
+#   scripts/test.sh --fast [pytest args] the edit-test loop: unit tests and the reference implementation, no
+#                                        whole-DAG scenario, service or subprocess JVM (pytest -m "$FAST"; no apt)
 #   scripts/test.sh -m cluster           the cluster + S3 scenario alone
 #   scripts/test.sh tests/unit -k rules  extra arguments go to pytest
 set -euo pipefail
@@ -11,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
 bootstrap dev
 cd "$ROOT"
 fast=0
+FAST="not e2e and not perjob and not serving and not cluster and not airflow"
 if [ "${1:-}" = "--fast" ]; then
   fast=1
   shift
@@ -23,6 +24,6 @@ _log "ruff"
 ruff check .
 _log "pytest"
 if [ "$fast" = 1 ]; then
-  exec python -m pytest -m "not serving and not cluster and not airflow" "$@"
+  exec python -m pytest -m "$FAST" "$@"
 fi
 exec python -m pytest "$@"
