@@ -2,6 +2,7 @@
 
 from lakehouse.gold.refresh import JOBS
 from lakehouse.job_runtime import exit_process
+from lakehouse.launcher import job_main
 
 if __name__ == "__main__":
-    exit_process(JOBS["gold_agg_metric_anomalies"].main())
+    exit_process(job_main(JOBS["gold_agg_metric_anomalies"]))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.config import ConfigError, load_config, parse_override
+from lakehouse.job_catalog import JOB_INDEX
 from tests.conftest import REPO_ROOT
 
 
@@ -125,3 +126,25 @@ def test_parse_override():
     assert parse_override("paths.warehouse=s3a://b/w") == ("paths.warehouse", "s3a://b/w")
     with pytest.raises(ConfigError, match=r"dotted\.key=value"):
         parse_override("gold.lookback_weeks")
+
+
+@pytest.mark.parametrize("name", sorted(JOB_INDEX))
+def test_each_job_has_an_entry_point_that_runs_through_the_launcher(name, monkeypatch, capsys):
+    """``spark-submit jobs/<name>.py`` exists for every job and goes through the launcher (its ``--help``)."""
+    import runpy
+
+    from lakehouse import launcher
+
+    path = REPO_ROOT / "jobs" / f"{name}.py"
+    assert path.is_file(), f"jobs/{name}.py missing"
+    called = []
+    real = launcher.job_main
+    monkeypatch.setattr(
+        launcher, "job_main", lambda selected, *a, **k: called.append(selected.name) or real(selected, *a, **k)
+    )
+    monkeypatch.setattr("sys.argv", [str(path), "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(path), run_name="__main__")
+    assert exited.value.code == 0
+    assert called == [name]
+    assert name in capsys.readouterr().out
