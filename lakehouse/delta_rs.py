@@ -77,18 +77,3 @@ def append_rows(spec: TableSpec, rows: Sequence[tuple], config: LakehouseConfig)
     interval = int(written.metadata().configuration.get("delta.checkpointInterval", 10))
     if written.version() % interval == 0:
         written.create_checkpoint()
-
-
-def newest_in_last_partition(spec: TableSpec, config: LakehouseConfig, column: str) -> Any:
-    """The largest ``column`` value in the table's last partition (its one partition column; naive UTC
-    for a timestamp), or None for an empty table: the log's partition values, then one partition read."""
-    import pyarrow.compute as pc
-    from deltalake import DeltaTable
-
-    table = DeltaTable(spec.path(config))
-    (partition,) = table.metadata().partition_columns
-    values = [a for a in table.get_add_actions(flatten=True).column(f"partition.{partition}").to_pylist() if a]
-    if not values:
-        return None
-    rows = table.to_pyarrow_table(filters=[(partition, "=", max(values))], columns=[column])
-    return _naive_utc(pc.max(rows.column(column)).as_py())

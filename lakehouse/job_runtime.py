@@ -33,7 +33,6 @@ from lakehouse import batches
 from lakehouse.batches import BRONZE, Ledger, PendingWork
 from lakehouse.config import LakehouseConfig, load_config
 from lakehouse.ops import JobRun, OpsSink
-from lakehouse.quality import DqResult
 from lakehouse.registry import TableSpec
 
 if typing.TYPE_CHECKING:
@@ -112,9 +111,6 @@ class Decision:
     #: Bytes of new input (bronze: new files; a consumer: its pending rows at :data:`BYTES_PER_ROW`):
     #: much new input makes a heavy run (:func:`lakehouse.launcher.is_heavy`).
     new_bytes: int = 0
-    #: What an idle run still records in ``ops.dq_results``: checks that judge the absence of new data
-    #: itself (the data's freshness), made from the bookkeeping or small reads, never a job body.
-    checks: tuple[DqResult, ...] = ()
 
 
 class Inputs(Protocol):
@@ -148,8 +144,6 @@ class Consumes:
     reads: tuple[TableSpec, ...] = ()
     #: Parameters that make the job work whatever is pending (a full refresh, explicit dates).
     forced_by: tuple[str, ...] = ("full_refresh",)
-    #: Checks an idle run records (:attr:`Decision.checks`); ``spark`` None: no JVM, read by delta-rs.
-    idle_checks: Callable[[LakehouseConfig, SparkSession | None], Sequence[DqResult]] | None = None
 
     def name(self, config: LakehouseConfig) -> str:
         return self.consumer if isinstance(self.consumer, str) else self.consumer(config)
@@ -170,8 +164,7 @@ class Consumes:
             rows = sum(c.rows_inserted for c in work.recorded.values())
             return Decision(True, f"{len(work.batches)} pending batch(es) of {self.name(config)}",
                             new_bytes=rows * BYTES_PER_ROW)  # fmt: skip
-        checks = tuple(self.idle_checks(config, spark)) if self.idle_checks is not None else ()
-        return Decision(False, f"nothing to do: no batch of {', '.join(self.upstream)} pending", checks=checks)
+        return Decision(False, f"nothing to do: no batch of {', '.join(self.upstream)} pending")
 
 
 P = TypeVar("P")
@@ -214,10 +207,6 @@ class Job(Generic[P]):
         run = JobRun(self.name, _jsonable(params), sink=sink)
         run.rows_in = run.rows_out = 0
         run.reminders.extend(decision.reminders)
-        run.record_dq(list(decision.checks))
-        for check in decision.checks:
-            if check.status == "warn":
-                log.warning("%s: %s: %s", check.table_name, check.check_name, check.details)
         run.finish("succeeded", decision.reason)
         return run
 

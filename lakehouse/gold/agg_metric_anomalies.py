@@ -41,10 +41,9 @@ second job's schedule. Each anomaly of the data's last ``anomaly.alert_days`` da
 its week ends in them) is one warning row of ``ops.dq_results`` (``metric_anomaly``, naming series,
 segment, period, value and band), or one passing row when there is none; and ``data_freshness`` warns
 when the newest ``event_time`` (wall-clock time in conf ``timezone``) is older than
-``anomaly.freshness_hours`` at the job run's start. A run with nothing new computes nothing and needs no
-Spark, like every job here, but still judges freshness (:func:`idle_warnings`: the newest event_time
-read by delta-rs from silver's last date partition), since the days nothing arrives are the ones the
-check is for; the alerts of the last run that had data stay the current ones.
+``anomaly.freshness_hours`` at the job run's start. A run with nothing new records nothing (it checks
+nothing, commits nothing and needs no Spark, like every job here): the alerts of the last run that had
+data stay the current ones, and freshness is judged on the runs that bring data.
 """
 
 from __future__ import annotations
@@ -54,18 +53,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, delta_rs
+from lakehouse import delta_io
 from lakehouse.config import AnomalyConfig, LakehouseConfig
 from lakehouse.gold.activity import SEGMENT, GoldInputs, user_week_grid, week_start_of
 from lakehouse.gold.agg_growth_accounting_weekly import growth_accounting_weekly
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable
-from lakehouse.ops import utc_now
 from lakehouse.quality import DqResult
-from lakehouse.registry import GOLD_METRIC_ANOMALIES, OPS_DQ_RESULTS, SILVER_EVENTS
+from lakehouse.registry import GOLD_METRIC_ANOMALIES, SILVER_EVENTS
 
 if TYPE_CHECKING:
     from lakehouse.job_runtime import JobContext
@@ -396,35 +394,6 @@ def warnings(ctx: JobContext, inputs: GoldInputs) -> list[DqResult]:
     return results
 
 
-def newest_event_time(config: LakehouseConfig, spark: SparkSession | None) -> datetime | None:
-    """The newest ``event_time`` of ``silver.fct_events`` (wall-clock in conf ``timezone``), from its last
-    ``event_date`` partition: by delta-rs on a local warehouse, else by two small Spark queries."""
-    if delta_rs.usable(config):
-        newest = delta_rs.newest_in_last_partition(SILVER_EVENTS, config, "event_time")
-        if newest is None:
-            return None
-        return newest.replace(tzinfo=UTC).astimezone(ZoneInfo(config.timezone)).replace(tzinfo=None)
-    events = delta_io.read(spark, SILVER_EVENTS, config)
-    last = events.agg(F.max("event_date")).first()[0]
-    if last is None:
-        return None
-    return events.where(F.col("event_date") == F.lit(last)).agg(F.max("event_time")).first()[0]
-
-
-def idle_warnings(config: LakehouseConfig, spark: SparkSession | None) -> list[DqResult]:
-    """A run with nothing new still judges the data's freshness (the days nothing arrives are the ones
-    it is for); the alerts of the last run with data stay the current ones. Nothing when silver holds no
-    table yet or it cannot be read without a JVM (then the run has no bookkeeping to add it to either)."""
-    if delta_rs.usable(config):
-        if not (delta_rs.exists(SILVER_EVENTS, config) and delta_rs.exists(OPS_DQ_RESULTS, config)):
-            return []
-    elif spark is None or not delta_io.exists(spark, SILVER_EVENTS, config):
-        return []
-    run_start = utc_now().replace(tzinfo=UTC).astimezone(ZoneInfo(config.timezone)).replace(tzinfo=None)
-    result = freshness_result(newest_event_time(config, spark), run_start, config.anomaly.freshness_hours)
-    return [result]
-
-
 GOLD = GoldTable(
     TABLE,
     metric_anomalies,
@@ -435,6 +404,5 @@ GOLD = GoldTable(
         lambda t, i: [training_periods_within(t(TABLE.full_name), i.anomaly)],
     ),
     warnings=warnings,
-    idle_warnings=idle_warnings,
     parameters=parameters,
 )

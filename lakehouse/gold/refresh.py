@@ -87,10 +87,8 @@ def consumer(spec: TableSpec, config: LakehouseConfig) -> str:
 def consumes(spec: TableSpec) -> Consumes:
     """A gold table's declared inputs: the batches both silver consumers recorded (dates from silver's
     records); it reads their tables, the miles events, and its own published rows (retention)."""
-    table = GOLD_TABLES.get(spec.full_name)
     return Consumes(lambda config: consumer(spec, config), UPSTREAM, SILVER_EVENTS.full_name,
-                    reads=(SILVER_USER_ACTIVITY, SILVER_DIM_USERS, SILVER_EVENTS, spec),
-                    idle_checks=table.idle_warnings if table is not None else None)  # fmt: skip
+                    reads=(SILVER_USER_ACTIVITY, SILVER_DIM_USERS, SILVER_EVENTS, spec))  # fmt: skip
 
 
 class NoEventsYet(Exception):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.gold.activity import GoldInputs
@@ -40,9 +40,6 @@ class GoldTable:
     build_from_previous: Callable[[GoldInputs, DataFrame], DataFrame] | None = None
     #: Warning-level findings recorded after each publish (never failing the job), e.g. the anomaly alerts.
     warnings: Callable[[JobContext, GoldInputs], list[DqResult]] | None = None
-    #: Warning-level findings an idle run of its job records (no new data, no body, maybe no JVM: from
-    #: delta-rs reads), e.g. the data's freshness, which matters most on the days nothing arrives.
-    idle_warnings: Callable[[LakehouseConfig, SparkSession | None], list[DqResult]] | None = None
     #: The table's own conf parameters, as they appear in its bookkeeping name: changing one rebuilds it whole.
     parameters: Callable[[LakehouseConfig], str] | None = None
 

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, launcher
 from lakehouse.bronze.sources import identify, list_input_files
 from lakehouse.gold.refresh import JOBS as GOLD_JOBS
-from lakehouse.registry import OPS_DQ_RESULTS, OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
+from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
 from tests.conftest import SAMPLE_FILES, make_config
 
 pytestmark = pytest.mark.e2e
@@ -42,13 +42,6 @@ def _engine(config, spec, version: int) -> str:
 def _runs_of(spark, config, run_ids_before: set[str]) -> list[tuple]:
     rows = delta_io.read(spark, OPS_JOB_RUNS, config).where(~F.col("run_id").isin(sorted(run_ids_before)))
     return sorted(tuple(r[c] for c in RUN_COLUMNS) for r in rows.collect())
-
-
-def _freshness_of(spark, config, run_ids_before: set[str]) -> list[tuple]:
-    """(rows checked, failed rows, status) of the data_freshness rows of the runs after ``run_ids_before``."""
-    rows = delta_io.read(spark, OPS_DQ_RESULTS, config).where(~F.col("run_id").isin(sorted(run_ids_before)))
-    rows = rows.where(F.col("check_name") == "data_freshness")
-    return sorted((r["rows_checked"], r["failed_rows"], r["status"]) for r in rows.collect())
 
 
 def _run_ids(spark, config) -> set[str]:
@@ -89,22 +82,15 @@ def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pip
     assert anomalies.startswith(newest)
     assert "WARN  gold.agg_metric_anomalies.metric_anomaly: 1 of 1 (events in all on 2025-07-05: 290" in first
 
-    # Idle, the anomaly job still judges freshness (the sample's newest event is long past 36 h).
-    assert _freshness_of(spark, config, before) == [(1, 1, "warn")]
-
-    # Without Spark: the same rows, one commit by delta-rs of ops.job_runs and of ops.dq_results (the
-    # freshness row), no other table touched.
+    # Without Spark: the same rows, one ops.job_runs commit by delta-rs, no other table touched.
     commits, before = _commits(config), _run_ids(spark, config)
     assert launcher.run_main(_args(config)) == 0
     second = capsys.readouterr().out
     after = _commits(config)
     changed = {t: after[t] - commits.get(t, set()) for t in after if after[t] != commits.get(t)}
-    assert sorted(changed) == sorted([OPS_JOB_RUNS.full_name, OPS_DQ_RESULTS.full_name])
-    for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS):
-        assert len(changed[spec.full_name]) == 1
-        assert _engine(config, spec, max(changed[spec.full_name])).startswith("delta-rs")
+    assert list(changed) == [OPS_JOB_RUNS.full_name] and len(changed[OPS_JOB_RUNS.full_name]) == 1
+    assert _engine(config, OPS_JOB_RUNS, max(changed[OPS_JOB_RUNS.full_name])).startswith("delta-rs")
     assert _runs_of(spark, config, before) == under_spark
-    assert _freshness_of(spark, config, before) == [(1, 1, "warn")]
     # The summary's sections are the kept ones: equal to those Spark rendered.
     assert first.split("Quarantined rows per rule")[1] == second.split("Quarantined rows per rule")[1]
 
