@@ -60,6 +60,21 @@ def read_rows(spec: TableSpec, config: LakehouseConfig, columns: Sequence[str] |
     return [{c: _naive_utc(r.get(c)) for c in names} for r in rows]
 
 
+def column_max(spec: TableSpec, config: LakehouseConfig, column: str) -> Any:
+    """The largest value of ``column`` from the log's file statistics (no data file is read; zoned
+    timestamps as naive UTC); None when the table does not exist, is empty or has no statistics for it."""
+    if not exists(spec, config):
+        return None
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(spec.path(config)).get_add_actions(flatten=True))
+    if f"max.{column}" not in actions.column_names:
+        return None
+    values = [v for v in actions.column(f"max.{column}").to_pylist() if v is not None]
+    return _naive_utc(max(values)) if values else None
+
+
 def append_rows(spec: TableSpec, rows: Sequence[tuple], config: LakehouseConfig) -> None:
     """Append rows (registry column order) to an existing table: one commit."""
     import pyarrow as pa

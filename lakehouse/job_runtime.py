@@ -182,6 +182,9 @@ class Job(Generic[P]):
     #: Jobs of one group that follow each other in the DAG depend on none of the others: the DAG
     #: runner (one application) runs them side by side, in threads (the gold tables).
     group: str | None = None
+    #: What a person should know even when the job has nothing to do (the anomaly job: stale data), from
+    #: the bookkeeping alone (no JVM): reminders of its idle run, also in its ``ops.job_runs`` message.
+    idle_reminders: Callable[[LakehouseConfig], list[str]] | None = None
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = base_parser(f"{self.name}: {self.description}", prog)
@@ -207,7 +210,16 @@ class Job(Generic[P]):
         run = JobRun(self.name, _jsonable(params), sink=sink)
         run.rows_in = run.rows_out = 0
         run.reminders.extend(decision.reminders)
-        run.finish("succeeded", decision.reason)
+        own = []
+        if self.idle_reminders is not None:
+            try:
+                own = self.idle_reminders(config)
+            except Exception as exc:  # a reminder never fails a run
+                log.warning("%s: reminders of the idle run not computed: %s", self.name, exc)
+        for reminder in own:
+            log.warning("%s: %s", self.name, reminder)
+        run.reminders.extend(own)
+        run.finish("succeeded", "; ".join([decision.reason, *own]))
         return run
 
     def execute(

@@ -371,5 +371,6 @@ def _assemble(config: LakehouseConfig, runs: list[JobRun] | None, parts: list[st
         head.append("This run:\n" + this_run(runs))
         todo = attention(runs)
         if todo:
-            head.append("Needs attention (input files; ops.ingested_files has every decision):\n" + todo)
+            head.append("Needs attention (input files: ops.ingested_files has every decision; runs: ops.job_runs):\n"
+                        + todo)  # fmt: skip
     return "\n\n".join([*head, *[p for p in parts if p]])

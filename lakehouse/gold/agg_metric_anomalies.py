@@ -41,9 +41,12 @@ second job's schedule. Each anomaly of the data's last ``anomaly.alert_days`` da
 its week ends in them) is one warning row of ``ops.dq_results`` (``metric_anomaly``, naming series,
 segment, period, value and band), or one passing row when there is none; and ``data_freshness`` warns
 when the newest ``event_time`` (wall-clock time in conf ``timezone``) is older than
-``anomaly.freshness_hours`` at the job run's start. A run with nothing new records nothing (it checks
-nothing, commits nothing and needs no Spark, like every job here): the alerts of the last run that had
-data stay the current ones, and freshness is judged on the runs that bring data.
+``anomaly.freshness_hours`` at the job run's start. A run with nothing new checks nothing, commits
+nothing and needs no Spark, like every job here: the alerts of the last run that had data stay the
+current ones. But no new data is exactly when data goes stale, so such a run still judges freshness
+(:func:`stale_data`, from silver's file statistics by delta-rs, no JVM): a stale warehouse is a
+reminder of the idle run (its ``ops.job_runs`` message, the summary's "Needs attention" as ``KNOWN``,
+the log), not an ``ops.dq_results`` row.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from zoneinfo import ZoneInfo
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, delta_rs
 from lakehouse.config import AnomalyConfig, LakehouseConfig
 from lakehouse.gold.activity import SEGMENT, GoldInputs, user_week_grid, week_start_of
 from lakehouse.gold.agg_growth_accounting_weekly import growth_accounting_weekly
@@ -394,6 +397,21 @@ def warnings(ctx: JobContext, inputs: GoldInputs) -> list[DqResult]:
     return results
 
 
+def stale_data(config: LakehouseConfig) -> list[str]:
+    """A run with nothing new still judges freshness (no new data is when data goes stale): the newest
+    event_time from silver.fct_events's file statistics, read by delta-rs (no JVM, no data file). A
+    reminder of the idle run, not an ``ops.dq_results`` row: the checks recorded stay those of the last
+    run that brought data. Object storage: not judged on idle runs (delta-rs is local only)."""
+    if not delta_rs.usable(config) or not delta_rs.exists(SILVER_EVENTS, config):
+        return []
+    newest = delta_rs.column_max(SILVER_EVENTS, config, "event_time")
+    zone = ZoneInfo(config.timezone)
+    if newest is not None:
+        newest = newest.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    result = freshness_result(newest, datetime.now(zone).replace(tzinfo=None), config.anomaly.freshness_hours)
+    return [f"{result.check_name}: {result.details}"] if result.failed_rows else []
+
+
 GOLD = GoldTable(
     TABLE,
     metric_anomalies,
@@ -405,4 +423,5 @@ GOLD = GoldTable(
     ),
     warnings=warnings,
     parameters=parameters,
+    idle_reminders=stale_data,
 )

@@ -354,6 +354,7 @@ def gold_job(spec: TableSpec) -> Job[NoParams]:
         body,
         inputs=consumes(spec),
         group="gold tables",
+        idle_reminders=GOLD_TABLES[spec.full_name].idle_reminders,
     )
 
 

@@ -42,6 +42,8 @@ class GoldTable:
     warnings: Callable[[JobContext, GoldInputs], list[DqResult]] | None = None
     #: The table's own conf parameters, as they appear in its bookkeeping name: changing one rebuilds it whole.
     parameters: Callable[[LakehouseConfig], str] | None = None
+    #: Reminders of a run with nothing to do, from the bookkeeping alone (``Job.idle_reminders``).
+    idle_reminders: Callable[[LakehouseConfig], list[str]] | None = None
 
     @property
     def full_name(self) -> str:

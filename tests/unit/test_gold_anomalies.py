@@ -236,6 +236,39 @@ def test_freshness_warns_when_the_newest_event_is_older_than_the_threshold(newes
         assert result.details.startswith(f"newest event_time {newest:%Y-%m-%d %H:%M:%S} is 36.0 h old")
 
 
+def test_a_run_with_nothing_new_still_warns_of_stale_data(spark, tmp_path):
+    """No new data is when data goes stale: the anomaly job's idle run (no JVM) judges freshness from
+    silver.fct_events's file statistics, as a reminder in its run's message, not an ops.dq_results row."""
+    from lakehouse.gold.refresh import JOBS
+    from lakehouse.job_runtime import Decision, NoParams
+    from lakehouse.ops import OpsSink
+    from lakehouse.registry import SILVER_EVENTS
+    from tests.conftest import make_config
+
+    # Session time zone UTC (the conf default here): 23:30 UTC is 07:30 the next day in Singapore.
+    newest = datetime(2025, 7, 5, 23, 30, 0)
+    rows = [(newest - timedelta(days=d)).isoformat(sep=" ") for d in (0, 3)]
+    events = spark.createDataFrame([(t,) for t in rows], "t string").select(F.to_timestamp("t").alias("event_time"))
+    config = make_config(tmp_path / "wh")
+    events.write.format("delta").save(SILVER_EVENTS.path(config))
+    job = JOBS["gold_agg_metric_anomalies"]
+    assert job.idle_reminders is anomalies.stale_data
+    (reminder,) = anomalies.stale_data(config)
+    assert reminder.startswith("data_freshness: newest event_time 2025-07-05 23:30:00 is ")
+    assert reminder.endswith("threshold 36 h")
+    singapore = make_config(tmp_path / "wh", timezone="Asia/Singapore")
+    assert anomalies.stale_data(singapore)[0].startswith("data_freshness: newest event_time 2025-07-06 07:30:00 ")
+    hours_since = (datetime.now() - newest).total_seconds() / 3600  # the machine's clock runs in UTC here
+    assert anomalies.stale_data(make_config(tmp_path / "wh", anomaly__freshness_hours=int(hours_since) + 48)) == []
+    assert anomalies.stale_data(make_config(tmp_path / "empty")) == []  # no silver table: nothing to judge
+
+    sink = OpsSink()
+    run = job.record_idle(config, NoParams(), Decision(False, "nothing to do: no batch pending"), sink)
+    assert run.status == "succeeded" and run.reminders == [reminder]
+    assert run.message == f"nothing to do: no batch pending; {reminder}"
+    assert len(sink) == 1 and sink._rows.keys() == {"ops.job_runs"}  # no ops.dq_results row
+
+
 # --- incremental: the points from since, from inputs that start at input_start -----------------------
 
 
