@@ -238,6 +238,64 @@ def ensure(jar_cache: str | os.PathLike[str], *, archive: bool = True, rebuild: 
     return write_spark_env(launch_env(jar_cache, delta_jars, cds))
 
 
+# --------------------------------------------------------------------------- the first real run writes it
+
+
+def first_run_dump(jar_cache: str | os.PathLike[str]) -> Path | None:
+    """Where the next run's JVM should write the archive (``-XX:ArchiveClassesAtExit``), or None if there is
+    one. A newcomer's first ``scripts/run_pipeline.sh`` starts without an archive and its own JVM writes one
+    at exit, instead of a training run before it (docs/performance.md: measured both ways)."""
+    target = archive_path(jar_cache, ensure_delta_jars(jar_cache))
+    if target.exists():
+        return None
+    return target.with_name(f"{target.name}.{os.getpid()}.partial")
+
+
+def _writers_of(dump: Path) -> list[int]:
+    """Processes whose command line names ``dump`` (the JVM still writing it)."""
+    pids = []
+    needle = f"-XX:ArchiveClassesAtExit={dump}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def keep_dump(dump: Path, target: Path, timeout: float = 180.0) -> bool:
+    """After a run started with ``-XX:ArchiveClassesAtExit=dump``: wait for its JVM to finish writing (it
+    writes on its way out, after the Python process ended), then keep it as ``target``. False when no
+    JVM ran (nothing to do), it wrote nothing, or another run's archive came first."""
+    deadline = time.monotonic() + timeout
+    while _writers_of(dump) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kept = False
+    if not _writers_of(dump) and dump.exists() and dump.stat().st_size > 0 and not target.exists():
+        dump.replace(target)
+        kept = True
+    for stale in target.parent.glob("driver-*.partial"):  # this run's if not kept, and those of killed runs
+        if not _writers_of(stale):
+            stale.unlink(missing_ok=True)
+    if kept:
+        for old in target.parent.glob("driver-*.jsa"):
+            if old != target:
+                old.unlink()
+    return kept
+
+
+def adopt_dump(jar_cache: str | os.PathLike[str], dump: Path) -> Path | None:
+    """:func:`keep_dump`, then spark-env.sh names the archive (if there is one now)."""
+    delta_jars = ensure_delta_jars(jar_cache)
+    target = archive_path(jar_cache, delta_jars)
+    keep_dump(dump, target)
+    if not target.exists():
+        return None
+    write_spark_env(launch_env(jar_cache, delta_jars, f"-XX:SharedArchiveFile={target}"))
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m lakehouse.jvm",
@@ -245,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--rebuild", action="store_true", help="build the archive again even if it exists")
     p.add_argument("--no-archive", action="store_true", help="write spark-env.sh without building an archive")
+    p.add_argument(
+        "--first-run-dump",
+        action="store_true",
+        help="no training run: print where this run's JVM should write the archive (empty if it exists)",
+    )
+    p.add_argument("--adopt", metavar="DUMP", help="keep the archive a run wrote to DUMP (waits for its JVM)")
     p.add_argument("--train", metavar="WORKDIR", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.train:
@@ -254,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config()
     try:
+        if args.adopt:
+            print(adopt_dump(config.paths.jar_cache, Path(args.adopt)) or "")
+            return 0
+        if args.first_run_dump:
+            ensure(config.paths.jar_cache, archive=False)
+            dump = first_run_dump(config.paths.jar_cache)
+            print(dump or "")
+            return 0
         print(ensure(config.paths.jar_cache, archive=not args.no_archive, rebuild=args.rebuild))
     except JarResolutionError as exc:
         print(f"error: {exc}", file=sys.stderr)

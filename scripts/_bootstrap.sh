@@ -28,7 +28,7 @@ _python() {
   exit 1
 }
 
-# bootstrap [EXTRAS]: the package with the given setup.py extras ("" = what the jobs need, "serving" =
+# bootstrap [EXTRAS [first-run]]: the package with the given setup.py extras ("" = what the jobs need, "serving" =
 # + SQL clients, "dev" = + test tools). A venv that already has more extras is left alone.
 _rank() { case "$1" in dev) echo 2 ;; serving) echo 1 ;; *) echo 0 ;; esac; }
 _extras_cover() { [ "$(_rank "$1")" -ge "$(_rank "$2")" ]; }
@@ -55,9 +55,16 @@ bootstrap() {
     echo "$hash $extras" > "$stamp_file"
   fi
   # Delta's jars into .cache/jars (offline once cached), the driver JVM's class-data-sharing archive
-  # (built once, about 3 minutes) and the virtualenv's spark-env.sh, so that spark-submit from this
-  # virtualenv has Delta without extra flags and starts fast (lakehouse/jvm.py).
-  "$VENV/bin/python" -m lakehouse.jvm >/dev/null
+  # and the virtualenv's spark-env.sh, so that spark-submit from this virtualenv has Delta without
+  # extra flags and starts fast (lakehouse/jvm.py). The archive: built once by a training run (about
+  # 2-3 minutes) for the tests and the benchmark; "bootstrap '' first-run" (scripts/run_pipeline.sh)
+  # instead sets ARCHIVE_DUMP when there is none yet, and that run's own JVM writes it at exit.
+  ARCHIVE_DUMP=""
+  if [ "${2:-}" = "first-run" ]; then
+    ARCHIVE_DUMP="$("$VENV/bin/python" -m lakehouse.jvm --first-run-dump)"
+  else
+    "$VENV/bin/python" -m lakehouse.jvm >/dev/null
+  fi
   export PATH="$VENV/bin:$PATH"
   export PYSPARK_PYTHON="$VENV/bin/python"
   export PYSPARK_DRIVER_PYTHON="$VENV/bin/python"

@@ -77,3 +77,27 @@ def test_a_run_with_much_new_input_gets_the_full_jit(tmp_path):
     assert not full_jit(3)
     assert full_jit(3, full_refresh=True)
     assert FULL_JIT == "-XX:TieredStopAtLevel=4"
+
+
+def test_a_first_runs_archive_is_kept_once_its_jvm_has_exited(tmp_path):
+    import sys
+    import time
+
+    target = tmp_path / "driver-abc.jsa"
+    dump = tmp_path / "driver-abc.jsa.42.partial"
+    # A stand-in for the exiting JVM: its command line names the dump, and it writes it before exiting.
+    writer = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(0.6); open(sys.argv[1], 'wb')"
+                               ".write(b'archive')", str(dump), f"-XX:ArchiveClassesAtExit={dump}"])  # fmt: skip
+    time.sleep(0.2)
+    assert jvm._writers_of(dump) == [writer.pid]
+    assert jvm.keep_dump(dump, target, timeout=30)
+    assert writer.poll() == 0 and target.read_bytes() == b"archive" and not dump.exists()
+    # A run that started no JVM (nothing to do) wrote nothing: nothing kept, the archive stays.
+    assert not jvm.keep_dump(tmp_path / "driver-abc.jsa.43.partial", target, timeout=1)
+    # A killed run's leftover is removed; an older archive is replaced by the kept one.
+    (tmp_path / "driver-abc.jsa.44.partial").write_bytes(b"half")
+    (tmp_path / "driver-old.jsa").write_bytes(b"old")
+    target.unlink()
+    (tmp_path / "driver-abc.jsa.45.partial").write_bytes(b"whole")
+    assert jvm.keep_dump(tmp_path / "driver-abc.jsa.45.partial", target, timeout=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver-abc.jsa"]
