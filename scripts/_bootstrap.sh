@@ -28,7 +28,7 @@ _python() {
   exit 1
 }
 
-# bootstrap [EXTRAS [first-run]]: the package with the given setup.py extras ("" = what the jobs need, "serving" =
+# bootstrap [EXTRAS [first-run|no-archive]]: the package with the given setup.py extras ("" = what the jobs need, "serving" =
 # + SQL clients, "dev" = + test tools). A venv that already has more extras is left alone.
 _rank() { case "$1" in dev) echo 2 ;; serving) echo 1 ;; *) echo 0 ;; esac; }
 _extras_cover() { [ "$(_rank "$1")" -ge "$(_rank "$2")" ]; }
@@ -62,6 +62,8 @@ bootstrap() {
   ARCHIVE_DUMP=""
   if [ "${2:-}" = "first-run" ]; then
     ARCHIVE_DUMP="$("$VENV/bin/python" -m lakehouse.jvm --first-run-dump)"
+  elif [ "${2:-}" = "no-archive" ]; then  # one JVM to start (the fast tier): an existing archive is used, none built
+    "$VENV/bin/python" -m lakehouse.jvm --no-archive >/dev/null
   else
     "$VENV/bin/python" -m lakehouse.jvm >/dev/null
   fi

@@ -8,14 +8,18 @@
 #   scripts/test.sh tests/unit -k rules  extra arguments go to pytest
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
-bootstrap dev
-cd "$ROOT"
 fast=0
 FAST="not e2e and not perjob and not serving and not cluster and not airflow"
 if [ "${1:-}" = "--fast" ]; then
   fast=1
   shift
 fi
+if [ "$fast" = 1 ]; then
+  bootstrap dev no-archive  # the session's one JVM: the archive's training run (2-3 minutes) would not pay off
+else
+  bootstrap dev
+fi
+cd "$ROOT"
 if [ "$fast" = 0 ]; then
   # Serving tests need Debian's chromium (never a downloaded browser build); installed once.
   bash "$ROOT/scripts/_serving_prereqs.sh"
