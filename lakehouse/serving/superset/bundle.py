@@ -509,9 +509,11 @@ def table_params(
     metrics: list[dict[str, Any]] | None = None,
     sort_by: dict[str, Any] | None = None,
     row_limit: int = 100,
+    number_formats: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A table chart: rows as they are (``columns``, ordered by ``order_by`` pairs of column and
-    ascending) or, with ``metrics``, one row per ``groupby`` group ordered by ``sort_by`` descending."""
+    ascending) or, with ``metrics``, one row per ``groupby`` group ordered by ``sort_by`` descending.
+    ``number_formats``: a d3 format per column (display only)."""
     raw = metrics is None
     params: dict[str, Any] = {
         "viz_type": "table",
@@ -526,6 +528,7 @@ def table_params(
         "color_pn": False,
         "allow_rearrange_columns": False,
         "conditional_formatting": [],
+        "column_config": {column: {"d3NumberFormat": fmt} for column, fmt in (number_formats or {}).items()},
         "temporal_columns_lookup": {},
         "extra_form_data": {},
     }
@@ -678,7 +681,10 @@ def flagged_sum(spec: TableSpec, column: str, flag: str) -> MetricSql:
     return lambda wrap: f"SUM(CASE WHEN {wrap(flag)} THEN {wrap(column)} END)"
 
 
-RUN_SECONDS = sql_column("seconds", "ROUND((unix_micros(ended_at) - unix_micros(started_at)) / 1000000.0, 1)")
+RUN_SECONDS = sql_column("seconds", "ROUND((unix_micros(ended_at) - unix_micros(started_at)) / 1e6, 1)")
+#: The anomaly table's numbers: counts whole, expected value and band to a tenth, scores to a hundredth.
+ANOMALY_NUMBER_FORMATS = {"value": ",.0f", "expected": ",.1f", "lower_bound": ",.1f", "upper_bound": ",.1f",
+                          "score": ".2f"}  # fmt: skip
 CHECKED_AT = sql_metric("checked at", "MAX(checked_at)")
 #: Column label and ops.dq_results status of each outcome of a check.
 CHECK_OUTCOMES = (("passed", "pass"), ("warned", "warn"), ("failed", "fail"), ("quarantined", "quarantined"))
@@ -722,6 +728,7 @@ def health_charts() -> dict[str, dict[str, Any]]:
                 columns=list(ANOMALIES_LAST_30_DAYS.columns),
                 order_by=[("period_start", False), ("score", True)],
                 row_limit=1000,
+                number_formats=ANOMALY_NUMBER_FORMATS,
             ),
         },
         "freshness": {
@@ -755,13 +762,15 @@ def health_charts() -> dict[str, dict[str, Any]]:
         },
         "checks": {
             "slice_name": "Checks per run",
-            "description": "The data-quality checks of each job run that checked its data (ops.dq_results), "
-            "newest first: how many passed, warned (warn-level findings, anomaly alerts, stale data), failed "
-            "(error level: the run failed) and, for bronze's rules, set rows aside (quarantined).",
+            "description": "The data-quality checks of each job run that checked its data (ops.dq_results; the "
+            "run id is the run's start, its job and a random part), newest first: how many passed, warned "
+            "(warn-level findings, anomaly alerts, stale data), failed (error level: the run failed) and, for "
+            "bronze's rules, set rows aside (quarantined).",
             "dataset": OPS_DQ_RESULTS.name,
             "params": table_params(
                 [],
-                groupby=["job", "run_id"],
+                # The run id names its job (and when it started).
+                groupby=["run_id"],
                 metrics=[
                     CHECKED_AT,
                     *(sql_metric(label, f"COUNT_IF(status = '{status}')") for label, status in CHECK_OUTCOMES),
@@ -1047,16 +1056,17 @@ def dashboards(week: Week) -> dict[str, dict[str, Any]]:
             "filters": ANOMALY_FILTERS,
             "label_colors": ANOMALY_COLORS,
             "filter_scope": "anomaly_series",
-            "rows": [["freshness", "anomalies_table"], ["anomaly_series"], ["job_runs", "checks"]],
+            # Tables of many columns get the whole width (Superset scrolls a table sideways, hiding columns).
+            "rows": [["freshness", "job_runs"], ["anomalies_table"], ["anomaly_series"], ["checks"]],
         },
     }
 
 
 # Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
 ROW_HEIGHTS = {1: 60, 2: 55, 3: 55}
-CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "anomalies_table": 8}
-CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60, "freshness": 50,
-                 "anomalies_table": 50, "anomaly_series": 65, "job_runs": 70, "checks": 70}  # fmt: skip
+CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8}
+CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60, "freshness": 55,
+                 "job_runs": 55, "anomalies_table": 50, "anomaly_series": 65, "checks": 55}  # fmt: skip
 
 # One colour per lifecycle status wherever it appears.
 LABEL_COLORS = {
