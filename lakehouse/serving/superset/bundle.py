@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pyspark.sql import types as T
@@ -85,6 +85,9 @@ from lakehouse.serving.superset.query_context import (
     load_query_functions,
     query_context,
 )
+
+if TYPE_CHECKING:
+    from lakehouse.serving.thrift.grants import Grant
 
 BUNDLE_DIR = PROJECT_ROOT / "conf" / "superset" / "bundle"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "heymax-lakehouse/superset-bundle")
@@ -129,8 +132,9 @@ def served_fields(spec: TableSpec) -> list[T.StructField]:
     return [f for f in spec.schema.fields if f.name in columns]
 
 
-def served_grants() -> list[Any]:
+def served_grants() -> list[Grant]:
     """What Superset's Thrift user is granted: each served table, whole or its :data:`SERVED_COLUMNS`."""
+    # Imported here: the thrift package loads its server and client modules, which writing the bundle does not need.
     from lakehouse.serving.thrift.grants import Grant
 
     return [Grant(spec.full_name, SERVED_COLUMNS.get(spec.full_name)) for spec in SERVED_TABLES]
