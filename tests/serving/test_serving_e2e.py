@@ -15,7 +15,8 @@ a. every gold table read over Thrift (PyHive) equals the same Delta table read b
 b. every chart of the bundle, run by Superset from its saved query context, gives the numbers
    Spark computes independently from the Delta tables with the DataFrame API (also under a
    segment filter, and Explore's "Week" grain gives the configured week start);
-c. every dashboard opens in headless Chromium (Debian's ``/usr/bin/chromium``, Playwright), every
+c. every dashboard (five: active users, user lifecycle, cohort retention, miles economy, data health) opens in
+   headless Chromium (Debian's ``/usr/bin/chromium``, Playwright), every
    chart draws and none shows an error; screenshots go to pytest's tmp dir, and with
    ``SAVE_SCREENSHOTS=1`` also to ``docs/screenshots/<slug>.png``;
 d. jobs committing a new file while the server runs (bronze and silver appends and MERGEs, a gold
@@ -62,13 +63,17 @@ from lakehouse.registry import (
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_METRIC_ANOMALIES,
     GOLD_MILES_CATEGORY,
     GOLD_MILES_WEEKLY,
     GOLD_RETENTION,
+    OPS_DQ_RESULTS,
+    OPS_INGESTED_FILES,
+    OPS_JOB_RUNS,
     TABLES,
 )
 from lakehouse.serving.superset import service
-from lakehouse.serving.superset.bundle import SERVED_TABLES
+from lakehouse.serving.superset.bundle import SERVED_COLUMNS, SERVED_TABLES
 from lakehouse.serving.thrift.server import log_file as thrift_server_log
 from tests.services import free_port, project_env, run_logged, start_logged, thrift_cli, thrift_server, wait_logged
 
@@ -339,6 +344,10 @@ class Expected:
         self.en = read(GOLD_ENGAGEMENT)
         self.mw = read(GOLD_MILES_WEEKLY)
         self.mc = read(GOLD_MILES_CATEGORY)
+        self.an = read(GOLD_METRIC_ANOMALIES)
+        self.runs = read(OPS_JOB_RUNS)
+        self.dq = read(OPS_DQ_RESULTS)
+        self.files = read(OPS_INGESTED_FILES)
 
     def active(
         self, period_type: str, partial: bool | None, segment: dict[str, list[str]] | None = None
@@ -413,6 +422,47 @@ class Expected:
         df = self.rt.filter(F.col("week_offset") == 0).groupBy("cohort_week")
         return _collect(df.agg(F.sum("cohort_size").alias("v")), ["cohort_week"])
 
+    def anomaly_series(self, series: dict[str, list[str]], column: str, flagged: bool = False) -> dict[date, float]:
+        """One column of the series the filters choose, per period (its anomalies only when ``flagged``)."""
+        F = self.F
+        df = self.an
+        for key, values in series.items():
+            df = df.filter(F.col(key).isin(values))
+        if flagged:
+            df = df.filter(F.col("is_anomaly"))
+        return _collect(df.select("period_start", F.col(column).alias("v")), ["period_start"])
+
+    def recent_anomalies(self) -> list[dict[str, Any]]:
+        """Anomalies whose period (a day, or a week's seven days) ends in the 30 days ending at the newest day."""
+        F = self.F
+        newest = self.an.filter(F.col("grain") == "day").agg(F.max("period_start")).first()[0]
+        ends = F.when(F.col("grain") == "week", F.date_add("period_start", 6)).otherwise(F.col("period_start"))
+        df = self.an.filter(F.col("is_anomaly") & (ends > F.lit(newest - timedelta(days=30))))
+        return [row.asDict() for row in df.orderBy(F.desc("period_start"), "score").collect()]
+
+    def freshness(self) -> tuple[date, int, datetime]:
+        F = self.F
+        committed = self.files.filter(F.col("status") == "committed")
+        newest, ingested = committed.agg(F.max("max_event_date"), F.max("ingested_at")).first()
+        return newest, (date.today() - newest).days, ingested
+
+    def job_runs(self) -> list[tuple]:
+        """(job, status, seconds, rows_in, rows_out), newest first."""
+        F = self.F
+        seconds = F.round((F.unix_micros("ended_at") - F.unix_micros("started_at")) / 1e6, 1)
+        df = self.runs.orderBy(F.desc("started_at"), "job").limit(50)
+        return [tuple(r) for r in df.select("job", "status", seconds, "rows_in", "rows_out").collect()]
+
+    def checks(self) -> list[tuple]:
+        """(run_id, job, passed, warned, failed, quarantined) of each run with checks, newest first."""
+        F = self.F
+        count = lambda status: F.sum(F.when(F.col("status") == status, 1).otherwise(0))  # noqa: E731
+        df = self.dq.groupBy("job", "run_id").agg(
+            F.max("checked_at").alias("at"), *(count(s).alias(s) for s in ("pass", "warn", "fail", "quarantined"))
+        )
+        rows = df.orderBy(F.desc("at")).collect()
+        return [(r["run_id"], r["job"], r["pass"], r["warn"], r["fail"], r["quarantined"]) for r in rows]
+
 
 def _check_split(data, x: str, label: str, complete: dict, partial: dict) -> None:
     _assert_close(_series(data, x, f"{label} (complete)"), complete, f"{label} (complete)")
@@ -466,6 +516,70 @@ CHECKS: dict[str, Callable[[list[dict], Expected], None]] = {
 }
 
 
+#: The anomaly series the Data health dashboard opens with (its native filters' defaults), and another one
+#: with anomalies in the sample, chosen as the filter bar would (the filters reach the query as IN filters).
+ANOMALY_SERIES = "Series inside its expected band"
+DEFAULT_SERIES = {"grain": ["day"], "metric": ["events"], "segment_type": ["all"], "segment_value": ["all"]}
+OTHER_SERIES = {"grain": ["day"], "metric": ["earn_events"], "segment_type": ["country"], "segment_value": ["ID"]}
+#: Charts that need filters to mean anything: the dashboard's defaults, applied to the saved query context.
+CHART_FILTERS = {ANOMALY_SERIES: DEFAULT_SERIES}
+
+
+def _check_anomaly_series(data, e: Expected, series: dict[str, list[str]]) -> None:
+    for label, column in (("Value", "value"), ("Expected", "expected"), ("Band__yhat_lower", "lower_bound"),
+                          ("Band__yhat_upper", "upper_bound")):  # fmt: skip
+        _assert_close(_series(data, "period_start", label), e.anomaly_series(series, column), f"{label} of {series}")
+    flagged = e.anomaly_series(series, "value", flagged=True)
+    if flagged:
+        _assert_close(_series(data, "period_start", "Value (anomaly)"), flagged, f"anomalies of {series}")
+    else:
+        assert not _series(data, "period_start", "Value (anomaly)"), f"{series}: an anomaly marked where none is"
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp of Superset's chart data: epoch milliseconds, or an ISO string."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("T", " ").rstrip("Z"))
+    return datetime(1970, 1, 1) + timedelta(milliseconds=value)
+
+
+def _check_recent_anomalies(data, e: Expected) -> None:
+    expected = e.recent_anomalies()
+    assert expected, "Spark finds no anomaly in the last 30 days of the sample"
+    keys = ("metric", "grain", "segment_type", "segment_value", "direction")
+    numbers = ("value", "expected", "lower_bound", "upper_bound", "score")
+    # Newest first, then the deepest drop: the table's order is Spark's.
+    assert [(_as_date(r["period_start"]), *(r[k] for k in keys)) for r in data] == [
+        (r["period_start"], *(r[k] for k in keys)) for r in expected
+    ]  # fmt: skip
+    for row, want in zip(data, expected, strict=True):
+        for column in numbers:
+            assert row[column] == pytest.approx(want[column], rel=1e-9), f"{column} of {want}"
+
+
+def _check_freshness(data, e: Expected) -> None:
+    (row,) = data
+    newest, days, ingested = e.freshness()
+    assert _as_date(row["Newest event date"]) == newest
+    assert row["Days before today"] == days > 0
+    assert abs(_as_datetime(row["Last file ingested"]) - ingested) < timedelta(milliseconds=1)
+
+
+def _check_job_runs(data, e: Expected) -> None:
+    actual = [(r["job"], r["status"], r["seconds"], r["rows_in"], r["rows_out"]) for r in data]
+    expected = e.job_runs()
+    assert [a[:2] for a in actual] == [x[:2] for x in expected], "jobs and statuses, newest first"
+    for a, x in zip(actual, expected, strict=True):
+        assert a[2] == pytest.approx(float(x[2])) and a[3:] == x[3:], a
+
+
+def _check_checks(data, e: Expected) -> None:
+    labels = ("passed", "warned", "failed", "quarantined")
+    actual = [(r["run_id"], *(r[label] for label in labels)) for r in data]
+    assert actual == [(run_id, *counts) for run_id, _, *counts in e.checks()]
+    assert sum(r["passed"] for r in data) > 0
+
+
 def _check_category(data, event_type: str, column: str, e: Expected) -> None:
     """A stacked category chart: one column per category, one row per complete week."""
     actual = {(_day(row["week_start"]), category): value for row in data for category, value in row.items()
@@ -494,7 +608,20 @@ CHECKS.update({
         _check_split(data, "week_start", "Redeeming", e.miles("redeeming_users", False),
                      e.miles("redeeming_users", True)),
     ),
+    ANOMALY_SERIES: lambda data, e: _check_anomaly_series(data, e, DEFAULT_SERIES),
+    "Anomalies of the last 30 days": _check_recent_anomalies,
+    "Data freshness": _check_freshness,
+    "Recent job runs": _check_job_runs,
+    "Checks per run": _check_checks,
 })  # fmt: skip
+
+
+def _with_filters(query_context: dict[str, Any], filters: dict[str, list[str]]) -> dict[str, Any]:
+    """The query context as the dashboard's filter bar sends it with ``filters`` chosen."""
+    query_context = json.loads(json.dumps(query_context))
+    for column, values in filters.items():
+        query_context["queries"][0].setdefault("filters", []).append({"col": column, "op": "IN", "val": values})
+    return query_context
 
 
 def test_every_chart_gives_sparks_numbers(stack, spark) -> None:
@@ -508,7 +635,7 @@ def test_every_chart_gives_sparks_numbers(stack, spark) -> None:
     for name, check in CHECKS.items():
         chart = api.get(f"/api/v1/chart/{ids[name]}")["result"]
         assert chart["query_context"], f"{name}: no saved query context"
-        query_context = json.loads(chart["query_context"])
+        query_context = _with_filters(json.loads(chart["query_context"]), CHART_FILTERS.get(name, {}))
         began = time.monotonic()
         result = api.chart_data(query_context)["result"][0]
         assert not result.get("error"), f"{name}: {result.get('error')}"
@@ -550,6 +677,12 @@ def test_every_chart_gives_sparks_numbers(stack, spark) -> None:
         _assert_close(series, expected.stickiness("mau_30d", segment), f"DAU/MAU for {segment}")
         if single:
             _assert_close(series, expected.dau_mau_rate(*single), f"DAU/MAU = dau_mau_rate for {segment}")
+
+    # The anomaly series follows the filter bar: another series (with anomalies in the sample) gives its numbers.
+    series_context = json.loads(api.get(f"/api/v1/chart/{ids[ANOMALY_SERIES]}")["result"]["query_context"])
+    data = api.chart_data(_with_filters(series_context, OTHER_SERIES))["result"][0]["data"]
+    _check_anomaly_series(data, expected, OTHER_SERIES)
+    assert expected.anomaly_series(OTHER_SERIES, "value", flagged=True), "the other series has anomalies to mark"
 
     # Explore's plain "Week" grain (superset_config.py) buckets days into the configured weeks.
     query_context = json.loads(json.dumps(stickiness_context))
@@ -644,7 +777,7 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     dashboards = _bundle_dashboards()
-    assert len(dashboards) == 4
+    assert len(dashboards) == 5
     save = os.environ.get("SAVE_SCREENSHOTS") == "1"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
@@ -685,10 +818,13 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
                 assert charts.count() == expected_charts, slug
                 for i in range(expected_charts):
                     assert charts.nth(i).locator("canvas, table").count() > 0, f"{slug}: chart {i} drew nothing"
-                # Pivot tables show their numbers as text: at least one percentage or count.
-                tables = page.locator('[data-test="chart-grid-component"] table')
-                for i in range(tables.count()):
-                    assert any(ch.isdigit() for ch in tables.nth(i).inner_text()), f"{slug}: empty table"
+                # Tables (pivot and table charts) show their numbers as text: at least one percentage, count or
+                # date per chart (a table chart draws its header as a table of its own, without numbers).
+                for i in range(expected_charts):
+                    tables = charts.nth(i).locator("table")
+                    if tables.count():
+                        text = " ".join(tables.all_inner_texts())
+                        assert any(ch.isdigit() for ch in text), f"{slug}: chart {i}: empty table: {text[:200]}"
                 # The whole dashboard in one viewport, shot as it is: a full-page screenshot resizes the page
                 # itself, and Superset then re-mounts its grid (seen: 0 charts in the DOM and a blank grid in
                 # the picture, in 2 of 20 full-page shots; none in 24 viewport shots).
@@ -1293,8 +1429,26 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         assert "Could not open" in out, out[-3000:]
     assert "PKIX" in untrusted or "certificat" in untrusted, untrusted[-3000:]
 
-    # Superset's Thrift user reads the dashboards' tables and nothing else.
+    # Superset's Thrift user reads the dashboards' tables and nothing else; of the bookkeeping and anomaly
+    # tables, the columns the Data health dashboard reads (a to c passed through it).
     superset = grants.read_grants(stack.thrift_state_dir)["superset"]
     assert sorted(superset) == sorted(spec.full_name for spec in SERVED_TABLES)
+    assert {name: grant.columns for name, grant in superset.items() if grant.columns} == SERVED_COLUMNS
+    from lakehouse.serving.thrift import connect
+    from lakehouse.serving.thrift.auth import service_credentials
+
+    as_superset = connect(stack.thrift_host, stack.thrift_port, service_credentials(stack.thrift_state_dir, "superset"),
+                          ca_file=stack.ca_file)  # fmt: skip
+    try:
+        superset_cursor = as_superset.cursor()
+        superset_cursor.execute("SELECT COUNT(*) FROM ops.job_runs WHERE status = 'succeeded'")
+        assert superset_cursor.fetchone()[0] > 0
+        for statement in ("SELECT parameters FROM ops.job_runs", "SELECT details FROM ops.dq_results",
+                          "SELECT file_name FROM ops.ingested_files"):  # fmt: skip
+            assert "Access denied: user superset may not read column" in _refused(superset_cursor, statement)
+        assert DENIED.format(user="superset", table="silver.fct_events") in _refused(
+            superset_cursor, "SELECT COUNT(*) FROM silver.fct_events")  # fmt: skip
+    finally:
+        as_superset.close()
     print(f"[serving] grants: {len(not_granted)} ways to a table not granted refused over PyHive, 4 over beeline; "
           f"columns, row filters, revoke, plaintext and untrusted clients checked in {time.monotonic() - began:.1f} s")

@@ -405,17 +405,34 @@ def test_grant_revoke_and_the_defaults_of_new_and_service_users(tmp_path: Path, 
     assert grants.grants_file(tmp_path).read_text() == "{"
 
 
-def test_superset_is_granted_the_dashboards_tables_and_nothing_else(tmp_path: Path) -> None:
-    from lakehouse.serving.superset.bundle import SERVED_TABLES
+def test_superset_is_granted_the_dashboards_tables_and_columns_and_nothing_else(tmp_path: Path) -> None:
+    from lakehouse.serving.superset.bundle import SERVED_COLUMNS, SERVED_TABLES
 
     auth.ensure_credentials(tmp_path)
     settings = service.Settings.from_config(load_config(), {"THRIFT_STATE_DIR": str(tmp_path)})
     service.grant_dashboard_tables(settings)
     parsed = grants.read_grants(tmp_path)
     assert sorted(parsed["superset"]) == sorted(spec.full_name for spec in SERVED_TABLES)
-    assert all(grant == grants.Grant(grant.object) for grant in parsed["superset"].values())
+    # The bookkeeping tables and the anomaly table: the columns the Data health dashboard reads, all rows.
+    assert {name for name, grant in parsed["superset"].items() if grant.columns} == set(SERVED_COLUMNS)
+    for name, grant in parsed["superset"].items():
+        assert grant == grants.Grant(name, SERVED_COLUMNS.get(name)), name
+    job_runs = grants.resolve(parsed, "superset", "ops.job_runs")
+    assert job_runs.may_read("status") and not job_runs.may_read("parameters") and not job_runs.may_read("message")
+    assert not grants.resolve(parsed, "superset", "ops.dq_results").may_read("details")
     assert all(grants.resolve(parsed, "superset", spec.full_name) is None for spec in TABLES
                if spec not in SERVED_TABLES)  # fmt: skip
+    # Grants it has are kept: an administrator's wider (or narrower) grant is neither narrowed nor widened.
+    grants.grant(tmp_path, "superset", grants.Grant("ops.job_runs"))
+    grants.revoke(tmp_path, "superset", "ops.dq_results")
+    grants.grant(tmp_path, "superset", grants.make_grant("ops.dq_results", ["run_id", "status"]))
+    assert service.grant_dashboard_tables(settings) is None
+    again = grants.read_grants(tmp_path)["superset"]
+    assert again["ops.job_runs"] == grants.Grant("ops.job_runs")
+    assert again["ops.dq_results"] == grants.Grant("ops.dq_results", ("run_id", "status"))
+    # A served column the registry does not have is refused before anything is written.
+    with pytest.raises(grants.GrantsError, match="has no column"):
+        grants.ensure_grants(tmp_path, "analyst", [grants.Grant("ops.job_runs", ("no_such_column",))])
 
 
 # ------------------------------------------------------------------------------------------

@@ -38,11 +38,12 @@ SPARK_TYPE_NAMES = {
     T.IntegerType(): "INT",
     T.DoubleType(): "DOUBLE",
     T.DateType(): "DATE",
+    T.TimestampType(): "TIMESTAMP",
     T.BooleanType(): "BOOLEAN",
     T.DecimalType(18, 2): "DECIMAL(18,2)",
 }
 # Chart types seen rendering against Spark Thrift here (the live e2e test renders each one).
-RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2"}
+RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2", "table"}
 # The Hive engine spec's week grains break on Spark 3+; charts use the Sunday date columns.
 WEEK_GRAINS = {"P1W", "1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W"}
 # How bundle.split_by_partial filters each column of a metric to complete or partial periods.
@@ -93,10 +94,14 @@ def chart_columns(params: dict[str, Any]) -> set[str]:
     for key in ("x_axis", "granularity_sqla"):
         if isinstance(params.get(key), str):
             cols.add(params[key])
-    for key in ("groupby", "groupbyRows", "groupbyColumns", "columns"):
-        cols.update(c for c in params.get(key) or [] if isinstance(c, str))
+    for key in ("groupby", "groupbyRows", "groupbyColumns", "columns", "all_columns"):
+        for column in params.get(key) or []:
+            # A computed column of a table chart: the columns its SQL reads.
+            cols.update([column] if isinstance(column, str) else sql_identifiers(column["sqlExpression"]))
+    cols.update(json.loads(pair)[0] for pair in params.get("order_by_cols") or [])
     cols.update(params.get("temporal_columns_lookup") or {})
-    for metric in params.get("metrics") or []:
+    for metric in [*(params.get("metrics") or []), *([params["timeseries_limit_metric"]]
+                   if params.get("timeseries_limit_metric") else [])]:  # fmt: skip
         if isinstance(metric, dict) and metric.get("expressionType") == "SQL":
             cols.update(sql_identifiers(metric["sqlExpression"]))
         elif isinstance(metric, dict):
@@ -134,33 +139,53 @@ def test_uuids_are_unique_and_valid(bundle) -> None:
             assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", uuid_), path
             assert uuid_ not in seen, f"{path} reuses the uuid of {seen[uuid_]}"
             seen[uuid_] = str(path)
-    assert len(bundle["dashboards"]) == 4
+    assert len(bundle["dashboards"]) == 5
 
 
 def test_database_is_the_gold_schema_over_hive(bundle) -> None:
     (database,) = bundle["databases"].values()
     assert database["database_name"] == "heymax_lakehouse"
     assert re.fullmatch(r"hive://[^@/:]+@[^/:]+:\d+/gold", database["sqlalchemy_uri"])
+    layers = {spec.name: spec.layer for spec in builder.SERVED_TABLES}
+    layers.update({virtual.name: virtual.spec.layer for virtual in builder.VIRTUAL_DATASETS})
     for dataset in bundle["datasets"].values():
         assert dataset["database_uuid"] == database["uuid"], dataset["_path"]
-        assert dataset["schema"] == "gold", dataset["_path"]
+        # The bookkeeping tables are read in their own schema (ops) of the same connection.
+        assert dataset["schema"] == layers[dataset["table_name"]], dataset["_path"]
+    assert {d["schema"] for d in bundle["datasets"].values()} == {"gold", "ops"}
 
 
-def test_datasets_are_the_served_gold_tables_with_the_registrys_columns(bundle) -> None:
-    """Names, types and descriptions of every dataset column are the registry's, in its order."""
+def test_datasets_are_the_served_tables_with_the_registrys_columns(bundle) -> None:
+    """Names, types and descriptions of every dataset column are the registry's, in its order: every column,
+    or those of SERVED_COLUMNS (the same names the grants of Superset's Thrift user list)."""
     datasets = {d["table_name"]: d for d in bundle["datasets"].values()}
-    assert set(datasets) == {spec.name for spec in builder.SERVED_TABLES}
+    virtual = {v.name: v for v in builder.VIRTUAL_DATASETS}
+    assert set(datasets) == {spec.name for spec in builder.SERVED_TABLES} | set(virtual)
+    assert set(builder.SERVED_COLUMNS) <= {spec.full_name for spec in builder.SERVED_TABLES}
     for spec in builder.SERVED_TABLES:
         dataset = datasets[spec.name]
         assert dataset["schema"] == spec.layer
-        expected = [(f.name, SPARK_TYPE_NAMES[f.dataType], f.metadata["comment"]) for f in spec.schema.fields]
+        served = builder.SERVED_COLUMNS.get(spec.full_name, spec.schema.fieldNames())
+        expected = [(f.name, SPARK_TYPE_NAMES[f.dataType], f.metadata["comment"]) for f in spec.schema.fields
+                    if f.name in served]  # fmt: skip
+        assert len(expected) == len(served), f"{spec.full_name}: SERVED_COLUMNS names a column it lacks"
         actual = [(c["column_name"], c["type"], c["description"]) for c in dataset["columns"]]
         assert actual == expected, spec.full_name
         assert dataset["description"].startswith(spec.grain), spec.full_name
         for col in dataset["columns"]:
             assert col["is_dttm"] == (col["type"] == "DATE"), f"{spec.name}.{col['column_name']}"
             assert not col.get("expression"), f"{spec.name}.{col['column_name']} should be a physical column"
-        assert dataset["main_dttm_col"] in dataset_columns(dataset)
+        assert dataset["main_dttm_col"] in [*dataset_columns(dataset), None]
+        assert dataset["main_dttm_col"] or not any(c["is_dttm"] for c in dataset["columns"]), spec.full_name
+    for name, view in virtual.items():
+        # A row filter over one served table: its columns as they are, none it may not read.
+        dataset, served = datasets[name], {f.name: f for f in view.spec.schema.fields}
+        assert [(c["column_name"], c["type"]) for c in dataset["columns"]] == [
+            (c, SPARK_TYPE_NAMES[served[c].dataType]) for c in view.columns], name  # fmt: skip
+        selected = dataset["sql"].split("FROM")[0].removeprefix("SELECT").split(",")
+        assert [c.strip() for c in selected] == list(view.columns), name
+        read = sql_identifiers(dataset["sql"].replace(view.spec.full_name, "")) - {"SELECT", "FROM", "WHERE"}
+        assert read <= set(builder.SERVED_COLUMNS.get(view.spec.full_name, served)), f"{name} reads {read}"
 
 
 def unwrap_partial_split(expression: str) -> tuple[str, Callable[[str], str]]:
@@ -176,21 +201,32 @@ def unwrap_partial_split(expression: str) -> tuple[str, Callable[[str], str]]:
 
 
 def test_metrics_live_in_gold_tables_not_in_the_bundle(bundle) -> None:
-    """No virtual dataset (SQL); every chart metric is the sum of one column or a registry rate.
+    """No virtual dataset (SQL) but the declared row filters; every chart metric of a gold table is the sum
+    of one column (of the rows where a boolean column holds, for a chart's marked points) or a registry rate.
 
     A rate is the rendering of a RatioMetric the registry declares for the chart's table (with
     the same complete/partial filter around every column), so no ratio is defined in the bundle.
+    The bookkeeping tables (ops) hold no metric: their charts count check outcomes and show newest dates.
     """
+    virtual = {v.name: v.sql for v in builder.VIRTUAL_DATASETS}
     for dataset in bundle["datasets"].values():
-        assert not dataset.get("sql"), f"{dataset['_path']}: virtual datasets hold metric logic; add a gold table"
+        assert dataset.get("sql") == virtual.get(dataset["table_name"]), (
+            f"{dataset['_path']}: virtual datasets hold metric logic; add a gold table"
+        )
     specs = {spec.name: spec for spec in builder.SERVED_TABLES}
     rates_used = set()
     for chart in bundle["charts"].values():
-        spec = specs[bundle["datasets"][chart["dataset_uuid"]]["table_name"]]
-        for metric in chart["params"]["metrics"]:
+        spec = specs.get(bundle["datasets"][chart["dataset_uuid"]]["table_name"])
+        if spec is None or spec.layer != "gold":
+            continue
+        for metric in chart["params"].get("metrics") or []:
             expression = metric["sqlExpression"]
             bare, wrap = unwrap_partial_split(expression)
             if re.fullmatch(r"SUM\(\w+\)", bare):
+                continue
+            flagged = re.fullmatch(r"SUM\(CASE WHEN (\w+) THEN (\w+) END\)", bare)
+            if flagged:
+                assert isinstance(spec.schema[flagged.group(1)].dataType, T.BooleanType), chart["_path"]
                 continue
             declared = {m.sql(): m for m in spec.metrics}
             assert bare in declared, f"{chart['_path']}: {expression} is no metric of {spec.full_name} in the registry"
@@ -220,7 +256,7 @@ def test_every_chart_uses_an_existing_dataset_and_its_columns(bundle) -> None:
         assert params["viz_type"] == chart["viz_type"] in RENDERING_VIZ_TYPES, chart["_path"]
         missing = chart_columns(params) - set(dataset_columns(dataset))
         assert not missing, f"{chart['_path']}: columns not in {dataset['table_name']}: {missing}"
-        assert params.get("metrics"), chart["_path"]
+        assert params.get("metrics") or (params.get("query_mode") == "raw" and params["all_columns"]), chart["_path"]
 
 
 def test_temporal_x_axes_are_date_columns_with_a_day_grain(bundle) -> None:
@@ -247,11 +283,11 @@ def test_saved_query_context_matches_the_params(bundle) -> None:
         assert query_context["datasource"]["type"] == "table"
         columns = set(dataset_columns(bundle["datasets"][chart["dataset_uuid"]]))
         for query in query_context["queries"]:
-            labels = [m["label"] for m in query["metrics"]]
-            assert labels == [m["label"] for m in params["metrics"]], chart["_path"]
+            labels = [m["label"] for m in query.get("metrics") or []]
+            assert labels == [m["label"] for m in params.get("metrics") or []], chart["_path"]
             for column in query["columns"]:
-                name = column if isinstance(column, str) else column["sqlExpression"]
-                assert name in columns, f"{chart['_path']}: query column {name}"
+                names = {column} if isinstance(column, str) else sql_identifiers(column["sqlExpression"])
+                assert names <= columns, f"{chart['_path']}: query column {column}"
             for flt in query["filters"]:
                 assert flt["col"] in columns, f"{chart['_path']}: filter on {flt['col']}"
             where = query["extras"].get("where") or ""
@@ -290,29 +326,45 @@ def test_dashboard_positions_link_existing_charts(bundle) -> None:
     assert on_a_dashboard == set(bundle["charts"]), "every chart belongs on a dashboard"
 
 
-def test_native_filters_on_segments_target_existing_columns(bundle) -> None:
+FILTERED_COLUMNS = {
+    "data-health": {"grain", "metric", "segment_type", "segment_value"},  # the anomaly series
+}
+
+
+def test_native_filters_target_existing_columns_of_the_charts_in_scope(bundle) -> None:
     for dashboard in bundle["dashboards"].values():
         filters = dashboard["metadata"]["native_filter_configuration"]
         targeted = {f["targets"][0]["column"]["name"] for f in filters}
-        assert targeted == {"acq_source", "country"}, dashboard["_path"]
-        chart_datasets = {bundle["charts"][n["meta"]["uuid"]]["dataset_uuid"] for n in chart_nodes(dashboard)}
+        assert targeted == FILTERED_COLUMNS.get(dashboard["slug"], {"acq_source", "country"}), dashboard["_path"]
+        ids = [f["id"] for f in filters]
+        assert len(set(ids)) == len(ids)
         for native_filter in filters:
             assert native_filter["id"].startswith("NATIVE_FILTER-")
             assert native_filter["filterType"] == "filter_select"
-            # Scope is "all charts"; Superset derives chartsInScope from it on load, and a
-            # stale chartsInScope from another DB would misdirect the filter.
-            assert native_filter["scope"] == {"rootPath": ["ROOT_ID"], "excluded": []}
+            # Scope is "all charts" or the charts of one row: a layout path, from which Superset derives
+            # chartsInScope on load (a stale chartsInScope from another DB would misdirect the filter).
+            (root,) = native_filter["scope"]["rootPath"]
+            assert native_filter["scope"]["excluded"] == []
             assert "chartsInScope" not in native_filter
+            in_scope = [n for n in chart_nodes(dashboard) if root in n["parents"]]
+            assert in_scope, f"{dashboard['_path']}: {native_filter['id']} applies to no chart"
             (target,) = native_filter["targets"]
             dataset = bundle["datasets"].get(target["datasetUuid"])
             assert dataset is not None, f"{dashboard['_path']}: {target['datasetUuid']}"
             column = target["column"]["name"]
             assert column in dataset_columns(dataset)
             # The filter applies by column name to every chart in scope.
-            for dataset_uuid in chart_datasets:
-                assert column in dataset_columns(bundle["datasets"][dataset_uuid])
-        ids = [f["id"] for f in filters]
-        assert len(set(ids)) == len(ids)
+            for node in in_scope:
+                chart_dataset = bundle["datasets"][bundle["charts"][node["meta"]["uuid"]]["dataset_uuid"]]
+                assert column in dataset_columns(chart_dataset), f"{dashboard['_path']}: {node['id']}"
+            # A required filter opens with its value (its charts draw one series); a cascade names a filter here.
+            required = native_filter["controlValues"]["enableEmptyFilter"]
+            values = native_filter["defaultDataMask"]["filterState"].get("value")
+            assert bool(values) == required and (not required or not native_filter["controlValues"]["multiSelect"])
+            if values:
+                assert native_filter["defaultDataMask"]["extraFormData"]["filters"] == [
+                    {"col": column, "op": "IN", "val": values}]  # fmt: skip
+            assert set(native_filter["cascadeParentIds"]) <= set(ids)
 
 
 def test_sql_identifier_extraction_finds_columns_only() -> None:

@@ -13,10 +13,17 @@ module writes.
 
 Where things come from:
 
-- **Datasets** are the gold tables of :data:`SERVED_TABLES`, one physical dataset each. Their
-  columns (name, type, description) and their description (the table's grain) are read from
-  :mod:`lakehouse.registry`, the only schema source: a column added to the registry appears
-  here on the next run, and the test compares every dataset column with the registry.
+- **Datasets** are the tables of :data:`SERVED_TABLES`, one physical dataset each (the gold
+  tables, and for the "Data health" dashboard the bookkeeping tables ``ops.job_runs``,
+  ``ops.dq_results`` and ``ops.ingested_files``). Their columns (name, type, description) and their
+  description (the table's grain) are read from :mod:`lakehouse.registry`, the only schema source: a
+  column added to the registry appears here on the next run, and the test compares every dataset
+  column with the registry. Where :data:`SERVED_COLUMNS` names a table's columns, its dataset has
+  those only and Superset's Thrift user is granted those only (:func:`served_grants`): the
+  bookkeeping tables carry parameters, messages and details the dashboards do not show.
+  One virtual dataset, :data:`ANOMALIES_LAST_30_DAYS`, selects the anomalies of the 30 days ending
+  at the anomaly table's newest day (a window relative to the data, which a chart filter on a
+  physical dataset cannot state: "the last 30 days" before today would be empty on an old sample).
 - **Metrics** are computed by the gold jobs and declared in the registry, not here. Charts
   only display: a chart metric is either the sum of one registry column (DAU, user counts) or a
   rate rendered from a :class:`~lakehouse.registry.RatioMetric` of the chart's table
@@ -50,7 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pyspark.sql import types as T
@@ -61,9 +68,13 @@ from lakehouse.registry import (
     GOLD_ENGAGEMENT,
     GOLD_GROWTH,
     GOLD_LIFECYCLE,
+    GOLD_METRIC_ANOMALIES,
     GOLD_MILES_CATEGORY,
     GOLD_MILES_WEEKLY,
     GOLD_RETENTION,
+    OPS_DQ_RESULTS,
+    OPS_INGESTED_FILES,
+    OPS_JOB_RUNS,
     RatioMetric,
     TableSpec,
 )
@@ -75,6 +86,9 @@ from lakehouse.serving.superset.query_context import (
     query_context,
 )
 
+if TYPE_CHECKING:
+    from lakehouse.serving.thrift.grants import Grant
+
 BUNDLE_DIR = PROJECT_ROOT / "conf" / "superset" / "bundle"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "heymax-lakehouse/superset-bundle")
 # Charts get their real ids on import; the query context carries this placeholder until then
@@ -82,11 +96,21 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "heymax-lakehouse/superset-bundle")
 PLACEHOLDER_DATASOURCE = "0__table"
 EXPORT_VERSION = "1.0.0"
 DATABASE_NAME = "heymax_lakehouse"
-#: The gold tables served as Superset datasets (every chart reads one of them).
+#: The tables served as Superset datasets (every chart reads one of them).
 SERVED_TABLES: tuple[TableSpec, ...] = (
     GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
-    GOLD_MILES_CATEGORY,
+    GOLD_MILES_CATEGORY, GOLD_METRIC_ANOMALIES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_INGESTED_FILES,
 )  # fmt: skip
+#: Tables served with some columns only (the rest: whole): what the "Data health" dashboard reads. Their
+#: datasets have these columns and Superset's Thrift user is granted these (a column read by no chart is
+#: not served: the runs' parameters and messages, the checks' details, the files' names and hashes).
+SERVED_COLUMNS: dict[str, tuple[str, ...]] = {
+    GOLD_METRIC_ANOMALIES.full_name: ("metric", "grain", "segment_type", "segment_value", "period_start", "value",
+                                      "expected", "lower_bound", "upper_bound", "score", "is_anomaly", "direction"),
+    OPS_JOB_RUNS.full_name: ("run_id", "job", "started_at", "ended_at", "status", "rows_in", "rows_out"),
+    OPS_DQ_RESULTS.full_name: ("run_id", "job", "status", "checked_at"),
+    OPS_INGESTED_FILES.full_name: ("status", "ingested_at", "max_event_date"),
+}  # fmt: skip
 #: Tables with week columns: their dataset description says when weeks start.
 WEEKLY_TABLES = {GOLD_ACTIVE_USER.name, GOLD_LIFECYCLE.name, GOLD_RETENTION.name, GOLD_GROWTH.name,
                  GOLD_MILES_WEEKLY.name, GOLD_MILES_CATEGORY.name}  # fmt: skip
@@ -95,6 +119,25 @@ DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 
 def stable_uuid(key: str) -> str:
     return str(uuid.uuid5(NAMESPACE, key))
+
+
+def served_fields(spec: TableSpec) -> list[T.StructField]:
+    """The columns of ``spec`` its dataset has (all, or those of :data:`SERVED_COLUMNS`), in registry order."""
+    columns = SERVED_COLUMNS.get(spec.full_name)
+    if columns is None:
+        return list(spec.schema.fields)
+    unknown = set(columns) - set(spec.schema.fieldNames())
+    if unknown:
+        raise KeyError(f"SERVED_COLUMNS names columns {sorted(unknown)} that {spec.full_name} does not have")
+    return [f for f in spec.schema.fields if f.name in columns]
+
+
+def served_grants() -> list[Grant]:
+    """What Superset's Thrift user is granted: each served table, whole or its :data:`SERVED_COLUMNS`."""
+    # Imported here: the thrift package loads its server and client modules, which writing the bundle does not need.
+    from lakehouse.serving.thrift.grants import Grant
+
+    return [Grant(spec.full_name, SERVED_COLUMNS.get(spec.full_name)) for spec in SERVED_TABLES]
 
 
 @dataclass(frozen=True)
@@ -154,6 +197,8 @@ def superset_type(data_type: T.DataType) -> str:
 
 
 def dataset_uuid(name: str) -> str:
+    # Keyed by the table name alone (the gold datasets' uuids predate the ops ones): names are unique
+    # across layers.
     return stable_uuid(f"dataset:gold.{name}")
 
 
@@ -177,37 +222,76 @@ def saved_metric(metric: RatioMetric) -> dict[str, Any]:
     }
 
 
-def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
-    dates = [f.name for f in spec.schema.fields if isinstance(f.dataType, T.DateType)]
-    columns = [
-        {
-            "column_name": field.name,
-            "verbose_name": None,
-            # Date columns can be an x-axis or a time filter.
-            "is_dttm": isinstance(field.dataType, T.DateType),
-            "is_active": True,
-            "type": superset_type(field.dataType),
-            "advanced_data_type": None,
-            "groupby": True,
-            "filterable": True,
-            "expression": None,
-            "description": field.metadata.get("comment"),
-            "python_date_format": None,
-            "extra": {},
-        }
-        for field in spec.schema.fields
-    ]
+@dataclass(frozen=True)
+class VirtualDataset:
+    """A dataset that is a query over one served table: a row filter a chart cannot state, no metric logic.
+
+    ``columns`` are columns of ``spec`` (among its served ones), selected as they are."""
+
+    name: str
+    spec: TableSpec
+    columns: tuple[str, ...]
+    where: str
+    description: str
+
+    def fields(self) -> list[T.StructField]:
+        served = {f.name: f for f in served_fields(self.spec)}
+        return [served[c] for c in self.columns]
+
+    @property
+    def sql(self) -> str:
+        return f"SELECT {', '.join(self.columns)}\nFROM {self.spec.full_name}\nWHERE {self.where}"
+
+
+#: A point belongs to the last 30 days when its period ends in the 30 days that end at the table's newest
+#: day (a day's period is the day; a week's its seven days): the window follows the data, like the
+#: anomaly job's alert window (``anomaly.alert_days``) does.
+ANOMALIES_LAST_30_DAYS = VirtualDataset(
+    "agg_metric_anomalies_last_30_days",
+    GOLD_METRIC_ANOMALIES,
+    ("period_start", "grain", "metric", "segment_type", "segment_value", "direction", "value", "expected",
+     "lower_bound", "upper_bound", "score"),
+    "is_anomaly\n  AND date_add(period_start, CASE WHEN grain = 'week' THEN 6 ELSE 0 END) > date_sub(\n"
+    "    (SELECT MAX(period_start) FROM gold.agg_metric_anomalies WHERE grain = 'day'), 30)",
+    "The anomalies (is_anomaly) of gold.agg_metric_anomalies whose period ends in the 30 days ending at the "
+    "table's newest day.",
+)  # fmt: skip
+VIRTUAL_DATASETS: tuple[VirtualDataset, ...] = (ANOMALIES_LAST_30_DAYS,)
+
+
+def dataset_column(field: T.StructField) -> dict[str, Any]:
     return {
-        "table_name": spec.name,
+        "column_name": field.name,
+        "verbose_name": None,
+        # Date columns can be an x-axis or a time filter.
+        "is_dttm": isinstance(field.dataType, T.DateType),
+        "is_active": True,
+        "type": superset_type(field.dataType),
+        "advanced_data_type": None,
+        "groupby": True,
+        "filterable": True,
+        "expression": None,
+        "description": field.metadata.get("comment"),
+        "python_date_format": None,
+        "extra": {},
+    }
+
+
+def build_dataset(spec: TableSpec, week: Week, virtual: VirtualDataset | None = None) -> dict[str, Any]:
+    """The physical dataset of ``spec`` (its served columns); with ``virtual``, that query over ``spec``."""
+    fields = served_fields(spec) if virtual is None else virtual.fields()
+    dates = [f.name for f in fields if isinstance(f.dataType, T.DateType)]
+    return {
+        "table_name": spec.name if virtual is None else virtual.name,
         # The table's first date column is its time axis (period/week/day start).
         "main_dttm_col": dates[0] if dates else None,
-        "description": dataset_description(spec, week),
+        "description": dataset_description(spec, week) if virtual is None else virtual.description,
         "default_endpoint": None,
         "offset": 0,
         "cache_timeout": None,
         "catalog": None,
         "schema": spec.layer,
-        "sql": None,
+        "sql": None if virtual is None else virtual.sql,
         "params": None,
         "template_params": None,
         "filter_select_enabled": True,
@@ -215,7 +299,7 @@ def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
         "extra": None,
         "normalize_columns": False,
         "always_filter_main_dttm": False,
-        "uuid": dataset_uuid(spec.name),
+        "uuid": dataset_uuid(spec.name if virtual is None else virtual.name),
         "metrics": [
             {
                 "metric_name": "count",
@@ -228,9 +312,9 @@ def build_dataset(spec: TableSpec, week: Week) -> dict[str, Any]:
                 "extra": {},
                 "warning_text": None,
             },
-            *(saved_metric(metric) for metric in spec.metrics),
+            *(saved_metric(metric) for metric in spec.metrics if virtual is None),
         ],
-        "columns": columns,
+        "columns": [dataset_column(field) for field in fields],
         "version": EXPORT_VERSION,
         "database_uuid": DATABASE_UUID,
     }
@@ -415,6 +499,52 @@ def pivot_params(
     }
 
 
+def sql_column(label: str, expression: str) -> dict[str, Any]:
+    """A computed column of a table chart (an adhoc column)."""
+    return {"label": label, "sqlExpression": expression, "expressionType": "SQL"}
+
+
+def table_params(
+    adhoc_filters: list[dict[str, Any]],
+    *,
+    columns: list[str | dict[str, Any]] | None = None,
+    order_by: list[tuple[str, bool]] | None = None,
+    groupby: list[str] | None = None,
+    metrics: list[dict[str, Any]] | None = None,
+    sort_by: dict[str, Any] | None = None,
+    row_limit: int = 100,
+    number_formats: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A table chart: rows as they are (``columns``, ordered by ``order_by`` pairs of column and
+    ascending) or, with ``metrics``, one row per ``groupby`` group ordered by ``sort_by`` descending.
+    ``number_formats``: a d3 format per column (display only)."""
+    raw = metrics is None
+    params: dict[str, Any] = {
+        "viz_type": "table",
+        "datasource": PLACEHOLDER_DATASOURCE,
+        "query_mode": "raw" if raw else "aggregate",
+        "adhoc_filters": adhoc_filters,
+        "row_limit": row_limit,
+        "server_pagination": False,
+        "order_desc": True,
+        "table_timestamp_format": "smart_date",
+        "show_cell_bars": False,
+        "color_pn": False,
+        "allow_rearrange_columns": False,
+        "conditional_formatting": [],
+        "column_config": {column: {"d3NumberFormat": fmt} for column, fmt in (number_formats or {}).items()},
+        "temporal_columns_lookup": {},
+        "extra_form_data": {},
+    }
+    if raw:
+        # Never a time column in raw mode (the frontend's buildQuery sets this too).
+        params.update({"all_columns": columns or [], "include_time": False,
+                       "order_by_cols": [json.dumps([c, asc]) for c, asc in order_by or []]})  # fmt: skip
+    else:
+        params.update({"groupby": groupby or [], "metrics": metrics, "timeseries_limit_metric": sort_by})
+    return params
+
+
 # --------------------------------------------------------------------------------------------
 # Charts
 # --------------------------------------------------------------------------------------------
@@ -530,6 +660,127 @@ def miles_charts(week: Week) -> dict[str, dict[str, Any]]:
                 ],
                 [],
                 y_axis_format=",d",
+            ),
+        },
+    }
+
+
+#: Superset's line charts draw series named ``<name>__yhat_lower`` and ``<name>__yhat_upper`` as one shaded
+#: band between the two (the names its forecasts use; the frontend recognises them by name alone, so any
+#: query's series can be a band).
+BAND_LOWER, BAND_UPPER = "__yhat_lower", "__yhat_upper"
+#: What each count series of gold.agg_metric_anomalies is, for the notes.
+ANOMALY_SERIES_NOTE = (
+    "daily (grain `day`): events, active_users, new_users, earn_events, redeem_events; weekly (grain `week`, "
+    "complete weeks): active_users, new_users, churned_users, resurrected_users"
+)
+
+
+def flagged_sum(spec: TableSpec, column: str, flag: str) -> MetricSql:
+    """``SUM(CASE WHEN flag THEN column END)``: a registry column summed over the rows where the boolean
+    column ``flag`` holds (null elsewhere, so a line chart draws those rows' points only)."""
+    for name in (column, flag):
+        if name not in spec.schema.fieldNames():
+            raise KeyError(f"{spec.full_name} has no column {name!r}")
+    return lambda wrap: f"SUM(CASE WHEN {wrap(flag)} THEN {wrap(column)} END)"
+
+
+RUN_SECONDS = sql_column("seconds", "ROUND((unix_micros(ended_at) - unix_micros(started_at)) / 1e6, 1)")
+#: The anomaly table's numbers: counts whole, expected value and band to a tenth, scores to a hundredth.
+ANOMALY_NUMBER_FORMATS = {"value": ",.0f", "expected": ",.1f", "lower_bound": ",.1f", "upper_bound": ",.1f",
+                          "score": ".2f"}  # fmt: skip
+CHECKED_AT = sql_metric("checked at", "MAX(checked_at)")
+#: Column label and ops.dq_results status of each outcome of a check.
+CHECK_OUTCOMES = (("passed", "pass"), ("warned", "warn"), ("failed", "fail"), ("quarantined", "quarantined"))
+
+
+def health_charts() -> dict[str, dict[str, Any]]:
+    """The charts of the "Data health" dashboard: anomalies (gold.agg_metric_anomalies), the data's
+    freshness (ops.ingested_files), the jobs' runs (ops.job_runs) and checks (ops.dq_results)."""
+    anomalies = lambda column: column_sum(GOLD_METRIC_ANOMALIES, column)  # noqa: E731
+    return {
+        "anomaly_series": {
+            "slice_name": "Series inside its expected band",
+            "description": "The series chosen in the filter bar (metric, grain, segment type and value): its "
+            "value per period, the expected value (a Theil-Sen line through the same weekday, or week, of the "
+            "previous periods) and the band [lower_bound, upper_bound] (expected +- sensitivity x robust "
+            "spread); the points outside the band, is_anomaly, are marked again as 'Value (anomaly)'. One "
+            "series per filter choice: each sum is over one row per period.",
+            "dataset": GOLD_METRIC_ANOMALIES.name,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "period_start",
+                [
+                    metric("Value", anomalies("value")),
+                    metric("Expected", anomalies("expected")),
+                    metric(f"Band{BAND_LOWER}", anomalies("lower_bound")),
+                    metric(f"Band{BAND_UPPER}", anomalies("upper_bound")),
+                    metric("Value (anomaly)", flagged_sum(GOLD_METRIC_ANOMALIES, "value", "is_anomaly")),
+                ],
+                [],
+                extra={"markerSize": 5, "x_axis_time_format": "%Y-%m-%d"},
+            ),
+        },
+        "anomalies_table": {
+            "slice_name": "Anomalies of the last 30 days",
+            "description": "Every flagged point (|score| > anomaly.sensitivity) whose period ends in the 30 "
+            "days ending at the table's newest day, newest first: series, segment, value, band and score "
+            "(negative: a drop).",
+            "dataset": ANOMALIES_LAST_30_DAYS.name,
+            "params": table_params(
+                [],
+                columns=list(ANOMALIES_LAST_30_DAYS.columns),
+                order_by=[("period_start", False), ("score", True)],
+                row_limit=1000,
+                number_formats=ANOMALY_NUMBER_FORMATS,
+            ),
+        },
+        "freshness": {
+            "slice_name": "Data freshness",
+            "description": "The newest event date among the committed files (ops.ingested_files, "
+            "max_event_date of the batches whose rows were written), how many days before today that is, "
+            "and when the last file was ingested. The anomaly job's data_freshness check (ops.dq_results) "
+            "warns when the newest event is older than anomaly.freshness_hours at a run's start.",
+            "dataset": OPS_INGESTED_FILES.name,
+            "params": table_params(
+                [where_equals("status", "committed")],
+                metrics=[
+                    sql_metric("Newest event date", "MAX(max_event_date)"),
+                    sql_metric("Days before today", "DATEDIFF(CURRENT_DATE(), MAX(max_event_date))"),
+                    sql_metric("Last file ingested", "MAX(ingested_at)"),
+                ],
+                row_limit=10,
+            ),
+        },
+        "job_runs": {
+            "slice_name": "Recent job runs",
+            "description": "The latest runs of the jobs (ops.job_runs), newest first: status (succeeded, "
+            "partial, failed), seconds from start to end, rows read and written.",
+            "dataset": OPS_JOB_RUNS.name,
+            "params": table_params(
+                [],
+                columns=["started_at", "job", "status", RUN_SECONDS, "rows_in", "rows_out"],
+                order_by=[("started_at", False), ("job", True)],
+                row_limit=50,
+            ),
+        },
+        "checks": {
+            "slice_name": "Checks per run",
+            "description": "The data-quality checks of each job run that checked its data (ops.dq_results; the "
+            "run id is the run's start, its job and a random part), newest first: how many passed, warned "
+            "(warn-level findings, anomaly alerts, stale data), failed (error level: the run failed) and, for "
+            "bronze's rules, set rows aside (quarantined).",
+            "dataset": OPS_DQ_RESULTS.name,
+            "params": table_params(
+                [],
+                # The run id names its job (and when it started).
+                groupby=["run_id"],
+                metrics=[
+                    CHECKED_AT,
+                    *(sql_metric(label, f"COUNT_IF(status = '{status}')") for label, status in CHECK_OUTCOMES),
+                ],
+                sort_by=dict(CHECKED_AT),  # a copy: the YAML would alias the same object
+                row_limit=50,
             ),
         },
     }
@@ -677,6 +928,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
             ),
         },
         **miles_charts(week),
+        **health_charts(),
     }
 
 
@@ -792,13 +1044,33 @@ def dashboards(week: Week) -> dict[str, dict[str, Any]]:
                 ["earning_mix", "redemption_mix", "search_interest"],
             ],
         },
+        "data_health": {
+            "title": "Data health",
+            "slug": "data-health",
+            "filter_dataset": GOLD_METRIC_ANOMALIES.name,
+            "note": "## Data health\n"
+            "Is the data fresh, did anything move that should not have, and did the jobs run and pass their "
+            "checks. **Anomalies** (`gold.agg_metric_anomalies`): each count series, for all users and per "
+            "country and acquisition source, is compared with the same weekday (week) of the previous "
+            "periods through a line that follows growth; a point outside its band is an anomaly. Series: "
+            + ANOMALY_SERIES_NOTE
+            + ". Choose the drawn series with the filters **grain, metric, segment type and segment value** "
+            "(they apply to that chart only). **Freshness**: the newest event date ingested. **Runs and "
+            "checks**: `ops.job_runs` and `ops.dq_results`, newest first.",
+            "filters": ANOMALY_FILTERS,
+            "label_colors": ANOMALY_COLORS,
+            "filter_scope": "anomaly_series",
+            # Tables of many columns get the whole width (Superset scrolls a table sideways, hiding columns).
+            "rows": [["freshness", "job_runs"], ["anomalies_table"], ["anomaly_series"], ["checks"]],
+        },
     }
 
 
 # Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
 ROW_HEIGHTS = {1: 60, 2: 55, 3: 55}
-CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5}
-CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60}
+CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8}
+CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60, "freshness": 55,
+                 "job_runs": 55, "anomalies_table": 50, "anomaly_series": 65, "checks": 55}  # fmt: skip
 
 # One colour per lifecycle status wherever it appears.
 LABEL_COLORS = {
@@ -808,8 +1080,35 @@ LABEL_COLORS = {
     "dormant": "#A1A6BD",
     "churned": "#E04355",
 }
+# The anomaly series: the value, its expected value and band, the points outside the band.
+ANOMALY_COLORS = {"Value": "#1FA8C9", "Expected": "#666666", "Band": "#A1A6BD", "Value (anomaly)": "#E04355"}
 
-NATIVE_FILTER_COLUMNS = [("acq_source", "Acquisition source"), ("country", "Country")]
+
+@dataclass(frozen=True)
+class NativeFilter:
+    """A select filter of a dashboard's filter bar on one column of its filter dataset."""
+
+    column: str
+    name: str
+    description: str
+    #: One value, required, this value when the dashboard opens (the anomaly series: a chart draws one).
+    default: str | None = None
+    #: The column of the filter whose choice narrows this one's values (a segment value of the segment type).
+    parent: str | None = None
+
+
+SEGMENT_FILTERS = (
+    NativeFilter("acq_source", "Acquisition source", "Users whose first event had this acq_source."),
+    NativeFilter("country", "Country", "Users whose first event had this country."),
+)
+ANOMALY_FILTERS = (
+    NativeFilter("grain", "Grain", "day or week.", default="day"),
+    NativeFilter("metric", "Metric", "The count series (those of the chosen grain).", default="events",
+                 parent="grain"),
+    NativeFilter("segment_type", "Segment type", "all, country or acq_source.", default="all"),
+    NativeFilter("segment_value", "Segment value", "'all', a country or an acquisition source (of the chosen "
+                 "segment type).", default="all", parent="segment_type"),
+)  # fmt: skip
 
 
 def build_position(
@@ -872,29 +1171,48 @@ def build_position(
     return position
 
 
+def row_of(spec: dict[str, Any], chart_key: str) -> str:
+    """The layout id of the row that holds ``chart_key`` (as :func:`build_position` names rows)."""
+    for row_index, row in enumerate(spec["rows"], start=1):
+        if chart_key in row:
+            return f"ROW-{row_index}"
+    raise KeyError(f"{spec['title']} has no chart {chart_key!r}")
+
+
 def build_native_filters(dashboard_key: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    filter_id = lambda column: f"NATIVE_FILTER-{dashboard_key}-{column}"  # noqa: E731
+    # Every chart of the dashboard, or those of one row; the frontend derives chartsInScope from this
+    # scope when the dashboard loads (the importer cannot remap chart ids in it, so a scope is a layout
+    # path, never a list of excluded chart ids).
+    root = row_of(spec, spec["filter_scope"]) if "filter_scope" in spec else "ROOT_ID"
     filters = []
-    for column, name in NATIVE_FILTER_COLUMNS:
+    for native in spec.get("filters", SEGMENT_FILTERS):
+        if native.default is None:
+            data_mask: dict[str, Any] = {"extraFormData": {}, "filterState": {}, "ownState": {}}
+        else:
+            data_mask = {
+                "extraFormData": {"filters": [{"col": native.column, "op": "IN", "val": [native.default]}]},
+                "filterState": {"value": [native.default], "label": native.default},
+                "ownState": {},
+            }
         filters.append(
             {
-                "id": f"NATIVE_FILTER-{dashboard_key}-{column}",
-                "name": name,
+                "id": filter_id(native.column),
+                "name": native.name,
                 "filterType": "filter_select",
                 "type": "NATIVE_FILTER",
-                "description": f"Users whose first event had this {column}.",
-                "targets": [{"datasetUuid": dataset_uuid(spec["filter_dataset"]), "column": {"name": column}}],
+                "description": native.description,
+                "targets": [{"datasetUuid": dataset_uuid(spec["filter_dataset"]), "column": {"name": native.column}}],
                 "controlValues": {
-                    "multiSelect": True,
-                    "enableEmptyFilter": False,
+                    "multiSelect": native.default is None,
+                    "enableEmptyFilter": native.default is not None,
                     "defaultToFirstItem": False,
                     "inverseSelection": False,
                     "searchAllOptions": False,
                 },
-                "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
-                "cascadeParentIds": [],
-                # Every chart of the dashboard; the frontend derives chartsInScope from this
-                # scope when the dashboard loads (the importer cannot remap chart ids in it).
-                "scope": {"rootPath": ["ROOT_ID"], "excluded": []},
+                "defaultDataMask": data_mask,
+                "cascadeParentIds": [filter_id(native.parent)] if native.parent else [],
+                "scope": {"rootPath": [root], "excluded": []},
             }
         )
     return filters
@@ -915,7 +1233,7 @@ def build_dashboard(
         "position": build_position(spec, chart_specs, chart_ids),
         "metadata": {
             "color_scheme": "supersetColors",
-            "label_colors": LABEL_COLORS,
+            "label_colors": spec.get("label_colors", LABEL_COLORS),
             "shared_label_colors": [],
             "map_label_colors": {},
             "color_scheme_domain": [],
@@ -960,6 +1278,8 @@ def render(config: LakehouseConfig, qf: ModuleType | None) -> dict[str, str]:
     }
     for spec in SERVED_TABLES:
         files[f"datasets/{DATABASE_NAME}/{spec.name}.yaml"] = build_dataset(spec, week)
+    for virtual in VIRTUAL_DATASETS:
+        files[f"datasets/{DATABASE_NAME}/{virtual.name}.yaml"] = build_dataset(virtual.spec, week, virtual)
     chart_ids = {key: index for index, key in enumerate(chart_specs, start=1)}
     for key, spec in chart_specs.items():
         files[f"charts/{file_stem(spec['slice_name'])}_{chart_ids[key]}.yaml"] = build_chart(key, spec, qf)

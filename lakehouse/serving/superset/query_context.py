@@ -100,7 +100,35 @@ def pivot_query_context(qf: ModuleType, form_data: dict[str, Any]) -> dict[str, 
     return qf.build_query_context(copy.deepcopy(form_data), build)
 
 
+def table_query_context(qf: ModuleType, form_data: dict[str, Any]) -> dict[str, Any]:
+    """Query context of the table chart (the steps of plugin-chart-table's buildQuery.ts, which Superset
+    has no Python port of: migrate_viz has no table processor). Raw mode: the listed columns in the
+    order of ``order_by_cols``; aggregate mode: ordered by ``timeseries_limit_metric`` (else the first
+    metric), descending when ``order_desc``. No totals, percentages or server pagination."""
+    aggregate = form_data.get("query_mode") != "raw"
+    sort_by = qf.ensure_is_array(form_data.get("timeseries_limit_metric"))
+
+    def build(base: dict[str, Any]) -> list[dict[str, Any]]:
+        query = dict(base)
+        if aggregate:
+            metrics = base.get("metrics") or []
+            if sort_by:
+                query["orderby"] = [[sort_by[0], not form_data.get("order_desc")]]
+            elif metrics:
+                query["orderby"] = [[metrics[0], False]]
+        query["post_processing"] = []
+        query["time_offsets"] = []
+        return [query]
+
+    # extract_query_fields pops query_mode from the form data it is given: it gets a copy.
+    context = qf.build_query_context(copy.deepcopy(form_data), build)
+    context["form_data"] = copy.deepcopy(form_data)
+    return context
+
+
 def query_context(qf: ModuleType, form_data: dict[str, Any]) -> dict[str, Any]:
     if form_data["viz_type"] == "pivot_table_v2":
         return pivot_query_context(qf, form_data)
+    if form_data["viz_type"] == "table":
+        return table_query_context(qf, form_data)
     return timeseries_query_context(qf, form_data)

@@ -273,12 +273,13 @@ def init_metadata_db(layout: Layout, env: dict[str, str], install_hash: str) -> 
 
 
 def grant_dashboard_tables(settings: Settings) -> None:
-    """The Thrift user of Superset may read the tables the dashboards read (``SERVED_TABLES``), whole; grants
-    it has already are kept (an administrator may have narrowed or widened them)."""
-    from lakehouse.serving.superset.bundle import SERVED_TABLES
+    """The Thrift user of Superset may read the tables the dashboards read (``SERVED_TABLES``): whole, or only
+    the columns the dashboards read where ``SERVED_COLUMNS`` names them (the bookkeeping tables and the anomaly
+    table); grants it has already are kept (an administrator may have narrowed or widened them)."""
+    from lakehouse.serving.superset.bundle import served_grants
     from lakehouse.serving.thrift import grants
 
-    added = grants.ensure_grants(settings.thrift_state_dir, settings.thrift_user, [s.full_name for s in SERVED_TABLES])
+    added = grants.ensure_grants(settings.thrift_state_dir, settings.thrift_user, served_grants())
     if added:
         log(f"granted {settings.thrift_user} on the Thrift server: {', '.join(added)}")
 

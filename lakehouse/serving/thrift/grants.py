@@ -19,8 +19,9 @@ logged-in user). A layer wildcard takes neither. A user without an entry reads n
 
 Defaults: ``add-user`` grants ``gold.*``; the project's client ``lakehouse`` (``sql.sh``, registration)
 reads every layer; Superset's ``superset`` is granted the tables its dashboards read by ``lakehouse
-superset up``. Groups are not supported: a grant names one user (an entry per user is explicit and each
-user's grants are resolved from their own entries only).
+superset up``, narrowed to the columns they read where the bundle says so (``SERVED_COLUMNS`` of
+:mod:`lakehouse.serving.superset.bundle`). Groups are not supported: a grant names one user (an entry
+per user is explicit and each user's grants are resolved from their own entries only).
 """
 
 from __future__ import annotations
@@ -268,16 +269,18 @@ def revoke_all(state_dir: Path, user: str) -> None:
         write_grants(state_dir, grants)
 
 
-def ensure_grants(state_dir: Path, user: str, objects: Iterable[str]) -> list[str]:
-    """Grant each of ``objects`` (whole) that ``user`` cannot read yet; never narrows or removes a grant.
-    The objects granted now."""
+def ensure_grants(state_dir: Path, user: str, objects: Iterable[str | Grant]) -> list[str]:
+    """Grant each of ``objects`` that ``user`` cannot read yet: a name is granted whole, a :class:`Grant`
+    as it is (its columns, its rows; checked against the registry). Never narrows, widens or removes a
+    grant the user has. The objects granted now."""
     grants = read_grants(state_dir)
     entries = grants.setdefault(user, {})
     added = []
     for obj in objects:
-        name = obj.lower()
+        wanted = check_grant(obj) if isinstance(obj, Grant) else Grant(obj.lower())
+        name = wanted.object
         if name not in entries and (name.endswith(".*") or resolve(grants, user, name) is None):
-            entries[name] = Grant(name)
+            entries[name] = wanted
             added.append(name)
     if added or not grants_file(state_dir).exists():
         write_grants(state_dir, grants)
