@@ -1,13 +1,26 @@
-"""The job DAG under a real Apache Airflow 3 (its own virtualenv under .cache/airflow, marker ``airflow``).
+"""The job DAG under a real Apache Airflow 3 (its own virtualenv under .cache/airflow, marker ``airflow``),
+and the scheduler's path (marker ``perjob``): every job of conf's DAG as its own ``spark-submit jobs/<job>.py``
+process, day after day, exactly as Airflow's tasks run it.
 
 Fast: the rendered DAG imports without errors, its tasks and edges are conf's, its schedule, catchup and
-max_active_runs, and the spark-submit command Airflow's own hook builds for a task. End to end:
-``lakehouse airflow test`` (``airflow dags test``) on a first export plus a file with a wrong header into
-a fresh warehouse: every job task succeeds, the data tables equal those of ``lakehouse run`` on the same
-files, each job run is recorded with the Airflow run (lineage), and the run fails on ``needs_attention``,
-which names the file; the next day's run, with a new export, succeeds and its tables equal ``lakehouse
-run``'s again (each task a new ``spark-submit`` on a warehouse that already has history); a run triggered
-through the REST API then finds nothing new.
+max_active_runs, and the spark-submit command Airflow's own hook builds for a task. End to end, on generated
+files with late, duplicated and invalid rows, each day followed by ``lakehouse run`` (one application) over the
+same landing folder into a reference warehouse:
+
+1. ``lakehouse airflow test`` (``airflow dags test``) on three files plus a file with a wrong header into an
+   empty warehouse: every job task succeeds, the data tables equal ``lakehouse run``'s, each job run is
+   recorded with the Airflow run (lineage), bronze's run is ``partial`` and the run fails on
+   ``needs_attention``, which names the file;
+2. the next day, a new file and a file of late events: first ``spark-submit jobs/silver_fct_events.py`` while
+   another run holds the warehouse (exit 2, nothing recorded), then the DAG again: every task a new
+   ``spark-submit`` on a warehouse with history, every job has new data and succeeds, the known bad file is a
+   reminder, not a failure, and the tables equal ``lakehouse run``'s again;
+3. a day with nothing new, through ``lakehouse airflow up`` and a run triggered with the REST API: every job
+   decides so without starting Spark, commits nothing to a data table, and the idle anomaly job still warns
+   that the data is stale.
+
+(Until 2026-12-06 the per-job days were a scenario of their own, ``tests/perjob/``, of plain
+``spark-submit`` processes: the same processes as these tasks, 13 more cold JVMs a day.)
 """
 
 from __future__ import annotations
@@ -21,12 +34,14 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse import delta_rs, generator
 from lakehouse.config import PROJECT_ROOT, load_config
+from lakehouse.lock import writer_lock
 from lakehouse.orchestration import airflow
 from lakehouse.registry import OPS_JOB_RUNS, TABLES
-from tests.conftest import SAMPLE_FILES
+from tests.conftest import make_config
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.perjob]
 
 #: Runs in Airflow's Python: the DAG as Airflow parsed it, and the command its Spark hook builds.
 PROBE = r"""
@@ -133,8 +148,18 @@ def _task_states(layout, dag_id: str, run_id: str) -> dict[str, str]:
 
 
 DATA_TABLES = [s for s in TABLES if s.layer != "ops"]
-#: The first day: the sample's first export; the second day: an export of later events.
-FIRST_EXPORT, LATER_EXPORT = SAMPLE_FILES[0], SAMPLE_FILES[1]
+BAD_FILE = "event_stream_bad_header.csv"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> list[Path]:
+    """Five generated files of 30 users over 14 days: late, duplicated and invalid rows."""
+    out = tmp_path_factory.mktemp("scheduler_generated")
+    generator.generate(
+        out, users=30, days=14, start_date="2025-03-02", seed=11, events_per_day=1.5, files=5,
+        invalid_rate=0.01, duplicate_rate=0.03, late_rate=0.08,
+    )  # fmt: skip
+    return sorted(out.glob("*.csv"))
 
 
 def _same_tables_as_lakehouse_run(spark, warehouse: Path, landing: Path, reference: Path) -> None:
@@ -157,28 +182,34 @@ def _airflow_test(args: list[str], date: str) -> subprocess.CompletedProcess:
                           cwd=PROJECT_ROOT, capture_output=True, text=True)  # fmt: skip
 
 
+def _job_runs(warehouse: Path, airflow_run_id: str) -> list[dict]:
+    """The job runs one Airflow run recorded (read by delta-rs: no Spark)."""
+    config = make_config(warehouse)
+    columns = ["job", "status", "message", "airflow_dag_id", "airflow_run_id", "airflow_try_number"]
+    return [r for r in delta_rs.read_rows(OPS_JOB_RUNS, config, columns) if r["airflow_run_id"] == airflow_run_id]
+
+
 @pytest.fixture(scope="module")
-def first_run(layout, tmp_path_factory):
-    """``lakehouse airflow test`` on a first export plus a file with a wrong header, into a fresh warehouse."""
+def first_run(layout, files, tmp_path_factory):
+    """``lakehouse airflow test`` on three files plus a file with a wrong header, into an empty warehouse."""
     tmp = tmp_path_factory.mktemp("airflow_e2e")
     landing, warehouse = tmp / "landing", tmp / "wh"
     landing.mkdir()
-    shutil.copy(FIRST_EXPORT, landing / FIRST_EXPORT.name)
-    (landing / "event_stream_broken_export.csv").write_text("when,who,what\n2025-07-01,u_1,like\n")
+    for f in files[:3]:
+        shutil.copy(f, landing / f.name)
+    (landing / BAD_FILE).write_text("when,who,what\n2025-03-10,u_1,like\n")
     # A DAG id of its own: the runs of this test are not mixed with a developer's local runs.
     dag_id = f"lakehouse_test_{time.time_ns()}"
     args = ["--warehouse", str(warehouse), "--input", str(landing), "--dir", str(layout.root),
             "--set", f"airflow.dag_id={dag_id}"]  # fmt: skip
     began = time.monotonic()
-    proc = _airflow_test(args, "2025-07-05")
-    print(f"[airflow] first run (an export + a bad file, fresh warehouse): {time.monotonic() - began:.0f} s")
+    proc = _airflow_test(args, "2025-03-10")
+    print(f"[airflow] first run (three files + a bad file, empty warehouse): {time.monotonic() - began:.0f} s")
     return {"proc": proc, "args": args, "dag_id": dag_id, "warehouse": warehouse, "landing": landing,
             "reference": tmp / "reference"}  # fmt: skip
 
 
 def test_a_bad_day_builds_the_good_files_and_fails_on_needs_attention(spark, layout, first_run):
-    from lakehouse import delta_io
-
     proc, dag_id, warehouse = first_run["proc"], first_run["dag_id"], first_run["warehouse"]
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run,) = _airflow_runs(layout, dag_id)
@@ -187,32 +218,46 @@ def test_a_bad_day_builds_the_good_files_and_fails_on_needs_attention(spark, lay
     assert {t: s for t, s in states.items() if s != "success"} == {"needs_attention": "failed"}, states
     assert set(states) == {*config.dag, "needs_attention"}
     assert "NEEDS ATTENTION bronze_fct_event_stream" in proc.stdout + proc.stderr
-    assert "event_stream_broken_export.csv" in proc.stdout + proc.stderr
+    assert BAD_FILE in proc.stdout + proc.stderr
 
-    # Silver and gold were built from the good file: every data table equals lakehouse run's on the same files.
+    # Silver and gold were built from the good files: every data table equals lakehouse run's on the same files.
     _same_tables_as_lakehouse_run(spark, warehouse, first_run["landing"], first_run["reference"])
     # Lineage: each job run of the Airflow run is recorded with its dag id, run id and try number.
-    runs = delta_io.read(spark, OPS_JOB_RUNS, config).collect()
+    runs = _job_runs(warehouse, run["run_id"])
     assert sorted(r["job"] for r in runs) == sorted(config.dag)
-    assert {(r["airflow_dag_id"], r["airflow_run_id"], r["airflow_try_number"]) for r in runs} == {
-        (dag_id, run["run_id"], 1)
-    }
-    assert {r["job"]: r["status"] for r in runs}["bronze_fct_event_stream"] == "partial"
+    assert {(r["airflow_dag_id"], r["airflow_try_number"]) for r in runs} == {(dag_id, 1)}
+    statuses = {r["job"]: r["status"] for r in runs}
+    assert statuses == {j: "partial" if j == "bronze_fct_event_stream" else "succeeded" for j in config.dag}
+    assert BAD_FILE in {r["job"]: r["message"] for r in runs}["bronze_fct_event_stream"]
 
 
-def test_the_next_day_with_new_data_gives_lakehouse_runs_tables(spark, layout, first_run):
-    from lakehouse import delta_io
+def _submit(job: str, warehouse: Path) -> subprocess.CompletedProcess:
+    """``spark-submit jobs/<job>.py`` from the virtualenv, as a scheduler's task runs it."""
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", "--driver-memory", "1g",
+           str(PROJECT_ROOT / "jobs" / f"{job}.py"), "--env", "local", "--warehouse", str(warehouse),
+           "--set", "operations.partial_exit_code=0"]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT)
 
-    shutil.copy(LATER_EXPORT, first_run["landing"] / LATER_EXPORT.name)
+
+def test_the_next_day_with_new_and_late_data_gives_lakehouse_runs_tables(spark, layout, files, first_run):
+    landing, warehouse = first_run["landing"], first_run["warehouse"]
+    for f in files[3:]:  # a new file and a file of late events
+        shutil.copy(f, landing / f.name)
+    config = make_config(warehouse, landing)
+    with writer_lock(config, command="another run (test)"):  # a task started while another run writes
+        busy = _submit("silver_fct_events", warehouse)
+    assert busy.returncode == 2, busy.stdout[-2000:] + busy.stderr[-2000:]
+    assert "another run is writing the warehouse" in busy.stdout + busy.stderr  # spark-submit merges them
     began = time.monotonic()
-    second = _airflow_test(first_run["args"], "2025-07-06")
-    print(f"[airflow] next day's run (a new export on the warehouse of the first): {time.monotonic() - began:.0f} s")
+    second = _airflow_test(first_run["args"], "2025-03-16")
+    print(f"[airflow] next day's run (a new file + late events on the warehouse of the first): "
+          f"{time.monotonic() - began:.0f} s")  # fmt: skip
     # The bad file is a known one now: a reminder, not a new problem; the run is green.
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    _same_tables_as_lakehouse_run(spark, first_run["warehouse"], first_run["landing"], first_run["reference"])
-    config = load_config(overrides=[f"paths.warehouse={first_run['warehouse']}"])
-    (latest,) = [r for r in _airflow_runs(layout, first_run["dag_id"]) if "2025-07-06" in r["logical_date"]]
-    runs = [r for r in delta_io.read(spark, OPS_JOB_RUNS, config).collect() if r["airflow_run_id"] == latest["run_id"]]
+    _same_tables_as_lakehouse_run(spark, warehouse, landing, first_run["reference"])
+    (latest,) = [r for r in _airflow_runs(layout, first_run["dag_id"]) if "2025-03-16" in r["logical_date"]]
+    runs = _job_runs(warehouse, latest["run_id"])
+    # One run per job, each succeeded: the busy warehouse stopped its task before anything ran or was recorded.
     assert sorted((r["job"], r["status"]) for r in runs) == sorted((j, "succeeded") for j in config.dag)
     assert not any((r["message"] or "").startswith("nothing to do") for r in runs), "every job had new data"
 
@@ -267,8 +312,9 @@ def _wait(what: str, probe, timeout: float = 300.0, every: float = 2.0):
 
 def test_up_runs_a_triggered_dag_run_and_down_stops_everything(layout, first_run, tmp_path):
     """``lakehouse airflow up`` (API server, scheduler, DAG processor), a run triggered through the REST API
-    (on the warehouse of the runs above: its jobs find nothing new and commit nothing to a data table), its
-    grid drawn in Chromium, then ``down``: nothing of it left running."""
+    (on the warehouse of the runs above, a day with nothing new: every job decides so without starting Spark and
+    commits nothing to a data table; the idle anomaly job still warns of stale data), its grid drawn in
+    Chromium, then ``down``: nothing of it left running."""
     from lakehouse import processes
 
     dag_id = f"lakehouse_up_{time.time_ns()}"
@@ -294,6 +340,12 @@ def test_up_runs_a_triggered_dag_run_and_down_stops_everything(layout, first_run
         assert state == "success", {t["task_id"]: t["state"] for t in instances}
         assert len(instances) == len(load_config().dag) + 1
         assert _data_versions(first_run["warehouse"]) == before, "a run with nothing new committed to a data table"
+        runs = _job_runs(first_run["warehouse"], run["dag_run_id"])
+        assert sorted((r["job"], r["status"]) for r in runs) == sorted((j, "succeeded") for j in load_config().dag)
+        messages = {r["job"]: r["message"] or "" for r in runs}
+        assert all(m.startswith("nothing to do") for m in messages.values()), messages
+        # No new data is when data goes stale: the idle anomaly job still says so (the files are of 2025).
+        assert "; data_freshness: newest event_time " in messages["gold_agg_metric_anomalies"], messages
         _grid_screenshot(port, dag_id, json.loads(layout.passwords.read_text())[airflow.ADMIN], tmp_path)
     finally:
         subprocess.run([*cli, "down", "--dir", str(layout.root)], cwd=PROJECT_ROOT, check=False)
