@@ -144,14 +144,34 @@ def gold_inputs(
     grid_df = user_week_grid(activity_df, users_df, max_event_date, first_day, grid_from)
     if events_df is None:
         events_df = activity_df.sparkSession.createDataFrame([], MILES_EVENT_COLUMNS)
-    events_df = events_df.where(F.col("event_type").isin(*MILES_EVENT_TYPES)).select(
-        "user_id", "event_date", "event_type", "transaction_category", "miles_amount"
-    )
     if "miles_balance" not in users_df.columns:
-        everything = balances(events_df.where(F.col("event_date") <= F.lit(max_event_date)))
+        everything = balances(miles_events(events_df).where(F.col("event_date") <= F.lit(max_event_date)))
         users_df = users_df.join(everything, on="user_id", how="left").withColumn(
             "miles_balance", F.coalesce("miles_balance", F.lit(0).cast("decimal(20,2)"))
         )
+    events_df, miles_base_df = miles_inputs(events_df, miles_base_df, first_day, since)
+    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
+                      since, events_df, miles_base_df, anomaly_events_df,
+                      activity_df if anomaly_activity_df is None else anomaly_activity_df,
+                      anomaly or AnomalyConfig())  # fmt: skip
+
+
+def miles_events(events_df: DataFrame) -> DataFrame:
+    """The events the miles tables count, with the columns they read."""
+    return events_df.where(F.col("event_type").isin(*MILES_EVENT_TYPES)).select(
+        "user_id", "event_date", "event_type", "transaction_category", "miles_amount"
+    )
+
+
+def miles_inputs(
+    events_df: DataFrame, miles_base_df: DataFrame | None, first_day: str, since: date | None
+) -> tuple[DataFrame, DataFrame]:
+    """``(miles_events_df, miles_base_df)`` of :class:`GoldInputs` (lazy: no Spark action).
+
+    ``events_df``: silver events from since's week on, or all of them (then, without
+    ``miles_base_df``, the balances before since's week are summed from them).
+    """
+    events_df = miles_events(events_df)
     from_week = None if since is None else week_start_of(since, first_day)
     if from_week is not None:
         if miles_base_df is None:
@@ -159,10 +179,7 @@ def gold_inputs(
         events_df = events_df.where(F.col("event_date") >= F.lit(from_week))
     if miles_base_df is None:
         miles_base_df = balances(events_df.limit(0))
-    return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
-                      since, events_df, miles_base_df, anomaly_events_df,
-                      activity_df if anomaly_activity_df is None else anomaly_activity_df,
-                      anomaly or AnomalyConfig())  # fmt: skip
+    return events_df, miles_base_df
 
 
 def signed_miles() -> Column:

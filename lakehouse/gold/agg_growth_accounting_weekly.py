@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH
 
 TABLE = GOLD_GROWTH
@@ -96,4 +96,5 @@ GOLD = GoldTable(
     build,
     scope,
     checks=(lambda t, i: growth_identities(t(GOLD_GROWTH.full_name), t(GOLD_ACTIVE_USER.full_name)),),
+    reads=reading("grid"),
 )

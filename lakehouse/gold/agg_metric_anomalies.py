@@ -64,7 +64,7 @@ from lakehouse.config import AnomalyConfig, LakehouseConfig
 from lakehouse.gold.activity import SEGMENT, GoldInputs, user_week_grid, week_start_of
 from lakehouse.gold.agg_growth_accounting_weekly import growth_accounting_weekly
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_METRIC_ANOMALIES, SILVER_EVENTS
 
@@ -424,4 +424,5 @@ GOLD = GoldTable(
     warnings=warnings,
     parameters=parameters,
     idle_reminders=stale_data,
+    reads=reading(full_rebuild=("grid",)),
 )

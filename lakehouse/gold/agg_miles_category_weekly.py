@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.registry import GOLD_MILES_CATEGORY, GOLD_MILES_WEEKLY
 
 TABLE = GOLD_MILES_CATEGORY
@@ -106,4 +106,5 @@ GOLD = GoldTable(
         lambda t, i: [categories_sum_to_weekly(t(TABLE.full_name), t(GOLD_MILES_WEEKLY.full_name))],
         lambda t, i: [category_bounds(t(TABLE.full_name))],
     ),
+    reads=reading("miles"),
 )

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, signed_miles, week_start
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.registry import GOLD_MILES_WEEKLY
 
 TABLE = GOLD_MILES_WEEKLY
@@ -220,4 +220,5 @@ GOLD = GoldTable(
         lambda t, i: [liability_bounds(t(TABLE.full_name))],
         lambda t, i: [last_week_equals_snapshot(t(TABLE.full_name), i.users_df, i.max_event_date, i.week_start)],
     ),
+    reads=reading("miles"),
 )

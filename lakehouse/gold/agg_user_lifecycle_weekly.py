@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.quality import DqResult
 from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_LIFECYCLE
 
@@ -121,4 +121,5 @@ GOLD = GoldTable(
         lambda t, i: [lifecycle_total_equals_acquired(t(GOLD_LIFECYCLE.full_name), i.grid_df)],
         lambda t, i: [lifecycle_spine_has_no_gaps(t(GOLD_LIFECYCLE.full_name))],
     ),
+    reads=reading("grid"),
 )

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
 from lakehouse.gold.checks import Measure, rows_where
-from lakehouse.gold.table import GoldTable
+from lakehouse.gold.table import GoldTable, reading
 from lakehouse.registry import GOLD_LIFECYCLE, GOLD_RETENTION
 
 TABLE = GOLD_RETENTION
@@ -187,4 +187,5 @@ GOLD = GoldTable(
         lambda t, i: retention_bounds(t(GOLD_RETENTION.full_name)),
     ),
     build_from_previous=build_from_previous,
+    reads=reading("grid"),
 )

@@ -23,7 +23,10 @@ runnable :class:`Job` named ``gold_<table>`` (``jobs/gold_<table>.py`` runs one 
 The consumer name carries the gold parameters (week start, lookback, offsets): changing them in
 conf makes every gold table rebuild itself whole on the next run. Jobs of one application (the DAG
 runner) share the computation through the job context: the inputs and every table built from them
-are kept per (since, last date, parameters), so the gold jobs of a run compute each table once.
+are kept per (since, last date, parameters), so the gold jobs of a run compute each table once. The
+inputs are read lazily (:class:`GoldComputation`): a gold job run alone (``spark-submit``, an
+Airflow task) computes the user-week grid only if its table reads it, and the miles inputs only
+for the two miles tables (each table declares what it ``reads``).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from lakehouse.gold import (
     agg_user_retention,
     checks,
 )
-from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, week_start_of
+from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, miles_inputs, week_start_of
 from lakehouse.gold.table import GoldTable
 from lakehouse.job_runtime import CacheSlot, Consumes, Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
@@ -154,15 +157,41 @@ class GoldComputation:
     """The inputs of one (since, last date, parameters) and the gold tables built from them so far.
 
     Thread-safe: the DAG runner runs the gold jobs side by side, and each table is built once
-    (checks of one table read others) while different tables build at the same time.
+    (checks of one table read others) while different tables build at the same time. Lazy where a
+    table may not need an input: the user-week grid and the miles inputs are computed for the first
+    table that declares it ``reads`` them, and the activity is materialised by the first table that
+    reads it (``localCheckpoint(eager=False)``); a gold job run alone computes what its table reads.
     """
 
+    #: The shared inputs, without the optional ones (None there: see :meth:`inputs_for`).
     inputs: GoldInputs
-    activity_rows: int
+    #: Each optional input (:data:`~lakehouse.gold.table.OPTIONAL_INPUTS`) as the fields it sets, computed on first use.
+    optional: dict[str, Callable[[], dict[str, DataFrame]]]
     #: The published table by name (read only by tables with ``build_from_previous``).
     previous: Callable[[str], DataFrame]
     built: dict[str, DataFrame] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=lambda: {name: threading.Lock() for name in GOLD_TABLES})
+    _inputs_lock: threading.Lock = field(default_factory=threading.Lock)
+    _computed: dict[str, dict[str, DataFrame]] = field(default_factory=dict)
+    _activity_rows: int | None = None
+
+    def inputs_for(self, full_name: str) -> GoldInputs:
+        """The inputs table ``full_name`` is built and checked from: the shared ones and the optional ones it reads."""
+        fields: dict[str, DataFrame] = {}
+        with self._inputs_lock:
+            for name in sorted(GOLD_TABLES[full_name].reads(self.inputs.since)):
+                if name not in self._computed:
+                    self._computed[name] = self.optional[name]()
+                fields.update(self._computed[name])
+        return dataclasses.replace(self.inputs, **fields) if fields else self.inputs
+
+    @property
+    def activity_rows(self) -> int:
+        """Rows of the activity the inputs hold (a job's ``rows_in``), counted once."""
+        with self._inputs_lock:
+            if self._activity_rows is None:
+                self._activity_rows = self.inputs.activity_df.count()
+            return self._activity_rows
 
     def table(self, full_name: str) -> DataFrame:
         with self._locks[full_name]:
@@ -172,7 +201,7 @@ class GoldComputation:
         if full_name not in self.built:
             # An incremental build reads the previous rows before the overwrite, and the checkpoint
             # below materialises the result, so publishing over the table it came from is safe.
-            df = GOLD_TABLES[full_name].compute(self.inputs, lambda: self.previous(full_name))
+            df = GOLD_TABLES[full_name].compute(self.inputs_for(full_name), lambda: self.previous(full_name))
             # Checkpointed: the checks and the publish read each table several times.
             self.built[full_name] = df.localCheckpoint()
         return self.built[full_name]
@@ -222,22 +251,28 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
         .select("user_id", "acq_source", "country", "first_event_date", "last_event_date", "miles_balance")
         .localCheckpoint()
     )
-    activity = activity.localCheckpoint()
-    events, base = _miles_inputs(ctx, snapshots, since)
-    inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
-                         gold.max_week_offset, since, events_df=events, miles_base_df=base,
-                         anomaly_events_df=_anomaly_events(ctx, since),
-                         anomaly_activity_df=_anomaly_activity(ctx, since), anomaly=config.anomaly)  # fmt: skip
     if users.isEmpty():
         raise JobFailed(
             f"silver.dim_users has no snapshot for {max_event_date}, the data's last date: run silver_dim_users first"
         )
-    inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
+    activity = activity.localCheckpoint(eager=False)
+    inputs = gold_inputs(activity, users, max_event_date, config.week_start, gold.lookback_weeks,
+                         gold.max_week_offset, since, anomaly_events_df=_anomaly_events(ctx, since),
+                         anomaly_activity_df=_anomaly_activity(ctx, since), anomaly=config.anomaly)  # fmt: skip
+    # The optional inputs are None until a table that reads them asks (a table that did not declare
+    # one and reads it fails instead of reading nothing).
+    grid = inputs.grid_df
+    inputs = dataclasses.replace(inputs, grid_df=None, miles_events_df=None, miles_base_df=None)
+
+    def miles() -> dict[str, DataFrame]:
+        events, base = miles_inputs(*_miles_inputs(ctx, snapshots, since), config.week_start, since)
+        return {"miles_events_df": events, "miles_base_df": base}
 
     def previous(full_name: str) -> DataFrame:
         return delta_io.read(spark, GOLD_TABLES[full_name].spec, config)
 
-    computation = GoldComputation(inputs, activity.count(), previous)
+    optional = {"grid": lambda: {"grid_df": grid.localCheckpoint()}, "miles": miles}
+    computation = GoldComputation(inputs, optional, previous)
     cache[key] = computation
     return computation
 
@@ -319,14 +354,15 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
         log.warning("%s: no events in silver yet, nothing to publish", spec.full_name)
         ctx.run.rows_in = ctx.run.rows_out = 0
         return
-    results = checks.run_checks(GOLD_TABLES[spec.full_name], computation.table, computation.inputs)
+    inputs = computation.inputs_for(spec.full_name)
+    results = checks.run_checks(GOLD_TABLES[spec.full_name], computation.table, inputs)
     ctx.run.record_dq(results)
     failed = [c for c in results if c.status == "fail"]
     if failed:
         listed = "; ".join(f"{c.check_name}: {c.failed_rows} of {c.rows_checked} rows ({c.details})" for c in failed)
         raise JobFailed(f"{spec.full_name} not published, metric checks failed: {listed}")
     df = computation.table(spec.full_name)
-    where = GOLD_TABLES[spec.full_name].scope(computation.inputs)
+    where = GOLD_TABLES[spec.full_name].scope(inputs)
     if where is None:
         delta_io.overwrite(df, spec, ctx.config)
         written = None
@@ -335,12 +371,12 @@ def publish(ctx: JobContext, spec: TableSpec) -> None:
     batches.record(ctx, name, [batches.Consumption(b) for b in todo.pending])
     warn = GOLD_TABLES[spec.full_name].warnings
     if warn is not None:  # findings that never block publishing (the anomaly alerts): after the publish
-        ctx.run.record_dq(warn(ctx, computation.inputs))
+        ctx.run.record_dq(warn(ctx, inputs))
     ctx.run.rows_in = computation.activity_rows
     ctx.run.rows_out = written if written is not None else df.count()
     ctx.run.parameters.update({"recomputed_from": str(todo.since) if where else "all"})
     log.info("%s: %s rows published (%s; data up to %s)", spec.full_name, ctx.run.rows_out,
-             f"rows from {todo.since}" if where else "full rebuild", computation.inputs.max_event_date)  # fmt: skip
+             f"rows from {todo.since}" if where else "full rebuild", inputs.max_event_date)  # fmt: skip
 
 
 def gold_job(spec: TableSpec) -> Job[NoParams]:

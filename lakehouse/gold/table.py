@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -23,6 +24,19 @@ from lakehouse.registry import TableSpec
 
 if TYPE_CHECKING:
     from lakehouse.job_runtime import JobContext
+
+
+#: Inputs of :class:`GoldInputs` a gold job computes only for the tables that read them: the user-week grid
+#: (``grid_df``) and the miles inputs (``miles_events_df``, ``miles_base_df``).
+OPTIONAL_INPUTS = ("grid", "miles")
+
+
+def reading(*inputs: str, full_rebuild: tuple[str, ...] = ()) -> Callable[[date | None], frozenset[str]]:
+    """A table's ``reads``: ``inputs`` in every run, ``full_rebuild`` in a full rebuild only."""
+    unknown = set(inputs + full_rebuild) - set(OPTIONAL_INPUTS)
+    if unknown:
+        raise ValueError(f"unknown gold inputs {sorted(unknown)}: one of {OPTIONAL_INPUTS}")
+    return lambda since: frozenset(inputs + (full_rebuild if since is None else ()))
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,10 @@ class GoldTable:
     parameters: Callable[[LakehouseConfig], str] | None = None
     #: Reminders of a run with nothing to do, from the bookkeeping alone (``Job.idle_reminders``).
     idle_reminders: Callable[[LakehouseConfig], list[str]] | None = None
+    #: The optional shared inputs the table's build and checks read in a run from ``since`` (None: a full
+    #: rebuild), of :data:`OPTIONAL_INPUTS`. The gold job computes only those for it and leaves the
+    #: others None, so a table that reads one it did not declare fails instead of reading nothing.
+    reads: Callable[[date | None], frozenset[str]] = lambda since: frozenset()
 
     @property
     def full_name(self) -> str:

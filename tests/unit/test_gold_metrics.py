@@ -6,6 +6,7 @@ Weeks are Sunday weeks W0 = 2025-01-05 .. W9 = 2025-03-09; the data's last date 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 from lakehouse.gold import activity as metrics
 from lakehouse.gold.agg_engagement_daily import engagement_daily
 from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
+from lakehouse.gold.table import OPTIONAL_INPUTS
 from lakehouse.registry import (
     GOLD_ACTIVE_USER,
     GOLD_ENGAGEMENT,
@@ -273,3 +275,44 @@ def test_error_checks_pass_on_the_story_and_catch_a_broken_table(story):
         "lifecycle_total_equals_users_acquired",
         "offset_zero_retained_equals_cohort_size_equals_new",
     }
+
+
+#: The fields of GoldInputs each optional input sets.
+OPTIONAL_FIELDS = {"grid": ("grid_df",), "miles": ("miles_events_df", "miles_base_df")}
+
+
+@pytest.mark.parametrize("since", [None, date(2025, 3, 2)], ids=["full", "incremental"])
+def test_each_table_reads_only_the_optional_inputs_it_declares(story, since):
+    """The gold job computes the grid and the miles inputs only for the tables that declare them
+    (``GoldTable.reads``, the others get None there): building and checking each table from such
+    inputs must not touch the others (the DataFrames are built, not run)."""
+    assert tuple(OPTIONAL_FIELDS) == OPTIONAL_INPUTS
+    story_inputs = story["inputs"]
+    users = story_inputs.users_df.withColumn("last_event_date", F.col("first_event_date"))  # what silver gives
+    full = dataclasses.replace(story_inputs, since=since, users_df=users)
+
+    def only_declared(tables, name):
+        reads = tables[name].reads(since)
+        return dataclasses.replace(full, **{f: None for k, fs in OPTIONAL_FIELDS.items() if k not in reads for f in fs})
+
+    def build_and_check(tables):
+        built = {}
+
+        def table(name):
+            if name not in built:
+                built[name] = tables[name].compute(only_declared(tables, name), lambda: story[name])
+            return built[name]
+
+        for name, gold in tables.items():
+            table(name)
+            for check in gold.checks:
+                check(table, only_declared(tables, name))
+
+    build_and_check(GOLD_TABLES)
+    # The test sees an undeclared read: lifecycle without its grid fails.
+    undeclared = dict(GOLD_TABLES)
+    undeclared[GOLD_LIFECYCLE.full_name] = dataclasses.replace(
+        GOLD_TABLES[GOLD_LIFECYCLE.full_name], reads=lambda since: frozenset()
+    )
+    with pytest.raises(AttributeError):
+        build_and_check(undeclared)
