@@ -132,9 +132,14 @@ def _create_or_migrate(spark: SparkSession, spec: TableSpec, config: LakehouseCo
     present = set(table.toDF().columns)
     missing = [f for f in spec.schema.fields if f.name not in present]
     if missing:
-        added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" + _comment(f) for f in missing)
         spark.sql(f"ALTER TABLE delta.`{spec.path(config)}` ADD COLUMNS ({added})")
     return table
+
+
+def _comment(field) -> str:
+    comment = (field.metadata or {}).get("comment")
+    return " COMMENT '" + comment.replace("\\", "\\\\").replace("'", "\\'") + "'" if comment else ""
 
 
 def read(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DataFrame:

@@ -307,6 +307,8 @@ SILVER_DIM_USERS = TableSpec(
         _f("is_active_7d", BOOL, False), _f("is_active_30d", BOOL, False), _f("is_active_90d", BOOL, False),
         _f("latest_event", STRING, False, "JSON of the latest event at or before ds"),
         _f("first_event_id", STRING, False, "event_id of the first event (tie-break of acquisition)"),
+        _f("first_negative_date", DATE, True,
+           "first day up to ds whose snapshot had a negative miles_balance; null if none"),
     ]),
     "One row per user_id per ds for every user whose first event date is <= ds.",
     ("ds",),

@@ -35,20 +35,14 @@ INPUTS = Consumes(CONSUMER, (SILVER_DIM_USERS.full_name,), SILVER_EVENTS.full_na
 log = logging.getLogger("lakehouse")
 
 
-def negative_balance_users(latest_df: DataFrame, dim_users_df: DataFrame) -> DataFrame:
+def negative_balance_users(latest_df: DataFrame) -> DataFrame:
     """Users whose balance is negative in the latest snapshot ``latest_df``, with the first day it went negative.
 
-    The history is read for those users only (a broadcast semi-join) and three columns.
+    That day is the snapshot's own running ``first_negative_date``: no history is read, so the report
+    costs the same on a year of snapshots as on a week.
     """
     latest = latest_df.where(F.col("miles_balance") < 0)
-    first_negative = (
-        dim_users_df.select("user_id", "ds", "miles_balance")
-        .where(F.col("miles_balance") < 0)
-        .join(F.broadcast(latest.select("user_id")), on="user_id", how="left_semi")
-        .groupBy("user_id")
-        .agg(F.min("ds").alias("first_negative_date"))
-    )
-    return latest.join(first_negative, on="user_id", how="left").select(
+    return latest.select(
         "user_id",
         F.col("ds").alias("as_of_ds"),
         "miles_balance",
@@ -127,7 +121,7 @@ def run(ctx: JobContext, params: NoParams) -> None:
             raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
     latest = dim_users.where(F.col("ds") == F.lit(latest_ds)).localCheckpoint()
-    negative = negative_balance_users(latest, dim_users).localCheckpoint()
+    negative = negative_balance_users(latest).localCheckpoint()
     delta_io.overwrite_if_changed(negative, GOLD_NEGATIVE_BALANCE, config)
     new_events = delta_io.read(spark, SILVER_EVENTS, config).where(F.col("_batch_id").isin(pending))
     if work.dated:

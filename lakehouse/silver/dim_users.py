@@ -40,6 +40,7 @@ ACTIVE_WINDOWS = (7, 30, 90)
 MILES = "decimal(20,2)"
 STATE_COLUMNS = (
     "user_id", "first_event", "latest_event_struct", "total_events", "total_miles_earned", "total_miles_redeemed",
+    "first_negative_date",
 )  # fmt: skip
 
 
@@ -75,11 +76,26 @@ def daily_user_aggregates(events_df: DataFrame) -> DataFrame:
     )
 
 
+def first_negative_dates(events_df: DataFrame) -> DataFrame:
+    """``(user_id, first_negative_date)`` of every user whose running balance over ``events_df`` went
+    negative: the first event day after which earned - redeemed < 0 (a balance changes on event days only)."""
+    net = _miles("miles_earned") - _miles("miles_redeemed")
+    running = Window.partitionBy("user_id").orderBy("ds").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    days = events_df.groupBy("user_id", F.col("event_date").alias("ds")).agg(net.alias("net"))
+    return (
+        days.select("user_id", "ds", F.sum("net").over(running).alias("balance"))
+        .where(F.col("balance") < 0)
+        .groupBy("user_id")
+        .agg(F.min("ds").alias("first_negative_date"))
+    )
+
+
 def state_from_events(events_df: DataFrame) -> DataFrame:
     """The base state (STATE_COLUMNS) computed from raw events, when no previous snapshot exists."""
     return (
         events_df.groupBy("user_id")
         .agg(*_state_aggregates("all_"))
+        .join(first_negative_dates(events_df), on="user_id", how="left")
         .select(
             "user_id",
             F.col("all_first").alias("first_event"),
@@ -87,6 +103,7 @@ def state_from_events(events_df: DataFrame) -> DataFrame:
             F.col("all_events").alias("total_events"),
             F.col("all_earned").alias("total_miles_earned"),
             F.col("all_redeemed").alias("total_miles_redeemed"),
+            "first_negative_date",
         )
     )
 
@@ -117,6 +134,7 @@ def state_from_snapshot(snapshot_df: DataFrame) -> DataFrame:
         "total_events",
         F.col("total_miles_earned").cast(MILES).alias("total_miles_earned"),
         F.col("total_miles_redeemed").cast(MILES).alias("total_miles_redeemed"),
+        "first_negative_date",
     )  # fmt: skip
 
 
@@ -171,7 +189,13 @@ def build_snapshots(base_df: DataFrame, range_events_df: DataFrame, start: date,
             (F.coalesce("total_miles_redeemed", zero) + F.coalesce(F.sum("day_redeemed").over(running), zero)).alias(
                 "redeemed"
             ),
+            F.col("first_negative_date").alias("base_first_negative"),
         )
+    )
+    # The first negative day so far: the base's, else the first day of the range whose balance is negative.
+    negative_day = F.when(F.col("earned") - F.col("redeemed") < 0, F.col("ds"))
+    cumulated = cumulated.select(
+        "*", F.least("base_first_negative", F.min(negative_day).over(running)).alias("first_negative")
     )
     last_date = F.to_date(F.col("latest.event_time"))
     flags = [(last_date >= F.date_sub("ds", n - 1)).alias(f"is_active_{n}d") for n in ACTIVE_WINDOWS]
@@ -191,6 +215,7 @@ def build_snapshots(base_df: DataFrame, range_events_df: DataFrame, start: date,
         *flags,
         latest_event_json(F.col("latest")).alias("latest_event"),
         F.col("first.event_id").alias("first_event_id"),
+        F.col("first_negative").alias("first_negative_date"),
     )
 
 
@@ -277,6 +302,18 @@ def write_range(
     return delta_io.merge_upsert(snapshots, SILVER_DIM_USERS, config, keys, prune)
 
 
+def written_without_first_negative_date(spark: SparkSession, config: LakehouseConfig) -> bool:
+    """The stored table predates ``first_negative_date`` (written by an earlier version of the project).
+
+    Its value on a day needs every snapshot before that day, so such a table is rebuilt once rather than
+    given the column empty (as :func:`lakehouse.delta_io.ensure_table` would: its rows would read null).
+    Checked before this job writes: its writes are the only ones that add the column.
+    """
+    if not delta_io.exists(spark, SILVER_DIM_USERS, config):
+        return False
+    return "first_negative_date" not in delta_io.read(spark, SILVER_DIM_USERS, config).columns
+
+
 @dataclass(frozen=True)
 class Params:
     ds: date | None = param(None, "build one day's snapshot")
@@ -295,6 +332,10 @@ class Params:
 
 def run(ctx: JobContext, params: Params) -> None:
     spark, config = ctx.spark, ctx.config
+    if not params.full_refresh and written_without_first_negative_date(spark, config):
+        log.warning("silver_dim_users: the table was written by an earlier version, without first_negative_date: "
+                    "rebuilding every snapshot once (a full refresh of this table)")  # fmt: skip
+        params = Params(full_refresh=True)
     ds, start, end = params.ds, params.start_date, params.end_date
     if params.full_refresh:
         batches.full_refresh(ctx, CONSUMER, SILVER_DIM_USERS)

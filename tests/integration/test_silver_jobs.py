@@ -170,6 +170,34 @@ def test_late_file_recomputes_exactly_from_its_day_and_equals_full_rebuild(spark
     assert_df_equality(after_df, delta_io.read(spark, SILVER_DIM_USERS, rebuilt), ignore_row_order=True)
 
 
+def test_a_table_written_before_first_negative_date_is_rebuilt_once(spark, tmp_path):
+    """silver.dim_users written by an earlier version (no ``first_negative_date``): the next run with new data
+    rebuilds every snapshot, so the column is right on every day, not null on the days before the upgrade."""
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (input_dir / "a.csv").write_text(_csv(FIRST_FILE))
+    config = make_config(tmp_path / "wh", input_dir)
+    run_all(spark, config)
+    path = SILVER_DIM_USERS.path(config)
+    old_schema = T.StructType([f for f in SILVER_DIM_USERS.schema.fields if f.name != "first_negative_date"])
+    old = spark.createDataFrame(delta_io.read(spark, SILVER_DIM_USERS, config).drop("first_negative_date").collect(),
+                                old_schema)  # fmt: skip
+    shutil.rmtree(path)  # the table as an earlier version created it: the registry's columns but that one
+    DeltaTable.createIfNotExists(spark).location(path).addColumns(old_schema).partitionedBy("ds").execute()
+    old.write.format("delta").mode("append").save(path)
+    delta_io._ensured.discard((path, SILVER_DIM_USERS.full_name))  # a new application: the table is checked again
+    assert silver_dim_users.written_without_first_negative_date(spark, config)
+
+    (input_dir / "b_late.csv").write_text(_csv(LATE_FILE))
+    run_all(spark, config)
+    assert not silver_dim_users.written_without_first_negative_date(spark, config)
+    events = _reference([input_dir / "a.csv", input_dir / "b_late.csv"]).events
+    assert_df_equality(_dim(spark, config), _expected_dim(spark, events, date(2025, 3, 1), date(2025, 4, 30)),
+                       ignore_row_order=True)  # fmt: skip
+    negative = _dim(spark, config).where("user_id = 'u_0001' AND ds < DATE'2025-03-21'")
+    assert {r["first_negative_date"] for r in negative.where("ds >= DATE'2025-03-15'").collect()} == {date(2025, 3, 15)}
+
+
 def test_range_backfill_equals_day_by_day_runs(spark, tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()

@@ -291,6 +291,14 @@ def dim_users_as_of(events: list[dict], ds: date) -> dict[str, dict]:
         earned = sum((e["miles_amount"] for e in user_events if e["event_type"] == "miles_earned"), ZERO)
         redeemed = sum((e["miles_amount"] for e in user_events if e["event_type"] == "miles_redeemed"), ZERO)
         dates = {e["event_date"] for e in user_events}
+        balance, first_negative = ZERO, None  # the first day whose end-of-day balance was negative
+        for d in sorted(dates):
+            day = [e for e in user_events if e["event_date"] == d]
+            balance += sum((e["miles_amount"] for e in day if e["event_type"] == "miles_earned"), ZERO)
+            balance -= sum((e["miles_amount"] for e in day if e["event_type"] == "miles_redeemed"), ZERO)
+            if balance < 0:
+                first_negative = d
+                break
         users[user_id] = {
             "user_id": user_id,
             "ds": ds,
@@ -303,6 +311,7 @@ def dim_users_as_of(events: list[dict], ds: date) -> dict[str, dict]:
             "total_miles_earned": earned,
             "total_miles_redeemed": redeemed,
             "miles_balance": earned - redeemed,
+            "first_negative_date": first_negative,
             "is_active_7d": any(ds - timedelta(days=6) <= d <= ds for d in dates),
             "is_active_30d": any(ds - timedelta(days=29) <= d <= ds for d in dates),
             "is_active_90d": any(ds - timedelta(days=89) <= d <= ds for d in dates),

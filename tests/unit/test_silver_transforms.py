@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from chispa import assert_df_equality
@@ -171,3 +172,35 @@ def test_carrying_state_forward_equals_one_range(events):
         rows.extend(previous.collect())
         day += timedelta(days=1)
     assert_df_equality(whole.sparkSession.createDataFrame(rows, whole.schema), whole, ignore_row_order=True)
+
+
+def test_first_negative_date_is_the_first_negative_day_so_far(spark):
+    """``first_negative_date``: null until the end-of-day balance first goes negative, then that day for good
+    (back above zero and negative again keeps the first); the same from a base state of older events."""
+    rows = [
+        bronze_row("2025-01-07 09:00:00", "u_back", "miles_earned", "50.00"),
+        bronze_row("2025-01-08 09:00:00", "u_back", "miles_redeemed", "80.00"),  # -30: negative from 01-08
+        bronze_row("2025-01-09 09:00:00", "u_back", "miles_earned", "100.00"),  # 70: positive again
+        bronze_row("2025-01-15 09:00:00", "u_back", "miles_redeemed", "100.00"),  # -30 again
+        # Earned and redeemed on one day, negative only at the end of the next: the day's net counts.
+        bronze_row("2025-01-10 08:00:00", "u_day", "miles_redeemed", "20.00"),
+        bronze_row("2025-01-10 09:00:00", "u_day", "miles_earned", "30.00"),
+        bronze_row("2025-01-11 09:00:00", "u_day", "miles_redeemed", "15.00"),
+        bronze_row("2025-01-07 10:00:00", "u_never", "miles_earned", "5.00"),
+    ]
+    events = build_events(spark.createDataFrame(rows, BRONZE_EVENTS.schema)).cache()
+    start, end = date(2025, 1, 7), date(2025, 1, 20)
+    whole = _snapshots(events, start, end).localCheckpoint()
+    got = {(r["user_id"], r["ds"]): r["first_negative_date"] for r in whole.collect()}
+    jan = partial(date, 2025, 1)
+    assert [got[("u_back", jan(d))] for d in (7, 8, 9, 14, 15, 20)] == [None, *[jan(8)] * 5]
+    assert [got[("u_day", jan(d))] for d in (10, 11, 20)] == [None, jan(11), jan(11)]
+    assert {got[("u_never", jan(d))] for d in range(7, 21)} == {None}
+    # From a base of older events (no snapshot before the range), as from the stored snapshot of the day before.
+    split = jan(12)
+    for base in (state_from_events(events.where(F.col("event_date") < F.lit(split))),
+                 state_from_snapshot(whole.where(F.col("ds") == F.lit(split - timedelta(days=1))))):  # fmt: skip
+        later = build_snapshots(base, events.where(F.col("event_date") >= F.lit(split)), split, end)
+        # (nullability and column metadata differ by base; the rows must not)
+        assert_df_equality(later, whole.where(F.col("ds") >= F.lit(split)), ignore_row_order=True,
+                           ignore_nullable=True, ignore_metadata=True)  # fmt: skip
