@@ -1,9 +1,12 @@
 """The same jobs on a Spark standalone cluster over an S3 server (issue 11), with real parts.
 
 ``scripts/cluster_up.sh``'s code starts a master, a worker and SeaweedFS on 127.0.0.1 (state in a
-temporary folder); the sample is uploaded to the input bucket; the whole DAG runs with
-``spark-submit --master spark://127.0.0.1:7077`` and config ``--env cluster-local`` (input and
-warehouse on ``s3a://``, the package as a wheel); every table is compared with the local run's.
+temporary folder); generated files (late, duplicated and invalid rows, three weeks) are uploaded to the
+input bucket; the whole DAG runs with ``spark-submit --master spark://127.0.0.1:7077`` and config
+``--env cluster-local`` (input and warehouse on ``s3a://``, the package as a wheel); every table is
+compared with ``lakehouse run``'s over the same files in local mode. (Until 2026-12-06 the input was
+the shipped sample: 182 days, so every date-partitioned table wrote and the diffs read 182 partitions
+over S3; three weeks keep every table non-empty with the anomaly settings of test_incremental.)
 Then: a second run commits nothing, the Thrift server answers over the S3 warehouse, the warehouse
 lock is atomic on S3 and a second run exits 2 while one runs, a new file adds only its rows.
 Everything started is stopped at the end, also when a test fails. Marker ``cluster``:
@@ -24,22 +27,44 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import cluster
+from lakehouse import cluster, generator
 from lakehouse.config import load_config
 from lakehouse.registry import TABLES
-from tests.conftest import REPO_ROOT, SAMPLE_DIR
+from tests.conftest import REPO_ROOT, make_config, pipeline_args
 from tests.services import free_port, thrift_server, timed
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 WAREHOUSE = "s3a://heymax-lakehouse/warehouse"
-#: Three valid rows of two new users on one day (as in the serving test).
+#: Three valid rows of two new users on the input's last day.
 EXTRA_EVENTS = (
     "event_time,user_id,event_type,transaction_category,miles_amount,platform,utm_source,country\n"
-    "2025-07-05 10:00:00.000001,u_990001,miles_earned,dining,100.0,ios,google,SG\n"
-    "2025-07-05 11:00:00.000001,u_990001,share,,,ios,google,SG\n"
-    "2025-07-05 12:00:00.000001,u_990002,like,,,web,tiktok,TH\n"
+    "2025-03-22 10:00:00.000001,u_990001,miles_earned,dining,100.0,ios,google,SG\n"
+    "2025-03-22 11:00:00.000001,u_990001,share,,,ios,google,SG\n"
+    "2025-03-22 12:00:00.000001,u_990002,like,,,web,tiktok,TH\n"
 )
+
+
+#: Anomaly points judged on three weeks of data (the same weekday of the two weeks before, as in test_incremental):
+#: every run of this module, local and on the cluster, sets them.
+SETS = ["--set", "anomaly.training_periods=2", "--set", "anomaly.min_training_periods=2",
+        "--set", "anomaly.min_expected=1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local_run(spark, tmp_path_factory):
+    """Generated files (40 users, 2025-03-02 to 03-22 in 4 files: late, duplicated and invalid rows) and
+    ``lakehouse run`` over them in local mode (the module's anomaly settings): the warehouse every cluster
+    table is compared with."""
+    from lakehouse import launcher
+
+    root = tmp_path_factory.mktemp("cluster_input")
+    generator.generate(
+        root / "input", users=40, days=21, start_date="2025-03-02", seed=5, events_per_day=1.5, files=4,
+        invalid_rate=0.01, duplicate_rate=0.03, late_rate=0.05,
+    )  # fmt: skip
+    assert launcher.run_main([*pipeline_args(root / "input", root / "wh"), *SETS]) == 0
+    return make_config(root / "wh", root / "input")
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +112,13 @@ def _s3_env(stack) -> dict[str, str]:
     return {**os.environ, **cluster.s3_env(stack)}
 
 
-def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, sample_pipeline, tmp_path):
-    cluster.upload(stack, sorted(SAMPLE_DIR.glob("*.csv")), "heymax-raw", "landing")
-    run = _submit(stack, "jobs/run_pipeline.py")
+def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, local_run, tmp_path):
+    cluster.upload(stack, sorted(Path(local_run.paths.input).glob("*.csv")), "heymax-raw", "landing")
+    run = _submit(stack, "jobs/run_pipeline.py", *SETS)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert "gold_agg_user_retention" in run.stdout and "s3a://heymax-lakehouse/warehouse" in run.stdout
 
-    result = _diff(stack, sample_pipeline.paths.warehouse, tmp_path)
+    result = _diff(stack, local_run.paths.warehouse, tmp_path)
     assert len(result) == len([s for s in TABLES if s.layer != "ops"])
     for name, r in result.items():
         assert (r["only_left"], r["only_right"]) == (0, 0), f"{name}: {r}"
@@ -101,7 +126,7 @@ def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, sample_pip
 
     # A second run commits nothing to a data table (the ops tables get its bookkeeping).
     before = _log_versions()
-    again = _submit(stack, "jobs/run_pipeline.py", "--no-summary")
+    again = _submit(stack, "jobs/run_pipeline.py", "--no-summary", *SETS)
     assert again.returncode == 0, again.stderr[-3000:]
     after = _log_versions()
     data = [s.full_name for s in TABLES if s.layer != "ops"]
@@ -109,7 +134,7 @@ def test_whole_dag_on_the_cluster_over_s3_equals_the_local_run(stack, sample_pip
     assert after["ops.job_runs"] == before["ops.job_runs"] + 1
 
 
-def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tmp_path):
+def test_thrift_server_serves_the_s3_warehouse(stack, local_run, spark, tmp_path):
     from lakehouse.serving.thrift import connect
 
     port = free_port()
@@ -129,13 +154,13 @@ def test_thrift_server_serves_the_s3_warehouse(stack, sample_pipeline, spark, tm
         finally:
             conn.close()
     local = (
-        spark.read.format("delta").load(f"{sample_pipeline.paths.warehouse}/gold/agg_active_user")
+        spark.read.format("delta").load(f"{local_run.paths.warehouse}/gold/agg_active_user")
         .groupBy("period_type").sum("active_users").orderBy("period_type").collect()
     )  # fmt: skip
     assert served == [tuple(r) for r in local] and len(served) == 3
 
 
-def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, sample_pipeline, tmp_path):
+def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, local_run, tmp_path):
     out = tmp_path / "probe.json"
     probe = subprocess.run(
         [sys.executable, "tests/cluster/lock_probe.py", "--env", "cluster-local", "--out", str(out)],
@@ -153,8 +178,10 @@ def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, sample_pipeline, t
     extra.write_text(EXTRA_EVENTS)
     cluster.upload(stack, [extra], "heymax-raw", "landing")
     config = load_config(env="cluster-local")
+    command = cluster.submit_command("jobs/run_pipeline.py", ["--no-summary", *SETS], config.paths.jar_cache,
+                                     cluster.build_wheel())  # fmt: skip
     holder = subprocess.Popen(
-        cluster.submit_command("jobs/run_pipeline.py", ["--no-summary"], config.paths.jar_cache, cluster.build_wheel()),
+        command,
         env={**_s3_env(stack), "PYSPARK_PYTHON": sys.executable}, cwd=REPO_ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -166,7 +193,7 @@ def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, sample_pipeline, t
             assert time.monotonic() < deadline, "the first run never took the lock"
             time.sleep(0.5)
         second = subprocess.run(
-            [sys.executable, "-m", "lakehouse.cli", "run", "--env", "cluster-local", "--no-summary"],
+            [sys.executable, "-m", "lakehouse.cli", "run", "--env", "cluster-local", "--no-summary", *SETS],
             env=_s3_env(stack), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         output, _ = holder.communicate(timeout=600)
@@ -182,7 +209,7 @@ def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, sample_pipeline, t
 
     # Nothing lost: the new file added exactly its rows, every other table row is the local run's.
     tables = ("bronze.fct_event_stream", "silver.fct_events", "silver.user_activity_daily")
-    result = _diff(stack, sample_pipeline.paths.warehouse, tmp_path, *tables)
+    result = _diff(stack, local_run.paths.warehouse, tmp_path, *tables)
     assert result["bronze.fct_event_stream"]["only_right"] == 3
     assert result["silver.fct_events"]["only_right"] == 3
     assert result["bronze.fct_event_stream"]["only_left"] == result["silver.fct_events"]["only_left"] == 0
