@@ -5,7 +5,7 @@
     lakehouse jobs                            # the jobs and the DAG of conf
     lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
     lakehouse thrift start|stop|status|register|add-user|remove-user|users|grant|revoke|grants|password
-    lakehouse superset up|down|status         # Superset with the dashboards (needs the Thrift server)
+    lakehouse superset up|down|status|install # Superset with the dashboards (needs the Thrift server)
     lakehouse generate --out DIR [...]        # synthetic event files
     lakehouse docs [--check]                  # regenerate docs/tables.md and README's catalogue
     lakehouse benchmark [--cases ...] [...]   # time the whole DAG on generated data (scripts/benchmark.sh)
@@ -141,13 +141,13 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
         _thrift,
         "start | stop | status | register | add-user | remove-user | users | grant | revoke | grants: Thrift server",
     ),
-    "superset": (_superset, "up | down | status: Superset with the dashboards, over the Thrift server"),
+    "superset": (_superset, "up | down | status | install: Superset with the dashboards, over the Thrift server"),
     "generate": (_generate, "write synthetic event_stream CSV files"),
     "docs": (_docs, "regenerate (or --check) docs/tables.md and README's table catalogue from the registry"),
     "maintain": (_maintain, "OPTIMIZE and VACUUM every table (files before/after); takes the warehouse lock"),
     "restore": (_restore, "restore a gold table to an earlier version after a bad publish (takes the lock)"),
     "cluster": (_cluster, "up | down | status a local Spark standalone cluster + S3 server; submit JOB.py to it"),
-    "airflow": (_airflow, "render | test | up | down | status: the job DAG under Apache Airflow"),
+    "airflow": (_airflow, "render | test | up | down | status | install: the job DAG under Apache Airflow"),
     "diff": (_diff, "compare the tables of two warehouses (e.g. local and S3), exit 1 if any differs"),
     "benchmark": (_benchmark, "time the whole DAG on generated data (backfill, one new day, nothing new, sample)"),
 }

@@ -16,13 +16,33 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 if [ "$fast" = 1 ]; then
   bootstrap dev no-archive  # the session's one JVM: the archive's training run (2-3 minutes) would not pay off
+  cd "$ROOT"
 else
-  bootstrap dev
-fi
-cd "$ROOT"
-if [ "$fast" = 0 ]; then
-  # Serving tests need Debian's chromium (never a downloaded browser build); installed once.
-  bash "$ROOT/scripts/_serving_prereqs.sh"
+  bootstrap dev no-archive  # the virtualenv, the pins, Delta's jars; the archive below
+  cd "$ROOT"
+  # What the service scenarios install on first use, side by side with the archive's training run (one
+  # JVM, partly single-threaded): Debian's chromium and javac for the serving tests (never a downloaded
+  # browser build), Airflow's and Superset's virtualenvs and metadata databases. Seconds once installed.
+  mkdir -p .cache
+  setup_pids=() setup_logs=()
+  for step in "serving-prereqs:bash scripts/_serving_prereqs.sh" "airflow:lakehouse airflow install" \
+              "superset:lakehouse superset install"; do
+    log_file=".cache/setup-${step%%:*}.log"
+    ${step#*:} >"$log_file" 2>&1 &
+    setup_pids+=($!) setup_logs+=("$log_file")
+  done
+  python -m lakehouse.jvm >/dev/null  # the class-data-sharing archive (a training run the first time)
+  failed=0
+  for i in "${!setup_pids[@]}"; do
+    if ! wait "${setup_pids[$i]}"; then
+      echo "error: set-up step failed; the tail of ${setup_logs[$i]}:" >&2
+      tail -n 30 "${setup_logs[$i]}" >&2
+      failed=1
+    else
+      tail -n 1 "${setup_logs[$i]}" >&2
+    fi
+  done
+  [ "$failed" = 0 ] || exit 1
 fi
 _log "ruff"
 ruff check .

@@ -1,4 +1,4 @@
-"""Apache Airflow for the lakehouse: ``lakehouse airflow render|test|up|down|status|attention``.
+"""Apache Airflow for the lakehouse: ``lakehouse airflow render|test|up|down|status|attention|install``.
 
 - ``render``: writes the DAG file (:mod:`lakehouse.orchestration.dag_file`, copied as
   ``<dag_id>.py``) and its task spec (``<dag_id>.json``) into a DAGs folder. The spec is built here,
@@ -12,6 +12,8 @@
 - ``up`` / ``down`` / ``status``: Airflow's API server (UI, REST), scheduler and DAG processor on
   127.0.0.1, state under ``.cache/airflow/``, through :mod:`lakehouse.processes`; the admin
   password is generated on the first ``up`` (mode 600) and printed once.
+- ``install``: the virtualenv and the migrated metadata database only (what ``test`` and ``up`` do first);
+  the test suite's set-up runs it in the background while the JVM's archive is built.
 - ``attention``: the DAG's last task; exit 1 naming each file when a job of this Airflow run ended
   ``partial`` (read from ``ops.job_runs`` by delta-rs: no JVM).
 
@@ -272,6 +274,19 @@ def admin_password(layout: Layout) -> str:
 # --- commands ---------------------------------------------------------------------------------------
 
 
+def install(layout: Layout, master: str) -> int:
+    """The virtualenv and the migrated metadata database, nothing started (seconds when done before)."""
+    began = time.monotonic()
+    try:
+        ensure_venv(layout)
+        ensure_home(layout, airflow_env(layout, master))
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    log(f"installed (virtualenv, metadata database) in {time.monotonic() - began:.0f} s: {layout.root}")
+    return 0
+
+
 def test(layout: Layout, spec: dict, master: str, logical_date: str) -> int:
     """``airflow dags test`` of the rendered DAG: 0 only when every task succeeded."""
     ensure_venv(layout)
@@ -341,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     from lakehouse.job_runtime import add_config_args, config_from_args
 
     p = argparse.ArgumentParser(prog="lakehouse airflow", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=("render", "test", "up", "down", "status", "attention"))
+    p.add_argument("action", choices=("render", "test", "up", "down", "status", "attention", "install"))
     p.add_argument("--input", help="landing folder the DAG's bronze task reads (default paths.input)")
     p.add_argument("--master", default="local[2]", help="the Spark connection's master (spark://... for a cluster)")
     p.add_argument("--out", type=Path, help="render: the DAGs folder to write into (default Airflow's own here)")
@@ -355,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.action == "status":
         return status(layout)
+    if args.action == "install":
+        return install(layout, args.master)
     try:
         config = config_from_args(args)
         if args.input:

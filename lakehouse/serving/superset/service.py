@@ -1,4 +1,4 @@
-"""Superset for the gold tables, started and stopped from this checkout: ``lakehouse superset up|down|status``.
+"""Superset for the gold tables, started and stopped from this checkout: ``lakehouse superset up|down|status|install``.
 
 ``up`` (idempotent; the second time it takes seconds):
 
@@ -15,6 +15,9 @@
 6. gunicorn on 127.0.0.1 (:mod:`lakehouse.processes`: own session, pid file, log, readiness on
    ``/health``); a server already running on the same port is left running (the bundle was re-imported
    into it).
+
+``install`` does steps 1, 3 and 4 only (nothing started, no Thrift server needed): the test suite's set-up
+runs it in the background while the JVM's archive is built (``scripts/test.sh``).
 
 ``down`` stops exactly the gunicorn that ``up`` started, with its workers. Setup output (pip, db upgrade,
 import) goes to ``.cache/superset/setup.log``; the server's to ``.cache/superset/superset.log``.
@@ -210,8 +213,9 @@ def credentials(layout: Layout, environ: dict[str, str] | None = None) -> dict[s
     return values
 
 
-def superset_env(layout: Layout, settings: Settings, creds: dict[str, str]) -> dict[str, str]:
-    """What every Superset process gets (superset_config.py reads these)."""
+def superset_env(layout: Layout, settings: Settings, creds: dict[str, str], tls: bool = True) -> dict[str, str]:
+    """What every Superset process gets (superset_config.py reads these); ``tls=False``: without the Thrift
+    server's CA bundle (for the metadata DB's set-up, which does not talk to the server)."""
     env = {
         "SUPERSET_HOME": str(layout.home),
         "SUPERSET_CONFIG_PATH": str(layout.code / "superset_config.py"),
@@ -219,7 +223,7 @@ def superset_env(layout: Layout, settings: Settings, creds: dict[str, str]) -> d
         "LAKEHOUSE_WEEK_START": settings.week_start,
         **creds,
     }
-    if settings.thrift_tls:
+    if settings.thrift_tls and tls:
         env["SSL_CERT_FILE"] = str(layout.ca_bundle)
     return env
 
@@ -349,23 +353,32 @@ def start_server(layout: Layout, settings: Settings, env: dict[str, str]) -> int
     return pid
 
 
+def install(config: LakehouseConfig, layout: Layout | None = None) -> dict[str, str]:
+    """Superset's virtualenv, its credentials and its metadata DB (each once; seconds when done before);
+    nothing started. The credentials."""
+    layout = layout or Layout()
+    settings = Settings.from_config(config)
+    layout.cache.mkdir(parents=True, exist_ok=True)
+    layout.home.mkdir(parents=True, exist_ok=True)
+    layout.setup_log.write_text("")
+    install_hash = venvs.ensure_venv(layout.venv, REQUIREMENTS, what="Superset", log=log, entry_point="gunicorn",
+                                     pip_log=layout.setup_log)  # fmt: skip
+    creds = credentials(layout)
+    init_metadata_db(layout, superset_env(layout, settings, creds, tls=False), install_hash)
+    return creds
+
+
 def up(config: LakehouseConfig, layout: Layout | None = None) -> int:
     layout = layout or Layout()
     began = time.monotonic()
     settings = Settings.from_config(config)
     log(f"web on {settings.host}:{settings.port}, Thrift at {settings.thrift_host}:{settings.thrift_port}, "
         f"weeks start on {settings.week_start}")  # fmt: skip
-    layout.cache.mkdir(parents=True, exist_ok=True)
-    layout.home.mkdir(parents=True, exist_ok=True)
-    layout.setup_log.write_text("")
-    install = venvs.ensure_venv(layout.venv, REQUIREMENTS, what="Superset", log=log, entry_point="gunicorn",
-                                pip_log=layout.setup_log)  # fmt: skip
+    creds = install(config, layout)
     check_bundle(layout)
-    creds = credentials(layout)
     if settings.thrift_tls:
         write_ca_bundle(layout, settings)
     env = superset_env(layout, settings, creds)
-    init_metadata_db(layout, env, install)
     import_bundle(layout, settings, env)
     pid = start_server(layout, settings, env)
     log(f"ready in {time.monotonic() - began:.0f} s: {settings.url}/ (pid {pid})")
@@ -399,13 +412,18 @@ def status(config: LakehouseConfig, layout: Layout | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse superset", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("action", choices=("up", "down", "status", "install"))
     add_config_args(parser)
     args = parser.parse_args(argv)
     if args.action == "down":
         return down()
     try:
         config = config_from_args(args)
+        if args.action == "install":
+            began = time.monotonic()
+            install(config)
+            log(f"installed (virtualenv, credentials, metadata DB) in {time.monotonic() - began:.0f} s; start with up")
+            return 0
         return up(config) if args.action == "up" else status(config)
     except (ConfigError, SupersetError, subprocess.CalledProcessError) as exc:
         log(f"ERROR: {exc}")
