@@ -159,8 +159,9 @@ def _killing_after(monkeypatch, commits: int) -> None:
 
 @pytest.fixture(scope="module")
 def runs(spark, tmp_path_factory, day_files, same_event_files) -> dict:
-    """A full rebuild from all files, and the same files arriving one run at a time ("daily"); plus a
-    copy of the daily warehouse taken before its last arrival ("crashed", for the kill test)."""
+    """A full rebuild from all files, and the same files arriving one run at a time ("daily"); plus two
+    copies of the daily warehouse taken before its last arrival ("crashed" for the kill test, "held" for
+    the lock test)."""
     root = tmp_path_factory.mktemp("incremental")
     b, a = same_event_files
     full = make_config(root / "full", root / "full_in" / "landing", **GOLD)
@@ -176,12 +177,14 @@ def runs(spark, tmp_path_factory, day_files, same_event_files) -> dict:
         _copy(files, root / "daily_in" / "landing")
         assert _dag(spark, daily) == 0
     # Before the last arrival: a copy of the warehouse whose next runs get killed.
-    shutil.copytree(root / "daily", root / "crashed")
-    shutil.copytree(root / "daily_in", root / "crashed_in")
+    for copy in ("crashed", "held"):
+        shutil.copytree(root / "daily", root / copy)
+        shutil.copytree(root / "daily_in", root / f"{copy}_in")
     _copy(arrivals[-1], root / "daily_in" / "landing")
     assert _dag(spark, daily) == 0
     crashed = make_config(root / "crashed", root / "crashed_in" / "landing", **GOLD)
-    return {"full": full, "daily": daily, "crashed": crashed, "last": arrivals[-1], "root": root}
+    held = make_config(root / "held", root / "held_in" / "landing", **GOLD)
+    return {"full": full, "daily": daily, "crashed": crashed, "held": held, "last": arrivals[-1], "root": root}
 
 
 def test_daily_runs_equal_a_full_rebuild_and_reruns_commit_nothing(spark, runs):
@@ -277,8 +280,12 @@ def _cli_args(config) -> list[str]:
 
 
 def test_two_runs_at_once_one_exits_2_with_the_holder_and_a_stale_lock_is_taken_over(spark, runs, tmp_path):
-    """A real second process holds the lock; this run exits 2 naming it; the tables equal a clean run."""
-    config = make_config(tmp_path / "wh", runs["full"].paths.input, **GOLD)
+    """A real second process holds the lock (the last arrival's run, on a copy of the daily warehouse taken
+    before it); this run exits 2 naming it; the tables equal a clean run's."""
+    shutil.copytree(runs["held"].paths.warehouse, tmp_path / "wh")
+    shutil.copytree(Path(runs["held"].paths.input).parent, tmp_path / "in")
+    _copy(runs["last"], tmp_path / "in" / "landing")
+    config = make_config(tmp_path / "wh", tmp_path / "in" / "landing", **GOLD)
     args = _cli_args(config)
     holder = subprocess.Popen([sys.executable, "-m", "lakehouse.cli", "run", *args], cwd=REPO_ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
