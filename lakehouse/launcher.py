@@ -133,7 +133,9 @@ def launch(
                 and delta_rs.exists(OPS_JOB_RUNS, config)):  # fmt: skip
             return _record_without_spark(config, jobs, values, decisions, app_name, summary, step)
         for j, d in zip(jobs, decisions, strict=False):
-            log.info("%s: %s", j.name, d.reason)
+            # Spark starts: a job idle now may get work from the jobs before it, and is decided again in its turn.
+            log.info("%s: %s", j.name, d.reason if d.work or len(jobs) == 1 else
+                     f"{d.reason} at the run's start; decided again when its turn comes")  # fmt: skip
         heavy = is_heavy(config, values, decisions)
         spark = get_spark(config, app_name=app_name, full_jit=heavy and spark is None, light=not heavy)
         if started is not None:
