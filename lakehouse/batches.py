@@ -204,7 +204,7 @@ def load_ledger(config: LakehouseConfig, spark: SparkSession | None = None) -> L
         raise ValueError(f"the bookkeeping of {config.paths.warehouse} is read through Spark (not a local path)")
     rows = [
         [r.asDict() for r in _columns(delta_io.read(spark, spec, config), spec).collect()]
-        if delta_io.exists(spark, spec, config)
+        if delta_io.exists(spec, config)
         else []
         for spec in LEDGER_TABLES
     ]
@@ -322,13 +322,13 @@ def undo_unrecorded(ctx: Context) -> list[IntentRecord]:
         return []
     ids = sorted({i.batch_id for i in stopped})
     for spec in BATCH_TABLES:
-        if delta_io.exists(ctx.spark, spec, ctx.config):
-            delta_io.ensure_table(ctx.spark, spec, ctx.config).delete(F.col("_batch_id").isin(ids))
+        if delta_io.exists(spec, ctx.config):
+            delta_io.delete_where(ctx.spark, spec, ctx.config, delta_io.in_list("_batch_id", ids))
     # The stopped run's bookkeeping is written side by side: its ops.processed_batches rows may have committed
     # without its ops.ingested_files rows. Forget them too, so every consumer takes the batch up again.
     book = ledger(ctx)
     if any(b in mine for mine in book.consumptions.values() for b in ids):
-        delta_io.ensure_table(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config).delete(F.col("batch_id").isin(ids))
+        delta_io.delete_where(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config, delta_io.in_list("batch_id", ids))
         for mine in book.consumptions.values():
             for b in ids:
                 mine.pop(b, None)
@@ -360,7 +360,7 @@ def full_refresh(ctx: Context, consumer: str | None, *tables: TableSpec) -> None
     """
     reset(ctx, consumer)
     for spec in tables:
-        delta_io.ensure_table(ctx.spark, spec, ctx.config).delete()
+        delta_io.delete_where(ctx.spark, spec, ctx.config)
         if spec.full_name == OPS_INGESTED_FILES.full_name:
             ledger(ctx).files.clear()
             ctx.run.sink.discard(OPS_INGESTED_FILES)
@@ -370,13 +370,12 @@ def full_refresh(ctx: Context, consumer: str | None, *tables: TableSpec) -> None
 
 def reset(ctx: Context, consumer: str | None = None) -> None:
     """Forget what ``consumer`` (every consumer when None) consumed: its next run re-reads every batch."""
-    table = delta_io.ensure_table(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config)
     book = ledger(ctx)
     if consumer is None:
-        table.delete()
+        delta_io.delete_where(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config)
         book.consumptions.clear()
         ctx.run.sink.discard(OPS_PROCESSED_BATCHES)
     else:
-        table.delete(F.col("consumer") == consumer)
+        delta_io.delete_where(ctx.spark, OPS_PROCESSED_BATCHES, ctx.config, delta_io.in_list("consumer", [consumer]))
         book.consumptions.pop(consumer, None)
         ctx.run.sink.discard(OPS_PROCESSED_BATCHES, lambda record: record.consumer == consumer)

@@ -1,4 +1,8 @@
-"""All Delta I/O through Spark goes through here: create, read, append, replace a slice, merge, overwrite.
+"""All Delta I/O through Spark goes through here: create, read, append, replace a slice, merge, overwrite, delete.
+
+It speaks only what a classic session and a Spark Connect client share: DataFrames, the writer's
+options and SQL (``CREATE TABLE``, ``MERGE INTO``, ``DELETE FROM`` on ``delta.`<path>```); a table's
+``_delta_log`` is listed and read by this process (:mod:`lakehouse.storage`), never through a JVM.
 
 Its sibling :mod:`lakehouse.delta_rs` reads and appends the bookkeeping tables of a local warehouse
 without a JVM. Every write first conforms the DataFrame to the registry schema (missing columns are an
@@ -14,18 +18,31 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField
 
-from lakehouse.config import LakehouseConfig, local_path
+from lakehouse.config import LakehouseConfig
 from lakehouse.registry import TableSpec
+from lakehouse.storage import join, storage_for
 
 
 class SchemaMismatchError(ValueError):
     """A DataFrame lacks columns that its target table requires."""
+
+
+def sql_string(value: str) -> str:
+    """A Spark SQL string literal (backslash escapes, as Spark's parser reads them)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def table_ref(path: str) -> str:
+    """A Delta table by path in SQL: ``delta.`<path>```."""
+    return "delta.`" + path.replace("`", "``") + "`"
 
 
 def conform(df: DataFrame, spec: TableSpec, keep: Sequence[str] = ()) -> DataFrame:
@@ -44,46 +61,28 @@ def conform(df: DataFrame, spec: TableSpec, keep: Sequence[str] = ()) -> DataFra
     return df.select(*[column(f) for f in spec.schema.fields], *keep)
 
 
-def exists(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> bool:
-    """The table has a Delta log with at least one commit (a listing, no snapshot load)."""
-    return latest_version(spark, spec.path(config)) is not None
+def exists(spec: TableSpec, config: LakehouseConfig) -> bool:
+    """The table has a Delta log with at least one commit (a listing by this process, no Spark)."""
+    return latest_version(spec.path(config), config) is not None
 
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
-def _log_names(spark: SparkSession, path: str) -> list[str]:
-    """File names in ``<path>/_delta_log`` ([] when there is none): a local listing, or one through Hadoop."""
-    local = local_path(path)
-    if local is not None:
-        log_dir = local / "_delta_log"
-        return [p.name for p in log_dir.iterdir()] if log_dir.is_dir() else []
-    jvm = spark.sparkContext._jvm
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return [s.getPath().getName() for s in fs.listStatus(log_dir)] if fs.exists(log_dir) else []
+def _log_names(path: str, config: LakehouseConfig | None) -> list[str]:
+    """File names in ``<path>/_delta_log`` ([] when there is none), listed by this process."""
+    return [s.name for s in storage_for(path, config).list(join(path, "_delta_log")) if not s.is_dir]
 
 
-def latest_version(spark: SparkSession, path: str) -> int | None:
+def latest_version(path: str, config: LakehouseConfig | None) -> int | None:
     """The table's latest committed version (the highest ``<version>.json`` of its log), None without one."""
-    versions = [int(m.group(1)) for name in _log_names(spark, path) if (m := _COMMIT.match(name))]
+    versions = [int(m.group(1)) for name in _log_names(path, config) if (m := _COMMIT.match(name))]
     return max(versions) if versions else None
 
 
-def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:
+def commit_metrics(path: str, version: int, config: LakehouseConfig | None) -> dict[str, int]:
     """The ``operationMetrics`` of one commit, as ints, from its ``_delta_log`` entry."""
-    name = f"{path.rstrip('/')}/_delta_log/{version:020d}.json"
-    local = local_path(name)
-    if local is not None:
-        text = local.read_text()
-    else:
-        jvm = spark.sparkContext._jvm
-        jpath = jvm.org.apache.hadoop.fs.Path(name)
-        stream = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).open(jpath)
-        try:
-            text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
+    text = storage_for(path, config).read_text(join(path, "_delta_log", f"{version:020d}.json")) or ""
     for line in text.splitlines():
         if '"commitInfo"' in line:
             metrics = json.loads(line)["commitInfo"].get("operationMetrics") or {}
@@ -91,60 +90,60 @@ def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, in
     return {}
 
 
-#: Tables this application has created or checked (path, registry name): checked once per application,
-#: not before every write (each check resolves the table and compares its schema: Spark jobs).
+#: Tables this process has created or checked (path, registry name): checked once per process, not before
+#: every write (each check resolves the table and compares its schema: Spark jobs).
 _ensured: set[tuple[str, str]] = set()
 _ensured_lock = threading.Lock()
 
 
-def _log_dir_exists(spark: SparkSession, path: str) -> bool:
-    """``<path>/_delta_log`` exists (one file-system call through the JVM, no Spark job)."""
-    jvm = spark.sparkContext._jvm
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    return bool(log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(log_dir))
-
-
-def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
+def ensure_table(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> None:
     """Create the table (schema, partitioning, comment) at its path if it does not exist yet.
 
     A table created by an earlier version of the project gets the registry's new nullable columns
     added (``ALTER TABLE ... ADD COLUMNS``; existing rows read them as null). Done once per table
-    per application: later calls only check that the table's log is still there (a table removed
-    in between, as tests do, is created again).
+    per process: later calls only check that the table's log is still there (a table removed
+    in between, as tests do, is created again). SQL only, so that a Spark Connect client runs it too.
     """
     path = spec.path(config)
     key = (path, spec.full_name)
-    if key in _ensured and _log_dir_exists(spark, path):
-        return DeltaTable.forPath(spark, path)
-    table = _create_or_migrate(spark, spec, config)
+    if key in _ensured and exists(spec, config):
+        return
+    _create_or_migrate(spark, spec, config)
     with _ensured_lock:
         _ensured.add(key)
-    return table
 
 
-def _create_or_migrate(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DeltaTable:
-    builder = (
-        DeltaTable.createIfNotExists(spark).location(spec.path(config)).addColumns(spec.schema).comment(spec.grain)
-    )
-    if spec.partition_by:
-        builder = builder.partitionedBy(*spec.partition_by)
-    table = builder.execute()
-    present = set(table.toDF().columns)
+def _column_ddl(field: StructField) -> str:
+    return (f"`{field.name}` {field.dataType.simpleString()}" + ("" if field.nullable else " NOT NULL")
+            + _comment(field))  # fmt: skip
+
+
+def create_table_statement(spec: TableSpec, path: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of the registry's schema, partitioning and grain (the table comment)."""
+    columns = ", ".join(_column_ddl(f) for f in spec.schema.fields)
+    partitioned = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in spec.partition_by)})" if spec.partition_by else ""
+    return (f"CREATE TABLE IF NOT EXISTS {table_ref(path)} ({columns}) USING DELTA{partitioned} "
+            f"COMMENT {sql_string(spec.grain)}")  # fmt: skip
+
+
+def _create_or_migrate(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> None:
+    path = spec.path(config)
+    spark.sql(create_table_statement(spec, path))
+    present = set(spark.read.format("delta").load(path).columns)
     missing = [f for f in spec.schema.fields if f.name not in present]
     if missing:
         added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" + _comment(f) for f in missing)
-        spark.sql(f"ALTER TABLE delta.`{spec.path(config)}` ADD COLUMNS ({added})")
-    return table
+        spark.sql(f"ALTER TABLE {table_ref(path)} ADD COLUMNS ({added})")
 
 
 def _comment(field) -> str:
     comment = (field.metadata or {}).get("comment")
-    return " COMMENT '" + comment.replace("\\", "\\\\").replace("'", "\\'") + "'" if comment else ""
+    return f" COMMENT {sql_string(comment)}" if comment else ""
 
 
 def read(spark: SparkSession, spec: TableSpec, config: LakehouseConfig) -> DataFrame:
     """The table as a DataFrame; an empty DataFrame with the registry schema if it does not exist."""
-    if not exists(spark, spec, config):
+    if not exists(spec, config):
         return spark.createDataFrame([], spec.schema)
     return spark.read.format("delta").load(spec.path(config))
 
@@ -169,10 +168,10 @@ def replace_where(df: DataFrame, spec: TableSpec, config: LakehouseConfig, condi
     """
     spark, path = df.sparkSession, spec.path(config)
     ensure_table(spark, spec, config)
-    before = latest_version(spark, path)
+    before = latest_version(path, config)
     _writer(conform(df, spec), spec, "overwrite").option("replaceWhere", condition).save(path)
-    after = latest_version(spark, path)
-    return commit_metrics(spark, path, after) if after is not None and after != before else {}
+    after = latest_version(path, config)
+    return commit_metrics(path, after, config) if after is not None and after != before else {}
 
 
 def overwrite(df: DataFrame, spec: TableSpec, config: LakehouseConfig) -> None:
@@ -187,7 +186,7 @@ def overwrite_if_changed(df: DataFrame, spec: TableSpec, config: LakehouseConfig
     Meant for small derived tables (gold): the comparison reads both sides once.
     """
     conformed = conform(df, spec)
-    if exists(df.sparkSession, spec, config):
+    if exists(spec, config):
         current = read(df.sparkSession, spec, config)
         if conformed.exceptAll(current).isEmpty() and current.exceptAll(conformed).isEmpty():
             return False
@@ -195,9 +194,46 @@ def overwrite_if_changed(df: DataFrame, spec: TableSpec, config: LakehouseConfig
     return True
 
 
+def delete_where(spark: SparkSession, spec: TableSpec, config: LakehouseConfig, condition: str | None = None) -> None:
+    """``DELETE FROM`` the table the rows matching ``condition`` (all rows when None); creates the table first."""
+    ensure_table(spark, spec, config)
+    spark.sql(f"DELETE FROM {table_ref(spec.path(config))}" + (f" WHERE {condition}" if condition else ""))
+
+
+def in_list(column: str, values: Sequence[str]) -> str:
+    """``column IN ('a', 'b')`` as SQL text (values quoted as SQL string literals)."""
+    return f"`{column}` IN ({', '.join(sql_string(v) for v in values)})"
+
+
+@contextmanager
+def temp_view(df: DataFrame) -> Iterator[str]:
+    """``df`` under a unique temporary view name for the block (a MERGE's source): jobs running side by side
+    in one session never see each other's view."""
+    name = f"lakehouse_src_{uuid.uuid4().hex}"
+    df.createOrReplaceTempView(name)
+    try:
+        yield name
+    finally:
+        df.sparkSession.catalog.dropTempView(name)
+
+
 def _merge_condition(keys: Sequence[str], target_filter: str | None) -> str:
-    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     return f"({target_filter}) AND {on}" if target_filter else on
+
+
+def _merge(
+    df: DataFrame, spec: TableSpec, config: LakehouseConfig, keys: Sequence[str], target_filter: str | None,
+    clauses: Sequence[str],
+) -> dict[str, int]:  # fmt: skip
+    """``MERGE INTO`` the table by path with ``df`` as source ``s`` and the table as ``t``: SQL, the one MERGE
+    a classic session and a Spark Connect client both run (Delta's Python builder needs a JVM of its own)."""
+    spark = df.sparkSession
+    ensure_table(spark, spec, config)
+    with temp_view(df) as source:
+        statement = (f"MERGE INTO {table_ref(spec.path(config))} t USING {source} s "
+                     f"ON {_merge_condition(keys, target_filter)} " + " ".join(clauses))  # fmt: skip
+        return _merge_metrics(spark.sql(statement))
 
 
 def merge_insert_new(
@@ -212,13 +248,13 @@ def merge_insert_new(
     ``target_filter`` (on ``t.``) prunes the target scan, e.g. to the partitions the source touches.
     Returns Delta's operation metrics as ints.
     """
-    target = ensure_table(df.sparkSession, spec, config)
-    return _merge_metrics(
-        target.alias("t")
-        .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    return _merge(conform(df, spec), spec, config, keys, target_filter, ["WHEN NOT MATCHED THEN INSERT *"])
+
+
+def _assignments(spec: TableSpec) -> tuple[str, str, str]:
+    """(``SET`` list, insert column list, insert values) naming every registry column of the source ``s``."""
+    names = [f"`{f.name}`" for f in spec.schema.fields]
+    return ", ".join(f"t.{n} = s.{n}" for n in names), ", ".join(names), ", ".join(f"s.{n}" for n in names)
 
 
 def merge_insert_or_replace(
@@ -231,16 +267,11 @@ def merge_insert_or_replace(
 ) -> dict[str, int]:
     """MERGE: insert source rows whose keys are not in the target; overwrite the matched target row
     with the source row where the source's boolean column ``replace_flag`` is true (not stored)."""
-    target = ensure_table(df.sparkSession, spec, config)
-    source = conform(df, spec, keep=(replace_flag,))
-    columns = {f.name: f"s.`{f.name}`" for f in spec.schema.fields}
-    return _merge_metrics(
-        target.alias("t")
-        .merge(source.alias("s"), _merge_condition(keys, target_filter))
-        .whenMatchedUpdate(condition=f"s.`{replace_flag}`", set=columns)
-        .whenNotMatchedInsert(values=columns)
-        .execute()
-    )
+    update, columns, values = _assignments(spec)
+    return _merge(conform(df, spec, keep=(replace_flag,)), spec, config, keys, target_filter, [
+        f"WHEN MATCHED AND s.`{replace_flag}` THEN UPDATE SET {update}",
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})",
+    ])  # fmt: skip
 
 
 def merge_upsert(
@@ -255,16 +286,11 @@ def merge_upsert(
 
     ``delete_missing``: also delete the target rows within ``target_filter`` that the source lacks (the
     source is then the whole content of that slice)."""
-    target = ensure_table(df.sparkSession, spec, config)
-    merge = (
-        target.alias("t")
-        .merge(conform(df, spec).alias("s"), _merge_condition(keys, target_filter))
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-    )
+    clauses = ["WHEN MATCHED THEN UPDATE SET *", "WHEN NOT MATCHED THEN INSERT *"]
     if delete_missing:
-        merge = merge.whenNotMatchedBySourceDelete(condition=target_filter)
-    return _merge_metrics(merge.execute())
+        clauses.append("WHEN NOT MATCHED BY SOURCE" + (f" AND ({target_filter})" if target_filter else "")
+                       + " THEN DELETE")  # fmt: skip
+    return _merge(conform(df, spec), spec, config, keys, target_filter, clauses)
 
 
 #: What a MERGE returns (one row, computed on the driver) -> the names of its commit's operation metrics.

@@ -7,11 +7,11 @@ Every command that writes tables (``lakehouse run``, ``lakehouse job``, ``spark-
 store (S3) it cannot even do that. The lock turns both into one clear message before anything is
 written.
 
-- **Atomic acquisition.** The lock is a small JSON file created only if absent: written to a
-  private file and hard-linked into place on a local file system (``link`` fails if it exists);
-  on other Hadoop file systems, ``createFile`` with Hadoop's ``fs.option.create.conditional.overwrite``
-  where the store declares it (S3A: a conditional PUT, ``If-None-Match: *``, answered 412 when the
-  lock exists), else ``create(overwrite=false)``. Of two runs, exactly one creates it.
+- **Atomic acquisition.** The lock is a small JSON file created only if absent, by this process
+  (:mod:`lakehouse.storage`, no JVM: a Spark Connect client takes it the same way): written to a
+  private file and hard-linked into place on a local file system (``link`` fails if it exists); on
+  S3, a conditional PUT (``If-None-Match: *``, answered 412 when the lock exists). Of two runs,
+  exactly one creates it.
 - **Who holds it.** The file names the holder: pid, host, command, start time, and a heartbeat
   that a daemon thread refreshes every ``lease / 4`` seconds.
 - **Waiting.** The second run retries for ``operations.lock_wait_seconds`` (0 by default), then
@@ -24,7 +24,7 @@ written.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -33,20 +33,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from lakehouse.config import LakehouseConfig, local_path
+from lakehouse.storage import storage_for
 
 log = logging.getLogger("lakehouse")
 
 LOCK_DIR = "_lakehouse"
-#: Hadoop's builder option for an atomic create-if-absent (``If-None-Match: *`` on S3A).
-CONDITIONAL_CREATE = "fs.option.create.conditional.overwrite"
 LOCK_NAME = "writer.lock"
 
 
@@ -74,6 +72,11 @@ class Holder:
     command: str
     started_at: float
     heartbeat_at: float
+    #: A run that is a client of the warm engine: the engine's state folder and the run's session on it. The
+    #: engine finishes a command its client sent even when the client is killed; whoever takes a dead
+    #: holder's lock over first interrupts what that session still runs (:mod:`lakehouse.engine`).
+    engine_dir: str = ""
+    engine_session: str = ""
 
     def describe(self) -> str:
         return (
@@ -89,7 +92,8 @@ class Holder:
         try:
             data = json.loads(text)
             return Holder(str(data["token"]), int(data["pid"]), str(data["host"]), str(data["command"]),
-                          float(data["started_at"]), float(data["heartbeat_at"]))  # fmt: skip
+                          float(data["started_at"]), float(data["heartbeat_at"]), str(data.get("engine_dir", "")),
+                          str(data.get("engine_session", "")))  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -99,96 +103,25 @@ def is_local(config: LakehouseConfig) -> bool:
     return local_path(config.paths.warehouse) is not None
 
 
-class _LocalStore:
-    """The lock file on a local (or POSIX-mounted) file system."""
+class _Store:
+    """The lock file in its store (:mod:`lakehouse.storage`): a local file system, or S3 where the create is a
+    conditional PUT (``If-None-Match: *``, answered 412 when the lock exists)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = str(local_path(path))
-
-    def create(self, text: str) -> bool:
-        """Written whole to a private file, then hard-linked into place: ``link`` fails if the lock
-        exists (atomic, like ``O_EXCL``), and a reader never sees a half-written lock."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new"
-        with open(tmp, "w") as f:
-            f.write(text)
-        try:
-            os.link(tmp, self.path)
-        except FileExistsError:
-            return False
-        finally:
-            os.remove(tmp)
-        return True
-
-    def read(self) -> str | None:
-        try:
-            with open(self.path) as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
-
-    def replace(self, text: str) -> None:
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.path)
-
-    def delete(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.path)
-
-
-class _HadoopStore:
-    """The lock file on any Hadoop file system (``s3a://``, ``hdfs://``...), through the JVM."""
-
-    def __init__(self, path: str, spark: Any) -> None:
-        jvm = spark.sparkContext._jvm
-        self.jvm = jvm
-        self.jpath = jvm.org.apache.hadoop.fs.Path(path)
-        self.fs = self.jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-    def _write(self, text: str, overwrite: bool) -> None:
-        out = self.fs.create(self.jpath, overwrite)
-        try:
-            out.write(bytearray(text.encode()))
-        finally:
-            out.close()
+    def __init__(self, path: str, config: LakehouseConfig) -> None:
+        self.path = path
+        self.storage = storage_for(path, config)
 
     def create(self, text: str) -> bool:
-        """Put-if-absent. On a store that supports conditional create (S3A on Hadoop 3.5 with an S3
-        that honours ``If-None-Match: *``) the existence check and the write are one atomic request
-        at ``close()``; elsewhere ``create(overwrite=false)``, atomic on HDFS-like file systems."""
-        if self.fs.exists(self.jpath):
-            return False
-        try:
-            if self.fs.hasPathCapability(self.jpath, CONDITIONAL_CREATE):
-                out = self.fs.createFile(self.jpath).overwrite(False).must(CONDITIONAL_CREATE, True).build()
-                try:
-                    out.write(bytearray(text.encode()))
-                finally:
-                    out.close()  # the conditional PUT: 412 if another run created the lock first
-            else:
-                self._write(text, False)
-        except Exception as exc:  # FileAlreadyExistsException, RemoteFileChangedException (412)
-            if any(s in str(exc) for s in ("FileAlreadyExists", "412", "PreconditionFailed", "RemoteFileChanged")):
-                return False
-            raise
-        return True
+        return self.storage.create_if_absent(self.path, text.encode())
 
     def read(self) -> str | None:
-        if not self.fs.exists(self.jpath):
-            return None
-        stream = self.fs.open(self.jpath)
-        try:
-            return str(self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
+        return self.storage.read_text(self.path)
 
     def replace(self, text: str) -> None:
-        self._write(text, True)
+        self.storage.write(self.path, text.encode())
 
     def delete(self) -> None:
-        self.fs.delete(self.jpath, False)
+        self.storage.delete(self.path)
 
 
 def pid_alive(pid: int) -> bool:
@@ -211,14 +144,13 @@ def process_cmdline(pid: int) -> str:
 
 
 class WarehouseLock:
-    def __init__(self, config: LakehouseConfig, spark: Any = None, command: str | None = None) -> None:
+    def __init__(
+        self, config: LakehouseConfig, command: str | None = None, on_takeover: Callable[[Holder], None] | None = None
+    ) -> None:
+        """``on_takeover``: called with a stale holder before its lock is taken over (the launcher stops what the
+        dead run left running on the engine)."""
         path = lock_path(config)
-        if local_path(path) is not None:
-            self.store: _LocalStore | _HadoopStore = _LocalStore(path)
-        elif spark is None:
-            raise ValueError(f"the warehouse lock on {path} needs a Spark session (Hadoop file system)")
-        else:
-            self.store = _HadoopStore(path, spark)
+        self.store = _Store(path, config)
         self.path = path
         self.warehouse = config.paths.warehouse
         self.wait_seconds = config.operations.lock_wait_seconds
@@ -228,6 +160,7 @@ class WarehouseLock:
                          command or " ".join(sys.argv)[:300], now, now)  # fmt: skip
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self.on_takeover = on_takeover
 
     def _stale(self, holder: Holder | None) -> str | None:
         """Why the current holder's lock may be taken over (None: it is alive)."""
@@ -254,6 +187,8 @@ class WarehouseLock:
                 if self.store.read() == text:  # still the same stale holder
                     log.warning("taking over the warehouse lock %s: %s (was: %s)", self.path, reason,
                                 holder.describe() if holder else text[:200])  # fmt: skip
+                    if holder is not None and self.on_takeover is not None:
+                        self.on_takeover(holder)
                     self.store.delete()
                 continue
             if _now() >= deadline:
@@ -271,6 +206,11 @@ class WarehouseLock:
         log.info("warehouse lock taken: %s", self.path)
         self._beat = threading.Thread(target=self._heartbeat, name="warehouse-lock-heartbeat", daemon=True)
         self._beat.start()
+
+    def annotate(self, **fields: str) -> None:
+        """Add to the holder's record (the engine session of the run), written at once."""
+        self.me = dataclasses.replace(self.me, **fields)
+        self.store.replace(dataclasses.replace(self.me, heartbeat_at=_now()).to_json())
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(max(1.0, self.lease_seconds / 4)):
@@ -296,9 +236,9 @@ class WarehouseLock:
 
 
 @contextmanager
-def writer_lock(config: LakehouseConfig, spark: Any = None, command: str | None = None) -> Iterator[WarehouseLock]:
+def writer_lock(config: LakehouseConfig, command: str | None = None) -> Iterator[WarehouseLock]:
     """Hold the warehouse's writer lock for the block (raises :class:`LockHeld`)."""
-    lock = WarehouseLock(config, spark, command)
+    lock = WarehouseLock(config, command)
     lock.acquire()
     try:
         yield lock

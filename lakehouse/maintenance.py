@@ -30,11 +30,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
-
 from lakehouse import batches, delta_io
+from lakehouse.config import LakehouseConfig
+from lakehouse.delta_io import sql_string, table_ref
 from lakehouse.job_runtime import Job, JobContext, JobFailed, param
 from lakehouse.registry import TABLES, TableSpec, table
+from lakehouse.storage import storage_for
 
 log = logging.getLogger("lakehouse")
 
@@ -58,20 +59,17 @@ class TableMaintenance:
 
 def live_files(spark, path: str) -> int:
     """Files of the table's current version (``DESCRIBE DETAIL``)."""
-    return int(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["numFiles"])
+    return int(spark.sql(f"DESCRIBE DETAIL {table_ref(path)}").first()["numFiles"])
 
 
-def stored_files(spark, path: str) -> int:
-    """Data files on storage, referenced or not (the table's folder without ``_delta_log``)."""
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    files = fs.listFiles(jpath, True)
+def stored_files(path: str, config: LakehouseConfig | None) -> int:
+    """Data files on storage, referenced or not (the table's folder without ``_delta_log``), listed by this
+    process (:mod:`lakehouse.storage`)."""
+    root = path.rstrip("/")
     count = 0
-    while files.hasNext():
-        p = files.next().getPath()
-        relative = p.toString()[len(jpath.toString()) :]
-        if "/_delta_log/" not in relative and not p.getName().startswith((".", "_")):
+    for f in storage_for(path, config).walk(path):
+        relative = f.path.removeprefix("file:")[len(root.removeprefix("file:")):]
+        if "/_delta_log/" not in f"{relative}/" and not f.name.startswith((".", "_")):
             count += 1
     return count
 
@@ -88,6 +86,7 @@ def _selected(spec_names: str | None) -> list[TableSpec]:
 #: Spark's default (10,000) makes every VACUUM listing a 10,000-task job: about 20 s per table even
 #: for a tiny one here (measured: 2 s with 8). Used unless ``spark.extra_conf`` sets it.
 LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+VACUUM_LISTING_TASKS = 8
 RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
 
 
@@ -98,7 +97,7 @@ def _retention(spark, path: str, hours: int, properties: dict) -> None:
     current = properties.get(RETENTION_PROPERTY)
     if current == wanted or (current is None and hours == 168):
         return
-    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
+    spark.sql(f"ALTER TABLE {table_ref(path)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
 
 
 def maintain(ctx: JobContext, params: MaintainParams) -> list[TableMaintenance]:
@@ -106,10 +105,10 @@ def maintain(ctx: JobContext, params: MaintainParams) -> list[TableMaintenance]:
     hours = config.operations.vacuum_retention_hours
     previous = spark.conf.get(LISTING_PARALLELISM, None)
     if LISTING_PARALLELISM not in config.spark.extra_conf:
-        spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * spark.sparkContext.defaultParallelism)))
+        spark.conf.set(LISTING_PARALLELISM, str(VACUUM_LISTING_TASKS))
     try:
         report = [_maintain_table(spark, config, spec, params, hours) for spec in _selected(params.tables)
-                  if delta_io.exists(spark, spec, config)]  # fmt: skip
+                  if delta_io.exists(spec, config)]  # fmt: skip
     finally:
         if previous is None:
             spark.conf.unset(LISTING_PARALLELISM)
@@ -125,16 +124,15 @@ def maintain(ctx: JobContext, params: MaintainParams) -> list[TableMaintenance]:
 def _maintain_table(spark, config, spec: TableSpec, params: MaintainParams, hours: int) -> TableMaintenance:
     started = time.monotonic()
     path = spec.path(config)
-    delta = DeltaTable.forPath(spark, path)
-    detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
-    live_before, stored_before = int(detail["numFiles"]), stored_files(spark, path)
+    detail = spark.sql(f"DESCRIBE DETAIL {table_ref(path)}").first()
+    live_before, stored_before = int(detail["numFiles"]), stored_files(path, config)
     if not params.no_optimize:
-        delta.optimize().executeCompaction()
+        spark.sql(f"OPTIMIZE {table_ref(path)}").collect()
     live_after = live_files(spark, path)
     if not params.no_vacuum:
         _retention(spark, path, hours, dict(detail["properties"] or {}))
-        delta.vacuum()
-    stored_after = stored_files(spark, path)
+        spark.sql(f"VACUUM {table_ref(path)}").collect()
+    stored_after = stored_files(path, config)
     item = TableMaintenance(spec.full_name, live_before, live_after, stored_before, stored_after,
                             time.monotonic() - started)  # fmt: skip
     log.info("%s: live files %d -> %d, files on storage %d -> %d (%.1f s)", item.table, live_before, live_after,
@@ -179,15 +177,13 @@ def restore(ctx: JobContext, params: RestoreParams) -> None:
             f"({', '.join(GOLD_TABLES)}); bronze and silver feed other tables: repair them with a normal run "
             f"or lakehouse run --full-refresh"
         )
-    if not delta_io.exists(spark, spec, config):
+    if not delta_io.exists(spec, config):
         raise JobFailed(f"{spec.full_name} does not exist")
-    delta = DeltaTable.forPath(spark, spec.path(config))
     # Forget the bookkeeping first: a restore killed half-way still leads to a full rebuild next run.
     batches.reset(ctx, consumer(spec, config))
-    if params.version is not None:
-        metrics = delta.restoreToVersion(params.version).first()
-    else:
-        metrics = delta.restoreToTimestamp(params.timestamp).first()
+    to = f"VERSION AS OF {int(params.version)}" if params.version is not None else \
+        f"TIMESTAMP AS OF {sql_string(params.timestamp or '')}"
+    metrics = spark.sql(f"RESTORE TABLE {table_ref(spec.path(config))} TO {to}").first()
     target = f"version {params.version}" if params.version is not None else f"timestamp {params.timestamp}"
     log.info("%s restored to %s (%s); the next run rebuilds it whole from silver", spec.full_name, target,
              metrics.asDict() if metrics else {})  # fmt: skip

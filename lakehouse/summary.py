@@ -44,7 +44,7 @@ def table_counts(spark: SparkSession, config: LakehouseConfig) -> str:
     def count(spec: TableSpec) -> tuple[str, int] | None:
         return (
             (spec.full_name, delta_io.read(spark, spec, config).count())
-            if delta_io.exists(spark, spec, config)
+            if delta_io.exists(spec, config)
             else None
         )
 
@@ -54,7 +54,7 @@ def table_counts(spark: SparkSession, config: LakehouseConfig) -> str:
 
 
 def quarantine_by_rule(spark: SparkSession, config: LakehouseConfig) -> str:
-    if not delta_io.exists(spark, BRONZE_QUARANTINE, config):
+    if not delta_io.exists(BRONZE_QUARANTINE, config):
         return "  (no quarantine table yet)"
     rows = (
         delta_io.read(spark, BRONZE_QUARANTINE, config)
@@ -220,7 +220,7 @@ Section = Callable[[SparkSession, LakehouseConfig], "str | None"]
 
 def _section(title: Title, body: Callable[[SparkSession, LakehouseConfig], str], *needs: TableSpec) -> Section:
     def render(spark: SparkSession, config: LakehouseConfig) -> str | None:
-        if not all(delta_io.exists(spark, spec, config) for spec in needs):
+        if not all(delta_io.exists(spec, config) for spec in needs):
             return None
         return (title if isinstance(title, str) else title(config)) + body(spark, config)
 
@@ -353,7 +353,7 @@ def build_summary(
     """
     versions = table_versions(config)
     sections = [*([COUNTS] if table_counts else []), *SECTIONS]
-    have_checks = all(delta_io.exists(spark, spec, config) for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS))
+    have_checks = all(delta_io.exists(spec, config) for spec in (OPS_JOB_RUNS, OPS_DQ_RESULTS))
     with ThreadPoolExecutor(workers) as pool:
         state = pool.submit(checks_state, spark, config) if have_checks else None
         parts = list(pool.map(lambda section: section(spark, config), sections))

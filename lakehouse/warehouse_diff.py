@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.config import LakehouseConfig
 from lakehouse.delta_io import latest_version
 from lakehouse.job_runtime import base_parser, config_from_args, setup_logging
 from lakehouse.registry import TABLES, TableSpec, table
@@ -49,23 +50,26 @@ def _counts(a: DataFrame, b: DataFrame) -> dict[str, int]:
     return {k: int(totals[k] or 0) for k in ("rows_left", "rows_right", "only_left", "only_right")}
 
 
-def _table(spark, path: str, spec: TableSpec) -> DataFrame:
+def _table(spark, path: str, spec: TableSpec, config: LakehouseConfig | None) -> DataFrame:
     """The table at ``path``; a table not created on that side reads as empty (its rows are all on the other)."""
-    if latest_version(spark, path) is None:
+    if latest_version(path, config) is None:
         return spark.createDataFrame([], spec.schema)
     return spark.read.format("delta").load(path)
 
 
-def compare(spark, left: str, right: str, specs: Sequence[TableSpec]) -> dict[str, dict]:
+def compare(
+    spark, left: str, right: str, specs: Sequence[TableSpec], config: LakehouseConfig | None = None
+) -> dict[str, dict]:
+    """Every table of ``specs`` on both sides (``config``: how this process reaches the stores, e.g. s3a's keys)."""
     out = {}
     for spec in specs:
         lpath, rpath = (f"{root.rstrip('/')}/{spec.layer}/{spec.name}" for root in (left, right))
-        a = _normalised(_table(spark, lpath, spec))
-        b = _normalised(_table(spark, rpath, spec))
+        a = _normalised(_table(spark, lpath, spec, config))
+        b = _normalised(_table(spark, rpath, spec, config))
         out[spec.full_name] = {
             **_counts(a, b),
-            "version_left": latest_version(spark, lpath),
-            "version_right": latest_version(spark, rpath),
+            "version_left": latest_version(lpath, config),
+            "version_right": latest_version(rpath, config),
         }
     return out
 
@@ -85,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lakehouse.session import get_spark
 
     spark = get_spark(config, app_name=f"{config.app_name}:diff")
-    result = compare(spark, args.left, args.right, specs)
+    result = compare(spark, args.left, args.right, specs, config)
     different = [name for name, r in result.items() if r["only_left"] or r["only_right"]]
     for name, r in result.items():
         state = "DIFFERENT" if name in different else "equal"

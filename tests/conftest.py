@@ -14,11 +14,18 @@ from lakehouse.config import LakehouseConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+#: The suite's own engine (never a developer's): every process of the suite, subprocesses included, finds it here.
+os.environ.setdefault("LAKEHOUSE_ENGINE_DIR", str(REPO_ROOT / ".cache" / "test-engine"))
+#: ``engine`` (scripts/test.sh: the whole suite): the session fixture is a Spark Connect client of an engine the
+#: suite starts, so every job body the tests run in-process runs as the engine's client; ``classic`` (default,
+#: and the fast tier): one classic session in this process.
+TEST_SESSION = os.environ.get("LAKEHOUSE_TEST_SESSION", "classic")
+TEST_ENGINE_PORT = 15012
 
 
 def make_config(warehouse: Path | str, input_path: Path | str | None = None, **overrides) -> LakehouseConfig:
     """The repo's config with the test's warehouse and input; ``overrides`` use dotted keys with '__'."""
-    base = {"paths.warehouse": str(warehouse), "spark.shuffle_partitions": 2}
+    base = {"paths.warehouse": str(warehouse), "spark.shuffle_partitions": 2, "engine.port": TEST_ENGINE_PORT}
     if input_path is not None:
         base["paths.input"] = str(input_path)
     base.update({k.replace("__", "."): v for k, v in overrides.items()})
@@ -30,6 +37,9 @@ def spark(tmp_path_factory):
     from lakehouse.session import get_spark
 
     config = make_config(tmp_path_factory.mktemp("warehouse"))
+    if TEST_SESSION == "engine":
+        yield from _engine_session(config)
+        return
     # One JVM for the whole session (half an hour of jobs): the full tiered JIT pays off here, where the
     # C1-only JIT of short runs made the integration tests 1.5-2x slower (docs/tests.md). Tiny data: the
     # settings of a light daily run (lakehouse/session.py LIGHT_RUN).
@@ -38,9 +48,32 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+def _engine_session(config: LakehouseConfig):
+    """The suite's engine, started here and stopped when the session ends (also after failures), and a client
+    session on it. Its resident memory after the whole suite is bounded (test_engine.py reads it)."""
+    from lakehouse import engine
+    from lakehouse.session import get_spark
+
+    engine.stop(config)  # one a killed earlier run left behind
+    try:
+        engine.start(config, warm_up=False)
+        session = get_spark(config, light=True, remote=engine.target(config).remote())
+        try:
+            yield session
+        finally:
+            session.stop()
+    finally:
+        engine.stop(config)
+
+
 @pytest.fixture
 def config(tmp_path) -> LakehouseConfig:
     return make_config(tmp_path / "warehouse", tmp_path / "input")
+
+
+def history(spark, path: str, limit: int | None = None):
+    """``DESCRIBE HISTORY`` of the Delta table at ``path`` (newest first): SQL, as a Connect session runs it."""
+    return spark.sql(f"DESCRIBE HISTORY delta.`{path}`" + (f" LIMIT {limit}" if limit else ""))
 
 
 def job_context(spark, config: LakehouseConfig, job: str = "test"):

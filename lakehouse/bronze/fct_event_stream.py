@@ -47,6 +47,7 @@ from lakehouse.bronze.sources import (
     SourceFile,
     header_problem,
     identify,
+    is_compressed,
     list_input_files,
     read_numbered_lines,
     spark_path_key,
@@ -162,7 +163,11 @@ def _ingest_lines(
     headers: Mapping[str, str],
 ) -> list[BatchResult]:
     spark, run = ctx.spark, ctx.run
-    by_key = {spark_path_key(spark, s.path): s for s in sources}
+    by_key = {spark_path_key(s.path): s for s in sources}
+    unmatched = [s.path for key, s in by_key.items() if key not in headers and s.size and not is_compressed(s.name)]
+    if unmatched:  # an unmatched key would read as an empty file: never drop a file's lines silently
+        raise JobFailed(f"Spark read no line of {unmatched} although they are not empty (paths it reported: "
+                        f"{sorted(headers)[:5]}): nothing was written")  # fmt: skip
     problems = {key: header_problem(headers.get(key)) for key in by_key}
     loadable = [key for key in by_key if not problems[key]]
     results: dict[str, BatchResult] = {
@@ -402,9 +407,9 @@ def read_sources(
     return new, results, still_bad
 
 
-def identify_file(spark: SparkSession | None) -> Callable[[ListedFile], SourceFile]:
-    """Hash local files with Python (no JVM round trip), others through Spark's file system."""
-    return lambda f: identify(None if spark is None or local_path(f.path) is not None else spark, f)
+def identify_file(config: LakehouseConfig) -> Callable[[ListedFile], SourceFile]:
+    """Hash files in this process, from their store (local or object storage)."""
+    return lambda f: identify(f, config)
 
 
 @dataclass(frozen=True)
@@ -424,10 +429,8 @@ class Landing:
         if ledger.unrecorded():
             return Decision(True, "a stopped run's batches are to be undone")
         path = getattr(params, "input", None) or config.paths.input
-        if spark is None and local_path(path) is None:
-            return Decision(True, f"the landing folder {path} is listed by Spark")
         try:
-            plan = plan_landing(*list_input_files(spark, path), ledger, bool(params.retry_bad_files))
+            plan = plan_landing(*list_input_files(path, config), ledger, bool(params.retry_bad_files))
         except SourceError as exc:
             return Decision(True, str(exc))  # the body fails the run with it
         new_bytes = sum(f.size for f in plan.to_read)
@@ -436,9 +439,9 @@ class Landing:
         if not all(local_path(f.path) is not None for f in plan.to_read):
             return Decision(True, f"{len(plan.to_read)} new or changed file(s)", new_bytes=new_bytes)
         still_bad = [_known_bad(record) for _, record in plan.known_bad]
-        for f in plan.to_read:  # hashed by Python until the first file with new content
+        for f in plan.to_read:  # hashed until the first file with new content
             try:
-                source = identify(None, f)
+                source = identify(f, config)
             except SourceError:
                 return Decision(True, f"{f.name} cannot be read (the run refuses it)", new_bytes=new_bytes)
             key = (source.name, source.sha256)
@@ -474,7 +477,6 @@ def ingest(
     remind of it; ``retry_bad_files`` processes them again. With ``stop``, any bad file still in
     the folder fails the job on every run. Files that are not CSV exports are recorded as ignored.
     """
-    spark = ctx.spark
     config = config or ctx.config
     ingested_at = ingested_at or utc_now()
     if refresh:
@@ -483,7 +485,7 @@ def ingest(
         log.warning("batch %s of %s: run %s stopped after writing it and before recording it; its rows removed",
                     stopped.batch_id, stopped.file_name, stopped.run_id)  # fmt: skip
     try:
-        plan = plan_landing(*list_input_files(spark, config.paths.input), batches.ledger(ctx), retry_bad_files)
+        plan = plan_landing(*list_input_files(config.paths.input, config), batches.ledger(ctx), retry_bad_files)
     except SourceError as exc:
         raise JobFailed(str(exc)) from exc
     _ignored(ctx, plan, ingested_at)
@@ -491,7 +493,7 @@ def ingest(
                for f in plan.unchanged]  # fmt: skip
     if plan.unchanged:
         log.info("%d files already ingested (same name, size and modification time): skipped", len(plan.unchanged))
-    new_sources, read, still_bad = read_sources(plan, identify_file(spark))
+    new_sources, read, still_bad = read_sources(plan, identify_file(config))
     results += read
     if new_sources:
         for result in ingest_files(ctx, config, new_sources, ingested_at):

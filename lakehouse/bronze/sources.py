@@ -1,23 +1,25 @@
 """Source files: listing the landing folder, file identity, and numbered physical lines.
 
-Works on any Hadoop file system (local, ``s3a://``...) through the JVM, so the same code lists and
-hashes files on a laptop and on object storage. A file's identity is its name and the SHA-256 of its
-bytes; the bronze batch id derives from it, so the same file always makes the same batch.
+Files are listed and hashed by this process (:mod:`lakehouse.storage`: a local folder or an S3 bucket), the
+same way whether Spark runs in this process or in a Spark Connect engine; only the lines are read by Spark.
+A file's identity is its name and the SHA-256 of its bytes; the bronze batch id derives from it, so the same
+file always makes the same batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import local_path
+from lakehouse.config import LakehouseConfig
 from lakehouse.registry import SOURCE_HEADER as EXPECTED_HEADER
+from lakehouse.storage import FileStatus, StorageError, storage_for, uri_key
 
 
 class SourceError(RuntimeError):
@@ -42,12 +44,6 @@ class SourceFile:
         return hashlib.sha256(f"{self.name}:{self.sha256}".encode()).hexdigest()[:16]
 
 
-def _hadoop_fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
-
-
 @dataclass(frozen=True)
 class ListedFile:
     """A file as the listing saw it: path, name, size and modification time (no content read)."""
@@ -63,14 +59,16 @@ class ListedFile:
         return self.name, self.size, self.modified_at
 
 
-def _listed(status) -> ListedFile:
-    path = status.getPath().toString()
-    modified = datetime.fromtimestamp(status.getModificationTime() / 1000, UTC).replace(tzinfo=None)
-    return ListedFile(path, path.rsplit("/", 1)[-1], int(status.getLen()), modified)
+def _listed(status: FileStatus) -> ListedFile:
+    return ListedFile(status.path, status.name, status.size, status.modified_at)
 
 
 #: Compressed exports Spark reads natively (Hadoop picks the codec from the exact, lower-case suffix).
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
+
+
+def is_compressed(name: str) -> bool:
+    return name.endswith(COMPRESSED_SUFFIXES)
 
 
 def is_csv_name(name: str) -> bool:
@@ -82,7 +80,9 @@ def is_csv_name(name: str) -> bool:
     return name.lower().endswith(".csv")
 
 
-def list_input_files(spark: SparkSession | None, input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
+def list_input_files(
+    input_path: str, config: LakehouseConfig | None = None
+) -> tuple[list[ListedFile], list[ListedFile]]:
     """(CSV files, other files) of a folder, each in name order (local or object storage).
 
     CSV files are ``*.csv`` (any case) and ``*.csv.gz``, ``*.csv.bz2``: compressed files are
@@ -91,80 +91,40 @@ def list_input_files(spark: SparkSession | None, input_path: str) -> tuple[list[
     bronze job records it as ignored); sub-folders are not descended into. A path naming one file
     is taken as a CSV file whatever its name.
 
-    One listing call; sizes and modification times come with it, so deciding which files are new
-    reads no file. ``spark`` None (a decision made before any JVM starts): a local folder is listed
-    by Python, giving the same paths, sizes and millisecond times as Hadoop's local file system;
-    object storage needs Spark (``ValueError``).
+    One listing call; sizes and modification times (milliseconds, as Hadoop reports them) come with it, so
+    deciding which files are new reads no file. ``config`` says how to reach object storage (s3a's keys).
     """
-    if spark is None:
-        if local_path(input_path) is None:
-            raise ValueError(f"listing {input_path} needs Spark (object storage)")
-        return _list_local(input_path)
-    fs, jpath = _hadoop_fs(spark, input_path)
-    if not fs.exists(jpath):
-        raise SourceError(f"input path does not exist: {input_path}")
-    status = fs.getFileStatus(jpath)
-    if status.isFile():
-        return [_listed(status)], []
-    files = sorted((_listed(s) for s in fs.listStatus(jpath) if s.isFile()), key=lambda f: f.name)
-    return [f for f in files if is_csv_name(f.name)], [f for f in files if not is_csv_name(f.name)]
-
-
-def _list_local(input_path: str) -> tuple[list[ListedFile], list[ListedFile]]:
-    """:func:`list_input_files` of a local path, without the JVM (same results as Hadoop's local FS)."""
-    path = local_path(input_path).resolve()
-
-    def listed(p: Path) -> ListedFile:
-        st = p.stat()
-        modified = datetime.fromtimestamp(st.st_mtime_ns // 1_000_000 / 1000, UTC).replace(tzinfo=None)
-        return ListedFile(f"file:{p}", p.name, int(st.st_size), modified)
-
-    if not path.exists():
-        raise SourceError(f"input path does not exist: {input_path}")
-    if path.is_file():
-        return [listed(path)], []
-    files = sorted((listed(p) for p in path.iterdir() if p.is_file()), key=lambda f: f.name)
+    try:
+        store = storage_for(input_path, config)
+        status = store.status(input_path)
+        if status is None:
+            raise SourceError(f"input path does not exist: {input_path}")
+        if not status.is_dir:
+            return [_listed(status)], []
+        files = sorted((_listed(s) for s in store.list(input_path) if not s.is_dir), key=lambda f: f.name)
+    except StorageError as exc:
+        raise SourceError(str(exc)) from exc
     return [f for f in files if is_csv_name(f.name)], [f for f in files if not is_csv_name(f.name)]
 
 
 IGNORED_REASON = "not a CSV export (expected *.csv, *.csv.gz or *.csv.bz2): not read"
 
 
-def identify(spark: SparkSession | None, listed: ListedFile) -> SourceFile:
-    """Name, size and content SHA-256: streamed in the JVM (any Hadoop file system), or read by Python
-    for a local file when ``spark`` is None (the same digest of the same bytes)."""
-    if spark is None:
-        return _identify_local(listed)
-    fs, jpath = _hadoop_fs(spark, listed.path)
-    jvm = spark.sparkContext._jvm
-    try:
-        stream = fs.open(jpath)
-        try:
-            digest = jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream)
-        finally:
-            stream.close()
-    except Exception as exc:  # py4j wraps the Java IOException
-        raise SourceError(f"cannot read input file {listed.path}: {exc}") from exc
-    return SourceFile(listed.path, listed.name, listed.size, str(digest), listed.modified_at)
-
-
-def _identify_local(listed: ListedFile) -> SourceFile:
-    path = local_path(listed.path)
-    if path is None:
-        raise ValueError(f"hashing {listed.path} needs Spark (object storage)")
+def identify(listed: ListedFile, config: LakehouseConfig | None = None) -> SourceFile:
+    """Name, size and content SHA-256, streamed by this process from the file's store."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with contextlib.closing(storage_for(listed.path, config).open(listed.path)) as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
-    except OSError as exc:
+    except Exception as exc:  # OSError locally, botocore's errors on S3
         raise SourceError(f"cannot read input file {listed.path}: {exc}") from exc
     return SourceFile(listed.path, listed.name, listed.size, digest.hexdigest(), listed.modified_at)
 
 
-def spark_path_key(spark: SparkSession, path: str) -> str:
+def spark_path_key(path: str) -> str:
     """The form in which Spark reports a file's path (``_metadata.file_path``: a URI, %-encoded)."""
-    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
+    return uri_key(path)
 
 
 def read_numbered_lines(spark: SparkSession, paths: list[str]) -> tuple[DataFrame, DataFrame, dict[str, str]]:

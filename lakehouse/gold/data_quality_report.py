@@ -117,7 +117,7 @@ def run(ctx: JobContext, params: NoParams) -> None:
         ctx.run.rows_out = 0
         return
     for spec in (SILVER_EVENTS, SILVER_DIM_USERS, GOLD_ACTIVE_USER):
-        if not delta_io.exists(spark, spec, config):
+        if not delta_io.exists(spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the jobs before this one in the DAG")
     dim_users = delta_io.read(spark, SILVER_DIM_USERS, config)
     latest = dim_users.where(F.col("ds") == F.lit(latest_ds)).localCheckpoint()

@@ -222,7 +222,7 @@ def compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | N
 def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | None) -> GoldComputation:
     spark, config = ctx.spark, ctx.config
     for spec in (SILVER_USER_ACTIVITY, SILVER_DIM_USERS):
-        if not delta_io.exists(spark, spec, config):
+        if not delta_io.exists(spec, config):
             raise JobFailed(f"{spec.full_name} does not exist yet: run the silver jobs of the DAG first")
     gold = config.gold
     key = GoldKey(config.paths.warehouse, since, max_event_date, config.week_start, gold.lookback_weeks,

@@ -309,7 +309,7 @@ def written_without_first_negative_date(spark: SparkSession, config: LakehouseCo
     given the column empty (as :func:`lakehouse.delta_io.ensure_table` would: its rows would read null).
     Checked before this job writes: its writes are the only ones that add the column.
     """
-    if not delta_io.exists(spark, SILVER_DIM_USERS, config):
+    if not delta_io.exists(SILVER_DIM_USERS, config):
         return False
     return "first_negative_date" not in delta_io.read(spark, SILVER_DIM_USERS, config).columns
 

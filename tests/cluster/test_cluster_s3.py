@@ -168,8 +168,8 @@ def test_lock_is_atomic_on_s3_and_a_second_run_exits_2(stack, local_run, tmp_pat
     )  # fmt: skip
     assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-4000:]
     found = json.loads(out.read_text())
-    assert found["conditional_create_capability"] is True
-    assert found["second_conditional_create"] is False  # the S3 server answered 412 to the put-if-absent
+    assert found["first_create"] is True
+    assert found["second_create"] is False  # the S3 server answered 412 to the put-if-absent
     assert sorted(found["racers"]) == ["held"] * 5 + ["won"]
 
     # A real run holds the lock (a new file to ingest); a second run started meanwhile exits 2.

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, generator, launcher
@@ -34,7 +33,7 @@ from lakehouse.registry import (
     SILVER_EVENTS,
     TABLES,
 )
-from tests.conftest import job_context, pipeline_args
+from tests.conftest import history, job_context, pipeline_args
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
@@ -284,8 +283,8 @@ def test_injected_anomalies_are_flagged_and_the_table_equals_the_reference(spark
 
 
 def _versions(spark, config):
-    return {s.full_name: DeltaTable.forPath(spark, s.path(config)).history(1).first()["version"]
-            for s in TABLES if s.layer != "ops" and delta_io.exists(spark, s, config)}  # fmt: skip
+    return {s.full_name: history(spark, s.path(config), 1).first()["version"]
+            for s in TABLES if s.layer != "ops" and delta_io.exists(s, config)}  # fmt: skip
 
 
 def test_rerun_of_the_whole_dag_changes_no_table(spark, sample_pipeline):

@@ -4,6 +4,7 @@ reads, the summary from its kept sections; anything to do (a new file) goes to S
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -13,7 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, launcher
-from lakehouse.bronze.sources import identify, list_input_files
+from lakehouse.bronze.sources import identify, list_input_files, spark_path_key
 from lakehouse.gold.refresh import JOBS as GOLD_JOBS
 from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
 from tests.conftest import SAMPLE_FILES, make_config
@@ -62,15 +63,24 @@ def _args(config, *extra: str) -> list[str]:
             "--set", "spark.shuffle_partitions=2", *extra]  # fmt: skip
 
 
-def test_local_listing_and_hashing_equal_hadoops(spark, tmp_path):
-    for name, text in (("b.csv", "x\n"), ("A.CSV", "yy\n"), ("c.csv.gz", ""), ("notes.txt", "n")):
-        (tmp_path / name).write_text(text)
+def test_listing_and_file_keys_equal_what_spark_reports(spark, tmp_path):
+    """The client lists, hashes and names files itself (no JVM): its paths, sizes, times and keys are Spark's own."""
+    names = ("b.csv", "A.CSV", "a b.csv", "per%cent.csv", "x%20y.csv", "c+d;e.csv", "ünï.csv", "h#a.csv", "q?x.csv")
+    for i, name in enumerate(names):
+        (tmp_path / name).write_text("x" * (i + 1) + "\n")
+    (tmp_path / "notes.txt").write_text("n")
     (tmp_path / "sub").mkdir()
-    listed = list_input_files(None, str(tmp_path))
-    assert listed == list_input_files(spark, str(tmp_path))
+    csv, others = list_input_files(str(tmp_path))
+    assert sorted(f.name for f in csv) == sorted(names) and [f.name for f in others] == ["notes.txt"]
+    seen = {r["file_path"]: r for r in spark.read.text([f.path for f in csv]).select(
+        "_metadata.file_path", "_metadata.file_size", "_metadata.file_modification_time").distinct().collect()}
+    for f in csv:
+        row = seen[spark_path_key(f.path)]
+        assert (row["file_size"], row["file_modification_time"]) == (f.size, f.modified_at), f.name
+    assert [identify(f).sha256 for f in csv] == [hashlib.sha256(Path(f.path.removeprefix("file:")).read_bytes())
+                                                 .hexdigest() for f in csv]  # fmt: skip
     one = str(tmp_path / "b.csv")
-    assert list_input_files(None, one) == list_input_files(spark, one)
-    assert [identify(None, f) for f in listed[0]] == [identify(spark, f) for f in listed[0]]
+    assert list_input_files(one) == ([f for f in csv if f.name == "b.csv"], [])
 
 
 def test_nothing_new_is_recorded_without_spark_like_spark_does(spark, sample_pipeline, tmp_path, capsys):

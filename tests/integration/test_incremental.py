@@ -22,7 +22,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, delta_rs, generator, launcher
@@ -43,7 +42,7 @@ from lakehouse.registry import (
     TABLES,
 )
 from lakehouse.warehouse_diff import compare
-from tests.conftest import REPO_ROOT, make_config
+from tests.conftest import REPO_ROOT, history, make_config
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +106,7 @@ def assert_same_tables(spark, config_a, config_b, may_be_empty: tuple[str, ...] 
 
 def _versions(spark, config) -> dict[str, int | None]:
     """Each data table's latest version, from its log's listing (no Spark job)."""
-    return {s.full_name: delta_io.latest_version(spark, s.path(config)) for s in DATA_TABLES}
+    return {s.full_name: delta_io.latest_version(s.path(config), config) for s in DATA_TABLES}
 
 
 def _copy(files: list[Path], folder: Path) -> None:
@@ -230,8 +229,8 @@ def test_killed_runs_recover(spark, runs, monkeypatch):
 
 
 def _file_counts(spark, config) -> dict[str, tuple[int, int]]:
-    return {s.full_name: (live_files(spark, s.path(config)), stored_files(spark, s.path(config)))
-            for s in TABLES if delta_io.exists(spark, s, config)}  # fmt: skip
+    return {s.full_name: (live_files(spark, s.path(config)), stored_files(s.path(config), config))
+            for s in TABLES if delta_io.exists(s, config)}  # fmt: skip
 
 
 def test_maintenance_compacts_daily_fragments_keeps_answers_and_history(spark, runs):
@@ -251,14 +250,14 @@ def test_maintenance_compacts_daily_fragments_keeps_answers_and_history(spark, r
     # Time travel still reads an early version (its files are within the retention).
     again = spark.read.format("delta").option("versionAsOf", 1).load(SILVER_EVENTS.path(daily)).count()
     assert again == first_events
-    history = DeltaTable.forPath(spark, SILVER_EVENTS.path(daily)).history().select("operation").collect()
-    assert {"OPTIMIZE", "VACUUM START", "VACUUM END"} <= {r["operation"] for r in history}
+    operations = history(spark, SILVER_EVENTS.path(daily)).select("operation").collect()
+    assert {"OPTIMIZE", "VACUUM START", "VACUUM END"} <= {r["operation"] for r in operations}
 
 
 def test_restore_a_gold_table_after_a_bad_publish(spark, runs):
     daily = runs["daily"]
     path = GOLD_ACTIVE_USER.path(daily)
-    good_version = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    good_version = history(spark, path, 1).first()["version"]
     bad = delta_io.read(spark, GOLD_ACTIVE_USER, daily).withColumn("active_users", F.col("active_users") * 2)
     delta_io.overwrite(bad.localCheckpoint(), GOLD_ACTIVE_USER, daily)  # a bad publish
 
@@ -267,7 +266,7 @@ def test_restore_a_gold_table_after_a_bad_publish(spark, runs):
     assert_same_tables(spark, daily, runs["full"])
     # Its bookkeeping was forgotten: the next run rebuilds it whole, with the same rows.
     assert _dag(spark, daily) == 0
-    operations = DeltaTable.forPath(spark, path).history(2).select("operation").collect()
+    operations = history(spark, path, 2).select("operation").collect()
     assert [r["operation"] for r in operations] == ["WRITE", "RESTORE"]
     assert_same_tables(spark, daily, runs["full"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from collections.abc import Iterable
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -22,7 +22,7 @@ from lakehouse.bronze.sources import SourceFile
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS
 from lakehouse.silver import dim_users as silver_dim_users
 from lakehouse.silver import fct_events as silver_fct_events
-from tests.conftest import SAMPLE_FILES, make_config, run_step
+from tests.conftest import SAMPLE_FILES, history, make_config, run_step
 from tests.reference import spec_reference
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,7 @@ def run_all(spark, config, **dim_kwargs) -> None:
 
 
 def _version(spark, config, spec) -> int:
-    return DeltaTable.forPath(spark, spec.path(config)).history(1).first()["version"]
+    return history(spark, spec.path(config), 1).first()["version"]
 
 
 def _batch_ids(paths: Iterable[Path]) -> dict[str, str]:
@@ -183,7 +183,7 @@ def test_a_table_written_before_first_negative_date_is_rebuilt_once(spark, tmp_p
     old = spark.createDataFrame(delta_io.read(spark, SILVER_DIM_USERS, config).drop("first_negative_date").collect(),
                                 old_schema)  # fmt: skip
     shutil.rmtree(path)  # the table as an earlier version created it: the registry's columns but that one
-    DeltaTable.createIfNotExists(spark).location(path).addColumns(old_schema).partitionedBy("ds").execute()
+    spark.sql(delta_io.create_table_statement(dataclasses.replace(SILVER_DIM_USERS, schema=old_schema), path))
     old.write.format("delta").mode("append").save(path)
     delta_io._ensured.discard((path, SILVER_DIM_USERS.full_name))  # a new application: the table is checked again
     assert silver_dim_users.written_without_first_negative_date(spark, config)
