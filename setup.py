@@ -33,18 +33,25 @@ setup(
     package_data={"lakehouse.serving.thrift": ["java/com/heymax/lakehouse/serving/*.java"]},
     python_requires=">=3.11",
     install_requires=[
-        f"pyspark=={SPARK_VERSION}",
+        # The connect extra: the Spark Connect client the jobs use on the warm engine (lakehouse/engine.py),
+        # grpcio and friends as pyspark pins them; pandas below 3, which PySpark 4.2 warns it does not support.
+        f"pyspark[connect]=={SPARK_VERSION}",
+        "pandas>=2.2,<3",
         f"delta-spark=={DELTA_VERSION}",
         "pyyaml>=6,<7",
-        # Runs with nothing to do read and record their bookkeeping without a JVM (lakehouse/idle.py).
+        # Runs with nothing to do read and record their bookkeeping without a JVM (lakehouse/delta_rs.py).
         "deltalake==1.6.6",
         "pyarrow==26.0.1",
+        # Files on S3 listed, hashed and locked by the client (lakehouse/storage.py): a conditional PUT.
+        "boto3>=1.35.16,<2",
     ],
     extras_require={
         "serving": SERVING,
         # Tests: the serving clients (requests also drives Superset's REST API), DataFrame
         # assertions, the linter, and Playwright driving Debian's chromium.
-        "dev": [*SERVING, "pytest>=8,<10", "chispa==0.12.0", "ruff==0.17.6", "playwright==1.58.0"],
+        # duckdb: the benchmark's peer (lakehouse/duckdb_peer.py); aiosmtpd: a real SMTP server for the alert tests.
+        "dev": [*SERVING, "pytest>=8,<10", "chispa==0.12.0", "ruff==0.17.6", "playwright==1.58.0", "duckdb==2.0.1",
+                "aiosmtpd==1.4.6"],
     },
     entry_points={
         "console_scripts": [

@@ -3,6 +3,7 @@
     lakehouse run [--full-refresh] [--jobs a,b] [--input PATH] [--warehouse DIR] [--set k=v]
     lakehouse job NAME [job arguments]        # one job, e.g. lakehouse job silver_dim_users --ds 2025-07-05
     lakehouse jobs                            # the jobs and the DAG of conf
+    lakehouse engine start|status|stop|restart # the warm engine: jobs run as its Spark Connect clients
     lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
     lakehouse thrift start|stop|status|register|add-user|remove-user|users|grant|revoke|grants|password
     lakehouse superset up|down|status|install # Superset with the dashboards (needs the Thrift server)
@@ -108,6 +109,12 @@ def _restore(argv: list[str]) -> int:
     return job_main(RESTORE_JOB, argv, prog="lakehouse restore")
 
 
+def _engine(argv: list[str]) -> int:
+    from lakehouse.engine import main
+
+    return main(argv)
+
+
 def _cluster(argv: list[str]) -> int:
     from lakehouse.cluster import main
 
@@ -136,6 +143,7 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (_run, "run the DAG of conf (or --jobs a,b) in one Spark application, then print a summary"),
     "job": (_job, "run one job: lakehouse job NAME [arguments] (same as spark-submit jobs/NAME.py)"),
     "jobs": (_jobs, "list the jobs and their place in the DAG"),
+    "engine": (_engine, "start | status | stop | restart the warm engine (Spark Connect) the jobs run as clients of"),
     "sql": (_sql, "run Spark SQL on the Thrift server (if started) or in a local session"),
     "thrift": (
         _thrift,

@@ -129,9 +129,12 @@ class ServingConfig:
     tls: bool = True
 
 
+AIRFLOW_TASKS = ("engine", "spark-submit")
+
+
 @dataclass(frozen=True)
 class AirflowConfig:
-    """The Airflow DAG (lakehouse/orchestration/): one SparkSubmitOperator task per job of ``dag``."""
+    """The Airflow DAG (lakehouse/orchestration/): one task per job of ``dag``."""
 
     dag_id: str = "heymax_lakehouse"
     #: A cron expression or preset; each run processes whatever landed since the last (incremental jobs).
@@ -146,6 +149,37 @@ class AirflowConfig:
     #: ``lakehouse airflow up``: the API server (UI and REST) on this address.
     host: str = "127.0.0.1"
     port: int = 8089
+    #: engine: each task runs its job's Python as a client of the warm engine (``engine.use: always``);
+    #: spark-submit: each task is a ``spark-submit`` of its job (a cold driver JVM per task).
+    tasks: str = "engine"
+    #: A task still running after this long fails (and is retried): a client that lost its engine never hangs.
+    task_timeout_minutes: int = 60
+
+
+ENGINE_USES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The warm engine (lakehouse/engine.py): a Spark Connect server the jobs run as clients of."""
+
+    #: auto: the jobs connect when an engine serving this config runs (and restart one that was started and
+    #: died); always: they also start it when it is not running; never: every job runs its own classic session.
+    use: str = "auto"
+    #: gRPC port on 127.0.0.1 (the clients connect as ``localhost``: the only host the Python client sends its
+    #: token to without TLS).
+    port: int = 15002
+    #: The engine's driver heap: every job of the machine runs in it (docs/engine.md: what it costs).
+    driver_memory: str = "3g"
+    #: Where its executors run: "" = spark.master (local threads), or a standalone cluster's spark://host:port.
+    master: str = ""
+    #: JDK the engine runs on: "" = the environment's java (JAVA_HOME or PATH), else a JDK's home folder.
+    java_home: str = ""
+    #: Pid, log, state and the token file (mode 600); relative to the project root.
+    state_dir: str = ".cache/engine"
+    #: A client gives up on an engine that does not answer after about this many seconds (the job then fails
+    #: naming the engine; the next run restarts it).
+    client_timeout_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -162,6 +196,7 @@ class LakehouseConfig:
     serving: ServingConfig = field(default_factory=ServingConfig)
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     #: Jobs in dependency order; the single-application runner executes them in this order.
     dag: tuple[str, ...] = ()
 
@@ -312,6 +347,10 @@ def _validate(obj: Any, prefix: str) -> None:
                 "delete files that a running reader or a concurrent writer still needs)",
             )
     elif isinstance(obj, AirflowConfig):
+        if obj.tasks not in AIRFLOW_TASKS:
+            raise bad("tasks", f"must be one of {AIRFLOW_TASKS}, got {obj.tasks!r}")
+        if obj.task_timeout_minutes < 1:
+            raise bad("task_timeout_minutes", "must be >= 1")
         if obj.retries < 0 or obj.retry_delay_minutes < 0:
             raise bad("retries", "and retry_delay_minutes must be >= 0")
         if not 0 < obj.port < 65536:
@@ -320,6 +359,13 @@ def _validate(obj: Any, prefix: str) -> None:
             date.fromisoformat(obj.start_date)
         except ValueError:
             raise bad("start_date", f"must be a date (YYYY-MM-DD), got {obj.start_date!r}") from None
+    elif isinstance(obj, EngineConfig):
+        if obj.use not in ENGINE_USES:
+            raise bad("use", f"must be one of {ENGINE_USES}, got {obj.use!r}")
+        if not 0 < obj.port < 65536:
+            raise bad("port", "must be a TCP port")
+        if obj.client_timeout_seconds < 1:
+            raise bad("client_timeout_seconds", "must be >= 1")
     elif isinstance(obj, ServingConfig):
         for name in ("thrift_port", "superset_port"):
             if not 0 < getattr(obj, name) < 65536:
@@ -396,4 +442,7 @@ def load_config(
             warehouse=_resolve_path(paths.warehouse, root),
             jar_cache=_resolve_path(paths.jar_cache, root),
         ),
+        # LAKEHOUSE_ENGINE_DIR: another engine for this environment's processes (the test suite's own).
+        engine=dataclasses.replace(config.engine, state_dir=_resolve_path(
+            os.environ.get("LAKEHOUSE_ENGINE_DIR") or config.engine.state_dir, root)),
     )

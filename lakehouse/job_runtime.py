@@ -260,8 +260,14 @@ class Job(Generic[P]):
                 run.finish("failed", str(exc))
                 return EXIT_FAILED
             except Exception as exc:
-                log.exception("%s failed unexpectedly", self.name)
-                run.finish("failed", f"{type(exc).__name__}: {exc}")
+                from lakehouse.session import engine_failure  # imports pyspark: not before a body ran
+
+                lost = engine_failure(spark, exc)
+                if lost:
+                    log.error("%s failed: %s", self.name, lost)
+                else:
+                    log.exception("%s failed unexpectedly", self.name)
+                run.finish("failed", lost or f"{type(exc).__name__}: {exc}")
                 return EXIT_FAILED
             if run.problems:
                 message = "; ".join(run.problems)

@@ -4,8 +4,8 @@
 ``spark-submit jobs/run_pipeline.py`` (:func:`run_main`), an Airflow task (a ``spark-submit`` of a job)
 and the benchmark's runs all go through :func:`launch`:
 
-1. **Lock.** The warehouse's writer lock (:mod:`lakehouse.lock`): on a local warehouse before any JVM
-   starts, on object storage once Spark is up (the lock file is written through Hadoop's file system).
+1. **Lock.** The warehouse's writer lock (:mod:`lakehouse.lock`), taken by this process before any Spark
+   starts (a local file, or a conditional PUT on S3).
 2. **Decide without Spark.** On a local warehouse the bookkeeping is read by delta-rs
    (:func:`lakehouse.batches.load_ledger`) and each job decides from its declared inputs whether it has
    anything to do (:meth:`lakehouse.job_runtime.Job.decide`: the same rule its body reads its work
@@ -16,9 +16,12 @@ and the benchmark's runs all go through :func:`launch`:
    job's pending rows, from the decisions) or a full refresh makes a heavy run: the driver JVM gets the
    full tiered JIT and the session Spark's defaults. A light run (a day's data) keeps the C1-only JIT and
    runs without adaptive execution and code generation (:data:`lakehouse.session.LIGHT_RUN`).
-4. **Run** the jobs in one application (:func:`lakehouse.pipeline.run_jobs`), handing them the ledger
+4. **Start Spark**: a session on the warm engine when one serves this config (:mod:`lakehouse.engine`: a
+   Spark Connect client, about 0.5 s; an engine that was started and died is restarted here), else a
+   classic session with its own JVM. A Connect session the run opened is released when it ends.
+5. **Run** the jobs in one application (:func:`lakehouse.pipeline.run_jobs`), handing them the ledger
    read in step 2 (the bookkeeping is not read again through Spark).
-5. **Summary** (``lakehouse run``): the sections kept by the last summary when no table changed since
+6. **Summary** (``lakehouse run``): the sections kept by the last summary when no table changed since
    (:func:`lakehouse.summary.kept_summary`), else rendered through Spark.
 """
 
@@ -32,10 +35,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse import batches, delta_rs
+from lakehouse import batches, delta_rs, engine
 from lakehouse.config import ConfigError, LakehouseConfig
+from lakehouse.engine import EngineError
 from lakehouse.job_catalog import check_dag, job
 from lakehouse.job_runtime import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     Decision,
@@ -45,11 +50,11 @@ from lakehouse.job_runtime import (
     config_from_args,
     setup_logging,
 )
-from lakehouse.lock import LockHeld, WarehouseLock, is_local
+from lakehouse.lock import Holder, LockHeld, WarehouseLock
 from lakehouse.ops import JobRun, OpsSink
 from lakehouse.pipeline import Step, run_jobs
 from lakehouse.registry import OPS_JOB_RUNS
-from lakehouse.session import get_spark
+from lakehouse.session import existing_session, get_spark, is_remote
 from lakehouse.summary import build_summary, kept_summary
 
 log = logging.getLogger("lakehouse")
@@ -61,7 +66,10 @@ class Launched:
 
     code: int
     runs: list[JobRun] = field(default_factory=list)
+    #: The run's session (a Connect session the run opened is released when it ends).
     spark: Any = None
+    #: The engine the run was a client of (None: a classic session, or none).
+    engine: engine.Target | None = None
     #: The jobs were decided and recorded without starting Spark.
     without_spark: bool = False
     summary: str | None = None
@@ -118,37 +126,85 @@ def launch(
     Spark session once it is up.
     """
     step = around or (lambda _name, fn: fn())
-    spark = None if is_local(config) else get_spark(config, app_name=app_name)
-    lock = WarehouseLock(config, spark, command)
+    lock = WarehouseLock(config, command, on_takeover=_stop_orphaned_work)
     try:
         lock.acquire()
     except LockHeld as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
-        return Launched(2, spark=spark)
+        return Launched(2)
+    session = _Session(config, app_name)
     try:
-        ledger = _ledger_without_spark(config) if spark is None else None
+        ledger = _ledger_without_spark(config)
         decisions = decide_all(jobs, config, values, ledger) if ledger is not None else []
         if (decisions and not any(d.work for d in decisions) and config.operations.idle_without_spark
                 and delta_rs.exists(OPS_JOB_RUNS, config)):  # fmt: skip
-            return _record_without_spark(config, jobs, values, decisions, app_name, summary, step)
+            return _record_without_spark(config, jobs, values, decisions, session, summary, step)
         for j, d in zip(jobs, decisions, strict=False):
             # Spark starts: a job idle now may get work from the jobs before it, and is decided again in its turn.
             log.info("%s: %s", j.name, d.reason if d.work or len(jobs) == 1 else
                      f"{d.reason} at the run's start; decided again when its turn comes")  # fmt: skip
         heavy = is_heavy(config, values, decisions)
-        spark = get_spark(config, app_name=app_name, full_jit=heavy and spark is None, light=not heavy)
+        try:
+            spark = session.start(full_jit=heavy, light=not heavy)
+        except EngineError as exc:
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr)
+            return Launched(EXIT_FAILED)
+        if session.engine is not None:  # a run killed now leaves work on the engine: the lock says where
+            lock.annotate(engine_dir=session.engine.state.state_dir, engine_session=spark.session_id)
         if started is not None:
             started(spark)
         caches = RunCaches(ledgers={config.paths.warehouse: ledger} if ledger is not None else {})
-        launched = Launched(0, spark=spark)
+        launched = Launched(0, spark=spark, engine=session.engine)
         launched.code = run_jobs(spark, config, jobs, values, step, launched.runs, caches)
         if summary is not None:
             launched.summary = step("summary", lambda: build_summary(
                 spark, config, launched.runs, table_counts=summary.table_counts))  # fmt: skip
         return launched
     finally:
+        session.release()
         lock.release()
+
+
+def _stop_orphaned_work(holder: Holder) -> None:
+    if holder.engine_session:
+        engine.stop_orphaned_work(holder.engine_dir, holder.engine_session)
+
+
+class _Session:
+    """The run's Spark session, started on demand: a client of the warm engine when one serves this config
+    (:func:`lakehouse.engine.target`), else classic. A Connect session this run opened is released at its end
+    (the engine drops its state; a client process that does not release it does not exit either)."""
+
+    def __init__(self, config: LakehouseConfig, app_name: str) -> None:
+        self.config, self.app_name = config, app_name
+        self.engine: engine.Target | None = None
+        self._opened: Any = None
+
+    def start(self, *, full_jit: bool = False, light: bool | None = None) -> Any:
+        before = existing_session()
+        if before is None or is_remote(before):
+            self.engine = engine.target(self.config)
+        spark = get_spark(self.config, app_name=self.app_name, full_jit=full_jit and before is None, light=light,
+                          remote=self.engine.remote() if self.engine else None)  # fmt: skip
+        if self.engine is not None and is_remote(spark):
+            log.info("running as a client of %s", self.engine.describe())
+            if before is None:
+                self._opened = spark
+        else:
+            self.engine = None
+        return spark
+
+    def release(self) -> None:
+        if self._opened is not None:
+            opened, self._opened = self._opened, None
+            if self.engine is not None and not self.engine.alive():
+                opened.release_session_on_close = False  # nothing to release: only close the channel
+            try:
+                opened.stop()
+            except Exception as exc:  # the engine may be gone: the run's own outcome is what matters
+                log.warning("the engine's session was not released: %s", exc)
 
 
 def _record_without_spark(
@@ -156,7 +212,7 @@ def _record_without_spark(
     jobs: Sequence[Job],
     values: dict[str, Any],
     decisions: Sequence[Decision],
-    app_name: str,
+    session: _Session,
     summary: SummaryRequest | None,
     step: Step,
 ) -> Launched:
@@ -178,7 +234,7 @@ def _record_without_spark(
             kept = None if summary.table_counts else kept_summary(config, launched.runs)
             if kept is not None:
                 return kept
-            launched.spark = get_spark(config, app_name=app_name)
+            launched.spark = session.start()
             return build_summary(launched.spark, config, launched.runs, table_counts=summary.table_counts)
 
         launched.summary = step("summary", render)

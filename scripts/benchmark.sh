@@ -9,6 +9,6 @@
 #                        [--driver-memory 2g] [--workdir DIR] [--out FILE.json]   (--help: every flag)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
-bootstrap
+bootstrap dev  # the test tools too: the DuckDB peer (lakehouse/duckdb_peer.py) is a dev dependency
 cd "$ROOT"
 exec lakehouse benchmark "$@"

@@ -50,4 +50,7 @@ _log "pytest"
 if [ "$fast" = 1 ]; then
   exec python -m pytest -m "$FAST" "$@"
 fi
+# The whole suite's in-process session is a client of an engine the suite starts (tests/conftest.py): every
+# job body runs on Spark Connect; the fast tier keeps one classic session (the cold path's unit tests).
+export LAKEHOUSE_TEST_SESSION="${LAKEHOUSE_TEST_SESSION:-engine}"
 exec python -m pytest "$@"

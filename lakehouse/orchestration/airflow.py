@@ -24,6 +24,7 @@ whose files overlap ``pyspark``'s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from lakehouse import processes, venvs
 from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
+from lakehouse.engine import EngineError
 from lakehouse.processes import ServiceError, StateDir
 
 AIRFLOW_VERSION = "3.3.2"
@@ -47,7 +49,7 @@ REQUIREMENTS = (
 )
 CONSTRAINTS = PROJECT_ROOT / "conf" / "airflow" / "constraints.txt"
 DAG_SOURCE = Path(__file__).with_name("dag_file.py")
-SPEC_FORMAT = 1
+SPEC_FORMAT = 2
 POOL = "lakehouse_writer"
 CONN_ID = "spark_default"
 ADMIN = "admin"
@@ -86,6 +88,11 @@ class Layout:
     @property
     def passwords(self) -> Path:
         return self.root / "admin-password.json"
+
+    @property
+    def engine_marker(self) -> Path:
+        """Written by ``up`` when it started the engine (holding its state folder): ``down`` stops it then."""
+        return self.root / "engine-started-by-up"
 
     def airflow(self) -> str:
         return str(self.venv / "bin" / "airflow")
@@ -142,26 +149,37 @@ def task_spec(
     # Every job gets the same config arguments; a partial bronze exits 0 (needs_attention reports it).
     args = [a for s in sets for a in ("--set", s)] + ["--set", "operations.partial_exit_code=0"]
     args += ["--warehouse", config.paths.warehouse]
+    engine_tasks = config.airflow.tasks == "engine"
+    if engine_tasks:  # every task a client of the engine, started by the first task that finds none
+        args += ["--set", "engine.use=always", *(["--set", f"engine.master={master}"] if is_cluster(master) else [])]
+    config_files_args = ["--conf", str(conf_file), *(["--env", env] if env else [])]
+    config_args = [*config_files_args, *args]
     tasks = []
     for name, upstream in upstream_of(config).items():
         job_args = list(args)
         if "input" in {f for f in job(name).params.__dataclass_fields__}:
             job_args += ["--input", config.paths.input]
-        submit = job_submit(f"jobs/{name}.py", job_args, master=master, jar_cache=config.paths.jar_cache,
-                            conf_file=conf_file, env=env, wheel=wheel, driver_memory=config.spark.driver_memory,
-                            name=f"{config.app_name}:{name}")  # fmt: skip
-        tasks.append({"task_id": name, "upstream": upstream, "doc": job(name).description,
-                      "submit": submit.operator_kwargs()})  # fmt: skip
+        task = {"task_id": name, "upstream": upstream, "doc": job(name).description}
+        if engine_tasks:
+            script = str(PROJECT_ROOT / "jobs" / f"{name}.py")
+            task["command"] = " ".join(_quote(c) for c in [python, script, *config_files_args, *job_args])
+        else:
+            submit = job_submit(f"jobs/{name}.py", job_args, master=master, jar_cache=config.paths.jar_cache,
+                                conf_file=conf_file, env=env, wheel=wheel, driver_memory=config.spark.driver_memory,
+                                name=f"{config.app_name}:{name}")  # fmt: skip
+            task["submit"] = submit.operator_kwargs()
+        tasks.append(task)
     spark_home = Path(python).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     spark_home = spark_home / "site-packages" / "pyspark"
-    config_args = ["--conf", str(conf_file), *(["--env", env] if env else []), *args]
     attention = [python, "-m", "lakehouse.cli", "airflow", "attention", *config_args]
     render = f"{python} -m lakehouse.cli airflow render" + (f" --env {env}" if env else "")
     a = config.airflow
     return {
         "format": SPEC_FORMAT,
         "dag_id": a.dag_id,
-        "description": f"HeyMax lakehouse: {len(tasks)} jobs of {conf_file.name} as spark-submit tasks",
+        "description": f"HeyMax lakehouse: {len(tasks)} jobs of {conf_file.name} as "
+                       + ("clients of the warm engine" if engine_tasks else "spark-submit tasks"),
+        "task_timeout_minutes": config.airflow.task_timeout_minutes,
         "schedule": a.schedule,
         "start_date": a.start_date,
         "catchup": a.catchup,
@@ -175,6 +193,8 @@ def task_spec(
             "PYSPARK_PYTHON": python,
             "SPARK_LOCAL_IP": "127.0.0.1",
             "PYTHONPATH": str(PROJECT_ROOT),
+            # The engine the tasks are clients of (its token is read from there, mode 600).
+            "LAKEHOUSE_ENGINE_DIR": config.engine.state_dir,
         },
         "tasks": tasks,
         "attention": {"command": " ".join(_quote(c) for c in attention)},
@@ -287,12 +307,33 @@ def install(layout: Layout, master: str) -> int:
     return 0
 
 
-def test(layout: Layout, spec: dict, master: str, logical_date: str) -> int:
+def task_config(config: LakehouseConfig, master: str) -> LakehouseConfig:
+    """The config the DAG's tasks run with (engine tasks: the engine's master is the connection's)."""
+    from lakehouse.submit import is_cluster
+
+    return config.with_overrides(engine__master=master) if is_cluster(master) else config
+
+
+def ensure_engine(config: LakehouseConfig, master: str) -> bool:
+    """Engine tasks: their engine started (warmed up) before the first task; True when it was started here."""
+    from lakehouse import engine
+
+    if config.airflow.tasks != "engine":
+        return False
+    tasks = task_config(config, master)
+    if engine.running(tasks) is not None:
+        return False
+    engine.start(tasks)
+    return True
+
+
+def test(layout: Layout, spec: dict, master: str, logical_date: str, config: LakehouseConfig) -> int:
     """``airflow dags test`` of the rendered DAG: 0 only when every task succeeded."""
     ensure_venv(layout)
     env = airflow_env(layout, master)
     ensure_home(layout, env)
     render(layout.dags, spec, only=True)
+    ensure_engine(config, master)
     started = time.monotonic()
     proc = run_airflow(layout, env, "dags", "test", spec["dag_id"], logical_date, check=False)
     log(f"airflow dags test {spec['dag_id']} {logical_date}: exit {proc.returncode} "
@@ -300,12 +341,15 @@ def test(layout: Layout, spec: dict, master: str, logical_date: str) -> int:
     return proc.returncode
 
 
-def up(layout: Layout, spec: dict, master: str, port: int, timeout: float = 120.0) -> None:
+def up(layout: Layout, spec: dict, master: str, config: LakehouseConfig, timeout: float = 120.0) -> None:
+    port = config.airflow.port
     ensure_venv(layout)
     env = airflow_env(layout, master, port)
     ensure_home(layout, env)
     render(layout.dags, spec, only=True)
     admin_password(layout)
+    if ensure_engine(config, master):  # stopped again by down
+        layout.engine_marker.write_text(config.engine.state_dir + "\n")
     for name, (command, marker) in SERVICES.items():
         if processes.running_pid(layout.state, name, marker) is not None:
             log(f"{name} already running")
@@ -317,11 +361,20 @@ def up(layout: Layout, spec: dict, master: str, port: int, timeout: float = 120.
     log(f"up: http://127.0.0.1:{port}/ (user {ADMIN}, password in {layout.passwords}); DAG {spec['dag_id']}")
 
 
-def down(layout: Layout) -> None:
+def down(layout: Layout, config: LakehouseConfig | None = None) -> None:
+    """Stop Airflow's services, and the engine when ``up`` started it."""
     for name, (_, marker) in reversed(SERVICES.items()):
         pid = processes.stop(layout.state, name, marker, timeout=30.0, group=True)
         if pid is not None:
             log(f"stopped {name} (pid {pid})")
+    if layout.engine_marker.exists() and config is not None:
+        from lakehouse import engine
+
+        state_dir = layout.engine_marker.read_text().strip()
+        pid = engine.stop(dataclasses.replace(config, engine=dataclasses.replace(config.engine, state_dir=state_dir)))
+        layout.engine_marker.unlink()
+        if pid is not None:
+            log(f"stopped the engine it started (pid {pid})")
 
 
 def status(layout: Layout) -> int:
@@ -366,7 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     layout = Layout(args.dir) if args.dir else default_layout()
     if args.action == "down":
-        down(layout)
+        try:
+            down(layout, config_from_args(args))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.action == "status":
         return status(layout)
@@ -389,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             print(render(args.out or layout.dags, spec))
             return 0
         if args.action == "test":
-            return test(layout, spec, args.master, args.date or time.strftime("%Y-%m-%d", time.gmtime()))
-        up(layout, spec, args.master, config.airflow.port)
+            return test(layout, spec, args.master, args.date or time.strftime("%Y-%m-%d", time.gmtime()), config)
+        up(layout, spec, args.master, config)
         return 0
-    except (ServiceError, subprocess.CalledProcessError) as exc:
+    except (ServiceError, EngineError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,8 @@
-"""The HeyMax lakehouse DAG for Apache Airflow: one ``SparkSubmitOperator`` task per job of conf's ``dag``.
+"""The HeyMax lakehouse DAG for Apache Airflow: one task per job of conf's ``dag``.
+
+A task runs its job (``jobs/<job>.py``) in the project's Python as a client of the warm engine (a Spark
+Connect server kept running, ``lakehouse engine``: about 0.5 s to a session instead of a cold JVM), or, with
+``airflow.tasks: spark-submit``, as a ``SparkSubmitOperator`` task (a driver JVM per task).
 
 This file runs in Airflow's Python (its own virtualenv, or any Airflow 3 with the Apache Spark
 provider) and imports nothing from the ``lakehouse`` package. Everything it builds comes from the
@@ -13,7 +17,9 @@ load (an import error in Airflow naming the command to run), so the DAG never dr
   silver and gold build from the good files, and the last task, ``needs_attention``, fails
   naming the file; the next run (the file is then a known one) is green.
 - A failing metric check fails its gold task; what depends on it does not run.
-- Every task is idempotent (the jobs are), so retries are safe.
+- Every task is idempotent (the jobs are), so retries are safe. An engine that died fails its task
+  naming it; the retry starts a new engine and runs the job again.
+- A task running longer than ``airflow.task_timeout_minutes`` fails (and is retried).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
-SPEC_FORMAT = 1
+SPEC_FORMAT = 2
 SPEC = Path(__file__).with_suffix(".json")
 #: What each task passes to its job, so that ops.job_runs records the Airflow run (lineage).
 LINEAGE_ENV = {
@@ -69,15 +75,27 @@ def build_dag(spec: dict) -> DAG:
         doc_md=__doc__,
     ) as dag:
         tasks = {}
+        timeout = timedelta(minutes=spec["task_timeout_minutes"])
         for task in spec["tasks"]:
-            tasks[task["task_id"]] = SparkSubmitOperator(
-                task_id=task["task_id"],
-                conn_id=spec["conn_id"],
-                spark_binary=spec["spark_binary"],
-                env_vars={**spec["env_vars"], **LINEAGE_ENV},
-                doc_md=task["doc"],
-                **task["submit"],
-            )
+            if "command" in task:  # a client of the warm engine: the job's Python, no JVM of its own
+                tasks[task["task_id"]] = BashOperator(
+                    task_id=task["task_id"],
+                    bash_command=task["command"],
+                    env={**spec["env_vars"], **LINEAGE_ENV},
+                    append_env=True,
+                    execution_timeout=timeout,
+                    doc_md=task["doc"],
+                )
+            else:
+                tasks[task["task_id"]] = SparkSubmitOperator(
+                    task_id=task["task_id"],
+                    conn_id=spec["conn_id"],
+                    spark_binary=spec["spark_binary"],
+                    env_vars={**spec["env_vars"], **LINEAGE_ENV},
+                    execution_timeout=timeout,
+                    doc_md=task["doc"],
+                    **task["submit"],
+                )
             for upstream in task["upstream"]:
                 tasks[upstream] >> tasks[task["task_id"]]
         attention = BashOperator(
