@@ -474,13 +474,14 @@ def target(config: LakehouseConfig) -> Target | None:
     return Target(state, client_url(state, read_token(config)))
 
 
-def stop_orphaned_work(engine_dir: str, session_id: str) -> None:
+def stop_orphaned_work(engine_dir: str, session_id: str, user: str = "") -> None:
     """Interrupt what a dead client's session still runs on the engine, before its lock is taken over.
 
     The engine finishes a command whose client was killed (a write included: measured); the run taking over the
     lock would otherwise write beside it. Interrupting through the same session (the client URL's
     ``session_id``) stops it; done in a child process, which repeats ``interruptAll`` until the session runs
-    nothing. Nothing to do when that engine is no longer running (its work died with it).
+    nothing (as the same user: the engine keys its sessions by user and id). Nothing to do when that engine is
+    no longer running (its work died with it).
     """
     folder = Path(engine_dir)
     state = _running_in(folder)
@@ -491,7 +492,7 @@ def stop_orphaned_work(engine_dir: str, session_id: str) -> None:
     except OSError as exc:
         log.warning("engine: cannot read %s to stop the dead run's work: %s", folder / "token", exc)
         return
-    env = {**os.environ, "LAKEHOUSE_ENGINE_URL": f"{client_url(state, token, 'lock-takeover')};session_id={session_id}"}
+    env = {**os.environ, "LAKEHOUSE_ENGINE_URL": f"{client_url(state, token, user or None)};session_id={session_id}"}
     done = subprocess.run([sys.executable, "-m", "lakehouse.engine", "--quiesce"], env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     if done.returncode:

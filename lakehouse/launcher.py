@@ -152,7 +152,8 @@ def launch(
             print(f"error: {exc}", file=sys.stderr)
             return Launched(EXIT_FAILED)
         if session.engine is not None:  # a run killed now leaves work on the engine: the lock says where
-            lock.annotate(engine_dir=session.engine.state.state_dir, engine_session=spark.session_id)
+            lock.annotate(engine_dir=session.engine.state.state_dir, engine_session=spark.session_id,
+                          engine_user=spark.client._user_id or "")
         if started is not None:
             started(spark)
         caches = RunCaches(ledgers={config.paths.warehouse: ledger} if ledger is not None else {})
@@ -169,7 +170,7 @@ def launch(
 
 def _stop_orphaned_work(holder: Holder) -> None:
     if holder.engine_session:
-        engine.stop_orphaned_work(holder.engine_dir, holder.engine_session)
+        engine.stop_orphaned_work(holder.engine_dir, holder.engine_session, holder.engine_user)
 
 
 class _Session:
@@ -189,7 +190,7 @@ class _Session:
         spark = get_spark(self.config, app_name=self.app_name, full_jit=full_jit and before is None, light=light,
                           remote=self.engine.remote() if self.engine else None)  # fmt: skip
         if self.engine is not None and is_remote(spark):
-            log.info("running as a client of %s", self.engine.describe())
+            log.info("running as a client of %s, session %s", self.engine.describe(), spark.session_id)
             if before is None:
                 self._opened = spark
         else:

@@ -77,6 +77,8 @@ class Holder:
     #: holder's lock over first interrupts what that session still runs (:mod:`lakehouse.engine`).
     engine_dir: str = ""
     engine_session: str = ""
+    #: The session's user on the engine (sessions are the engine's per user and id).
+    engine_user: str = ""
 
     def describe(self) -> str:
         return (
@@ -93,7 +95,7 @@ class Holder:
             data = json.loads(text)
             return Holder(str(data["token"]), int(data["pid"]), str(data["host"]), str(data["command"]),
                           float(data["started_at"]), float(data["heartbeat_at"]), str(data.get("engine_dir", "")),
-                          str(data.get("engine_session", "")))  # fmt: skip
+                          str(data.get("engine_session", "")), str(data.get("engine_user", "")))  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
 

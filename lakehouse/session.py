@@ -203,6 +203,9 @@ def get_spark(
         spark = _remote_session(config, remote)
         _apply_run_settings(spark, config, light)
         return spark
+    if "pyspark.sql.connect.session" not in sys.modules:
+        # Inherited from a parent process that was a Connect client: pyspark would take this process for one.
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
     under_submit = launched_by_spark_submit()
     builder = SparkSession.builder.appName(app_name or config.app_name)
     for key, value in session_conf(config, under_submit=under_submit).items():
