@@ -9,22 +9,17 @@ from __future__ import annotations
 import importlib
 
 from lakehouse.config import ConfigError, LakehouseConfig
+from lakehouse.gold.tables import table_names
 from lakehouse.job_runtime import Job
 
-#: Job name -> "module:attribute" holding its :class:`~lakehouse.job_runtime.Job`.
+#: Job name -> "module:attribute" holding its :class:`~lakehouse.job_runtime.Job`: the platform's own jobs, then
+#: one ``gold_<table>`` job per module of ``lakehouse/gold/tables/`` (found from the files, nothing imported).
 JOB_INDEX = {
     "bronze_fct_event_stream": "lakehouse.bronze.fct_event_stream:JOB",
     "silver_fct_events": "lakehouse.silver.fct_events:JOB",
     "silver_dim_users": "lakehouse.silver.dim_users:JOB",
     "silver_user_activity_daily": "lakehouse.silver.user_activity_daily:JOB",
-    "gold_agg_active_user": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_user_lifecycle_weekly": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_user_retention": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_growth_accounting_weekly": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_engagement_daily": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_miles_weekly": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_miles_category_weekly": "lakehouse.gold.refresh:JOBS",
-    "gold_agg_metric_anomalies": "lakehouse.gold.refresh:JOBS",
+    **{f"gold_{name}": "lakehouse.gold.refresh:JOBS" for name in table_names()},
     "gold_data_quality_report": "lakehouse.gold.data_quality_report:JOB",
     # Operations, not in the daily DAG: lakehouse maintain / lakehouse restore.
     "maintain_tables": "lakehouse.maintenance:MAINTAIN_JOB",

@@ -34,8 +34,9 @@ from lakehouse import batches, delta_io
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta_io import sql_string, table_ref
 from lakehouse.job_runtime import Job, JobContext, JobFailed, param
-from lakehouse.registry import TABLES, TableSpec, table
+from lakehouse.registry import TableSpec
 from lakehouse.storage import storage_for
+from lakehouse.tables import TABLES, table
 
 log = logging.getLogger("lakehouse")
 

@@ -1,7 +1,11 @@
-"""The table registry: every table's layer, name, location, partitioning, schema and grain.
+"""The table specs: layer, name, location, partitioning, schema, grain, and what "restricted" means.
 
-Jobs write through it, tests build their DataFrames with its schemas, and the Thrift server and
-``scripts/sql.sh`` register every table from it. Each Delta table carries ``grain`` as its comment.
+:class:`TableSpec` and the column helpers every table module declares its table with, and the specs of the
+tables the platform's own jobs write (bronze, silver, the bookkeeping, the data-quality report). A gold table
+is declared by its own module (``lakehouse/gold/tables/<table>.py``: spec, build, scope, checks);
+:mod:`lakehouse.tables` finds every table. Jobs write through the specs, tests build their DataFrames with
+their schemas, and the Thrift server and ``scripts/sql.sh`` register every table. Each Delta table carries
+``grain`` as its comment.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class TableSpec:
     keys: tuple[str, ...] = ()
     #: Rates of this table re-aggregated over several rows (see :class:`RatioMetric`).
     metrics: tuple[RatioMetric, ...] = ()
+    #: The table holds user ids (who the members behind a number are): over the SQL endpoint, readable only by a
+    #: user granted it by name (a layer's ``*`` grant does not include it; docs/serving.md).
+    restricted: bool = False
 
     def metric(self, name: str) -> RatioMetric:
         for m in self.metrics:
@@ -145,7 +152,7 @@ COLUMN_DOCS = {
 }
 
 
-def _f(name: str, dtype: T.DataType, nullable: bool = True, comment: str = "") -> T.StructField:
+def column(name: str, dtype: T.DataType, nullable: bool = True, comment: str = "") -> T.StructField:
     comment = comment or COLUMN_DOCS.get(name, "")
     return T.StructField(name, dtype, nullable, {"comment": comment} if comment else {})
 
@@ -170,21 +177,21 @@ SOURCE_COLUMNS = (
 SOURCE_HEADER = ",".join(SOURCE_COLUMNS)
 
 _LINEAGE = [
-    _f("_source_file", STRING, False, "path of the CSV file the record came from"),
-    _f("_source_line", LONG, False, "1-based physical line number in that file (header is line 1)"),
-    _f("_ingested_at", TS, False, "when the bronze job read the file"),
-    _f("_batch_id", STRING, False, "one batch per ingested file (see ops.ingested_files)"),
+    column("_source_file", STRING, False, "path of the CSV file the record came from"),
+    column("_source_line", LONG, False, "1-based physical line number in that file (header is line 1)"),
+    column("_ingested_at", TS, False, "when the bronze job read the file"),
+    column("_batch_id", STRING, False, "one batch per ingested file (see ops.ingested_files)"),
 ]
 
 BRONZE_EVENTS = TableSpec(
     "bronze", "fct_event_stream",
     T.StructType([
-        _f("event_time", TS, False), _f("user_id", STRING, False), _f("event_type", STRING, False),
-        _f("transaction_category", STRING), _f("miles_amount", MILES), _f("platform", STRING, False),
-        _f("utm_source", STRING, False), _f("country", STRING, False),
-        _f("event_date", DATE, False, "date of event_time in the configured time zone"),
+        column("event_time", TS, False), column("user_id", STRING, False), column("event_type", STRING, False),
+        column("transaction_category", STRING), column("miles_amount", MILES), column("platform", STRING, False),
+        column("utm_source", STRING, False), column("country", STRING, False),
+        column("event_date", DATE, False, "date of event_time in the configured time zone"),
         *_LINEAGE,
-        _f("_warnings", T.ArrayType(STRING), False, "warning-level rules the record broke"),
+        column("_warnings", T.ArrayType(STRING), False, "warning-level rules the record broke"),
     ]),
     "One row per accepted source record (validated raw events).",
     ("event_date",),
@@ -193,10 +200,10 @@ BRONZE_EVENTS = TableSpec(
 BRONZE_QUARANTINE = TableSpec(
     "bronze", "fct_event_stream_quarantine",
     T.StructType([
-        *[_f(c, STRING, True, f"raw {c} field as read (null when empty)") for c in SOURCE_COLUMNS],
-        _f("_raw_line", STRING, False, "the whole line as read"),
+        *[column(c, STRING, True, f"raw {c} field as read (null when empty)") for c in SOURCE_COLUMNS],
+        column("_raw_line", STRING, False, "the whole line as read"),
         *_LINEAGE,
-        _f("failed_checks", T.ArrayType(STRING), False, "names of the error-level rules broken"),
+        column("failed_checks", T.ArrayType(STRING), False, "names of the error-level rules broken"),
     ]),
     "One row per source record that broke an error-level rule, with its raw field strings.",
 )  # fmt: skip
@@ -204,20 +211,20 @@ BRONZE_QUARANTINE = TableSpec(
 OPS_INGESTED_FILES = TableSpec(
     "ops", "ingested_files",
     T.StructType([
-        _f("batch_id", STRING, False), _f("run_id", STRING, False), _f("source_file", STRING, False),
-        _f("file_name", STRING, False), _f("content_sha256", STRING, False), _f("file_size", LONG, False),
-        _f("lines_read", LONG, False, "data lines (header excluded)"), _f("rows_accepted", LONG, False),
-        _f("rows_quarantined", LONG, False),
-        _f("status", STRING, False, "committed | rejected (quarantine rate above threshold: quarantine rows "
+        column("batch_id", STRING, False), column("run_id", STRING, False), column("source_file", STRING, False),
+        column("file_name", STRING, False), column("content_sha256", STRING, False), column("file_size", LONG, False),
+        column("lines_read", LONG, False, "data lines (header excluded)"), column("rows_accepted", LONG, False),
+        column("rows_quarantined", LONG, False),
+        column("status", STRING, False, "committed | rejected (quarantine rate above threshold: quarantine rows "
            "written, accepted rows held back) | refused (wrong header or unreadable: nothing written) | "
            "ignored (not a CSV export: not read) | undone (started by run_id, which stopped before recording "
            "it: its rows were removed by a later run)"),
-        _f("ingested_at", TS, False),
-        _f("file_modified_at", TS, True, "modification time of the file when read: with name and size, the "
+        column("ingested_at", TS, False),
+        column("file_modified_at", TS, True, "modification time of the file when read: with name and size, the "
            "fast path that skips an ingested file without hashing it again"),
-        _f("min_event_date", DATE, True, "earliest event_date among the batch's accepted rows"),
-        _f("max_event_date", DATE, True, "latest event_date among the batch's accepted rows"),
-        _f("status_reason", STRING, True, "why a file was rejected, refused or ignored (null when committed)"),
+        column("min_event_date", DATE, True, "earliest event_date among the batch's accepted rows"),
+        column("max_event_date", DATE, True, "latest event_date among the batch's accepted rows"),
+        column("status_reason", STRING, True, "why a file was rejected, refused or ignored (null when committed)"),
     ]),
     "One row per file of the landing folder the bronze job decided on: each ingested batch, and each "
     "rejected, refused or ignored file, recorded once (an unchanged file is not looked at again).",
@@ -226,11 +233,11 @@ OPS_INGESTED_FILES = TableSpec(
 OPS_BATCH_INTENTS = TableSpec(
     "ops", "batch_intents",
     T.StructType([
-        _f("batch_id", STRING, False), _f("run_id", STRING, False, "the run about to write the batch's rows"),
-        _f("file_name", STRING, False), _f("content_sha256", STRING, False),
-        _f("min_event_date", DATE, True, "earliest event_date among the rows about to be written"),
-        _f("max_event_date", DATE, True, "latest event_date among the rows about to be written"),
-        _f("started_at", TS, False),
+        column("batch_id", STRING, False), column("run_id", STRING, False, "the run about to write the batch's rows"),
+        column("file_name", STRING, False), column("content_sha256", STRING, False),
+        column("min_event_date", DATE, True, "earliest event_date among the rows about to be written"),
+        column("max_event_date", DATE, True, "latest event_date among the rows about to be written"),
+        column("started_at", TS, False),
     ]),
     "One row per batch a run is about to write, committed before its rows: a batch with an intent and no "
     "ops.ingested_files row of the same run was started by a run that stopped before its bookkeeping; the "
@@ -240,15 +247,15 @@ OPS_BATCH_INTENTS = TableSpec(
 OPS_JOB_RUNS = TableSpec(
     "ops", "job_runs",
     T.StructType([
-        _f("run_id", STRING, False), _f("job", STRING, False), _f("parameters", STRING, False, "JSON"),
-        _f("started_at", TS, False), _f("ended_at", TS, False),
-        _f("status", STRING, False, "succeeded | partial (bronze: a refused or rejected file; the DAG went on) | "
+        column("run_id", STRING, False), column("job", STRING, False), column("parameters", STRING, False, "JSON"),
+        column("started_at", TS, False), column("ended_at", TS, False),
+        column("status", STRING, False, "succeeded | partial (bronze: a refused or rejected file; the DAG went on) | "
            "failed"),
-        _f("rows_in", LONG), _f("rows_out", LONG),
-        _f("message", STRING),
-        _f("airflow_dag_id", STRING, True, "the Airflow DAG whose task ran the job (null outside Airflow)"),
-        _f("airflow_run_id", STRING, True, "the Airflow DAG run (its run_id)"),
-        _f("airflow_try_number", INT, True, "the task's try (1 = first; retries count up)"),
+        column("rows_in", LONG), column("rows_out", LONG),
+        column("message", STRING),
+        column("airflow_dag_id", STRING, True, "the Airflow DAG whose task ran the job (null outside Airflow)"),
+        column("airflow_run_id", STRING, True, "the Airflow DAG run (its run_id)"),
+        column("airflow_try_number", INT, True, "the task's try (1 = first; retries count up)"),
     ]),
     "One row per job run.",
 )  # fmt: skip
@@ -256,12 +263,12 @@ OPS_JOB_RUNS = TableSpec(
 OPS_DQ_RESULTS = TableSpec(
     "ops", "dq_results",
     T.StructType([
-        _f("run_id", STRING, False), _f("job", STRING, False), _f("table_name", STRING, False),
-        _f("batch_id", STRING), _f("check_name", STRING, False),
-        _f("severity", STRING, False, "error | warn"), _f("rows_checked", LONG, False),
-        _f("failed_rows", LONG, False),
-        _f("status", STRING, False, "pass | fail | warn | quarantined (bronze rule: rows set aside)"),
-        _f("details", STRING), _f("checked_at", TS, False),
+        column("run_id", STRING, False), column("job", STRING, False), column("table_name", STRING, False),
+        column("batch_id", STRING), column("check_name", STRING, False),
+        column("severity", STRING, False, "error | warn"), column("rows_checked", LONG, False),
+        column("failed_rows", LONG, False),
+        column("status", STRING, False, "pass | fail | warn | quarantined (bronze rule: rows set aside)"),
+        column("details", STRING), column("checked_at", TS, False),
     ]),
     "One row per data-quality check per run (and per batch for bronze rules).",
 )  # fmt: skip
@@ -269,11 +276,11 @@ OPS_DQ_RESULTS = TableSpec(
 OPS_PROCESSED_BATCHES = TableSpec(
     "ops", "processed_batches",
     T.StructType([
-        _f("consumer", STRING, False, "table that consumed the batch"), _f("batch_id", STRING, False),
-        _f("run_id", STRING, False), _f("rows_in", LONG, False), _f("rows_inserted", LONG, False),
-        _f("min_event_date_inserted", DATE, True, "earliest event_date among newly inserted rows"),
-        _f("processed_at", TS, False),
-        _f("max_event_date_inserted", DATE, True, "latest event_date among newly inserted rows"),
+        column("consumer", STRING, False, "table that consumed the batch"), column("batch_id", STRING, False),
+        column("run_id", STRING, False), column("rows_in", LONG, False), column("rows_inserted", LONG, False),
+        column("min_event_date_inserted", DATE, True, "earliest event_date among newly inserted rows"),
+        column("processed_at", TS, False),
+        column("max_event_date_inserted", DATE, True, "latest event_date among newly inserted rows"),
     ]),
     "One row per (consumer, bronze batch) once the consumer has loaded it: the incremental watermark.",
 )  # fmt: skip
@@ -281,12 +288,12 @@ OPS_PROCESSED_BATCHES = TableSpec(
 SILVER_EVENTS = TableSpec(
     "silver", "fct_events",
     T.StructType([
-        _f("event_id", STRING, False, "md5 of event_time, user_id and event_type"),
-        _f("event_time", TS, False), _f("event_date", DATE, False), _f("user_id", STRING, False),
-        _f("event_type", STRING, False), _f("transaction_category", STRING), _f("miles_amount", MILES),
-        _f("platform", STRING, False), _f("utm_source", STRING, False), _f("country", STRING, False),
-        _f("event_data", STRING, False, "JSON: transaction_category, miles_amount, platform"),
-        _f("_batch_id", STRING, False, "bronze batch of the copy kept: the file whose name sorts first"),
+        column("event_id", STRING, False, "md5 of event_time, user_id and event_type"),
+        column("event_time", TS, False), column("event_date", DATE, False), column("user_id", STRING, False),
+        column("event_type", STRING, False), column("transaction_category", STRING), column("miles_amount", MILES),
+        column("platform", STRING, False), column("utm_source", STRING, False), column("country", STRING, False),
+        column("event_data", STRING, False, "JSON: transaction_category, miles_amount, platform"),
+        column("_batch_id", STRING, False, "bronze batch of the copy kept: the file whose name sorts first"),
     ]),
     "One row per distinct event_id.",
     ("event_date",),
@@ -296,18 +303,18 @@ SILVER_EVENTS = TableSpec(
 SILVER_DIM_USERS = TableSpec(
     "silver", "dim_users",
     T.StructType([
-        _f("user_id", STRING, False), _f("ds", DATE, False, "snapshot day"),
-        _f("acq_source", STRING, False, "utm_source of the first event"),
-        _f("country", STRING, False, "country of the first event"),
-        _f("first_event_time", TS, False), _f("first_event_date", DATE, False),
-        _f("last_event_time", TS, False), _f("last_event_date", DATE, False),
-        _f("total_events", LONG, False), _f("total_miles_earned", T.DecimalType(20, 2), False),
-        _f("total_miles_redeemed", T.DecimalType(20, 2), False),
-        _f("miles_balance", T.DecimalType(20, 2), False, "earned - redeemed; may be negative"),
-        _f("is_active_7d", BOOL, False), _f("is_active_30d", BOOL, False), _f("is_active_90d", BOOL, False),
-        _f("latest_event", STRING, False, "JSON of the latest event at or before ds"),
-        _f("first_event_id", STRING, False, "event_id of the first event (tie-break of acquisition)"),
-        _f("first_negative_date", DATE, True,
+        column("user_id", STRING, False), column("ds", DATE, False, "snapshot day"),
+        column("acq_source", STRING, False, "utm_source of the first event"),
+        column("country", STRING, False, "country of the first event"),
+        column("first_event_time", TS, False), column("first_event_date", DATE, False),
+        column("last_event_time", TS, False), column("last_event_date", DATE, False),
+        column("total_events", LONG, False), column("total_miles_earned", T.DecimalType(20, 2), False),
+        column("total_miles_redeemed", T.DecimalType(20, 2), False),
+        column("miles_balance", T.DecimalType(20, 2), False, "earned - redeemed; may be negative"),
+        column("is_active_7d", BOOL, False), column("is_active_30d", BOOL, False), column("is_active_90d", BOOL, False),
+        column("latest_event", STRING, False, "JSON of the latest event at or before ds"),
+        column("first_event_id", STRING, False, "event_id of the first event (tie-break of acquisition)"),
+        column("first_negative_date", DATE, True,
            "first day up to ds whose snapshot had a negative miles_balance; null if none"),
     ]),
     "One row per user_id per ds for every user whose first event date is <= ds.",
@@ -315,105 +322,26 @@ SILVER_DIM_USERS = TableSpec(
     keys=("user_id", "ds"),
 )  # fmt: skip
 
-GOLD_ACTIVE_USER = TableSpec(
-    "gold", "agg_active_user",
-    T.StructType([
-        _f("period_type", STRING, False, "daily | weekly | monthly"),
-        _f("period_start_date", DATE, False), _f("period_end_date", DATE, False),
-        _f("period_label", STRING, False, "period_start_date as yyyy-MM-dd"),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("active_users", LONG, False), _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (period_type, period_start_date, acq_source, country) with active_users > 0.",
-    keys=("period_type", "period_start_date", "acq_source", "country"),
-)  # fmt: skip
-
-GOLD_LIFECYCLE = TableSpec(
-    "gold", "agg_user_lifecycle_weekly",
-    T.StructType([
-        _f("cutoff_week", DATE, False, "first day of the week"),
-        _f("cutoff_week_label", STRING, False), _f("acq_source", STRING, False),
-        _f("country", STRING, False),
-        _f("user_status", STRING, False, "new | retained | resurrected | dormant | churned"),
-        _f("user_count", LONG, False), _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (cutoff_week, acq_source, country, user_status) with user_count > 0.",
-    keys=("cutoff_week", "acq_source", "country", "user_status"),
-)  # fmt: skip
-
-GOLD_RETENTION = TableSpec(
-    "gold", "agg_user_retention",
-    T.StructType([
-        _f("cohort_week", DATE, False), _f("cohort_label", STRING, False), _f("week_offset", INT, False),
-        _f("period_start_date", DATE, False, "cohort_week + 7 * week_offset"),
-        _f("acq_source", STRING, False), _f("country", STRING, False, "country of the user's first event"),
-        _f("cohort_size", LONG, False),
-        _f("retained_users", LONG, False, "cohort users active in week cohort_week + 7 * week_offset"),
-        _f("retention_rate", DOUBLE, False), _f("unbounded_retained_users", LONG, False),
-        _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (cohort_week, week_offset, acq_source, country), zero cells included.",
-    metrics=(RatioMetric("retention_rate", ("retained_users",), ("cohort_size",),
-                         "share of the cohorts' users active in the offset week"),),
-    keys=("cohort_week", "week_offset", "acq_source", "country"),
-)  # fmt: skip
-
-GOLD_GROWTH = TableSpec(
-    "gold", "agg_growth_accounting_weekly",
-    T.StructType([
-        _f("week_start", DATE, False), _f("week_label", STRING, False),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("active_users", LONG, False, "users of the segment active this week"), _f("prev_active_users", LONG, False),
-        _f("new_users", LONG, False), _f("retained_users", LONG, False, "active this week and the previous week"),
-        _f("resurrected_users", LONG, False), _f("churned_users", LONG, False),
-        _f("quick_ratio", DOUBLE, True, "(new + resurrected) / churned; null when churned = 0"),
-        _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (week_start, acq_source, country) for every week once the segment has a user.",
-    metrics=(RatioMetric("quick_ratio", ("new_users", "resurrected_users"), ("churned_users",),
-                         "users gained (new + resurrected) per user churned"),),
-    keys=("week_start", "acq_source", "country"),
-)  # fmt: skip
-
-GOLD_ENGAGEMENT = TableSpec(
-    "gold", "agg_engagement_daily",
-    T.StructType([
-        _f("activity_date", DATE, False, "the day the rolling windows end on"),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("dau", LONG, False, "users of the segment active on activity_date"),
-        _f("wau_7d", LONG, False, "users of the segment active on a day of [activity_date-6, activity_date]"),
-        _f("mau_30d", LONG, False, "users of the segment active on a day of [activity_date-29, activity_date]"),
-        _f("dau_mau_rate", DOUBLE, True, "stickiness: dau / mau_30d, 0..1; null when mau_30d = 0"),
-        _f("dau_wau_rate", DOUBLE, True, "dau / wau_7d, 0..1; null when wau_7d = 0"),
-        _f("is_partial_period", BOOL, False, "always false: every day up to the data's last date is complete"),
-    ]),
-    "One row per (activity_date, acq_source, country) for every day from the segment's first acquired user's "
-    "first_event_date to the data's last date, days without activity included.",
-    metrics=(
-        RatioMetric("dau_mau_rate", ("dau",), ("mau_30d",), "stickiness: daily over rolling 30-day active users"),
-        RatioMetric("dau_wau_rate", ("dau",), ("wau_7d",), "daily over rolling 7-day active users"),
-    ),
-    keys=("activity_date", "acq_source", "country"),
-)  # fmt: skip
-
 GOLD_NEGATIVE_BALANCE = TableSpec(
     "gold", "rpt_negative_balance_users",
     T.StructType([
-        _f("user_id", STRING, False), _f("as_of_ds", DATE, False, "latest snapshot day"),
-        _f("miles_balance", T.DecimalType(20, 2), False), _f("total_miles_earned", T.DecimalType(20, 2), False),
-        _f("total_miles_redeemed", T.DecimalType(20, 2), False),
-        _f("first_negative_date", DATE, False, "first ds on which the balance was negative"),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
+        column("user_id", STRING, False), column("as_of_ds", DATE, False, "latest snapshot day"),
+        column("miles_balance", T.DecimalType(20, 2), False), column("total_miles_earned", T.DecimalType(20, 2), False),
+        column("total_miles_redeemed", T.DecimalType(20, 2), False),
+        column("first_negative_date", DATE, False, "first ds on which the balance was negative"),
+        column("acq_source", STRING, False), column("country", STRING, False),
     ]),
     "One row per user whose miles_balance is negative in the latest dim_users snapshot.",
     keys=("user_id",),
+    restricted=True,
 )  # fmt: skip
 
 SILVER_USER_ACTIVITY = TableSpec(
     "silver", "user_activity_daily",
     T.StructType([
-        _f("user_id", STRING, False), _f("activity_date", DATE, False, "a day with at least one event of the user"),
-        _f("activity_month", DATE, False, "first day of activity_date's month (the partition)"),
+        column("user_id", STRING, False),
+        column("activity_date", DATE, False, "a day with at least one event of the user"),
+        column("activity_month", DATE, False, "first day of activity_date's month (the partition)"),
     ]),
     "One row per user_id per activity_date with at least one event: the compact input of the gold tables, "
     "maintained incrementally (insert-only MERGE from the new silver events).",
@@ -422,76 +350,10 @@ SILVER_USER_ACTIVITY = TableSpec(
 )  # fmt: skip
 
 
-GOLD_MILES_WEEKLY = TableSpec(
-    "gold", "agg_miles_weekly",
-    T.StructType([
-        _f("week_start", DATE, False), _f("week_label", STRING, False),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("miles_earned", MILES_SUM, False), _f("miles_redeemed", MILES_SUM, False), _f("net_miles", MILES_SUM, False),
-        _f("earn_events", LONG, False), _f("redeem_events", LONG, False),
-        _f("earning_users", LONG, False), _f("redeeming_users", LONG, False),
-        _f("outstanding_miles", MILES_SUM, False), _f("liability_miles", MILES_SUM, False),
-        _f("negative_balance_users", LONG, False), _f("redemption_rate", DOUBLE, True),
-        _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (week_start, acq_source, country) for every week once the segment has a user, weeks without "
-    "miles events included (zeros, outstanding carried).",
-    metrics=(RatioMetric("redemption_rate", ("miles_redeemed",), ("miles_earned",),
-                         "miles burned per mile issued"),),
-    keys=("week_start", "acq_source", "country"),
-)  # fmt: skip
 
-GOLD_MILES_CATEGORY = TableSpec(
-    "gold", "agg_miles_category_weekly",
-    T.StructType([
-        _f("week_start", DATE, False), _f("week_label", STRING, False),
-        _f("event_type", STRING, False, "miles_earned | miles_redeemed | reward_search"),
-        _f("transaction_category", STRING, False),
-        _f("acq_source", STRING, False), _f("country", STRING, False),
-        _f("events", LONG, False, "events of the week"), _f("users", LONG, False, "distinct users with such an event"),
-        _f("miles", MILES_SUM, False, "sum of miles_amount; 0 for reward_search"),
-        _f("is_partial_period", BOOL, False),
-    ]),
-    "One row per (week_start, event_type, transaction_category, acq_source, country) with events > 0.",
-    keys=("week_start", "event_type", "transaction_category", "acq_source", "country"),
-)  # fmt: skip
-
-GOLD_METRIC_ANOMALIES = TableSpec(
-    "gold", "agg_metric_anomalies",
-    T.StructType([
-        _f("metric", STRING, False, "the count series: events | active_users | new_users | earn_events | "
-           "redeem_events (daily); active_users | new_users | churned_users | resurrected_users (weekly)"),
-        _f("grain", STRING, False, "day | week"),
-        _f("segment_type", STRING, False, "all | country | acq_source (user-level attributes, not their cross "
-           "product)"),
-        _f("segment_value", STRING, False, "'all', a country or an acquisition source"),
-        _f("period_start", DATE, False, "the event_date (day) or the week_start (week) of the point"),
-        _f("value", DOUBLE, False, "the series' count in the period (a whole number)"),
-        _f("expected", DOUBLE, False, "max(level, 0): the Theil-Sen line through the training points, at t = 0"),
-        _f("lower_bound", DOUBLE, False, "expected - sensitivity * spread (may be negative)"),
-        _f("upper_bound", DOUBLE, False, "expected + sensitivity * spread"),
-        _f("score", DOUBLE, False, "(value - expected) / spread, spread = max(1.4826 * MAD, sqrt(expected))"),
-        _f("training_periods", INT, False, "training points used: the same weekday / week of the last "
-           "anomaly.training_periods periods, from the segment's first period on"),
-        _f("is_anomaly", BOOL, False, "|score| > anomaly.sensitivity"),
-        _f("direction", STRING, True, "spike | drop when is_anomaly, else null"),
-    ]),
-    "One row per (metric, grain, segment_type, segment_value, period_start) evaluated: at least "
-    "anomaly.min_training_periods training points and expected >= anomaly.min_expected.",
-    keys=("metric", "grain", "segment_type", "segment_value", "period_start"),
-)  # fmt: skip
-
-
-TABLES: tuple[TableSpec, ...] = (
-    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY,
-    GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
-    GOLD_MILES_CATEGORY, GOLD_METRIC_ANOMALIES, GOLD_NEGATIVE_BALANCE,
+#: The tables the platform's own jobs declare here: bronze, silver, the bookkeeping and the data-quality report.
+#: The gold tables are declared by their modules (lakehouse/gold/tables/); every table: :mod:`lakehouse.tables`.
+CORE_TABLES: tuple[TableSpec, ...] = (
+    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY, GOLD_NEGATIVE_BALANCE,
     OPS_INGESTED_FILES, OPS_BATCH_INTENTS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
 )  # fmt: skip
-
-
-def table(full_name: str) -> TableSpec:
-    for spec in TABLES:
-        if spec.full_name == full_name:
-            return spec
-    raise KeyError(f"unknown table {full_name!r}; known: {', '.join(t.full_name for t in TABLES)}")

@@ -13,22 +13,16 @@ from pyspark.sql import functions as F
 
 from lakehouse import delta_io
 from lakehouse.config import LakehouseConfig, local_path
-from lakehouse.gold import agg_metric_anomalies
+from lakehouse.gold.tables import agg_metric_anomalies
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
 from lakehouse.ops import JobRun
-from lakehouse.registry import (
-    BRONZE_QUARANTINE,
-    GOLD_ACTIVE_USER,
-    GOLD_ENGAGEMENT,
-    GOLD_LIFECYCLE,
-    GOLD_METRIC_ANOMALIES,
-    GOLD_MILES_WEEKLY,
-    GOLD_NEGATIVE_BALANCE,
-    GOLD_RETENTION,
-    OPS_DQ_RESULTS,
-    OPS_JOB_RUNS,
-    TABLES,
-    TableSpec,
-)
+from lakehouse.registry import BRONZE_QUARANTINE, GOLD_NEGATIVE_BALANCE, OPS_DQ_RESULTS, OPS_JOB_RUNS, TableSpec
+from lakehouse.tables import TABLES
 
 
 def _table(rows: list[tuple], headers: tuple[str, ...]) -> str:

@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta_io import latest_version
 from lakehouse.job_runtime import base_parser, config_from_args, setup_logging
-from lakehouse.registry import TABLES, TableSpec, table
+from lakehouse.registry import TableSpec
+from lakehouse.tables import TABLES, table
 
 RUN_COLUMNS = ("_ingested_at",)
 

@@ -10,12 +10,12 @@
   ``reward_search``: ``user_id, event_date, event_type, transaction_category, miles_amount``) from
   since's week on, and ``miles_base_df``: every user's miles balance (``user_id, miles_balance``)
   at the end of the day before that week, the compact stand-in for all earlier events (the job
-  reads it from the ``silver.dim_users`` snapshot of that day). See :mod:`lakehouse.gold.agg_miles_weekly`.
+  reads it from the ``silver.dim_users`` snapshot of that day). See :mod:`lakehouse.gold.tables.agg_miles_weekly`.
 - ``anomaly_events_df``: the events the anomaly series count (``user_id, event_date, event_type,
   event_time``), and ``anomaly_activity_df`` (``user_id, event_date``: user-days), from the first day
   the recomputed points' training windows reach (all of them when ``since`` is None; both lazy: only
   the anomaly table reads them, and only the partitions it needs), and ``anomaly``, conf's
-  ``anomaly`` section. See :mod:`lakehouse.gold.agg_metric_anomalies`.
+  ``anomaly`` section. See :mod:`lakehouse.gold.tables.agg_metric_anomalies`.
 
 Weeks start on ``week_start`` from conf ("sunday" by default: ``d - (dayofweek(d) - 1)``). A period
 is partial when its last day is after ``max_event_date``, the largest event_date in silver.
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.config import AnomalyConfig
@@ -66,6 +66,11 @@ class GoldInputs:
     anomaly_events_df: DataFrame | None = None
     anomaly_activity_df: DataFrame | None = None
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    #: Each grid row's lifecycle status and the week before's (gold.user_status_weekly's
+    #: ``user_statuses``), and the ``silver.dim_users`` rows of each week's last day from the week before
+    #: ``since_week`` on: computed by the gold job for the tables that read them.
+    status_df: DataFrame | None = None
+    week_ends_df: DataFrame | None = None
 
     @property
     def since_week(self) -> date | None:
@@ -85,13 +90,13 @@ def week_start_of(d: date, first_day: str) -> date:
 def input_bounds(since: date, first_day: str, lookback_weeks: int) -> tuple[date, date]:
     """(first activity day, first grid week) the tables need to recompute their rows from ``since``.
 
-    The grid starts ``max(lookback, 1)`` weeks before since's week (lifecycle looks back
-    ``lookback`` weeks, growth compares with the previous week; retention needs the weeks from
-    since's week only, its older cells come from the published table);
-    activity starts there, and no later than 29 days before ``since`` (30-day engagement window)
-    and the first day of since's month (monthly actives).
+    The grid starts ``max(lookback, 1) + 1`` weeks before since's week (the status of since's week looks
+    back ``lookback`` weeks, and user_status_weekly's previous status of since's week looks back from the
+    week before; growth compares with the previous week; retention needs the weeks from since's week only,
+    its older cells come from the published table); activity starts there, and no later than 29 days before
+    ``since`` (30-day engagement window) and the first day of since's month (monthly actives).
     """
-    grid_from = week_start_of(since, first_day) - timedelta(weeks=max(lookback_weeks, 1))
+    grid_from = week_start_of(since, first_day) - timedelta(weeks=max(lookback_weeks, 1) + 1)
     return min(grid_from, since - timedelta(days=29), since.replace(day=1)), grid_from
 
 
@@ -115,6 +120,7 @@ def gold_inputs(
     anomaly_events_df: DataFrame | None = None,
     anomaly_activity_df: DataFrame | None = None,
     anomaly: AnomalyConfig | None = None,
+    snapshots_df: DataFrame | None = None,
 ) -> GoldInputs:
     """The inputs of a full rebuild (``since`` None), or of the rows from ``since`` on.
 
@@ -124,9 +130,10 @@ def gold_inputs(
     summed from them (the job passes the snapshot's balances instead). ``users_df`` without
     ``miles_balance`` gets each user's balance at the data's last date from ``events_df`` (all of them).
     ``anomaly_events_df``: silver events of every type from the anomaly window's first day on (see
-    :func:`lakehouse.gold.agg_metric_anomalies.input_start`); ``events_df`` when not given (all of them).
+    :func:`lakehouse.gold.tables.agg_metric_anomalies.input_start`); ``events_df`` when not given (all of them).
     ``anomaly_activity_df``: user-days (``user_id, event_date``) from that day on; ``activity_df`` when not
-    given. ``anomaly``: conf's section (its defaults when not given).
+    given. ``anomaly``: conf's section (its defaults when not given). ``snapshots_df``: ``silver.dim_users``
+    (at least its week-end snapshots from the week before since's week on), for gold.user_status_weekly.
     """
     if anomaly_events_df is None:
         if events_df is None:
@@ -150,10 +157,14 @@ def gold_inputs(
             "miles_balance", F.coalesce("miles_balance", F.lit(0).cast("decimal(20,2)"))
         )
     events_df, miles_base_df = miles_inputs(events_df, miles_base_df, first_day, since)
+    week_ends_df = None
+    if snapshots_df is not None:
+        since_week = None if since is None else week_start_of(since, first_day)
+        week_ends_df = week_end_snapshots(snapshots_df, first_day, max_event_date, since_week)
     return GoldInputs(activity_df, users_df, grid_df, max_event_date, first_day, lookback_weeks, max_week_offset,
                       since, events_df, miles_base_df, anomaly_events_df,
                       activity_df if anomaly_activity_df is None else anomaly_activity_df,
-                      anomaly or AnomalyConfig())  # fmt: skip
+                      anomaly or AnomalyConfig(), user_statuses(grid_df, lookback_weeks), week_ends_df)  # fmt: skip
 
 
 def miles_events(events_df: DataFrame) -> DataFrame:
@@ -253,3 +264,46 @@ def user_week_grid(
     return grid.join(weeks.withColumn("is_active", F.lit(True)), on=["user_id", "week"], how="left").select(
         "user_id", *SEGMENT, "first_week", "week", F.coalesce("is_active", F.lit(False)).alias("is_active")
     )
+
+
+def user_statuses(grid_df: DataFrame, lookback_weeks: int) -> DataFrame:
+    """Each grid row (user and week) with its lifecycle status and the status of the week before.
+
+    The contract's rule, with ``N = lookback_weeks`` and "recently active" = active in one of weeks
+    ``W-1 .. W-N``: new (active, first week), retained (active, recently active), resurrected (active, not
+    recently), dormant (inactive, recently), churned (inactive, not recently). ``previous_status`` is null in
+    the user's first week. Rows of the first ``N + 1`` weeks of a grid that starts after the users' first weeks
+    (an incremental run's) look back less far: the callers keep the weeks from ``N + 1`` weeks after its start.
+    """
+    by_user = Window.partitionBy("user_id").orderBy("week")
+    recently = F.coalesce(F.max(F.col("is_active").cast("int")).over(by_user.rowsBetween(-lookback_weeks, -1)),
+                          F.lit(0)) == 1  # fmt: skip
+    status = (
+        F.when(F.col("is_active") & (F.col("week") == F.col("first_week")), "new")
+        .when(F.col("is_active") & recently, "retained")
+        .when(F.col("is_active"), "resurrected")
+        .when(recently, "dormant")
+        .otherwise("churned")
+    )
+    with_status = grid_df.withColumn("user_status", status)
+    previous = F.when(F.col("week") > F.col("first_week"), F.lag("user_status").over(by_user))
+    return with_status.withColumn("previous_status", previous).select(
+        "user_id", *SEGMENT, "first_week", "week", "is_active", "user_status", "previous_status"
+    )
+
+
+def week_end_snapshots(
+    snapshots_df: DataFrame, first_day: str, max_event_date: date, from_week: date | None
+) -> DataFrame:
+    """The ``silver.dim_users`` rows of each week's last day (the data's last date for the last week), from the
+    week before ``from_week`` on (every week when None): ``user_id, week`` and the running totals. The filter is
+    on the partition column only, so Spark reads just those snapshots."""
+    ds = F.col("ds")
+    week_end = (F.date_add(week_start(ds, first_day), 6) == ds) | (ds == F.lit(max_event_date))
+    wanted = snapshots_df.where(week_end & (ds <= F.lit(max_event_date)))
+    if from_week is not None:
+        wanted = wanted.where(ds >= F.date_sub(F.lit(from_week), 1))
+    return wanted.select(
+        "user_id", week_start(ds, first_day).alias("week"), "last_event_date", "total_events", "total_miles_earned",
+        "total_miles_redeemed", "miles_balance",
+    )  # fmt: skip

@@ -23,9 +23,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
 from lakehouse.job_runtime import Consumes, Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
+from lakehouse.registry import GOLD_NEGATIVE_BALANCE, SILVER_DIM_USERS, SILVER_EVENTS
 
 CONSUMER = GOLD_NEGATIVE_BALANCE.full_name
 #: The report reads the snapshots, the new events and the published weekly actives.

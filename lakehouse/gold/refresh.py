@@ -43,39 +43,27 @@ from pyspark.sql import functions as F
 
 from lakehouse import batches, delta_io
 from lakehouse.config import AnomalyConfig, LakehouseConfig
-from lakehouse.gold import (
-    agg_active_user,
-    agg_engagement_daily,
-    agg_growth_accounting_weekly,
-    agg_metric_anomalies,
-    agg_miles_category_weekly,
-    agg_miles_weekly,
-    agg_user_lifecycle_weekly,
-    agg_user_retention,
-    checks,
+from lakehouse.gold import checks
+from lakehouse.gold.activity import (
+    GoldInputs,
+    gold_inputs,
+    input_bounds,
+    miles_inputs,
+    user_statuses,
+    week_end_snapshots,
+    week_start_of,
 )
-from lakehouse.gold.activity import GoldInputs, gold_inputs, input_bounds, miles_inputs, week_start_of
 from lakehouse.gold.table import GoldTable
+from lakehouse.gold.tables import agg_metric_anomalies, discover
 from lakehouse.job_runtime import CacheSlot, Consumes, Job, JobContext, JobFailed, NoParams
 from lakehouse.quality import DqResult
 from lakehouse.registry import SILVER_DIM_USERS, SILVER_EVENTS, SILVER_USER_ACTIVITY, TableSpec
 
 log = logging.getLogger("lakehouse")
 
-#: Every gold table computed from silver, in DAG order, by full name: each module's ``GOLD`` value.
-GOLD_TABLES: dict[str, GoldTable] = {
-    t.full_name: t
-    for t in (
-        agg_active_user.GOLD,
-        agg_user_lifecycle_weekly.GOLD,
-        agg_user_retention.GOLD,
-        agg_growth_accounting_weekly.GOLD,
-        agg_engagement_daily.GOLD,
-        agg_miles_weekly.GOLD,
-        agg_miles_category_weekly.GOLD,
-        agg_metric_anomalies.GOLD,
-    )
-}
+#: Every gold table computed from silver, by full name: the ``GOLD`` value of each module of
+#: ``lakehouse/gold/tables/`` (found, not listed: :func:`lakehouse.gold.tables.discover`).
+GOLD_TABLES: dict[str, GoldTable] = discover()
 UPSTREAM = (SILVER_USER_ACTIVITY.full_name, SILVER_DIM_USERS.full_name)
 
 
@@ -262,7 +250,8 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     # The optional inputs are None until a table that reads them asks (a table that did not declare
     # one and reads it fails instead of reading nothing).
     grid = inputs.grid_df
-    inputs = dataclasses.replace(inputs, grid_df=None, miles_events_df=None, miles_base_df=None)
+    inputs = dataclasses.replace(inputs, grid_df=None, miles_events_df=None, miles_base_df=None, status_df=None,
+                                 week_ends_df=None)  # fmt: skip
 
     def miles() -> dict[str, DataFrame]:
         events, base = miles_inputs(*_miles_inputs(ctx, snapshots, since), config.week_start, since)
@@ -271,7 +260,15 @@ def _compute_inputs(ctx: JobContext, since: date | None, max_event_date: date | 
     def previous(full_name: str) -> DataFrame:
         return delta_io.read(spark, GOLD_TABLES[full_name].spec, config)
 
-    optional = {"grid": lambda: {"grid_df": grid.localCheckpoint()}, "miles": miles}
+    def statuses() -> dict[str, DataFrame]:
+        return {"status_df": user_statuses(grid, gold.lookback_weeks).localCheckpoint()}
+
+    def week_ends() -> dict[str, DataFrame]:
+        ends = week_end_snapshots(snapshots, config.week_start, max_event_date, inputs.since_week)
+        return {"week_ends_df": ends.localCheckpoint()}
+
+    optional = {"grid": lambda: {"grid_df": grid.localCheckpoint()}, "miles": miles, "status": statuses,
+                "week_ends": week_ends}  # fmt: skip
     computation = GoldComputation(inputs, optional, previous)
     cache[key] = computation
     return computation

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 #: Inputs of :class:`GoldInputs` a gold job computes only for the tables that read them: the user-week grid
-#: (``grid_df``) and the miles inputs (``miles_events_df``, ``miles_base_df``).
-OPTIONAL_INPUTS = ("grid", "miles")
+#: (``grid_df``), the miles inputs (``miles_events_df``, ``miles_base_df``), the users' weekly statuses
+#: (``status_df``) and the week-end ``silver.dim_users`` snapshots (``week_ends_df``).
+OPTIONAL_INPUTS = ("grid", "miles", "status", "week_ends")
 
 
 def reading(*inputs: str, full_rebuild: tuple[str, ...] = ()) -> Callable[[date | None], frozenset[str]]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.registry import TABLES, TableSpec
+from lakehouse.registry import TableSpec
+from lakehouse.tables import TABLES
 
 #: Runs one SQL statement, returns its rows (empty for DDL).
 Executor = Callable[[str], list[tuple[Any, ...]]]

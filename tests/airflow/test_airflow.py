@@ -1,21 +1,26 @@
 """The job DAG under a real Apache Airflow 3 (its own virtualenv under .cache/airflow, marker ``airflow``),
-and the scheduler's path (marker ``perjob``): every job of conf's DAG as its own ``spark-submit jobs/<job>.py``
-process, day after day, exactly as Airflow's tasks run it.
+and the scheduler's path (marker ``perjob``): every job of conf's DAG as its own process, day after day,
+exactly as Airflow's tasks run it: a client of the warm engine (``airflow.tasks: engine``, the default; this
+module's own engine, port 15013, so that killing it touches nothing else), and one day of ``spark-submit`` tasks
+(a cold JVM each: the cold path still works).
 
 Fast: the rendered DAG imports without errors, its tasks and edges are conf's, its schedule, catchup and
-max_active_runs, and the spark-submit command Airflow's own hook builds for a task. End to end, on generated
-files with late, duplicated and invalid rows, each day followed by ``lakehouse run`` (one application) over the
-same landing folder into a reference warehouse:
+max_active_runs, each engine task's command and environment, and the spark-submit command Airflow's own hook
+builds for a task of the spark-submit DAG. End to end, on generated files with late, duplicated and invalid
+rows, each day followed by ``lakehouse run`` (one application) over the same landing folder into a reference
+warehouse:
 
 1. ``lakehouse airflow test`` (``airflow dags test``) on three files plus a file with a wrong header into an
    empty warehouse: every job task succeeds, the data tables equal ``lakehouse run``'s, each job run is
    recorded with the Airflow run (lineage), bronze's run is ``partial`` and the run fails on
    ``needs_attention``, which names the file;
-2. the next day, a new file and a file of late events: first ``spark-submit jobs/silver_fct_events.py`` while
-   another run holds the warehouse (exit 2, nothing recorded), then the DAG again: every task a new
-   ``spark-submit`` on a warehouse with history, every job has new data and succeeds, the known bad file is a
-   reminder, not a failure, and the tables equal ``lakehouse run``'s again;
-3. a day with nothing new, through ``lakehouse airflow up`` and a run triggered with the REST API: every job
+2. the next day, a new file: first ``spark-submit jobs/silver_fct_events.py`` while another run holds the
+   warehouse (exit 2, nothing recorded), then the DAG again, and the engine is killed while a gold task runs:
+   that task fails naming the engine, Airflow's retry starts a new engine and succeeds, every job has new data,
+   the known bad file is a reminder, not a failure, and the tables equal ``lakehouse run``'s again;
+3. the day after, a file of late events, as ``spark-submit`` tasks (``airflow.tasks: spark-submit``): the tables
+   equal ``lakehouse run``'s;
+4. a day with nothing new, through ``lakehouse airflow up`` and a run triggered with the REST API: every job
    decides so without starting Spark, commits nothing to a data table, and the idle anomaly job still warns
    that the data is stale.
 
@@ -26,6 +31,7 @@ same landing folder into a reference warehouse:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,16 +40,18 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import delta_rs, generator
+from lakehouse import delta_rs, engine, generator
 from lakehouse.config import PROJECT_ROOT, load_config
 from lakehouse.lock import writer_lock
 from lakehouse.orchestration import airflow
-from lakehouse.registry import OPS_JOB_RUNS, TABLES
+from lakehouse.registry import OPS_JOB_RUNS
+from lakehouse.tables import TABLES
 from tests.conftest import make_config
 
 pytestmark = [pytest.mark.airflow, pytest.mark.perjob]
 
-#: Runs in Airflow's Python: the DAG as Airflow parsed it, and the command its Spark hook builds.
+#: Runs in Airflow's Python: the DAG as Airflow parsed it, and a task's command (a spark-submit task: the one
+#: its Spark hook builds).
 PROBE = r"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -51,15 +59,20 @@ bag = DagBag(sys.argv[1])
 out = {"import_errors": {k: v[-400:] for k, v in bag.import_errors.items()}, "dags": {}}
 for dag_id, dag in bag.dags.items():
     tasks = {t.task_id: {"upstream": sorted(t.upstream_task_ids), "pool": t.pool, "retries": t.retries,
-                         "type": type(t).__name__, "trigger_rule": str(t.trigger_rule)} for t in dag.tasks}
+                         "type": type(t).__name__, "trigger_rule": str(t.trigger_rule),
+                         "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None}
+             for t in dag.tasks}
     task = dag.get_task(sys.argv[2])
-    hook = task._get_hook()
-    command = hook._build_spark_submit_command(task.application)
+    if hasattr(task, "application"):
+        command, env = task._get_hook()._build_spark_submit_command(task.application), task.env_vars
+    else:
+        command, env = task.bash_command, task.env
     out["dags"][dag_id] = {"schedule": str(dag.schedule), "catchup": dag.catchup,
-                           "max_active_runs": dag.max_active_runs, "tasks": tasks, "command": command,
-                           "env_vars": task.env_vars}
+                           "max_active_runs": dag.max_active_runs, "tasks": tasks, "command": command, "env": env}
 print(json.dumps(out))
 """
+#: This module's engine: the engine tasks find it by its state folder (killed in the next day's run).
+ENGINE_PORT = 15013
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +108,32 @@ def test_dag_is_confs_dag(layout, tmp_path):
     assert set(dag["tasks"]) == {*config.dag, "needs_attention"}
     for name, upstream in airflow.upstream_of(config).items():
         assert dag["tasks"][name]["upstream"] == sorted(upstream), name
-        assert dag["tasks"][name]["type"] == "SparkSubmitOperator"
+        assert dag["tasks"][name]["type"] == "BashOperator"
+        assert dag["tasks"][name]["timeout"] == config.airflow.task_timeout_minutes * 60
         assert dag["tasks"][name]["pool"] == airflow.POOL and dag["tasks"][name]["retries"] == config.airflow.retries
+    # bronze -> silver -> gold, as the original project's DAGs ran
+    assert dag["tasks"]["silver_fct_events"]["upstream"] == ["bronze_fct_event_stream"]
+    assert dag["tasks"]["needs_attention"]["upstream"] == ["gold_data_quality_report"]
+    assert (dag["schedule"], dag["catchup"], dag["max_active_runs"]) == ("@daily", False, 1)
+    # A client of the engine (started by the first task that finds none): the job's Python, no JVM of its own.
+    assert dag["command"].split() == [sys.executable, str(PROJECT_ROOT / "jobs" / "gold_agg_miles_weekly.py"),
+                                      "--conf", str(PROJECT_ROOT / "conf" / "lakehouse.yaml"), "--set",
+                                      "operations.partial_exit_code=0", "--warehouse", str(tmp_path / "wh"), "--set",
+                                      "engine.use=always"]  # fmt: skip
+    assert dag["env"]["LAKEHOUSE_ENGINE_DIR"] == config.engine.state_dir
+    assert dag["env"]["AIRFLOW_CTX_DAG_RUN_ID"] == "{{ run_id }}"
+
+
+def test_the_spark_submit_dag_submits_each_job(layout, tmp_path):
+    spec = _spec(tmp_path / "wh", tmp_path / "landing", "airflow.tasks=spark-submit")
+    folder = tmp_path / "dags"
+    airflow.render(folder, spec)
+    parsed = _probe(layout, folder, "gold_agg_miles_weekly")
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"]["heymax_lakehouse"]
+    config = load_config()
+    for name in config.dag:
+        assert dag["tasks"][name]["type"] == "SparkSubmitOperator"
     # bronze -> silver -> gold, as the original project's DAGs ran
     assert dag["tasks"]["silver_fct_events"]["upstream"] == ["bronze_fct_event_stream"]
     assert dag["tasks"]["gold_agg_active_user"]["upstream"] == ["silver_dim_users", "silver_user_activity_daily"]
@@ -112,8 +149,9 @@ def test_dag_is_confs_dag(layout, tmp_path):
     assert any("delta-spark" in j for j in command[command.index("--jars") + 1].split(","))
     app = command.index(str(PROJECT_ROOT / "jobs" / "gold_agg_miles_weekly.py"))
     assert command[app + 1:] == ["--conf", str(PROJECT_ROOT / "conf" / "lakehouse.yaml"), "--set",
-                                 "operations.partial_exit_code=0", "--warehouse", str(tmp_path / "wh")]  # fmt: skip
-    assert dag["env_vars"]["AIRFLOW_CTX_DAG_RUN_ID"] == "{{ run_id }}"
+                                 "airflow.tasks=spark-submit", "--set", "operations.partial_exit_code=0",
+                                 "--warehouse", str(tmp_path / "wh")]  # fmt: skip
+    assert dag["env"]["AIRFLOW_CTX_DAG_RUN_ID"] == "{{ run_id }}"
 
 
 def test_a_stale_spec_does_not_load(layout, tmp_path):
@@ -177,9 +215,32 @@ def _same_tables_as_lakehouse_run(spark, warehouse: Path, landing: Path, referen
     assert diff["gold.agg_active_user"]["rows_left"] > 0
 
 
-def _airflow_test(args: list[str], date: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lakehouse.cli", "airflow", "test", *args, "--date", date],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True)  # fmt: skip
+def _airflow_test(args: list[str], date: str, wait: bool = True):
+    """``lakehouse airflow test`` whose engine tasks use this module's engine."""
+    cmd = [sys.executable, "-m", "lakehouse.cli", "airflow", "test", *args, "--date", date]
+    env = {**os.environ, "LAKEHOUSE_ENGINE_DIR": str(ENGINE_DIR)}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)  # fmt: skip
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+
+
+#: Where this module's engine keeps its state (set by the ``airflow_engine`` fixture).
+ENGINE_DIR = Path()
+
+
+@pytest.fixture(scope="module")
+def airflow_engine(tmp_path_factory):
+    """This module's engine: started by the first ``airflow test`` (its tasks' ``engine.use: always``), stopped
+    here at the end, also after a failure."""
+    global ENGINE_DIR
+    ENGINE_DIR = tmp_path_factory.mktemp("airflow_engine")
+    config = load_config()
+    config = config.with_overrides(engine__state_dir=str(ENGINE_DIR), engine__port=ENGINE_PORT)
+    try:
+        yield config
+    finally:
+        engine.stop(config)
 
 
 def _job_runs(warehouse: Path, airflow_run_id: str) -> list[dict]:
@@ -190,7 +251,7 @@ def _job_runs(warehouse: Path, airflow_run_id: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def first_run(layout, files, tmp_path_factory):
+def first_run(layout, files, airflow_engine, tmp_path_factory):
     """``lakehouse airflow test`` on three files plus a file with a wrong header, into an empty warehouse."""
     tmp = tmp_path_factory.mktemp("airflow_e2e")
     landing, warehouse = tmp / "landing", tmp / "wh"
@@ -201,7 +262,8 @@ def first_run(layout, files, tmp_path_factory):
     # A DAG id of its own: the runs of this test are not mixed with a developer's local runs.
     dag_id = f"lakehouse_test_{time.time_ns()}"
     args = ["--warehouse", str(warehouse), "--input", str(landing), "--dir", str(layout.root),
-            "--set", f"airflow.dag_id={dag_id}"]  # fmt: skip
+            "--set", f"airflow.dag_id={dag_id}", "--set", f"engine.port={ENGINE_PORT}",
+            "--set", "airflow.retry_delay_minutes=0"]  # fmt: skip
     began = time.monotonic()
     proc = _airflow_test(args, "2025-03-10")
     print(f"[airflow] first run (three files + a bad file, empty warehouse): {time.monotonic() - began:.0f} s")
@@ -239,27 +301,78 @@ def _submit(job: str, warehouse: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT)
 
 
-def test_the_next_day_with_new_and_late_data_gives_lakehouse_runs_tables(spark, layout, files, first_run):
+def _kill_the_engine_during(job: str, airflow_engine) -> dict:
+    """Kills this module's engine once a task of ``job`` runs (in a thread); what it killed is in the result."""
+    import threading
+
+    killed: dict = {}
+
+    def watch() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            running = subprocess.run(["pgrep", "-f", f"jobs/{job}.py"], capture_output=True, text=True).stdout.split()
+            state = engine.running(airflow_engine)
+            if running and state is not None:
+                time.sleep(0.5)  # inside the job
+                os.kill(state.pid, 9)
+                killed["pid"] = state.pid
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    killed["thread"] = thread
+    return killed
+
+
+def test_the_next_day_with_new_data_and_a_killed_engine_gives_lakehouse_runs_tables(
+    spark, layout, files, first_run, airflow_engine
+):
     landing, warehouse = first_run["landing"], first_run["warehouse"]
-    for f in files[3:]:  # a new file and a file of late events
-        shutil.copy(f, landing / f.name)
+    shutil.copy(files[3], landing / files[3].name)  # a new file
     config = make_config(warehouse, landing)
     with writer_lock(config, command="another run (test)"):  # a task started while another run writes
         busy = _submit("silver_fct_events", warehouse)
     assert busy.returncode == 2, busy.stdout[-2000:] + busy.stderr[-2000:]
     assert "another run is writing the warehouse" in busy.stdout + busy.stderr  # spark-submit merges them
     began = time.monotonic()
+    killer = _kill_the_engine_during("gold_agg_active_user", airflow_engine)
     second = _airflow_test(first_run["args"], "2025-03-16")
-    print(f"[airflow] next day's run (a new file + late events on the warehouse of the first): "
+    killer["thread"].join(timeout=5)
+    print(f"[airflow] next day's run (a new file on the warehouse of the first; the engine killed once): "
           f"{time.monotonic() - began:.0f} s")  # fmt: skip
-    # The bad file is a known one now: a reminder, not a new problem; the run is green.
+    assert "pid" in killer, "the engine was never seen running a gold task"
+    # The bad file is a known one now: a reminder, not a new problem; the killed task's retry succeeded.
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert engine.running(airflow_engine).pid != killer["pid"], "the retry did not start a new engine"
     _same_tables_as_lakehouse_run(spark, warehouse, landing, first_run["reference"])
     (latest,) = [r for r in _airflow_runs(layout, first_run["dag_id"]) if "2025-03-16" in r["logical_date"]]
     runs = _job_runs(warehouse, latest["run_id"])
-    # One run per job, each succeeded: the busy warehouse stopped its task before anything ran or was recorded.
-    assert sorted((r["job"], r["status"]) for r in runs) == sorted((j, "succeeded") for j in config.dag)
+    # The task running when the engine died failed naming it, and its second try succeeded; every other job
+    # ran once. The busy warehouse stopped its task before anything ran or was recorded.
+    failed = [r for r in runs if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["airflow_try_number"] == 1, runs
+    assert f"the Spark Connect engine at localhost:{ENGINE_PORT} stopped answering" in failed[0]["message"]
+    retried = [r for r in runs if r["job"] == failed[0]["job"] and r["status"] == "succeeded"]
+    assert [r["airflow_try_number"] for r in retried] == [2]
+    assert sorted((r["job"], r["status"]) for r in runs if r["status"] != "failed") == \
+        sorted((j, "succeeded") for j in config.dag)  # fmt: skip
     assert not any((r["message"] or "").startswith("nothing to do") for r in runs), "every job had new data"
+
+
+def test_a_day_of_spark_submit_tasks_with_late_data_gives_lakehouse_runs_tables(spark, layout, files, first_run):
+    """The cold path: each task a ``spark-submit`` of its job (a driver JVM of its own, no engine)."""
+    landing, warehouse = first_run["landing"], first_run["warehouse"]
+    shutil.copy(files[4], landing / files[4].name)  # late events
+    began = time.monotonic()
+    args = [*first_run["args"], "--set", "airflow.tasks=spark-submit", "--set", "engine.use=never"]
+    third = _airflow_test(args, "2025-03-17")
+    print(f"[airflow] a day of spark-submit tasks (late events): {time.monotonic() - began:.0f} s")
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    _same_tables_as_lakehouse_run(spark, warehouse, landing, first_run["reference"])
+    (latest,) = [r for r in _airflow_runs(layout, first_run["dag_id"]) if "2025-03-17" in r["logical_date"]]
+    runs = _job_runs(warehouse, latest["run_id"])
+    assert sorted((r["job"], r["status"]) for r in runs) == sorted((j, "succeeded") for j in load_config().dag)
 
 
 def _data_versions(warehouse: Path) -> dict[str, set[int]]:
@@ -320,13 +433,14 @@ def test_up_runs_a_triggered_dag_run_and_down_stops_everything(layout, first_run
     dag_id = f"lakehouse_up_{time.time_ns()}"
     cli = [sys.executable, "-m", "lakehouse.cli", "airflow"]
     common = ["--dir", str(layout.root), "--warehouse", str(first_run["warehouse"]),
-              "--input", str(first_run["landing"]),
+              "--input", str(first_run["landing"]), "--set", f"engine.port={ENGINE_PORT}",
               "--set", f"airflow.dag_id={dag_id}", "--set", "airflow.schedule=none"]  # fmt: skip
     port = load_config().airflow.port
     before = _data_versions(first_run["warehouse"])
     began = time.monotonic()
     try:
-        subprocess.run([*cli, "up", *common], cwd=PROJECT_ROOT, check=True)
+        subprocess.run([*cli, "up", *common], cwd=PROJECT_ROOT, check=True,
+                       env={**os.environ, "LAKEHOUSE_ENGINE_DIR": str(ENGINE_DIR)})  # fmt: skip
         print(f"[airflow] up in {time.monotonic() - began:.0f} s")
         api = AirflowApi(f"http://127.0.0.1:{port}", json.loads(layout.passwords.read_text())[airflow.ADMIN])
         _wait("the DAG parsed", lambda: api.get(f"/api/v2/dags/{dag_id}").get("dag_id"), timeout=120)

@@ -29,7 +29,7 @@ import pytest
 
 from lakehouse import cluster, generator
 from lakehouse.config import load_config
-from lakehouse.registry import TABLES
+from lakehouse.tables import TABLES
 from tests.conftest import REPO_ROOT, make_config, pipeline_args
 from tests.services import free_port, thrift_server, timed
 

@@ -31,11 +31,12 @@ from pathlib import Path
 import pytest
 
 from lakehouse import delta_io, delta_rs, engine, generator, launcher
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
 from lakehouse.job_catalog import job
 from lakehouse.launcher import _stop_orphaned_work
 from lakehouse.lock import LockHeld, WarehouseLock, lock_path
 from lakehouse.ops import JobRun
-from lakehouse.registry import GOLD_ACTIVE_USER, OPS_JOB_RUNS, SILVER_EVENTS
+from lakehouse.registry import OPS_JOB_RUNS, SILVER_EVENTS
 from tests.conftest import REPO_ROOT, TEST_SESSION, make_config
 from tests.integration.test_incremental import assert_same_tables
 

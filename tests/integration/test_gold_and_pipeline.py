@@ -18,21 +18,18 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, generator, launcher
 from lakehouse.gold.activity import gold_inputs, user_activity, user_segments
 from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
-from lakehouse.registry import (
-    GOLD_ACTIVE_USER,
-    GOLD_ENGAGEMENT,
-    GOLD_GROWTH,
-    GOLD_LIFECYCLE,
-    GOLD_METRIC_ANOMALIES,
-    GOLD_MILES_CATEGORY,
-    GOLD_MILES_WEEKLY,
-    GOLD_NEGATIVE_BALANCE,
-    GOLD_RETENTION,
-    OPS_DQ_RESULTS,
-    SILVER_DIM_USERS,
-    SILVER_EVENTS,
-    TABLES,
-)
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_growth_accounting_weekly import SPEC as GOLD_GROWTH
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_CATEGORY
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.gold.tables.user_status_weekly import SPEC as GOLD_USER_STATUS
+from lakehouse.registry import GOLD_NEGATIVE_BALANCE, OPS_DQ_RESULTS, SILVER_DIM_USERS, SILVER_EVENTS
+from lakehouse.silver.dim_users import build_snapshots, state_from_events
+from lakehouse.tables import TABLES
 from tests.conftest import history, job_context, pipeline_args
 from tests.reference import spec_reference
 
@@ -100,8 +97,15 @@ def assert_anomalies_equal(df, expected: set[tuple]) -> None:
             assert close, (key, got[key], values)
 
 
+#: gold.user_status_weekly's columns in the reference's tuple order.
+USER_STATUS_COLUMNS = ["user_id", "cutoff_week", "acq_source", "country", "user_status", "previous_status",
+                       "events_in_week", "miles_earned_in_week", "miles_redeemed_in_week", "last_active_date",
+                       "weeks_since_active", "miles_balance", "is_partial_period"]  # fmt: skip
+
+
 def test_sample_gold_equals_reference(spark, sample_pipeline, sample_reference):
     config, ref = sample_pipeline, sample_reference
+    assert _rows(spark, config, GOLD_USER_STATUS, USER_STATUS_COLUMNS) == ref.user_status
     assert (
         _rows(
             spark,
@@ -236,7 +240,10 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     events = _events_from_csv(spark, path)
     activity, users = user_activity(events).cache(), user_segments(events).cache()
     max_date = activity.agg(F.max("event_date")).first()[0]
-    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events)
+    first_date = activity.agg(F.min("event_date")).first()[0]
+    events = events.withColumn("platform", F.lit("web"))  # what the snapshots' latest event carries
+    snapshots = build_snapshots(state_from_events(events.limit(0)), events, first_date, max_date).localCheckpoint()
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events, snapshots_df=snapshots)
     inputs = dataclasses.replace(inputs, grid_df=inputs.grid_df.localCheckpoint())
     # Checkpointed as the gold job does: every check reads its tables again.
     tables = {name: m.build(inputs).localCheckpoint() for name, m in GOLD_TABLES.items()}
@@ -245,6 +252,8 @@ def test_identities_and_reference_over_generated_data(spark, tmp_path, seed):
     columns = ["cutoff_week", "acq_source", "country", "user_status", "user_count", "is_partial_period"]
     lifecycle = {tuple(r) for r in tables[GOLD_LIFECYCLE.full_name].select(*columns).collect()}
     assert lifecycle == ref.lifecycle
+    users_weekly = {tuple(r) for r in tables[GOLD_USER_STATUS.full_name].select(*USER_STATUS_COLUMNS).collect()}
+    assert users_weekly == ref.user_status
     columns = ["activity_date", "acq_source", "country", "dau", "wau_7d", "mau_30d", "dau_mau_rate", "dau_wau_rate",
                "is_partial_period"]  # fmt: skip
     engagement = {tuple(round(v, 6) if isinstance(v, float) else v for v in r)
@@ -272,7 +281,10 @@ def test_injected_anomalies_are_flagged_and_the_table_equals_the_reference(spark
     events = _events_from_csv(spark, path).localCheckpoint()
     activity, users = user_activity(events).localCheckpoint(), user_segments(events).localCheckpoint()
     max_date = activity.agg(F.max("event_date")).first()[0]
-    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events)
+    first_date = activity.agg(F.min("event_date")).first()[0]
+    events = events.withColumn("platform", F.lit("web"))  # what the snapshots' latest event carries
+    snapshots = build_snapshots(state_from_events(events.limit(0)), events, first_date, max_date).localCheckpoint()
+    inputs = gold_inputs(activity, users, max_date, "sunday", 4, 16, events_df=events, snapshots_df=snapshots)
     table = GOLD_TABLES[GOLD_METRIC_ANOMALIES.full_name].build(inputs).localCheckpoint()
     expected = spec_reference.compute_anomalies([str(path)], ingested_at=datetime(2030, 1, 1))
     assert_anomalies_equal(table, expected)

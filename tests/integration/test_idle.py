@@ -16,7 +16,8 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, launcher
 from lakehouse.bronze.sources import identify, list_input_files, spark_path_key
 from lakehouse.gold.refresh import JOBS as GOLD_JOBS
-from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS, TABLES
+from lakehouse.registry import OPS_INGESTED_FILES, OPS_JOB_RUNS
+from lakehouse.tables import TABLES
 from tests.conftest import SAMPLE_FILES, make_config
 
 pytestmark = pytest.mark.e2e

@@ -27,20 +27,20 @@ from pyspark.sql import functions as F
 from lakehouse import delta_io, delta_rs, generator, launcher
 from lakehouse.gold.refresh import GOLD_TABLES
 from lakehouse.gold.refresh import consumer as gold_consumer
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
 from lakehouse.job_catalog import job
 from lakehouse.lock import LockHeld, lock_path, writer_lock
 from lakehouse.maintenance import MAINTAIN_JOB, RESTORE_JOB, MaintainParams, RestoreParams, live_files, stored_files
 from lakehouse.pipeline import run_jobs
 from lakehouse.registry import (
     BRONZE_EVENTS,
-    GOLD_ACTIVE_USER,
-    GOLD_METRIC_ANOMALIES,
     OPS_INGESTED_FILES,
     OPS_PROCESSED_BATCHES,
     SILVER_EVENTS,
     SILVER_USER_ACTIVITY,
-    TABLES,
 )
+from lakehouse.tables import TABLES
 from lakehouse.warehouse_diff import compare
 from tests.conftest import REPO_ROOT, history, make_config
 

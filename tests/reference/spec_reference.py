@@ -98,6 +98,7 @@ class Reference:
     max_event_date: date | None = None
     active_user: set[tuple] = field(default_factory=set)
     lifecycle: set[tuple] = field(default_factory=set)
+    user_status: set[tuple] = field(default_factory=set)
     retention: set[tuple] = field(default_factory=set)
     growth: set[tuple] = field(default_factory=set)
     engagement: set[tuple] = field(default_factory=set)
@@ -377,6 +378,35 @@ def lifecycle_rows(active_weeks, first_week, segment, spine, lookback_weeks, max
         partial = week + timedelta(days=6) > max_event_date
         for ((acq_source, country), status), count in counts.items():
             rows.add((week, acq_source, country, status, count, partial))
+    return rows
+
+
+def user_status_rows(events, active_weeks, first_week, segment, spine, lookback_weeks, max_event_date) -> set[tuple]:
+    """gold.user_status_weekly, straight from the contract: one row per user and week from the user's first
+    week; the week's events and miles summed from the events themselves, the last active date and balance as of
+    min(W + 6, max_event_date). Tuples: (user_id, cutoff_week, acq_source, country, user_status,
+    previous_status, events_in_week, miles_earned_in_week, miles_redeemed_in_week, last_active_date,
+    weeks_since_active, miles_balance, is_partial_period)."""
+    by_user = defaultdict(list)
+    for event in events:
+        by_user[event["user_id"]].append(event)
+    rows = set()
+    for user_id, first in first_week.items():
+        previous = None
+        for week in (w for w in spine if w >= first):
+            status = lifecycle_status(active_weeks[user_id], first, week, lookback_weeks)
+            in_week = [e for e in by_user[user_id] if week <= e["event_date"] <= week + timedelta(days=6)]
+            end = min(week + timedelta(days=6), max_event_date)
+            upto = [e for e in by_user[user_id] if e["event_date"] <= end]
+            earned = sum((e["miles_amount"] for e in in_week if e["event_type"] == "miles_earned"), ZERO)
+            redeemed = sum((e["miles_amount"] for e in in_week if e["event_type"] == "miles_redeemed"), ZERO)
+            balance = sum((e["miles_amount"] if e["event_type"] == "miles_earned" else -e["miles_amount"]
+                           for e in upto if e["event_type"] in ("miles_earned", "miles_redeemed")), ZERO)  # fmt: skip
+            last_active = max(e["event_date"] for e in upto)
+            rows.add((user_id, week, *segment[user_id], status, previous, len(in_week), earned, redeemed, last_active,
+                      (week - week_start(last_active)).days // 7, balance,
+                      week + timedelta(days=6) > max_event_date))  # fmt: skip
+            previous = status
     return rows
 
 
@@ -712,6 +742,8 @@ def compute(
 
     ref.active_user = active_user_rows(ref.events, segment, ref.max_event_date)
     ref.lifecycle = lifecycle_rows(active_weeks, first_week, segment, spine, lookback_weeks, ref.max_event_date)
+    ref.user_status = user_status_rows(ref.events, active_weeks, first_week, segment, spine, lookback_weeks,
+                                       ref.max_event_date)  # fmt: skip
     ref.retention = retention_rows(active_weeks, first_week, segment, max_week_offset, ref.max_event_date)
     ref.growth = growth_rows(active_weeks, first_week, segment, spine)
     ref.engagement = engagement_rows(ref.events, segment, ref.max_event_date)

@@ -58,23 +58,19 @@ import pytest
 import yaml
 
 from lakehouse.config import load_config
-from lakehouse.registry import (
-    GOLD_ACTIVE_USER,
-    GOLD_ENGAGEMENT,
-    GOLD_GROWTH,
-    GOLD_LIFECYCLE,
-    GOLD_METRIC_ANOMALIES,
-    GOLD_MILES_CATEGORY,
-    GOLD_MILES_WEEKLY,
-    GOLD_RETENTION,
-    OPS_DQ_RESULTS,
-    OPS_INGESTED_FILES,
-    OPS_JOB_RUNS,
-    TABLES,
-)
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_growth_accounting_weekly import SPEC as GOLD_GROWTH
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_CATEGORY
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.registry import OPS_DQ_RESULTS, OPS_INGESTED_FILES, OPS_JOB_RUNS
 from lakehouse.serving.superset import service
 from lakehouse.serving.superset.bundle import SERVED_COLUMNS, SERVED_TABLES
 from lakehouse.serving.thrift.server import log_file as thrift_server_log
+from lakehouse.tables import TABLES
 from tests.services import free_port, project_env, run_logged, start_logged, thrift_cli, thrift_server, wait_logged
 
 pytestmark = pytest.mark.serving

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 
 from lakehouse.config import load_config
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT, SILVER_EVENTS, TABLES
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.registry import SILVER_EVENTS
 from lakehouse.serving import catalog
 from lakehouse.serving.sql import render_table, split_statements
 from lakehouse.serving.superset import service
 from lakehouse.serving.thrift import auth, grants, server, server_jar, tls
+from lakehouse.tables import TABLES
 
 
 def test_server_command_serves_delta_read_only_with_passwords_on_loopback(tmp_path: Path) -> None:

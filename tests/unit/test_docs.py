@@ -8,7 +8,8 @@ import pytest
 from pyspark.sql import types as T
 
 from lakehouse import docs
-from lakehouse.registry import TABLES, RatioMetric, TableSpec
+from lakehouse.registry import RatioMetric, TableSpec
+from lakehouse.tables import TABLES
 from tests.conftest import REPO_ROOT
 
 TINY = TableSpec(

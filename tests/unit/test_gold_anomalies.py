@@ -17,9 +17,9 @@ from pyspark.sql import functions as F
 from lakehouse.config import AnomalyConfig
 from lakehouse.gold import activity
 from lakehouse.gold import activity as activity_module
-from lakehouse.gold import agg_metric_anomalies as anomalies
 from lakehouse.gold.checks import run_checks
-from lakehouse.registry import GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables import agg_metric_anomalies as anomalies
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
 
 W = [date(2025, 1, 6) + timedelta(weeks=k) for k in range(12)]
 PARAMS = AnomalyConfig()

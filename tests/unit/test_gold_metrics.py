@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.gold import activity as metrics
-from lakehouse.gold.agg_engagement_daily import engagement_daily
 from lakehouse.gold.refresh import GOLD_TABLES, run_all_checks
 from lakehouse.gold.table import OPTIONAL_INPUTS
-from lakehouse.registry import (
-    GOLD_ACTIVE_USER,
-    GOLD_ENGAGEMENT,
-    GOLD_GROWTH,
-    GOLD_LIFECYCLE,
-    GOLD_METRIC_ANOMALIES,
-    GOLD_MILES_CATEGORY,
-    GOLD_MILES_WEEKLY,
-    GOLD_RETENTION,
-)
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_engagement_daily import engagement_daily
+from lakehouse.gold.tables.agg_growth_accounting_weekly import SPEC as GOLD_GROWTH
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_CATEGORY
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.gold.tables.user_status_weekly import SPEC as GOLD_USER_STATUS
 
 W = [date(2025, 1, 5) + timedelta(weeks=k) for k in range(10)]
 MAX_DATE = date(2025, 3, 12)
@@ -51,8 +51,26 @@ def story(spark):
         [(u, *SEGMENTS[u], min(ACTIVITY[u])) for u in ACTIVITY],
         "user_id string, acq_source string, country string, first_event_date date",
     )
-    inputs = metrics.gold_inputs(activity, users, MAX_DATE, "sunday", lookback_weeks=4, max_week_offset=16)
+    inputs = metrics.gold_inputs(activity, users, MAX_DATE, "sunday", lookback_weeks=4, max_week_offset=16,
+                                 snapshots_df=_snapshots(spark))  # fmt: skip
     return {"inputs": inputs, **{name: m.build(inputs).cache() for name, m in GOLD_TABLES.items()}}
+
+
+def _snapshots(spark):
+    """silver.dim_users of the story, as its running totals go: one event per active day, each earning 100
+    miles; u_res also redeems 500 on its comeback day (W6)."""
+    rows = []
+    for user, days in ACTIVITY.items():
+        day = min(days)
+        while day <= MAX_DATE:
+            done = [d for d in days if d <= day]
+            redeemed = 500 if user == "u_res" and day >= W[6] else 0
+            rows.append((user, day, max(done), len(done) + (user == "u_res" and day >= W[6]),
+                         Decimal(100 * len(done)), Decimal(redeemed), Decimal(100 * len(done) - redeemed)))  # fmt: skip
+            day += timedelta(days=1)
+    schema = ("user_id string, ds date, last_event_date date, total_events long, total_miles_earned decimal(20,2), "
+              "total_miles_redeemed decimal(20,2), miles_balance decimal(20,2)")  # fmt: skip
+    return spark.createDataFrame(rows, schema)
 
 
 def test_week_start_saturday_night_vs_sunday_midnight(spark):
@@ -71,6 +89,35 @@ def test_week_start_saturday_night_vs_sunday_midnight(spark):
     )
     assert_column_equality(df, "sunday", "expected_sunday")
     assert_column_equality(df, "monday", "expected_monday")
+
+
+def test_user_status_weekly_names_the_users_behind_each_count(spark, story):
+    users = story[GOLD_USER_STATUS.full_name]
+    columns = ["user_id", "cutoff_week", "user_status", "previous_status", "events_in_week",
+               "miles_earned_in_week", "miles_redeemed_in_week", "last_active_date", "weeks_since_active",
+               "miles_balance", "is_partial_period"]  # fmt: skip
+    rows = {(r["user_id"], r["cutoff_week"]): r for r in users.select(*columns).collect()}
+    # u_res: new in W0 (active on its Saturday), dormant W1-W4, churned W5, resurrected in W6 (a 500 redemption).
+    assert [rows[("u_res", W[k])]["user_status"] for k in range(10)] == \
+        ["new", "dormant", "dormant", "dormant", "dormant", "churned", "resurrected", "dormant", "dormant", "dormant"]
+    comeback = rows[("u_res", W[6])]
+    assert (comeback["previous_status"], comeback["events_in_week"], comeback["miles_earned_in_week"],
+            comeback["miles_redeemed_in_week"], comeback["weeks_since_active"], comeback["miles_balance"]) == \
+        ("churned", 2, 100, 500, 0, -300)  # fmt: skip
+    assert rows[("u_res", W[0])]["previous_status"] is None
+    quiet = rows[("u_res", W[5])]  # last active on W0's Saturday: 5 weeks before
+    assert (quiet["events_in_week"], quiet["last_active_date"], quiet["weeks_since_active"]) == \
+        (0, W[0] + timedelta(days=6), 5)  # fmt: skip
+    # u_late: new in W8; W9 is partial (the data ends on its Wednesday) and holds its snapshot of that day.
+    late = rows[("u_late", W[9])]
+    assert late["is_partial_period"] and late["last_active_date"] == date(2025, 3, 10)
+    assert ("u_late", W[7]) not in rows  # no row before the user's first week
+    assert len(rows) == sum(10 - W.index(metrics.week_start_of(min(days), "sunday")) for days in ACTIVITY.values())
+    # Grouped, they are the lifecycle table, row for row.
+    counted = users.groupBy("cutoff_week", "acq_source", "country", "user_status").count()
+    lifecycle = story[GOLD_LIFECYCLE.full_name].select("cutoff_week", "acq_source", "country", "user_status",
+                                                       F.col("user_count").alias("count"))  # fmt: skip
+    assert_df_equality(counted, lifecycle, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_lifecycle_statuses(spark, story):
@@ -235,9 +282,12 @@ EXPECTED_CHECKS = [
             GOLD_MILES_WEEKLY,
             GOLD_MILES_CATEGORY,
             GOLD_METRIC_ANOMALIES,
+            GOLD_USER_STATUS,
         )
         for c in ("unique_grain_keys", "no_null_keys")
     ],
+    (GOLD_USER_STATUS.full_name, "user_counts_equal_agg_user_lifecycle_weekly"),
+    (GOLD_USER_STATUS.full_name, "active_status_iff_events_in_week"),
     (GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month"),
     (GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected"),
     (GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired"),
@@ -274,11 +324,19 @@ def test_error_checks_pass_on_the_story_and_catch_a_broken_table(story):
         "weekly_active_equals_new_retained_resurrected",
         "lifecycle_total_equals_users_acquired",
         "offset_zero_retained_equals_cohort_size_equals_new",
+        "user_counts_equal_agg_user_lifecycle_weekly",
     }
+    # A user row dropped, one made active without events: the user table's own checks catch them.
+    users = tables[GOLD_USER_STATUS.full_name].where("NOT (user_id = 'u_new' AND cutoff_week = DATE'2025-01-12')")
+    status = F.when(F.col("user_id") == "u_month", "retained").otherwise(F.col("user_status"))
+    broken = {**tables, GOLD_USER_STATUS.full_name: users.withColumn("user_status", status)}
+    failed = {r.check_name for r in run_all_checks(broken, story["inputs"]) if r.status == "fail"}
+    assert failed == {"user_counts_equal_agg_user_lifecycle_weekly", "active_status_iff_events_in_week"}
 
 
 #: The fields of GoldInputs each optional input sets.
-OPTIONAL_FIELDS = {"grid": ("grid_df",), "miles": ("miles_events_df", "miles_base_df")}
+OPTIONAL_FIELDS = {"grid": ("grid_df",), "miles": ("miles_events_df", "miles_base_df"), "status": ("status_df",),
+                   "week_ends": ("week_ends_df",)}  # fmt: skip
 
 
 @pytest.mark.parametrize("since", [None, date(2025, 3, 2)], ids=["full", "incremental"])
@@ -309,7 +367,7 @@ def test_each_table_reads_only_the_optional_inputs_it_declares(story, since):
                 check(table, only_declared(tables, name))
 
     build_and_check(GOLD_TABLES)
-    # The test sees an undeclared read: lifecycle without its grid fails.
+    # The test sees an undeclared read: lifecycle without its statuses fails.
     undeclared = dict(GOLD_TABLES)
     undeclared[GOLD_LIFECYCLE.full_name] = dataclasses.replace(
         GOLD_TABLES[GOLD_LIFECYCLE.full_name], reads=lambda since: frozenset()

@@ -16,9 +16,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.gold import activity as metrics
-from lakehouse.gold.agg_miles_category_weekly import GOLD as CATEGORY
-from lakehouse.gold.agg_miles_weekly import GOLD as WEEKLY
 from lakehouse.gold.checks import run_checks
+from lakehouse.gold.tables.agg_miles_category_weekly import GOLD as CATEGORY
+from lakehouse.gold.tables.agg_miles_weekly import GOLD as WEEKLY
 
 W = [date(2025, 1, 5) + timedelta(weeks=k) for k in range(8)]
 MAX_DATE = date(2025, 2, 26)

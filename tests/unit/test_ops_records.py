@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from lakehouse import batches, ops
-from lakehouse.registry import TABLES
+from lakehouse.tables import TABLES
 
 NOW = datetime(2025, 7, 5, 12, 0)
 

@@ -6,7 +6,8 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from lakehouse import delta_io
-from lakehouse.registry import GOLD_RETENTION, TABLES, table
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.tables import TABLES, table
 from tests.conftest import make_config
 
 

@@ -63,21 +63,15 @@ import yaml
 from pyspark.sql import types as T
 
 from lakehouse.config import PROJECT_ROOT, ConfigError, LakehouseConfig
-from lakehouse.registry import (
-    GOLD_ACTIVE_USER,
-    GOLD_ENGAGEMENT,
-    GOLD_GROWTH,
-    GOLD_LIFECYCLE,
-    GOLD_METRIC_ANOMALIES,
-    GOLD_MILES_CATEGORY,
-    GOLD_MILES_WEEKLY,
-    GOLD_RETENTION,
-    OPS_DQ_RESULTS,
-    OPS_INGESTED_FILES,
-    OPS_JOB_RUNS,
-    RatioMetric,
-    TableSpec,
-)
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.gold.tables.agg_engagement_daily import SPEC as GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_growth_accounting_weekly import SPEC as GOLD_GROWTH
+from lakehouse.gold.tables.agg_metric_anomalies import SPEC as GOLD_METRIC_ANOMALIES
+from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_CATEGORY
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.registry import OPS_DQ_RESULTS, OPS_INGESTED_FILES, OPS_JOB_RUNS, RatioMetric, TableSpec
 from lakehouse.serving.options import add_config_args, config_from_args
 from lakehouse.serving.superset.query_context import (
     DEFAULT_SUPERSET_VENV,

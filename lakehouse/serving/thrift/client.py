@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import Registration, table_exists_locally
 from lakehouse.serving.thrift.auth import Credentials, service_credentials, state_dir_from
+from lakehouse.tables import TABLES
 
 
 class ThriftError(RuntimeError):

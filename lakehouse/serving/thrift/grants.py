@@ -202,7 +202,7 @@ def write_grants(state_dir: Path, grants: Grants) -> None:
 
 def _layers() -> dict[str, dict[str, Sequence[str]]]:
     """layer -> table -> column names, from the registry (what the server serves)."""
-    from lakehouse.registry import TABLES
+    from lakehouse.tables import TABLES
 
     layers: dict[str, dict[str, Sequence[str]]] = {}
     for spec in TABLES:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from lakehouse import processes
 from lakehouse.config import LakehouseConfig
-from lakehouse.registry import TABLES
 from lakehouse.serving.catalog import create_database_statement, create_table_statement
 from lakehouse.serving.thrift import auth, grants, tls
 from lakehouse.serving.thrift.client import ThriftError, answers, error_message, log, port_open, register
 from lakehouse.serving.thrift.server_jar import AUTHENTICATOR, GUARD_EXTENSION, MAIN_CLASS, ensure_server_jar
 from lakehouse.session import FULL_JIT
+from lakehouse.tables import TABLES
 
 #: The server's main class (our jar): Spark's HiveThriftServer2 plus the server-side registration.
 THRIFT_CLASS = MAIN_CLASS

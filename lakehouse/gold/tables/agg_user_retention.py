@@ -12,13 +12,30 @@ from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
-from lakehouse.registry import GOLD_LIFECYCLE, GOLD_RETENTION
+from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
+from lakehouse.registry import BOOL, DATE, DOUBLE, INT, LONG, STRING, RatioMetric, TableSpec, column
 
-TABLE = GOLD_RETENTION
+SPEC = TableSpec(
+    "gold", "agg_user_retention",
+    T.StructType([
+        column("cohort_week", DATE, False), column("cohort_label", STRING, False), column("week_offset", INT, False),
+        column("period_start_date", DATE, False, "cohort_week + 7 * week_offset"),
+        column("acq_source", STRING, False), column("country", STRING, False, "country of the user's first event"),
+        column("cohort_size", LONG, False),
+        column("retained_users", LONG, False, "cohort users active in week cohort_week + 7 * week_offset"),
+        column("retention_rate", DOUBLE, False), column("unbounded_retained_users", LONG, False),
+        column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (cohort_week, week_offset, acq_source, country), zero cells included.",
+    metrics=(RatioMetric("retention_rate", ("retained_users",), ("cohort_size",),
+                         "share of the cohorts' users active in the offset week"),),
+    keys=("cohort_week", "week_offset", "acq_source", "country"),
+)  # fmt: skip
 
 
 def _rows(joined: DataFrame, max_event_date: date) -> DataFrame:
@@ -162,7 +179,7 @@ def retention_offset_zero_matches(retention: DataFrame, lifecycle: DataFrame, fr
     bad = (F.coalesce("retained_users", F.lit(-1)) != F.coalesce("cohort_size", F.lit(-2))) | (
         F.coalesce("cohort_size", F.lit(0)) != F.coalesce("new_users", F.lit(0))
     )
-    return rows_where(GOLD_RETENTION.full_name, "offset_zero_retained_equals_cohort_size_equals_new", joined, bad,
+    return rows_where(SPEC.full_name, "offset_zero_retained_equals_cohort_size_equals_new", joined, bad,
                    "week_offset 0: retained_users = cohort_size = lifecycle new")  # fmt: skip
 
 
@@ -170,21 +187,21 @@ def retention_bounds(retention: DataFrame) -> list[Measure]:
     rate = (F.col("retention_rate") < 0) | (F.col("retention_rate") > 1) | F.isnan("retention_rate")
     unbounded = F.col("unbounded_retained_users") < F.col("retained_users")
     return [
-        rows_where(GOLD_RETENTION.full_name, "retention_rate_between_0_and_1", retention, rate, "0 <= rate <= 1"),
-        rows_where(GOLD_RETENTION.full_name, "unbounded_at_least_retained", retention, unbounded,
+        rows_where(SPEC.full_name, "retention_rate_between_0_and_1", retention, rate, "0 <= rate <= 1"),
+        rows_where(SPEC.full_name, "unbounded_at_least_retained", retention, unbounded,
                 "unbounded_retained_users >= retained_users"),
     ]  # fmt: skip
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
     checks=(
         lambda t, i: [
-            retention_offset_zero_matches(t(GOLD_RETENTION.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)
+            retention_offset_zero_matches(t(SPEC.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)
         ],
-        lambda t, i: retention_bounds(t(GOLD_RETENTION.full_name)),
+        lambda t, i: retention_bounds(t(SPEC.full_name)),
     ),
     build_from_previous=build_from_previous,
     reads=reading("grid"),

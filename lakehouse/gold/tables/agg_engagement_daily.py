@@ -23,13 +23,35 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import SEGMENT, GoldInputs
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_ENGAGEMENT
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.registry import BOOL, DATE, DOUBLE, LONG, STRING, RatioMetric, TableSpec, column
 
-TABLE = GOLD_ENGAGEMENT
+SPEC = TableSpec(
+    "gold", "agg_engagement_daily",
+    T.StructType([
+        column("activity_date", DATE, False, "the day the rolling windows end on"),
+        column("acq_source", STRING, False), column("country", STRING, False),
+        column("dau", LONG, False, "users of the segment active on activity_date"),
+        column("wau_7d", LONG, False, "users of the segment active on a day of [activity_date-6, activity_date]"),
+        column("mau_30d", LONG, False, "users of the segment active on a day of [activity_date-29, activity_date]"),
+        column("dau_mau_rate", DOUBLE, True, "stickiness: dau / mau_30d, 0..1; null when mau_30d = 0"),
+        column("dau_wau_rate", DOUBLE, True, "dau / wau_7d, 0..1; null when wau_7d = 0"),
+        column("is_partial_period", BOOL, False, "always false: every day up to the data's last date is complete"),
+    ]),
+    "One row per (activity_date, acq_source, country) for every day from the segment's first acquired user's "
+    "first_event_date to the data's last date, days without activity included.",
+    metrics=(
+        RatioMetric("dau_mau_rate", ("dau",), ("mau_30d",), "stickiness: daily over rolling 30-day active users"),
+        RatioMetric("dau_wau_rate", ("dau",), ("wau_7d",), "daily over rolling 7-day active users"),
+    ),
+    keys=("activity_date", "acq_source", "country"),
+)  # fmt: skip
+
 WINDOWS = {"dau": 1, "wau_7d": 7, "mau_30d": 30}
 
 
@@ -107,7 +129,7 @@ def build(inputs: GoldInputs) -> DataFrame:
 
 def engagement_windows_nested(engagement: DataFrame) -> Measure:
     bad = (F.col("dau") > F.col("wau_7d")) | (F.col("wau_7d") > F.col("mau_30d")) | (F.col("dau") < 0)
-    return rows_where(GOLD_ENGAGEMENT.full_name, "dau_within_wau_within_mau", engagement, bad,
+    return rows_where(SPEC.full_name, "dau_within_wau_within_mau", engagement, bad,
                    "0 <= dau <= wau_7d <= mau_30d")  # fmt: skip
 
 
@@ -117,16 +139,16 @@ def engagement_dau_equals_daily_active(engagement: DataFrame, active: DataFrame)
     )
     joined = engagement.where(F.col("dau") > 0).join(daily, on=["activity_date", *SEGMENT], how="full_outer")
     bad = F.coalesce("dau", F.lit(0)) != F.coalesce("daily_active", F.lit(0))
-    return rows_where(GOLD_ENGAGEMENT.full_name, "dau_equals_agg_active_user_daily", joined, bad,
+    return rows_where(SPEC.full_name, "dau_equals_agg_active_user_daily", joined, bad,
                    "dau = agg_active_user daily active_users per day and segment")  # fmt: skip
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
     checks=(
-        lambda t, i: [engagement_windows_nested(t(GOLD_ENGAGEMENT.full_name))],
-        lambda t, i: [engagement_dau_equals_daily_active(t(GOLD_ENGAGEMENT.full_name), t(GOLD_ACTIVE_USER.full_name))],
+        lambda t, i: [engagement_windows_nested(t(SPEC.full_name))],
+        lambda t, i: [engagement_dau_equals_daily_active(t(SPEC.full_name), t(GOLD_ACTIVE_USER.full_name))],
     ),
 )

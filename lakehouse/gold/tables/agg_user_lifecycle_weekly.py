@@ -4,39 +4,45 @@ Grain: one row per ``(cutoff_week, acq_source, country, user_status)`` with ``us
 every calendar week from the first week with an event to the week of the data's last date. With
 ``N = lookback_weeks``: new (first active week), retained (active, and active in one of the N
 weeks before), resurrected (active, not in those N weeks), dormant (inactive, active in those N
-weeks), churned (inactive, not active in those N weeks).
+weeks), churned (inactive, not active in those N weeks). The users behind each count are the rows of
+``gold.user_status_weekly``: both tables come from one computation of the statuses.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
 from lakehouse.quality import DqResult
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_LIFECYCLE
+from lakehouse.registry import BOOL, DATE, LONG, STRING, TableSpec, column
 
-TABLE = GOLD_LIFECYCLE
+SPEC = TableSpec(
+    "gold", "agg_user_lifecycle_weekly",
+    T.StructType([
+        column("cutoff_week", DATE, False, "first day of the week"),
+        column("cutoff_week_label", STRING, False), column("acq_source", STRING, False),
+        column("country", STRING, False),
+        column("user_status", STRING, False, "new | retained | resurrected | dormant | churned"),
+        column("user_count", LONG, False), column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (cutoff_week, acq_source, country, user_status) with user_count > 0.",
+    keys=("cutoff_week", "acq_source", "country", "user_status"),
+)  # fmt: skip
 
 
-def lifecycle_weekly(grid_df: DataFrame, max_event_date: date, lookback_weeks: int) -> DataFrame:
-    """gold.agg_user_lifecycle_weekly: one status per acquired user and week (docs/contract.md table)."""
-    lookback = Window.partitionBy("user_id").orderBy("week").rowsBetween(-lookback_weeks, -1)
-    recently = F.coalesce(F.max(F.col("is_active").cast("int")).over(lookback), F.lit(0)) == 1
-    status = (
-        F.when(F.col("is_active") & (F.col("week") == F.col("first_week")), "new")
-        .when(F.col("is_active") & recently, "retained")
-        .when(F.col("is_active"), "resurrected")
-        .when(recently, "dormant")
-        .otherwise("churned")
-    )
+def lifecycle_weekly(status_df: DataFrame, max_event_date: date) -> DataFrame:
+    """gold.agg_user_lifecycle_weekly: the users of each status per week and segment, counted from the users'
+    weekly statuses (:func:`lakehouse.gold.tables.user_status_weekly.user_statuses`): the same rows
+    gold.user_status_weekly holds, so the two tables never disagree."""
     return (
-        grid_df.withColumn("user_status", status)
-        .groupBy(F.col("week").alias("cutoff_week"), *SEGMENT, "user_status")
+        status_df.groupBy(F.col("week").alias("cutoff_week"), *SEGMENT, "user_status")
         .agg(F.count(F.lit(1)).alias("user_count"))
         .select(
             "cutoff_week",
@@ -55,7 +61,7 @@ def scope(inputs: GoldInputs) -> str | None:
 
 
 def build(inputs: GoldInputs) -> DataFrame:
-    df = lifecycle_weekly(inputs.grid_df, inputs.max_event_date, inputs.lookback_weeks)
+    df = lifecycle_weekly(inputs.status_df, inputs.max_event_date)
     where = scope(inputs)
     return df if where is None else df.where(where)
 
@@ -77,7 +83,7 @@ def weekly_active_equals_lifecycle(active: DataFrame, lifecycle: DataFrame) -> M
     )
     joined = weekly.join(_weekly_lifecycle_active(lifecycle), on=["week", *SEGMENT], how="full_outer")
     bad = F.coalesce("active_users", F.lit(0)) != F.coalesce("lifecycle_active", F.lit(0))
-    return rows_where(GOLD_LIFECYCLE.full_name, "weekly_active_equals_new_retained_resurrected", joined, bad,
+    return rows_where(SPEC.full_name, "weekly_active_equals_new_retained_resurrected", joined, bad,
                    "agg_active_user weekly = new + retained + resurrected per week and segment")  # fmt: skip
 
 
@@ -92,7 +98,7 @@ def lifecycle_total_equals_acquired(lifecycle: DataFrame, grid: DataFrame) -> Me
     totals = lifecycle.groupBy("cutoff_week", *SEGMENT).agg(F.sum("user_count").alias("total"))
     joined = totals.join(acquired, on=["cutoff_week", *SEGMENT], how="full_outer")
     bad = F.coalesce("total", F.lit(0)) != F.coalesce("acquired", F.lit(0))
-    return rows_where(GOLD_LIFECYCLE.full_name, "lifecycle_total_equals_users_acquired", joined, bad,
+    return rows_where(SPEC.full_name, "lifecycle_total_equals_users_acquired", joined, bad,
                    "sum of the five statuses = users whose first week <= W, per segment")  # fmt: skip
 
 
@@ -106,20 +112,20 @@ def lifecycle_spine_has_no_gaps(lifecycle: DataFrame) -> Measure:
 
     def results(lo: int, hi: int, present: int) -> list[DqResult]:
         expected = 0 if present == 0 else (hi - lo) // 7 + 1
-        return [DqResult(GOLD_LIFECYCLE.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
+        return [DqResult(SPEC.full_name, "week_spine_has_no_gaps", "error", expected, expected - present,
                          f"{present} of {expected} weeks present")]  # fmt: skip
 
     return Measure(counts, results)
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
     checks=(
-        lambda t, i: [weekly_active_equals_lifecycle(t(GOLD_ACTIVE_USER.full_name), t(GOLD_LIFECYCLE.full_name))],
-        lambda t, i: [lifecycle_total_equals_acquired(t(GOLD_LIFECYCLE.full_name), i.grid_df)],
-        lambda t, i: [lifecycle_spine_has_no_gaps(t(GOLD_LIFECYCLE.full_name))],
+        lambda t, i: [weekly_active_equals_lifecycle(t(GOLD_ACTIVE_USER.full_name), t(SPEC.full_name))],
+        lambda t, i: [lifecycle_total_equals_acquired(t(SPEC.full_name), i.grid_df)],
+        lambda t, i: [lifecycle_spine_has_no_gaps(t(SPEC.full_name))],
     ),
-    reads=reading("grid"),
+    reads=reading("status", "grid"),
 )

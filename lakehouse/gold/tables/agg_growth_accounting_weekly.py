@@ -12,13 +12,32 @@ from datetime import date
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
-from lakehouse.registry import GOLD_ACTIVE_USER, GOLD_GROWTH
+from lakehouse.gold.tables.agg_active_user import SPEC as GOLD_ACTIVE_USER
+from lakehouse.registry import BOOL, DATE, DOUBLE, LONG, STRING, RatioMetric, TableSpec, column
 
-TABLE = GOLD_GROWTH
+SPEC = TableSpec(
+    "gold", "agg_growth_accounting_weekly",
+    T.StructType([
+        column("week_start", DATE, False), column("week_label", STRING, False),
+        column("acq_source", STRING, False), column("country", STRING, False),
+        column("active_users", LONG, False, "users of the segment active this week"),
+        column("prev_active_users", LONG, False),
+        column("new_users", LONG, False),
+        column("retained_users", LONG, False, "active this week and the previous week"),
+        column("resurrected_users", LONG, False), column("churned_users", LONG, False),
+        column("quick_ratio", DOUBLE, True, "(new + resurrected) / churned; null when churned = 0"),
+        column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, acq_source, country) for every week once the segment has a user.",
+    metrics=(RatioMetric("quick_ratio", ("new_users", "resurrected_users"), ("churned_users",),
+                         "users gained (new + resurrected) per user churned"),),
+    keys=("week_start", "acq_source", "country"),
+)  # fmt: skip
 
 
 def growth_accounting_weekly(grid_df: DataFrame, max_event_date: date) -> DataFrame:
@@ -84,17 +103,17 @@ def growth_identities(growth: DataFrame, active: DataFrame) -> list[Measure]:
     joined = growth.join(weekly, on=["week_start", *SEGMENT], how="full_outer")
     mismatch = F.coalesce("active_users", F.lit(0)) != F.coalesce("weekly_active", F.lit(0))
     return [
-        rows_where(GOLD_GROWTH.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned", growth,
+        rows_where(SPEC.full_name, "active_equals_prev_plus_new_plus_resurrected_minus_churned", growth,
                 identity, "active(W) = active(W-1) + new + resurrected - churned"),
-        rows_where(GOLD_GROWTH.full_name, "active_equals_agg_active_user_weekly", joined, mismatch,
+        rows_where(SPEC.full_name, "active_equals_agg_active_user_weekly", joined, mismatch,
                 "growth active_users = agg_active_user weekly active_users"),
     ]  # fmt: skip
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
-    checks=(lambda t, i: growth_identities(t(GOLD_GROWTH.full_name), t(GOLD_ACTIVE_USER.full_name)),),
+    checks=(lambda t, i: growth_identities(t(SPEC.full_name), t(GOLD_ACTIVE_USER.full_name)),),
     reads=reading("grid"),
 )

@@ -14,13 +14,30 @@ from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
-from lakehouse.registry import GOLD_MILES_CATEGORY, GOLD_MILES_WEEKLY
+from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
+from lakehouse.registry import BOOL, DATE, LONG, MILES_SUM, STRING, TableSpec, column
 
-TABLE = GOLD_MILES_CATEGORY
+SPEC = TableSpec(
+    "gold", "agg_miles_category_weekly",
+    T.StructType([
+        column("week_start", DATE, False), column("week_label", STRING, False),
+        column("event_type", STRING, False, "miles_earned | miles_redeemed | reward_search"),
+        column("transaction_category", STRING, False),
+        column("acq_source", STRING, False), column("country", STRING, False),
+        column("events", LONG, False, "events of the week"),
+        column("users", LONG, False, "distinct users with such an event"),
+        column("miles", MILES_SUM, False, "sum of miles_amount; 0 for reward_search"),
+        column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, event_type, transaction_category, acq_source, country) with events > 0.",
+    keys=("week_start", "event_type", "transaction_category", "acq_source", "country"),
+)  # fmt: skip
+
 MILES = "decimal(18,2)"
 
 
@@ -84,7 +101,7 @@ def categories_sum_to_weekly(category: DataFrame, weekly: DataFrame) -> Measure:
         bad = bad | (F.coalesce(F.col(mine), F.lit(0)) != F.coalesce(F.col(theirs), F.lit(0)))
     details = ("per week and segment: sum over categories of miles and events of miles_earned / miles_redeemed "
                "= agg_miles_weekly miles_earned, earn_events / miles_redeemed, redeem_events")  # fmt: skip
-    return rows_where(TABLE.full_name, "categories_sum_to_agg_miles_weekly", joined, bad, details)
+    return rows_where(SPEC.full_name, "categories_sum_to_agg_miles_weekly", joined, bad, details)
 
 
 def category_bounds(category: DataFrame) -> Measure:
@@ -94,17 +111,17 @@ def category_bounds(category: DataFrame) -> Measure:
         | ((F.col("event_type") == "reward_search") & (F.col("miles") != 0))
         | ((F.col("event_type") != "reward_search") & (F.col("miles") <= 0))
     )
-    return rows_where(TABLE.full_name, "events_users_and_miles_consistent", category, bad,
+    return rows_where(SPEC.full_name, "events_users_and_miles_consistent", category, bad,
                       "0 < users <= events; miles 0 for reward_search, > 0 for earned and redeemed")  # fmt: skip
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
     checks=(
-        lambda t, i: [categories_sum_to_weekly(t(TABLE.full_name), t(GOLD_MILES_WEEKLY.full_name))],
-        lambda t, i: [category_bounds(t(TABLE.full_name))],
+        lambda t, i: [categories_sum_to_weekly(t(SPEC.full_name), t(GOLD_MILES_WEEKLY.full_name))],
+        lambda t, i: [category_bounds(t(SPEC.full_name))],
     ),
     reads=reading("miles"),
 )

@@ -10,13 +10,25 @@ from datetime import date
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, week_start, week_start_of
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable
-from lakehouse.registry import GOLD_ACTIVE_USER
+from lakehouse.registry import BOOL, DATE, LONG, STRING, TableSpec, column
 
-TABLE = GOLD_ACTIVE_USER
+SPEC = TableSpec(
+    "gold", "agg_active_user",
+    T.StructType([
+        column("period_type", STRING, False, "daily | weekly | monthly"),
+        column("period_start_date", DATE, False), column("period_end_date", DATE, False),
+        column("period_label", STRING, False, "period_start_date as yyyy-MM-dd"),
+        column("acq_source", STRING, False), column("country", STRING, False),
+        column("active_users", LONG, False), column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (period_type, period_start_date, acq_source, country) with active_users > 0.",
+    keys=("period_type", "period_start_date", "acq_source", "country"),
+)  # fmt: skip
 
 
 def active_users(activity_df: DataFrame, users_df: DataFrame, max_event_date: date, first_day: str) -> DataFrame:
@@ -90,13 +102,13 @@ def daily_within_week_and_month(active: DataFrame, first_day: str) -> Measure:
     bad = (F.col("daily_active") > F.coalesce("weekly_active", F.lit(0))) | (
         F.col("daily_active") > F.coalesce("monthly_active", F.lit(0))
     )
-    return rows_where(GOLD_ACTIVE_USER.full_name, "daily_active_within_week_and_month", joined, bad,
+    return rows_where(SPEC.full_name, "daily_active_within_week_and_month", joined, bad,
                    "daily active <= active of the containing week and month")  # fmt: skip
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
-    checks=(lambda t, i: [daily_within_week_and_month(t(GOLD_ACTIVE_USER.full_name), i.week_start)],),
+    checks=(lambda t, i: [daily_within_week_and_month(t(SPEC.full_name), i.week_start)],),
 )

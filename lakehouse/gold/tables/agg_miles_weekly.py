@@ -25,13 +25,33 @@ from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.gold.activity import LABEL_FORMAT, SEGMENT, GoldInputs, partial, signed_miles, week_start
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
-from lakehouse.registry import GOLD_MILES_WEEKLY
+from lakehouse.registry import BOOL, DATE, DOUBLE, LONG, MILES_SUM, STRING, RatioMetric, TableSpec, column
 
-TABLE = GOLD_MILES_WEEKLY
+SPEC = TableSpec(
+    "gold", "agg_miles_weekly",
+    T.StructType([
+        column("week_start", DATE, False), column("week_label", STRING, False),
+        column("acq_source", STRING, False), column("country", STRING, False),
+        column("miles_earned", MILES_SUM, False), column("miles_redeemed", MILES_SUM, False),
+        column("net_miles", MILES_SUM, False),
+        column("earn_events", LONG, False), column("redeem_events", LONG, False),
+        column("earning_users", LONG, False), column("redeeming_users", LONG, False),
+        column("outstanding_miles", MILES_SUM, False), column("liability_miles", MILES_SUM, False),
+        column("negative_balance_users", LONG, False), column("redemption_rate", DOUBLE, True),
+        column("is_partial_period", BOOL, False),
+    ]),
+    "One row per (week_start, acq_source, country) for every week once the segment has a user, weeks without "
+    "miles events included (zeros, outstanding carried).",
+    metrics=(RatioMetric("redemption_rate", ("miles_redeemed",), ("miles_earned",),
+                         "miles burned per mile issued"),),
+    keys=("week_start", "acq_source", "country"),
+)  # fmt: skip
+
 MILES = "decimal(18,2)"
 STOCKS = ("outstanding_miles", "liability_miles", "negative_balance_users")
 
@@ -178,7 +198,7 @@ def outstanding_recursion(miles: DataFrame, base_df: DataFrame, users_df: DataFr
     )
     bad = F.col("outstanding_miles") != F.col("before") + F.col("net_miles")
     details = "outstanding_miles(W) = outstanding_miles(W-1) + net_miles(W), 0 before the first week"
-    return rows_where(TABLE.full_name, "outstanding_equals_previous_plus_net", rows, bad, details)
+    return rows_where(SPEC.full_name, "outstanding_equals_previous_plus_net", rows, bad, details)
 
 
 def liability_bounds(miles: DataFrame) -> Measure:
@@ -187,7 +207,7 @@ def liability_bounds(miles: DataFrame) -> Measure:
         | (F.col("liability_miles") < 0)
         | (F.col("negative_balance_users") < 0)
     )
-    return rows_where(TABLE.full_name, "liability_at_least_outstanding_and_zero", miles, bad,
+    return rows_where(SPEC.full_name, "liability_at_least_outstanding_and_zero", miles, bad,
                       "liability_miles >= max(outstanding_miles, 0), negative_balance_users >= 0")  # fmt: skip
 
 
@@ -208,17 +228,17 @@ def last_week_equals_snapshot(miles: DataFrame, users_df: DataFrame, max_event_d
     )
     details = ("last week per segment: outstanding = sum of miles_balance, liability = sum of positive balances, "
                "negative_balance_users = count of negative balances (silver.dim_users, last ds)")  # fmt: skip
-    return rows_where(TABLE.full_name, "last_week_equals_dim_users_snapshot", joined, bad, details)
+    return rows_where(SPEC.full_name, "last_week_equals_dim_users_snapshot", joined, bad, details)
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     build,
     scope,
     checks=(
-        lambda t, i: [outstanding_recursion(t(TABLE.full_name), i.miles_base_df, i.users_df)],
-        lambda t, i: [liability_bounds(t(TABLE.full_name))],
-        lambda t, i: [last_week_equals_snapshot(t(TABLE.full_name), i.users_df, i.max_event_date, i.week_start)],
+        lambda t, i: [outstanding_recursion(t(SPEC.full_name), i.miles_base_df, i.users_df)],
+        lambda t, i: [liability_bounds(t(SPEC.full_name))],
+        lambda t, i: [last_week_equals_snapshot(t(SPEC.full_name), i.users_df, i.max_event_date, i.week_start)],
     ),
     reads=reading("miles"),
 )

@@ -58,21 +58,46 @@ from zoneinfo import ZoneInfo
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import delta_io, delta_rs
 from lakehouse.config import AnomalyConfig, LakehouseConfig
 from lakehouse.gold.activity import SEGMENT, GoldInputs, user_week_grid, week_start_of
-from lakehouse.gold.agg_growth_accounting_weekly import growth_accounting_weekly
 from lakehouse.gold.checks import Measure, rows_where
 from lakehouse.gold.table import GoldTable, reading
+from lakehouse.gold.tables.agg_growth_accounting_weekly import growth_accounting_weekly
 from lakehouse.quality import DqResult
-from lakehouse.registry import GOLD_METRIC_ANOMALIES, SILVER_EVENTS
+from lakehouse.registry import BOOL, DATE, DOUBLE, INT, SILVER_EVENTS, STRING, TableSpec, column
+
+SPEC = TableSpec(
+    "gold", "agg_metric_anomalies",
+    T.StructType([
+        column("metric", STRING, False, "the count series: events | active_users | new_users | earn_events | "
+           "redeem_events (daily); active_users | new_users | churned_users | resurrected_users (weekly)"),
+        column("grain", STRING, False, "day | week"),
+        column("segment_type", STRING, False, "all | country | acq_source (user-level attributes, not their cross "
+           "product)"),
+        column("segment_value", STRING, False, "'all', a country or an acquisition source"),
+        column("period_start", DATE, False, "the event_date (day) or the week_start (week) of the point"),
+        column("value", DOUBLE, False, "the series' count in the period (a whole number)"),
+        column("expected", DOUBLE, False, "max(level, 0): the Theil-Sen line through the training points, at t = 0"),
+        column("lower_bound", DOUBLE, False, "expected - sensitivity * spread (may be negative)"),
+        column("upper_bound", DOUBLE, False, "expected + sensitivity * spread"),
+        column("score", DOUBLE, False, "(value - expected) / spread, spread = max(1.4826 * MAD, sqrt(expected))"),
+        column("training_periods", INT, False, "training points used: the same weekday / week of the last "
+           "anomaly.training_periods periods, from the segment's first period on"),
+        column("is_anomaly", BOOL, False, "|score| > anomaly.sensitivity"),
+        column("direction", STRING, True, "spike | drop when is_anomaly, else null"),
+    ]),
+    "One row per (metric, grain, segment_type, segment_value, period_start) evaluated: at least "
+    "anomaly.min_training_periods training points and expected >= anomaly.min_expected.",
+    keys=("metric", "grain", "segment_type", "segment_value", "period_start"),
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from lakehouse.job_runtime import JobContext
 
 log = logging.getLogger("lakehouse")
-TABLE = GOLD_METRIC_ANOMALIES
 DAILY_METRICS = ("events", "active_users", "new_users", "earn_events", "redeem_events")
 WEEKLY_METRICS = ("active_users", "new_users", "churned_users", "resurrected_users")
 SERIES_KEY = ("metric", "grain", "segment_type", "segment_value")
@@ -317,7 +342,7 @@ def parameters(config: LakehouseConfig) -> str:
 
 def band_contains_expected(points: DataFrame) -> Measure:
     bad = (F.col("lower_bound") > F.col("expected")) | (F.col("expected") > F.col("upper_bound"))
-    return rows_where(TABLE.full_name, "lower_bound_le_expected_le_upper_bound", points, bad,
+    return rows_where(SPEC.full_name, "lower_bound_le_expected_le_upper_bound", points, bad,
                       "lower_bound <= expected <= upper_bound")  # fmt: skip
 
 
@@ -327,13 +352,13 @@ def flag_follows_score(points: DataFrame, sensitivity: float) -> Measure:
     direction = F.when(flagged, F.when(F.col("score") > 0, "spike").otherwise("drop"))
     bad = (F.col("is_anomaly") != flagged) | ~F.col("direction").eqNullSafe(direction)
     details = f"is_anomaly = |score| > {sensitivity}; direction spike (score > 0) or drop when flagged"
-    return rows_where(TABLE.full_name, "is_anomaly_equals_abs_score_above_sensitivity", points, bad, details)
+    return rows_where(SPEC.full_name, "is_anomaly_equals_abs_score_above_sensitivity", points, bad, details)
 
 
 def training_periods_within(points: DataFrame, params: AnomalyConfig) -> Measure:
     n = F.col("training_periods")
     bad = (n < params.min_training_periods) | (n > params.training_periods)
-    return rows_where(TABLE.full_name, "training_periods_between_min_and_max", points, bad,
+    return rows_where(SPEC.full_name, "training_periods_between_min_and_max", points, bad,
                       f"{params.min_training_periods} <= training_periods <= {params.training_periods}")  # fmt: skip
 
 
@@ -365,9 +390,9 @@ def alert_results(window_rows: list[dict], max_event_date: date, alert_days: int
     anomalies = sorted((r for r in window_rows if r["is_anomaly"]), key=lambda r: [r[k] for k in order], reverse=True)
     if not anomalies:
         first = max_event_date - timedelta(days=alert_days - 1)
-        return [DqResult(TABLE.full_name, "metric_anomaly", "warn", len(window_rows), 0,
+        return [DqResult(SPEC.full_name, "metric_anomaly", "warn", len(window_rows), 0,
                          f"none in the last {alert_days} days ({first} .. {max_event_date})")]  # fmt: skip
-    return [DqResult(TABLE.full_name, "metric_anomaly", "warn", 1, 1, describe(r)) for r in anomalies]
+    return [DqResult(SPEC.full_name, "metric_anomaly", "warn", 1, 1, describe(r)) for r in anomalies]
 
 
 def freshness_result(newest_event_time: datetime | None, run_start: datetime, freshness_hours: int) -> DqResult:
@@ -384,7 +409,7 @@ def freshness_result(newest_event_time: datetime | None, run_start: datetime, fr
 def warnings(ctx: JobContext, inputs: GoldInputs) -> list[DqResult]:
     """The alerts of the published table's last days and the freshness of the data (two small reads)."""
     params, max_date = inputs.anomaly, inputs.max_event_date
-    published = delta_io.read(ctx.spark, TABLE, ctx.config)
+    published = delta_io.read(ctx.spark, SPEC, ctx.config)
     window = [r.asDict() for r in alert_window(published, max_date, params.alert_days).collect()]
     newest = inputs.anomaly_events_df.where(F.col("event_date") == F.lit(max_date)).agg(F.max("event_time")).first()[0]
     zone = ZoneInfo(ctx.config.timezone)
@@ -413,13 +438,13 @@ def stale_data(config: LakehouseConfig) -> list[str]:
 
 
 GOLD = GoldTable(
-    TABLE,
+    SPEC,
     metric_anomalies,
     scope,
     checks=(
-        lambda t, i: [band_contains_expected(t(TABLE.full_name))],
-        lambda t, i: [flag_follows_score(t(TABLE.full_name), i.anomaly.sensitivity)],
-        lambda t, i: [training_periods_within(t(TABLE.full_name), i.anomaly)],
+        lambda t, i: [band_contains_expected(t(SPEC.full_name))],
+        lambda t, i: [flag_follows_score(t(SPEC.full_name), i.anomaly.sensitivity)],
+        lambda t, i: [training_periods_within(t(SPEC.full_name), i.anomaly)],
     ),
     warnings=warnings,
     parameters=parameters,
