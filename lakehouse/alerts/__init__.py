@@ -1,0 +1,1 @@
+"""Acting on the numbers: the morning brief and its delivery."""
