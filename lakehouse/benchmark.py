@@ -16,7 +16,16 @@ day" that arrives on top of the history. The cases:
                  the first gold job submitted once more on that warehouse, with nothing to do;
 ``month``        the same new day's file on top of the ``--month-days`` days just before it (a
                  warehouse built from those day files first, reported as a set-up run), so that
-                 month -> year compares one and the same day on two history lengths.
+                 month -> year compares one and the same day on two history lengths;
+``engine-year``  the same new day on a copy of the year's warehouse (taken right after the backfill), in one
+                 ``lakehouse run`` as a client of the warm engine (:mod:`lakehouse.engine`, started and warmed up
+                 by the benchmark before its first engine case, its Spark event log windowed per step);
+``engine-per-job`` the same new day on another copy, one process per job as an engine client (``python
+                 jobs/<job>.py``, what an Airflow task runs); then ``engine-idle-job``: the first gold job once more;
+``duckdb``       the peer: a DuckDB rebuild of every table of the whole year from its files
+                 (:mod:`lakehouse.duckdb_peer`, Parquet out), the work the original project's nightly rebuild did;
+``soak``         the ``--month-days`` day files delivered one a day into an empty warehouse, each a ``lakehouse run``
+                 through one engine: its resident memory and its heap after a full collection after every day.
 
 A case that needs a warehouse it was not asked to build gets it from a set-up run (``year`` or
 ``per-job`` alone still runs the backfill first, reported as set-up).
@@ -78,7 +87,8 @@ from lakehouse.config import PROJECT_ROOT
 if typing.TYPE_CHECKING:
     from lakehouse.config import LakehouseConfig
 
-CASES = ("sample", "backfill", "year", "nothing-new", "per-job", "month")
+CASES = ("sample", "backfill", "year", "nothing-new", "per-job", "month", "engine-year", "engine-per-job", "duckdb",
+         "soak")
 
 #: Targets of the performance issue: run -> (figure of :func:`run_totals` compared, limit in seconds,
 #: how the limit reads). All on whole-process seconds: what a scheduler waits for.
@@ -89,13 +99,24 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "nothing-new": ("process_seconds", 8.0, "<= 8 s whole process"),
     "per-job": ("process_seconds", 90.0, "<= 90 s all processes"),
     "idle-job": ("process_seconds", 6.0, "<= 6 s whole process"),
+    "engine-idle-job": ("process_seconds", 6.0, "<= 6 s whole process (no JVM)"),
 }
 #: The scheduler's path: the new day as one spark-submit per job over the same day in one ``lakehouse run``.
 PER_JOB_RATIO_TARGET = 2.0
+#: The same through the warm engine (issue 38): one process per job over one ``lakehouse run``, both on the engine.
+ENGINE_PER_JOB_RATIO_TARGET = 1.3
+#: The day in one ``lakehouse run`` on the warm engine over the DuckDB rebuild of the whole year (issue 38).
+ENGINE_DUCKDB_RATIO_TARGET = 2.0
 #: Whole-run seconds of the new day on the year over the same on the month (issue 9).
 RATIO_TARGET = 1.15
 #: Runs made of separate ``spark-submit`` processes, one per job (not one DAG process).
 PROCESS_RUNS = ("per-job", "idle-job")
+#: The same as clients of the warm engine (``python jobs/<job>.py``).
+ENGINE_PROCESS_RUNS = ("engine-per-job", "engine-idle-job")
+#: Runs that are clients of the benchmark's engine.
+ENGINE_RUNS = ("engine-year", *ENGINE_PROCESS_RUNS, "soak")
+#: The port of the benchmark's own engine (never a running one of this machine's).
+ENGINE_PORT = 15020
 
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
@@ -200,7 +221,7 @@ def plan_runs(cases: Sequence[str]) -> list[tuple[str, str]]:
     runs: list[tuple[str, str]] = []
     if "sample" in cases:
         runs.append(("sample", "case"))
-    if {"backfill", "year", "nothing-new", "per-job"} & set(cases):
+    if {"backfill", "year", "nothing-new", "per-job", "engine-year", "engine-per-job", "duckdb"} & set(cases):
         runs.append(("backfill", "case" if "backfill" in cases else "setup"))
     if "year" in cases:
         runs.append(("year", "case"))
@@ -209,10 +230,18 @@ def plan_runs(cases: Sequence[str]) -> list[tuple[str, str]]:
     if "per-job" in cases:
         # After nothing-new: per-job puts the new day into the year's landing folder if year did not.
         runs += [("per-job", "case"), ("idle-job", "case")]
+    if "engine-year" in cases:
+        runs.append(("engine-year", "case"))
+    if "engine-per-job" in cases:
+        runs += [("engine-per-job", "case"), ("engine-idle-job", "case")]
+    if "duckdb" in cases:
+        runs.append(("duckdb", "case"))
     if "month" in cases:
         runs += [("month-setup", "setup"), ("month", "case")]
         if "nothing-new" in cases:
             runs.append(("nothing-new-month", "case"))
+    if "soak" in cases:
+        runs.append(("soak", "case"))
     return runs
 
 
@@ -388,7 +417,11 @@ def run_dag(spec: dict[str, Any]) -> dict[str, Any]:
         r = by_job.get(entry["job"])
         if r is not None:
             entry.update(run_id=r.run_id, status=r.status, rows_in=r.rows_in, rows_out=r.rows_out, message=r.message)
-    if launched.spark is not None:
+    if launched.engine is not None:
+        result["engine"] = {"url": launched.engine.state.url, "pid": launched.engine.state.pid}
+        if spec.get("engine_eventlog_dir"):  # the engine's one log, this run's steps by their windows
+            add_event_log_profile(result, spec["engine_eventlog_dir"])
+    elif launched.spark is not None:
         launched.spark.stop()  # the event log is complete once the application has stopped
         if spec.get("eventlog_dir"):
             add_event_log_profile(result, spec["eventlog_dir"])
@@ -532,6 +565,107 @@ def _execute_jobs(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
             run.update(exit_code=entry["exit_code"], error="\n".join(tail), log=entry["log"])
             break
     run["process_seconds"] = round(sum(j["seconds"] for j in run["jobs"]), 3)
+    return run
+
+
+def engine_job_command(
+    job: str, *, warehouse: str | Path, input_path: str | Path | None = None, conf: str | None = None,
+    env: str | None = None, sets: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """``python jobs/<job>.py`` as an Airflow engine task runs it: a client of the engine (``engine.use: always``)."""
+    cmd = [sys.executable, str(PROJECT_ROOT / "jobs" / f"{job}.py")]
+    if conf:
+        cmd += ["--conf", str(Path(conf).resolve())]
+    if env:
+        cmd += ["--env", env]
+    for override in sets:
+        cmd += ["--set", override]
+    cmd += ["--set", "engine.use=always", "--warehouse", str(warehouse)]
+    if input_path is not None:
+        cmd += ["--input", str(input_path)]
+    return cmd
+
+
+def _execute_engine_jobs(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """A run of separate processes as engine clients: each job of ``spec["jobs"]`` timed as a whole process; its
+    Spark jobs from the engine's event log by the process's window. The first failing job stops the run."""
+    label = spec["label"]
+    logs = workdir / "logs" / label
+    logs.mkdir(parents=True, exist_ok=True)
+    warehouse = Path(spec["warehouse"])
+    run = {k: v for k, v in spec.items() if k not in ("sets", "conf", "env", "env_extra", "engine_eventlog_dir")}
+    run.update(kind="processes", jobs=[], exit_code=0)
+    for job in spec["jobs"]:
+        cmd = engine_job_command(job, warehouse=warehouse, input_path=spec["input"] if job_takes_input(job) else None,
+                                 conf=spec.get("conf"), env=spec.get("env"), sets=spec.get("sets", []))  # fmt: skip
+        _log(f"  {label}: python jobs/{job}.py (an engine client)")
+        log_path = logs / f"{job}.log"
+        versions, started_ms, t = delta_versions(warehouse), _epoch_ms(), time.perf_counter()
+        with open(log_path, "w") as log:
+            done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False,
+                                  env={**submit_env(os.environ, sys.executable), **spec["env_extra"]})  # fmt: skip
+        entry: dict[str, Any] = {
+            "job": job, "seconds": round(time.perf_counter() - t, 3), "exit_code": done.returncode,
+            "commits": new_commits(versions, delta_versions(warehouse), warehouse), "log": str(log_path),
+            "command": cmd, "started_ms": started_ms, "ended_ms": _epoch_ms(up=True),
+        }  # fmt: skip
+        entry.update(parse_job_run_line(log_path.read_text(errors="replace"), job) or {})
+        run["jobs"].append(entry)
+        if entry["exit_code"]:
+            tail = log_path.read_text(errors="replace").splitlines()[-40:]
+            run.update(exit_code=entry["exit_code"], error="\n".join(tail), log=str(log_path))
+            break
+    add_event_log_profile(run, spec["engine_eventlog_dir"])
+    run["process_seconds"] = round(sum(j["seconds"] for j in run["jobs"]), 3)
+    return run
+
+
+def _execute_peer(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The DuckDB rebuild of every table from the landing folder's files, a process of its own, Parquet out."""
+    out, log_path = workdir / "duckdb", workdir / "logs" / "duckdb.log"
+    shutil.rmtree(out, ignore_errors=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with open(log_path, "w") as log:
+        done = subprocess.run([sys.executable, "-m", "lakehouse.duckdb_peer", "--input", spec["input"], "--out",
+                               str(out)], stdout=log, stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    text = log_path.read_text(errors="replace")
+    found = re.search(r"rebuilt in ([0-9.]+) s", text)
+    run = {k: v for k, v in spec.items() if k in ("label", "role", "description", "input", "input_files", "new_rows")}
+    run.update(kind="peer", jobs=[], exit_code=done.returncode, log=str(log_path),
+               process_seconds=round(time.perf_counter() - t, 3),
+               rebuild_seconds=float(found.group(1)) if found else None, output=text[-3000:])  # fmt: skip
+    if done.returncode:
+        run["error"] = "\n".join(text.splitlines()[-40:])
+    return run
+
+
+def _engine_memory(pid: int) -> dict[str, Any]:
+    from lakehouse.engine import memory
+
+    return memory(pid)
+
+
+def _soak(spec: dict[str, Any], day_files: Sequence[Path], landing: Path, workdir: Path, engine_config) -> dict:
+    """One day file after the other into ``landing``, each followed by a ``lakehouse run`` through the engine:
+    every run's seconds and the engine's memory after it (:func:`_jvm_figures`)."""
+    from lakehouse import engine
+
+    run = {k: v for k, v in spec.items() if k in ("label", "role", "description", "warehouse", "input")}
+    run.update(kind="soak", jobs=[], exit_code=0, days=[])
+    for i, day in enumerate(sorted(day_files)):
+        _place([day], landing)
+        day_spec = {**spec, "label": f"soak-{i + 1:02d}", "summary": False, "new_rows": count_rows([day])}
+        day_run = _execute(day_spec, workdir)
+        state = engine.running(engine_config)
+        memory = _engine_memory(state.pid) if state else {}
+        run["days"].append({"file": day.name, "process_seconds": day_run.get("process_seconds"),
+                            "exit_code": day_run.get("exit_code"), **memory})  # fmt: skip
+        _log(f"  soak day {i + 1}/{len(day_files)}: {day_run.get('process_seconds')} s, engine {memory}")
+        if day_run.get("exit_code") or state is None:
+            run.update(exit_code=day_run.get("exit_code") or 1, error=day_run.get("error", "the engine stopped"))
+            break
+    run["process_seconds"] = round(sum(d["process_seconds"] or 0 for d in run["days"]), 3)
     return run
 
 
@@ -736,7 +870,19 @@ def _row(name: str, cells: Sequence[str]) -> str:
 
 
 def render_run(run: dict[str, Any]) -> str:
-    """The per-job table of one run: a DAG process, or (``per-job``) one process per job."""
+    """The per-job table of one run: a DAG process, or (``per-job``) one process per job; the peer's rebuild; the
+    soak's days."""
+    if run.get("kind") == "peer":
+        return (f"{run['label']} ({run['role']}): {run.get('description', '')}\n"
+                f"  rebuild {_s(run.get('rebuild_seconds'))} s, whole process {_s(run.get('process_seconds'))} s\n"
+                f"{run.get('output', '').strip()}")  # fmt: skip
+    if run.get("kind") == "soak":
+        lines = [f"{run['label']} ({run['role']}): {run.get('description', '')}",
+                 f"  {'day':8}{'file':34}{'seconds':>9}{'RSS MB':>9}{'heap after GC MB':>18}{'RSS after GC MB':>17}"]
+        for i, d in enumerate(run.get("days", []), start=1):
+            lines.append(f"  {i:<8}{d['file']:34}{_s(d.get('process_seconds')):>9}{_n(d.get('rss_mb')):>9}"
+                         f"{_n(d.get('heap_used_after_gc_mb')):>18}{_n(d.get('rss_after_gc_mb')):>17}")  # fmt: skip
+        return "\n".join(lines)
     totals = run_totals(run)
     processes = run.get("kind") == "processes"
     first = "job process (start to exit)" if processes else "step"
@@ -820,6 +966,15 @@ def render_overview(result: dict[str, Any]) -> str:
         )
         lines.append(f"  {'':24}{run.get('description', '')}")
     by_label = {r["label"]: run_totals(r)["process_seconds"] for r in result["runs"] if r["role"] == "case"}
+    ratios = (
+        ("engine-per-job", "engine-year", ENGINE_PER_JOB_RATIO_TARGET, "engine per-job / engine year"),
+        ("engine-year", "duckdb", ENGINE_DUCKDB_RATIO_TARGET, "engine year / duckdb"),
+    )
+    for a, b, target, name in ratios:
+        if by_label.get(a) and by_label.get(b):
+            ratio = by_label[a] / by_label[b]
+            lines.append(f"  {name:24}{'':11}{ratio:>16.2f}x{'':28}{f'<= {target} (whole process)':30}"
+                         f"{'yes' if ratio <= target else 'no'}")  # fmt: skip
     if by_label.get("per-job") and by_label.get("year"):
         per_job = by_label["per-job"] / by_label["year"]
         lines.append(f"  {'per-job / year':24}{'':11}{per_job:>16.2f}x{'':28}"
@@ -850,7 +1005,7 @@ def _execute(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     spec_path, log_path = workdir / "runs" / f"{label}.json", workdir / "logs" / f"{label}.log"
     spec["result"] = str(workdir / "runs" / f"{label}.result.json")
     spec_path.write_text(json.dumps(spec, indent=2))
-    env = dict(os.environ)
+    env = {**os.environ, **spec.get("env_extra", {})}
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     t = time.perf_counter()
@@ -863,7 +1018,8 @@ def _execute(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
             check=False,
         )
     process_seconds = time.perf_counter() - t
-    run = {k: v for k, v in spec.items() if k not in ("sets", "overrides", "result", "conf", "env", "summary")}
+    run = {k: v for k, v in spec.items()
+           if k not in ("sets", "overrides", "result", "conf", "env", "summary", "env_extra")}  # fmt: skip
     run.update(log=str(log_path), process_seconds=round(process_seconds, 3))
     if done.returncode or not Path(spec["result"]).exists():
         tail = log_path.read_text(errors="replace").splitlines()[-40:]
@@ -937,13 +1093,27 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                     f"one new day ({new_day}) on {history_days} days of history, one spark-submit per job"),
         "idle-job": ("year-per-job", workdir / "landing" / "year", [],
                      f"spark-submit jobs/{idle_job(base.dag)}.py again after per-job: nothing to do"),
+        "engine-year": ("year-engine", workdir / "landing" / "year", files.get("new_day", []),
+                        f"one new day ({new_day}) on {history_days} days of history, lakehouse run on the warm engine"),
+        "engine-per-job": ("year-engine-per-job", workdir / "landing" / "year", files.get("new_day", []),
+                           "the same new day, one process per job as clients of the warm engine"),
+        "engine-idle-job": ("year-engine-per-job", workdir / "landing" / "year", [],
+                            f"python jobs/{idle_job(base.dag)}.py again after engine-per-job: nothing to do"),
+        "duckdb": ("-", workdir / "landing" / "year", files.get("new_day", []),
+                   f"DuckDB rebuilds every table of the {history_days} + 1 days' files (the peer)"),
+        "soak": ("soak", workdir / "landing" / "soak", [],
+                 f"the {month_days} days before {new_day}, one file and one lakehouse run a day, one engine"),
     }  # fmt: skip
+    engine_dir, engine_log = workdir / "engine", workdir / "eventlogs" / "engine"
+    engine_config = base.with_overrides(engine__state_dir=str(engine_dir), engine__port=ENGINE_PORT)
+    engine_config = with_event_log(engine_config, engine_log)
+    engine_started = False
     exit_code = 0
     for label, role in plan:
         warehouse, landing, added, description = steps[label]
         if added:
             _place(added, landing)
-        new_rows = count_rows(added) if label != "sample" else count_rows(_csv_files(landing))
+        new_rows = count_rows(added) if label not in ("sample", "duckdb") else count_rows(_csv_files(landing))
         spec = {
             "label": label,
             "role": role,
@@ -964,10 +1134,33 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             "summary": not args.no_summary,
         }
         _log(f"run {label} ({role}): {description}; {spec['input_files']} files in {landing}")
+        if label in ENGINE_RUNS and not engine_started:
+            from lakehouse import engine
+
+            began_engine = time.perf_counter()
+            state = engine.start(engine_config)
+            engine_started = True
+            result["engine"] = {"pid": state.pid, "url": state.url, "java": state.java, "driver_memory":
+                                state.driver_memory, "start_seconds": round(time.perf_counter() - began_engine, 1),
+                                "after_start": _engine_memory(state.pid)}  # fmt: skip
+            _log(f"engine started and warmed up in {result['engine']['start_seconds']} s: {state.url}")
+        if label in ENGINE_RUNS:
+            spec.update(env_extra={"LAKEHOUSE_ENGINE_DIR": str(engine_dir)}, engine_eventlog_dir=str(engine_log))
+            spec["overrides"]["engine.use"] = "always"
+        elif label != "duckdb":
+            spec["overrides"]["engine.use"] = "never"  # the cold path: no engine of this machine serves it
         if label in PROCESS_RUNS:
             run = _execute_jobs(_jobs_spec(spec, args, base), workdir)
+        elif label in ENGINE_PROCESS_RUNS:
+            run = _execute_engine_jobs({**_jobs_spec(spec, args, base), **{k: spec[k] for k in (
+                "env_extra", "engine_eventlog_dir")}}, workdir)  # fmt: skip
+        elif label == "duckdb":
+            run = _execute_peer(spec, workdir)
+        elif label == "soak":
+            run = _soak(spec, files.get("month", []), landing, workdir, engine_config)
         else:
-            spec["eventlog_dir"] = str(workdir / "eventlogs" / label)
+            if label not in ENGINE_RUNS:
+                spec["eventlog_dir"] = str(workdir / "eventlogs" / label)
             run = _execute(spec, workdir)
         run["totals"] = run_totals(run)
         result["runs"].append(run)
@@ -976,11 +1169,22 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             print(f"{label} failed (exit {run['exit_code']}); log {run['log']}:\n{run.get('error', '')}", flush=True)
             exit_code = 1
             break
-        if label == "backfill" and "per-job" in args.cases:
-            source, copy = workdir / "warehouse" / "year", workdir / "warehouse" / "year-per-job"
-            seconds = copy_warehouse(source, copy)
-            result["per_job_warehouse"] = {"path": str(copy), "copied_from": str(source), "seconds": round(seconds, 3)}
-            _log(f"copied {source} to {copy} for per-job in {seconds:.1f} s")
+        if label == "backfill":
+            for case, name in (("per-job", "year-per-job"), ("engine-year", "year-engine"),
+                               ("engine-per-job", "year-engine-per-job")):  # fmt: skip
+                if case not in args.cases:
+                    continue
+                source, copy = workdir / "warehouse" / "year", workdir / "warehouse" / name
+                seconds = copy_warehouse(source, copy)
+                result.setdefault("copies", {})[name] = {"copied_from": str(source), "seconds": round(seconds, 3)}
+                _log(f"copied {source} to {copy} for {case} in {seconds:.1f} s")
+    if engine_started:
+        from lakehouse import engine
+
+        state = engine.running(engine_config)
+        if state is not None:
+            result["engine"]["at_end"] = _engine_memory(state.pid)
+        engine.stop(engine_config)
     result["month_year_ratio"] = month_year_ratio(result["runs"])
     result["seconds"] = round(time.perf_counter() - began, 3)
     print(render_overview(result) + "\n", flush=True)

@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -45,13 +46,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lakehouse import processes
 from lakehouse.config import ConfigError, LakehouseConfig
 from lakehouse.jars import ensure_delta_jars, ensure_s3a_jars, jdk_tool, spark_home, uses_s3a
 from lakehouse.job_runtime import add_config_args, config_from_args, setup_logging
 from lakehouse.jvm import launch_env
-from lakehouse.session import FULL_JIT, RemoteEngine, session_conf
+from lakehouse.session import FULL_JIT, RemoteEngine, existing_session, get_spark, is_remote, session_conf
 
 log = logging.getLogger("lakehouse")
 
@@ -428,6 +430,26 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def memory(pid: int) -> dict[str, Any]:
+    """The engine's resident memory, and its heap after a full collection (what it keeps: ``jcmd`` of the JDK that
+    runs it, which may be another than this environment's)."""
+    figures: dict[str, Any] = {"rss_mb": round((rss_bytes(pid) or 0) / 2**20)}
+    java = Path(os.readlink(f"/proc/{pid}/exe")) if Path(f"/proc/{pid}/exe").exists() else None
+    jcmd = str(java.with_name("jcmd")) if java is not None and java.with_name("jcmd").exists() else jdk_tool("jcmd")
+    if jcmd:
+        try:
+            subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, text=True, timeout=120)
+            info = subprocess.run([jcmd, str(pid), "GC.heap_info"], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            info = ""
+        # "garbage-first heap   total 262144K, used 123456K" (Java 17); "total reserved ..., committed ..., used" (25)
+        used = re.search(r"heap\s+total[^\n]*?used (\d+)K", info)
+        if used:
+            figures["heap_used_after_gc_mb"] = round(int(used.group(1)) / 1024)
+        figures["rss_after_gc_mb"] = round((rss_bytes(pid) or 0) / 2**20)
+    return figures
+
+
 # --------------------------------------------------------------------------- the clients' side
 
 
@@ -523,14 +545,50 @@ def _quiesce(timeout: float = 120.0) -> int:
     return 0
 
 
-def is_engine_failure(config: LakehouseConfig, exc: BaseException) -> bool:
-    """The error came from the engine's connection (it stopped answering), not from the job's own work."""
-    from pyspark.errors import PySparkException
+class RunSession:
+    """The run's Spark session, started on demand: a client of the warm engine when one serves this config
+    (:func:`target`), else classic. A Connect session this run opened is released at its end
+    (the engine drops its state; a client process that does not release it does not exit either)."""
 
-    name = type(exc).__name__
-    if "Grpc" in name or "RetriesExceeded" in name or name == "SparkConnectException":
-        return True
-    return isinstance(exc, PySparkException) and running(config) is None
+    def __init__(self, config: LakehouseConfig, app_name: str) -> None:
+        self.config, self.app_name = config, app_name
+        self.engine: Target | None = None
+        self._opened: Any = None
+
+    def start(self, *, full_jit: bool = False, light: bool | None = None) -> Any:
+        before = existing_session()
+        if before is None or is_remote(before):
+            self.engine = target(self.config)
+        spark = get_spark(self.config, app_name=self.app_name, full_jit=full_jit and before is None, light=light,
+                          remote=self.engine.remote() if self.engine else None)  # fmt: skip
+        if self.engine is not None and is_remote(spark):
+            log.info("running as a client of %s, session %s", self.engine.describe(), spark.session_id)
+            if before is None:
+                self._opened = spark
+        else:
+            self.engine = None
+        return spark
+
+    def release(self) -> None:
+        if self._opened is not None:
+            opened, self._opened = self._opened, None
+            if self.engine is not None and not self.engine.alive():
+                opened.release_session_on_close = False  # nothing to release: only close the channel
+            try:
+                opened.stop()
+            except Exception as exc:  # the engine may be gone: the run's own outcome is what matters
+                log.warning("the engine's session was not released: %s", exc)
+
+
+@contextlib.contextmanager
+def spark_session(config: LakehouseConfig, app_name: str) -> Iterator[Any]:
+    """A session for a command that only reads (an audience, the brief): the engine's when it serves this config,
+    else classic; released at the end."""
+    session = RunSession(config, app_name)
+    try:
+        yield session.start()
+    finally:
+        session.release()
 
 
 # --------------------------------------------------------------------------- command line

@@ -56,14 +56,37 @@ def _engine_session(config: LakehouseConfig):
 
     engine.stop(config)  # one a killed earlier run left behind
     try:
-        engine.start(config, warm_up=False)
+        state = engine.start(config, warm_up=False)
         session = get_spark(config, light=True, remote=engine.target(config).remote())
         try:
             yield session
         finally:
             session.stop()
+        _memory_after_the_suite(config, state)
     finally:
         engine.stop(config)
+
+
+#: The suite's engine after every in-process test (hundreds of job runs): its resident memory stays within its
+#: heap's maximum (engine.driver_memory) plus this much (metaspace, code cache, threads, buffers): a bound, not a
+#: figure: the benchmark's soak case measures the growth day by day (docs/engine.md).
+ENGINE_RSS_OVER_HEAP_MB = 1536
+
+
+def _memory_after_the_suite(config: LakehouseConfig, state) -> None:
+    import json
+
+    from lakehouse import engine
+
+    running = engine.running(config)
+    if running is None or running.pid != state.pid:  # a test restarted it: nothing to say about this one
+        return
+    figures = engine.memory(running.pid)
+    heap_mb = int(config.engine.driver_memory.rstrip("gGmM")) * (1024 if config.engine.driver_memory[-1] in "gG" else 1)
+    Path(config.engine.state_dir, "memory-after-suite.json").write_text(json.dumps(figures))
+    print(f"\n[engine] the suite's engine after the session: {figures} (bound: RSS <= {heap_mb} + "
+          f"{ENGINE_RSS_OVER_HEAP_MB} MB)")  # fmt: skip
+    assert figures["rss_mb"] <= heap_mb + ENGINE_RSS_OVER_HEAP_MB, figures
 
 
 @pytest.fixture

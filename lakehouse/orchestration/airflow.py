@@ -198,6 +198,9 @@ def task_spec(
         },
         "tasks": tasks,
         "attention": {"command": " ".join(_quote(c) for c in attention)},
+        # The morning brief, the DAG's last task, when conf names alert channels (lakehouse/alerts/brief.py).
+        **({"brief": {"command": " ".join(_quote(c) for c in [python, "-m", "lakehouse.cli", "alerts", "send",
+                                                             *config_args])}} if config.alerts.channels else {}),
         "sources": {str(f): _digest(f) for f in config_files(conf_file, env)},
         "render": render,
     }

@@ -20,6 +20,7 @@ load (an import error in Airflow naming the command to run), so the DAG never dr
 - Every task is idempotent (the jobs are), so retries are safe. An engine that died fails its task
   naming it; the retry starts a new engine and runs the job again.
 - A task running longer than ``airflow.task_timeout_minutes`` fails (and is retried).
+- With alert channels in conf, the last task, ``morning_brief``, delivers the run's findings (all_done).
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ def build_dag(spec: dict) -> DAG:
         for task_id, task in tasks.items():
             if task_id not in downstream:
                 task >> attention
+        if "brief" in spec:
+            attention >> BashOperator(
+                task_id="morning_brief",
+                bash_command=spec["brief"]["command"],
+                env={**spec["env_vars"], **LINEAGE_ENV},
+                append_env=True,
+                trigger_rule="all_done",
+                retries=0,  # a channel that is down is owed to the next run, not retried here
+                execution_timeout=timeout,
+                doc_md="The run's findings and the audiences' sizes to the alert channels of conf (a channel that "
+                "is down never fails it: the next run delivers what is owed).",
+            )
     return dag
 
 

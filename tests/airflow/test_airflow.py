@@ -301,23 +301,27 @@ def _submit(job: str, warehouse: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_ROOT)
 
 
-def _kill_the_engine_during(job: str, airflow_engine) -> dict:
-    """Kills this module's engine once a task of ``job`` runs (in a thread); what it killed is in the result."""
+def _kill_the_engine_during(job: str, airflow_engine, warehouse: Path) -> dict:
+    """Kills this module's engine (in a thread) once a task of ``job`` runs on it: its process holds the
+    warehouse lock and has recorded its engine session there; what it killed is in the result."""
     import threading
 
     killed: dict = {}
+    lock = warehouse / "_lakehouse" / "writer.lock"
 
     def watch() -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            running = subprocess.run(["pgrep", "-f", f"jobs/{job}.py"], capture_output=True, text=True).stdout.split()
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
             state = engine.running(airflow_engine)
-            if running and state is not None:
-                time.sleep(0.5)  # inside the job
+            if holder.get("command") == f"job {job}" and holder.get("engine_session") and state is not None:
                 os.kill(state.pid, 9)
                 killed["pid"] = state.pid
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -336,7 +340,7 @@ def test_the_next_day_with_new_data_and_a_killed_engine_gives_lakehouse_runs_tab
     assert busy.returncode == 2, busy.stdout[-2000:] + busy.stderr[-2000:]
     assert "another run is writing the warehouse" in busy.stdout + busy.stderr  # spark-submit merges them
     began = time.monotonic()
-    killer = _kill_the_engine_during("gold_agg_active_user", airflow_engine)
+    killer = _kill_the_engine_during("gold_agg_active_user", airflow_engine, warehouse)
     second = _airflow_test(first_run["args"], "2025-03-16")
     killer["thread"].join(timeout=5)
     print(f"[airflow] next day's run (a new file on the warehouse of the first; the engine killed once): "

@@ -64,11 +64,20 @@ def test_plan_builds_what_a_case_needs_as_setup():
         ("nothing-new", "case"),
         ("per-job", "case"),
         ("idle-job", "case"),
+        ("engine-year", "case"),
+        ("engine-per-job", "case"),
+        ("engine-idle-job", "case"),
+        ("duckdb", "case"),
         ("month-setup", "setup"),
         ("month", "case"),
         ("nothing-new-month", "case"),
+        ("soak", "case"),
     ]
     assert benchmark.plan_runs(["nothing-new"]) == [("backfill", "setup"), ("nothing-new", "case")]
+    assert benchmark.plan_runs(["engine-per-job", "duckdb"]) == [
+        ("backfill", "setup"), ("engine-per-job", "case"), ("engine-idle-job", "case"), ("duckdb", "case"),
+    ]  # fmt: skip
+    assert benchmark.plan_runs(["soak"]) == [("soak", "case")]
     assert benchmark.plan_runs(["month"]) == [("month-setup", "setup"), ("month", "case")]
     assert benchmark.plan_runs(["sample"]) == [("sample", "case")]
 
@@ -317,10 +326,12 @@ def test_targets_of_the_issue():
         "nothing-new": 8.0,
         "per-job": 90.0,
         "idle-job": 6.0,
+        "engine-idle-job": 6.0,
     }
     assert all(figure == "process_seconds" for figure, _, _ in benchmark.TARGETS.values())
     assert benchmark.RATIO_TARGET == 1.15
     assert benchmark.PER_JOB_RATIO_TARGET == 2.0
+    assert (benchmark.ENGINE_PER_JOB_RATIO_TARGET, benchmark.ENGINE_DUCKDB_RATIO_TARGET) == (1.3, 2.0)
 
 
 def test_overview_reports_targets_and_the_month_to_year_ratio():
@@ -645,6 +656,6 @@ def test_main_copies_the_year_after_the_backfill_and_gives_per_job_the_new_day(t
     result = json.loads((tmp_path / "out.json").read_text())
     per_job = next(r for r in result["runs"] if r["label"] == "per-job")
     assert per_job["new_files"] == 1 and per_job["new_rows"] > 0
-    assert result["per_job_warehouse"]["path"] == str(tmp_path / "work" / "warehouse" / "year-per-job")
+    assert result["copies"]["year-per-job"]["copied_from"] == str(tmp_path / "work" / "warehouse" / "year")
     overview = capsys.readouterr().out
     assert "per-job" in overview and "idle-job" in overview
