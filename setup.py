@@ -44,6 +44,8 @@ setup(
         "pyarrow==26.0.1",
         # Files on S3 listed, hashed and locked by the client (lakehouse/storage.py): a conditional PUT.
         "boto3>=1.35.16,<2",
+        # Audience conditions parsed when the config is loaded, without Spark (lakehouse/config.py).
+        "sqlglot==30.31.0",
     ],
     extras_require={
         "serving": SERVING,

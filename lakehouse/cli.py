@@ -4,6 +4,8 @@
     lakehouse job NAME [job arguments]        # one job, e.g. lakehouse job silver_dim_users --ds 2025-07-05
     lakehouse jobs                            # the jobs and the DAG of conf
     lakehouse engine start|status|stop|restart # the warm engine: jobs run as its Spark Connect clients
+    lakehouse audience list|show|export       # named user lists from gold.user_status_weekly
+    lakehouse alerts preview|test CHANNEL|send # the morning brief to conf's alert channels
     lakehouse sql "SELECT ..."                # Thrift server if running, else a local session
     lakehouse thrift start|stop|status|register|add-user|remove-user|users|grant|revoke|grants|password
     lakehouse superset up|down|status|install # Superset with the dashboards (needs the Thrift server)
@@ -109,6 +111,18 @@ def _restore(argv: list[str]) -> int:
     return job_main(RESTORE_JOB, argv, prog="lakehouse restore")
 
 
+def _alerts(argv: list[str]) -> int:
+    from lakehouse.alerts.brief import main
+
+    return main(argv)
+
+
+def _audience(argv: list[str]) -> int:
+    from lakehouse.audiences import main
+
+    return main(argv)
+
+
 def _engine(argv: list[str]) -> int:
     from lakehouse.engine import main
 
@@ -143,6 +157,8 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (_run, "run the DAG of conf (or --jobs a,b) in one Spark application, then print a summary"),
     "job": (_job, "run one job: lakehouse job NAME [arguments] (same as spark-submit jobs/NAME.py)"),
     "jobs": (_jobs, "list the jobs and their place in the DAG"),
+    "alerts": (_alerts, "preview | test CHANNEL | send: the morning brief to conf's alerts.channels"),
+    "audience": (_audience, "list | show NAME | export NAME --out FILE: the named user lists of conf's audiences"),
     "engine": (_engine, "start | status | stop | restart the warm engine (Spark Connect) the jobs run as clients of"),
     "sql": (_sql, "run Spark SQL on the Thrift server (if started) or in a local session"),
     "thrift": (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -129,6 +130,17 @@ class ServingConfig:
     tls: bool = True
 
 
+@dataclass(frozen=True)
+class AlertsConfig:
+    """The morning brief (lakehouse/alerts/): where each run's findings are delivered."""
+
+    #: name -> a channel: ``type: webhook`` (Slack-compatible JSON; the URL from ``url_env`` or a 600
+    #: ``url_file``) or ``type: email`` (SMTP, STARTTLS when offered; lakehouse/alerts/channels.py has every key).
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Findings recorded in the last this many days are delivered (older ones are history, not news).
+    lookback_days: int = 7
+
+
 AIRFLOW_TASKS = ("engine", "spark-submit")
 
 
@@ -197,8 +209,11 @@ class LakehouseConfig:
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     #: Jobs in dependency order; the single-application runner executes them in this order.
     dag: tuple[str, ...] = ()
+    #: Named audiences: a condition (Spark SQL) on gold.user_status_weekly's columns (lakehouse/audiences.py).
+    audiences: dict[str, str] = field(default_factory=dict)
 
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.paths.warehouse.rstrip('/')}/{layer}/{name}"
@@ -256,6 +271,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
         item_tp = typing.get_args(tp)[0]
         return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is Any:  # a mapping checked by its owner (an alert channel's keys)
+        return value
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"unsupported config type for '{key}'")  # pragma: no cover
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -300,6 +317,10 @@ def _validate(obj: Any, prefix: str) -> None:
             raise bad("week_start", f"must be one of {WEEK_STARTS}, got {obj.week_start!r}")
         if not obj.timezone:
             raise bad("timezone", "must not be empty")
+        for name, condition in obj.audiences.items():
+            problem = audience_problem(name, condition)
+            if problem:
+                raise bad(f"audiences.{name}", problem)
     elif isinstance(obj, SparkConfig):
         if obj.shuffle_partitions < 1:
             raise bad("shuffle_partitions", "must be >= 1")
@@ -359,6 +380,16 @@ def _validate(obj: Any, prefix: str) -> None:
             date.fromisoformat(obj.start_date)
         except ValueError:
             raise bad("start_date", f"must be a date (YYYY-MM-DD), got {obj.start_date!r}") from None
+    elif isinstance(obj, AlertsConfig):
+        if obj.lookback_days < 1:
+            raise bad("lookback_days", "must be >= 1")
+        from lakehouse.alerts.channels import channel_from_dict  # the standard library only
+
+        for name, data in obj.channels.items():
+            try:
+                channel_from_dict(name, data)
+            except ValueError as exc:
+                raise bad(f"channels.{name}", str(exc)) from None
     elif isinstance(obj, EngineConfig):
         if obj.use not in ENGINE_USES:
             raise bad("use", f"must be one of {ENGINE_USES}, got {obj.use!r}")
@@ -370,6 +401,60 @@ def _validate(obj: Any, prefix: str) -> None:
         for name in ("thrift_port", "superset_port"):
             if not 0 < getattr(obj, name) < 65536:
                 raise bad(name, "must be a TCP port")
+
+
+#: The columns of gold.user_status_weekly, the table an audience's condition reads (tests/unit/test_audiences.py
+#: checks they are the table's): the config is checked when it is loaded, before any table module is imported.
+AUDIENCE_COLUMNS = (
+    "user_id", "cutoff_week", "cutoff_week_label", "acq_source", "country", "user_status", "previous_status",
+    "events_in_week", "miles_earned_in_week", "miles_redeemed_in_week", "last_active_date", "weeks_since_active",
+    "miles_balance", "is_partial_period",
+)  # fmt: skip
+#: Functions an audience may not call: the wall clock and chance (an audience's members for a week are the same on
+#: every run over the same data), and the JVM's reflection (a condition runs on the engine).
+AUDIENCE_FORBIDDEN_FUNCTIONS = frozenset({
+    "current_date", "current_timestamp", "now", "curdate", "localtimestamp", "current_timezone", "unix_timestamp",
+    "rand", "randn", "random", "uuid", "shuffle", "monotonically_increasing_id", "spark_partition_id",
+    "input_file_name", "reflect", "java_method", "try_reflect",
+})  # fmt: skip
+AUDIENCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def audience_problem(name: str, condition: str) -> str | None:
+    """Why an audience is refused (None: it is a condition on gold.user_status_weekly's columns only).
+
+    Parsed as Spark SQL (sqlglot, no Spark needed): one expression, not a statement; no subquery, no other
+    table, no qualified column; only the table's columns; no wall-clock, random or reflection function.
+    """
+    if not AUDIENCE_NAME.match(name):
+        return "is not a valid audience name (lower-case letters, digits and _, starting with a letter)"
+    if not isinstance(condition, str) or not condition.strip():
+        return "must be a condition (Spark SQL on gold.user_status_weekly's columns)"
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        trees = [t for t in sqlglot.parse(condition, read="spark") if t is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        return f"does not parse as a Spark SQL condition: {str(exc).splitlines()[0]}"
+    if len(trees) != 1:
+        return "must be one condition, not several statements"
+    tree = trees[0]
+    if isinstance(tree, (exp.Query, exp.Command, exp.Create, exp.Drop, exp.Insert, exp.Update, exp.Delete)) or any(
+        tree.find_all(exp.Select, exp.Subquery, exp.Exists, exp.Table, exp.Command, exp.Lateral)
+    ):
+        return "reads another table (a subquery or a table name): an audience is a condition on gold.user_status_weekly"
+    qualified = sorted({c.sql() for c in tree.find_all(exp.Column) if c.table})
+    if qualified:
+        return f"names columns of another table: {', '.join(qualified)}"
+    unknown = sorted({c.name for c in tree.find_all(exp.Column)} - set(AUDIENCE_COLUMNS))
+    if unknown:
+        return f"names unknown columns {unknown}; gold.user_status_weekly has {', '.join(AUDIENCE_COLUMNS)}"
+    for function in tree.find_all(exp.Func):
+        called = (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
+        if called in AUDIENCE_FORBIDDEN_FUNCTIONS or type(function).__name__.lower() in AUDIENCE_FORBIDDEN_FUNCTIONS:
+            return f"calls {called}(): an audience may not depend on the clock, chance or the JVM"
+    return None
 
 
 def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:

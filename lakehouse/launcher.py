@@ -28,6 +28,7 @@ and the benchmark's runs all go through :func:`launch`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakehouse import batches, delta_rs, engine
+from lakehouse.alerts import brief
 from lakehouse.config import ConfigError, LakehouseConfig
 from lakehouse.engine import EngineError
 from lakehouse.job_catalog import check_dag, job
@@ -54,7 +56,6 @@ from lakehouse.lock import Holder, LockHeld, WarehouseLock
 from lakehouse.ops import JobRun, OpsSink
 from lakehouse.pipeline import Step, run_jobs
 from lakehouse.registry import OPS_JOB_RUNS
-from lakehouse.session import existing_session, get_spark, is_remote
 from lakehouse.summary import build_summary, kept_summary
 
 log = logging.getLogger("lakehouse")
@@ -133,7 +134,7 @@ def launch(
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return Launched(2)
-    session = _Session(config, app_name)
+    session = engine.RunSession(config, app_name)
     try:
         ledger = _ledger_without_spark(config)
         decisions = decide_all(jobs, config, values, ledger) if ledger is not None else []
@@ -173,47 +174,12 @@ def _stop_orphaned_work(holder: Holder) -> None:
         engine.stop_orphaned_work(holder.engine_dir, holder.engine_session, holder.engine_user)
 
 
-class _Session:
-    """The run's Spark session, started on demand: a client of the warm engine when one serves this config
-    (:func:`lakehouse.engine.target`), else classic. A Connect session this run opened is released at its end
-    (the engine drops its state; a client process that does not release it does not exit either)."""
-
-    def __init__(self, config: LakehouseConfig, app_name: str) -> None:
-        self.config, self.app_name = config, app_name
-        self.engine: engine.Target | None = None
-        self._opened: Any = None
-
-    def start(self, *, full_jit: bool = False, light: bool | None = None) -> Any:
-        before = existing_session()
-        if before is None or is_remote(before):
-            self.engine = engine.target(self.config)
-        spark = get_spark(self.config, app_name=self.app_name, full_jit=full_jit and before is None, light=light,
-                          remote=self.engine.remote() if self.engine else None)  # fmt: skip
-        if self.engine is not None and is_remote(spark):
-            log.info("running as a client of %s, session %s", self.engine.describe(), spark.session_id)
-            if before is None:
-                self._opened = spark
-        else:
-            self.engine = None
-        return spark
-
-    def release(self) -> None:
-        if self._opened is not None:
-            opened, self._opened = self._opened, None
-            if self.engine is not None and not self.engine.alive():
-                opened.release_session_on_close = False  # nothing to release: only close the channel
-            try:
-                opened.stop()
-            except Exception as exc:  # the engine may be gone: the run's own outcome is what matters
-                log.warning("the engine's session was not released: %s", exc)
-
-
 def _record_without_spark(
     config: LakehouseConfig,
     jobs: Sequence[Job],
     values: dict[str, Any],
     decisions: Sequence[Decision],
-    session: _Session,
+    session: engine.RunSession,
     summary: SummaryRequest | None,
     step: Step,
 ) -> Launched:
@@ -297,4 +263,17 @@ def run_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                       summary=None if args.no_summary else SummaryRequest(args.table_counts))  # fmt: skip
     if launched.summary is not None:
         print("\n" + launched.summary + "\n", flush=True)
+    if launched.code != EXIT_USAGE and launched.runs and config.alerts.channels:
+        morning_brief(config, launched)
     return launched.code
+
+
+def morning_brief(config: LakehouseConfig, launched: Launched) -> None:
+    """The run's brief to conf's alert channels (:mod:`lakehouse.alerts.brief`): a channel that is down never
+    fails the run; what it was owed goes with the next run's brief. Spark only for the audiences' sizes."""
+    with contextlib.ExitStack() as stack:
+        outcomes = brief.deliver(config, f"lakehouse-run:{launched.runs[0].run_id}",
+                                 published=brief.published_by(launched.runs),
+                                 session=lambda: stack.enter_context(engine.spark_session(config, config.app_name)))
+    if outcomes:
+        print("Morning brief:\n" + "\n".join(f"  {o.describe()}" for o in outcomes) + "\n", flush=True)

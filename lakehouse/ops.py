@@ -35,6 +35,8 @@ from lakehouse import delta_io, delta_rs
 from lakehouse.config import LakehouseConfig
 from lakehouse.quality import DqResult
 from lakehouse.registry import (
+    OPS_ALERT_DELIVERIES,
+    OPS_AUDIENCE_EXPORTS,
     OPS_BATCH_INTENTS,
     OPS_DQ_RESULTS,
     OPS_INGESTED_FILES,
@@ -137,6 +139,41 @@ class ConsumptionRecord(OpsRecord):
     min_event_date_inserted: date | None
     processed_at: datetime
     max_event_date_inserted: date | None
+
+
+@_columns_of(OPS_AUDIENCE_EXPORTS)
+@dataclass(frozen=True)
+class AudienceExportRecord(OpsRecord):
+    """An audience written to a file (``ops.audience_exports``)."""
+
+    export_id: str
+    audience: str
+    condition: str
+    cutoff_week: date
+    columns: str
+    rows: int
+    file: str
+    file_format: str
+    file_sha256: str
+    table_version: int
+    os_user: str
+    exported_at: datetime
+
+
+@_columns_of(OPS_ALERT_DELIVERIES)
+@dataclass(frozen=True)
+class AlertDeliveryRecord(OpsRecord):
+    """One delivery of a run's brief to a channel (``ops.alert_deliveries``)."""
+
+    delivery_id: str
+    run_id: str
+    channel: str
+    message_key: str
+    item_keys: list[str]
+    attempts: int
+    status: str
+    error: str | None
+    sent_at: datetime
 
 
 @_columns_of(OPS_JOB_RUNS)

@@ -285,6 +285,38 @@ OPS_PROCESSED_BATCHES = TableSpec(
     "One row per (consumer, bronze batch) once the consumer has loaded it: the incremental watermark.",
 )  # fmt: skip
 
+OPS_AUDIENCE_EXPORTS = TableSpec(
+    "ops", "audience_exports",
+    T.StructType([
+        column("export_id", STRING, False), column("audience", STRING, False, "the audience's name in conf"),
+        column("condition", STRING, False, "its condition on gold.user_status_weekly at the export"),
+        column("cutoff_week", DATE, False, "the week exported"),
+        column("columns", STRING, False, "the columns written, comma-separated (user_id first)"),
+        column("rows", LONG, False, "members written"), column("file", STRING, False, "the file written"),
+        column("file_format", STRING, False, "csv | parquet"),
+        column("file_sha256", STRING, False, "SHA-256 of the file's bytes: the same audience and week give the same"),
+        column("table_version", LONG, False, "the version of gold.user_status_weekly read"),
+        column("os_user", STRING, False, "who exported it"), column("exported_at", TS, False),
+    ]),
+    "One row per audience export (lakehouse audience export): what was written where, from which table version.",
+)  # fmt: skip
+
+OPS_ALERT_DELIVERIES = TableSpec(
+    "ops", "alert_deliveries",
+    T.StructType([
+        column("delivery_id", STRING, False), column("run_id", STRING, False, "the run whose brief it was"),
+        column("channel", STRING, False, "the channel's name in conf's alerts.channels"),
+        column("message_key", STRING, False, "the message's key (the same message delivered again has the same key)"),
+        column("item_keys", T.ArrayType(STRING, False), False,
+               "the findings it carried: each alerted once per channel (an anomaly by series, segment and period)"),
+        column("attempts", INT, False, "tries of this delivery (bounded retries)"),
+        column("status", STRING, False, "delivered | failed (owed: the next run delivers it)"),
+        column("error", STRING, True, "why it failed, secrets removed"), column("sent_at", TS, False),
+    ]),
+    "One row per delivery of a run's brief to a channel; a finding is owed to a channel until a delivered row "
+    "carries its key.",
+)  # fmt: skip
+
 SILVER_EVENTS = TableSpec(
     "silver", "fct_events",
     T.StructType([
@@ -355,5 +387,6 @@ SILVER_USER_ACTIVITY = TableSpec(
 #: The gold tables are declared by their modules (lakehouse/gold/tables/); every table: :mod:`lakehouse.tables`.
 CORE_TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS, SILVER_DIM_USERS, SILVER_USER_ACTIVITY, GOLD_NEGATIVE_BALANCE,
-    OPS_INGESTED_FILES, OPS_BATCH_INTENTS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES,
+    OPS_INGESTED_FILES, OPS_BATCH_INTENTS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_PROCESSED_BATCHES, OPS_AUDIENCE_EXPORTS,
+    OPS_ALERT_DELIVERIES,
 )  # fmt: skip
