@@ -66,6 +66,7 @@ from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_C
 from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
 from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
 from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.gold.tables.user_status_weekly import SPEC as GOLD_USER_STATUS
 from lakehouse.registry import OPS_DQ_RESULTS, OPS_INGESTED_FILES, OPS_JOB_RUNS
 from lakehouse.serving.superset import service
 from lakehouse.serving.superset.bundle import SERVED_COLUMNS, SERVED_TABLES
@@ -344,6 +345,27 @@ class Expected:
         self.runs = read(OPS_JOB_RUNS)
         self.dq = read(OPS_DQ_RESULTS)
         self.files = read(OPS_INGESTED_FILES)
+        self.users = read(GOLD_USER_STATUS)
+        self.audiences = load_config().audiences
+
+    def audience_sizes(self, name: str) -> dict[date, int]:
+        """Members of an audience per complete week (conf's condition on gold.user_status_weekly)."""
+        F = self.F
+        complete = self.users.where("NOT is_partial_period")
+        counts = complete.groupBy("cutoff_week").agg(F.count(F.when(F.expr(self.audiences[name]), 1)).alias("v"))
+        return _collect(counts, ["cutoff_week"])
+
+    def flow(self) -> dict[tuple[str, str], int]:
+        """(previous status, status) -> users of the newest complete week."""
+        F = self.F
+        latest = self.users.where("NOT is_partial_period").agg(F.max("cutoff_week")).first()[0]
+        week = self.users.where(F.col("cutoff_week") == F.lit(latest))
+        flow = week.groupBy(F.coalesce("previous_status", F.lit("(first week)")).alias("p"), "user_status").count()
+        return {(r["p"], r["user_status"]): r["count"] for r in flow.collect()}
+
+    def members(self, name: str) -> list[tuple[str, date]]:
+        rows = self.users.where(self.audiences[name]).select("user_id", "cutoff_week").collect()
+        return sorted((r["user_id"], r["cutoff_week"]) for r in rows)
 
     def active(
         self, period_type: str, partial: bool | None, segment: dict[str, list[str]] | None = None
@@ -518,7 +540,22 @@ ANOMALY_SERIES = "Series inside its expected band"
 DEFAULT_SERIES = {"grain": ["day"], "metric": ["events"], "segment_type": ["all"], "segment_value": ["all"]}
 OTHER_SERIES = {"grain": ["day"], "metric": ["earn_events"], "segment_type": ["country"], "segment_value": ["ID"]}
 #: Charts that need filters to mean anything: the dashboard's defaults, applied to the saved query context.
-CHART_FILTERS = {ANOMALY_SERIES: DEFAULT_SERIES}
+CHART_FILTERS = {ANOMALY_SERIES: DEFAULT_SERIES, "Audience members": {"audience": ["just_churned"]}}
+
+
+def _check_audience_sizes(data, e: Expected) -> None:
+    for name in e.audiences:
+        _assert_close(_series(data, "cutoff_week", name), e.audience_sizes(name), f"audience {name}")
+
+
+def _check_flow(data, e: Expected) -> None:
+    actual = {(r["previous_status"], r["user_status"]): r["Users"] for r in data}
+    assert actual == e.flow()
+
+
+def _check_members(data, e: Expected) -> None:
+    assert {r["audience"] for r in data} == {"just_churned"}
+    assert sorted((r["user_id"], _day(r["cutoff_week"])) for r in data) == e.members("just_churned")
 
 
 def _check_anomaly_series(data, e: Expected, series: dict[str, list[str]]) -> None:
@@ -609,6 +646,9 @@ CHECKS.update({
     "Data freshness": _check_freshness,
     "Recent job runs": _check_job_runs,
     "Checks per run": _check_checks,
+    "Audience sizes per week": _check_audience_sizes,
+    "Lifecycle flow, latest complete week": _check_flow,
+    "Audience members": _check_members,
 })  # fmt: skip
 
 
@@ -773,7 +813,7 @@ def test_dashboards_render_in_chromium(stack, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     dashboards = _bundle_dashboards()
-    assert len(dashboards) == 5
+    assert len(dashboards) == 6
     save = os.environ.get("SAVE_SCREENSHOTS") == "1"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
@@ -1298,6 +1338,18 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         message = DENIED.format(user="finance_e2e", table="silver.dim_users")
         for statement in not_granted:
             assert message in _refused(cursor, statement), statement
+        # A restricted table (it holds user ids) is not part of gold.*: refused however it is reached, and not
+        # listed, until it is granted by name.
+        restricted = [
+            "SELECT COUNT(*) FROM gold.user_status_weekly",
+            "WITH s AS (SELECT * FROM gold.user_status_weekly) SELECT COUNT(*) FROM s",
+            "SELECT COUNT(*) FROM gold.agg_active_user a JOIN gold.user_status_weekly s ON a.country = s.country",
+            "SELECT COUNT(*) FROM gold.agg_active_user WHERE country IN (SELECT country FROM gold.user_status_weekly)",
+        ]
+        for statement in restricted:
+            assert DENIED.format(user="finance_e2e", table="gold.user_status_weekly") in _refused(cursor, statement)
+        assert DENIED.format(user="finance_e2e", table="gold.rpt_negative_balance_users") in _refused(
+            cursor, "SELECT COUNT(*) FROM gold.rpt_negative_balance_users")  # fmt: skip
         # EXPLAIN answers with the refusal in place of a plan.
         cursor.execute("EXPLAIN SELECT * FROM silver.dim_users")
         explained = "\n".join(row[0] for row in cursor.fetchall())
@@ -1307,6 +1359,7 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         cursor.execute("SHOW TABLES IN gold")
         listed_gold = {row[1] for row in cursor.fetchall()}
         assert "agg_active_user" in listed_gold and "v_members" in listed_gold
+        assert not {"user_status_weekly", "rpt_negative_balance_users"} & listed_gold
 
         # What SQL does not go through: the HiveServer2 metadata calls (JDBC DatabaseMetaData). GetSchemas and
         # GetTables list every layer and served table, granted or not; GetColumns lists no column of a Delta
@@ -1372,6 +1425,14 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
                                                                                           ).read_text()  # fmt: skip
         grants_path.write_text(kept)
 
+        # The restricted table granted by name: it answers, equal to the Delta table, in every form.
+        assert _thrift(stack, "grant", "finance_e2e", "gold.user_status_weekly").returncode == 0
+        statuses = spark.read.format("delta").load(stack.path(GOLD_USER_STATUS))
+        cursor.execute(restricted[0])
+        assert cursor.fetchone()[0] == statuses.count() > 0
+        cursor.execute(restricted[1])
+        assert cursor.fetchone()[0] == statuses.count()
+        assert _thrift(stack, "revoke", "finance_e2e", "gold.user_status_weekly").returncode == 0
         # Revoked: refused from the next statement, same connection, no restart.
         revoked = _thrift(stack, "revoke", "finance_e2e", "silver.dim_users")
         assert revoked.returncode == 0, revoked.stderr
@@ -1406,6 +1467,7 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         "WITH e AS (SELECT * FROM silver.fct_events) SELECT COUNT(*) FROM e",
         "SELECT COUNT(*) FROM silver.fct_events VERSION AS OF 0", "DESCRIBE silver.fct_events",
         "SELECT user_id, miles_balance FROM silver.dim_users",
+        *restricted,
     ], tmp_path, None, "--outputformat=csv2")  # fmt: skip
     lines = output.splitlines()
     assert any(line.startswith("granted-ok,") for line in lines), output[-3000:]
@@ -1413,6 +1475,8 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
     assert served == _sorted_rows(full.where("country = 'SG'").select("user_id", "country").collect())
     errors = [line for line in lines if line.startswith("Error: ")]
     assert sum(DENIED.format(user="finance_e2e", table="silver.fct_events") in e for e in errors) == 4, output[-4000:]
+    denied = DENIED.format(user="finance_e2e", table="gold.user_status_weekly")
+    assert sum(denied in e for e in errors) == len(restricted), output[-4000:]
     # The view reads every column of dim_users (a view is read whole); the last statement one not granted.
     column_refusals = [e for e in errors if "Access denied: user finance_e2e may not read column" in e]
     assert len(column_refusals) == 2 and all("miles_balance" in e for e in column_refusals), output[-4000:]
@@ -1447,4 +1511,5 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
     finally:
         as_superset.close()
     print(f"[serving] grants: {len(not_granted)} ways to a table not granted refused over PyHive, 4 over beeline; "
+          f"a restricted table refused {len(restricted)} ways over each until granted by name; "
           f"columns, row filters, revoke, plaintext and untrusted clients checked in {time.monotonic() - began:.1f} s")

@@ -277,6 +277,7 @@ GRANTS = {
         ],
         "self": [{"object": "silver.fct_events", "where": "user_id = current_user()"}],
         "nothing": [],
+        "crm": [{"object": "gold.*"}, {"object": "gold.user_status_weekly", "columns": ["user_id", "user_status"]}],
     },
 }
 
@@ -292,6 +293,12 @@ EXPECTED = {
     ("self", "silver.fct_events"): ("*", "user_id = current_user()"),
     ("nothing", "gold.agg_active_user"): None,  # a user with no grant reads nothing
     ("stranger", "gold.agg_active_user"): None,  # unknown user
+    # Restricted tables (they hold user ids) are granted by name only: gold.* does not include them.
+    ("maria", "gold.user_status_weekly"): None,
+    ("maria", "gold.rpt_negative_balance_users"): None,
+    ("crm", "gold.user_status_weekly"): ("user_id,user_status", ""),
+    ("crm", "gold.rpt_negative_balance_users"): None,
+    ("crm", "gold.agg_user_lifecycle_weekly"): ("*", ""),
 }
 
 MALFORMED = {
@@ -344,9 +351,11 @@ def test_the_server_resolves_grants_as_the_command_line_does(tmp_path: Path) -> 
     files[0].write_text(json.dumps(GRANTS))
     for path, (text, _) in zip(files[1:], MALFORMED.values(), strict=True):
         path.write_text(text)
+    restricted = ",".join(sorted(grants.restricted_tables()))
+    assert restricted == "gold.rpt_negative_balance_users,gold.user_status_weekly"
     proc = subprocess.run(
-        [jdk_tool("java"), "-XX:TieredStopAtLevel=1", "-cp", classpath, f"{server_jar.PACKAGE}.Grants",
-         *map(str, files)],
+        [jdk_tool("java"), "-XX:TieredStopAtLevel=1", f"-Dlakehouse.thrift.restricted={restricted}", "-cp", classpath,
+         f"{server_jar.PACKAGE}.Grants", *map(str, files)],
         input="".join(f"{user}\t{table}\n" for user, table in EXPECTED), capture_output=True, text=True, timeout=120,
         check=True,
     )  # fmt: skip

@@ -10,6 +10,7 @@ bundle differs from what lakehouse.serving.superset.bundle writes from the regis
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import runpy
@@ -22,7 +23,8 @@ import pytest
 import yaml
 from pyspark.sql import types as T
 
-from lakehouse.config import load_config
+from lakehouse.config import ConfigError, load_config
+from lakehouse.gold.tables.user_status_weekly import SPEC as USER_STATUS
 from lakehouse.serving.superset import bundle as builder
 from lakehouse.serving.superset.query_context import load_query_functions, query_functions_path
 
@@ -41,6 +43,7 @@ SPARK_TYPE_NAMES = {
     T.TimestampType(): "TIMESTAMP",
     T.BooleanType(): "BOOLEAN",
     T.DecimalType(18, 2): "DECIMAL(18,2)",
+    T.DecimalType(20, 2): "DECIMAL(20,2)",
 }
 # Chart types seen rendering against Spark Thrift here (the live e2e test renders each one).
 RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "pivot_table_v2", "table"}
@@ -48,6 +51,9 @@ RENDERING_VIZ_TYPES = {"echarts_timeseries_line", "echarts_timeseries_bar", "piv
 WEEK_GRAINS = {"P1W", "1969-12-28T00:00:00Z/P1W", "1969-12-29T00:00:00Z/P1W"}
 # How bundle.split_by_partial filters each column of a metric to complete or partial periods.
 PARTIAL_WRAP = re.compile(r"CASE WHEN ((?:NOT )?is_partial_period) THEN (\w+) END")
+# The datasets' SQL keywords (upper case, so not in SQL_WORDS: a chart's expressions never use them).
+QUERY_WORDS = {"SELECT", "FROM", "WHERE", "GROUP", "BY", "UNION", "ALL", "AS", "THEN", "ELSE", "END", "CASE", "WHEN",
+               "NOT"}  # fmt: skip
 SQL_WORDS = {
     "and", "or", "not", "case", "when", "then", "else", "end", "null", "is", "in", "true",
     "false", "as", "distinct", "interval", "day", "between", "like",
@@ -62,6 +68,11 @@ def load(path: Path) -> dict[str, Any]:
 
 def files(kind: str) -> list[Path]:
     return sorted((BUNDLE / kind).rglob("*.yaml"))
+
+
+def virtual_datasets() -> tuple[Any, ...]:
+    """The bundle's virtual datasets for the committed config: row filters and conf's audience datasets."""
+    return builder.virtual_datasets(load_config())
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +150,7 @@ def test_uuids_are_unique_and_valid(bundle) -> None:
             assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", uuid_), path
             assert uuid_ not in seen, f"{path} reuses the uuid of {seen[uuid_]}"
             seen[uuid_] = str(path)
-    assert len(bundle["dashboards"]) == 5
+    assert len(bundle["dashboards"]) == 6
 
 
 def test_database_is_the_gold_schema_over_hive(bundle) -> None:
@@ -147,7 +158,7 @@ def test_database_is_the_gold_schema_over_hive(bundle) -> None:
     assert database["database_name"] == "heymax_lakehouse"
     assert re.fullmatch(r"hive://[^@/:]+@[^/:]+:\d+/gold", database["sqlalchemy_uri"])
     layers = {spec.name: spec.layer for spec in builder.SERVED_TABLES}
-    layers.update({virtual.name: virtual.spec.layer for virtual in builder.VIRTUAL_DATASETS})
+    layers.update({virtual.name: virtual.spec.layer for virtual in virtual_datasets()})
     for dataset in bundle["datasets"].values():
         assert dataset["database_uuid"] == database["uuid"], dataset["_path"]
         # The bookkeeping tables are read in their own schema (ops) of the same connection.
@@ -160,7 +171,8 @@ def test_datasets_are_the_served_tables_with_the_registrys_columns(bundle) -> No
     or those of SERVED_COLUMNS (the same names the grants of Superset's Thrift user list)."""
     datasets = {d["table_name"]: d for d in bundle["datasets"].values()}
     virtual = {v.name: v for v in builder.VIRTUAL_DATASETS}
-    assert set(datasets) == {spec.name for spec in builder.SERVED_TABLES} | set(virtual)
+    audience = {v.name: v for v in builder.audience_datasets(load_config())}
+    assert set(datasets) == {spec.name for spec in builder.SERVED_TABLES} | set(virtual) | set(audience)
     assert set(builder.SERVED_COLUMNS) <= {spec.full_name for spec in builder.SERVED_TABLES}
     for spec in builder.SERVED_TABLES:
         dataset = datasets[spec.name]
@@ -186,6 +198,62 @@ def test_datasets_are_the_served_tables_with_the_registrys_columns(bundle) -> No
         assert [c.strip() for c in selected] == list(view.columns), name
         read = sql_identifiers(dataset["sql"].replace(view.spec.full_name, "")) - {"SELECT", "FROM", "WHERE"}
         assert read <= set(builder.SERVED_COLUMNS.get(view.spec.full_name, served)), f"{name} reads {read}"
+    for name, view in audience.items():
+        # The table's columns as the registry has them; the computed ones: an audience's name and its counts.
+        dataset, served = datasets[name], {f.name: f for f in view.spec.schema.fields}
+        actual = [(c["column_name"], c["type"]) for c in dataset["columns"]]
+        assert actual == [(c, SPARK_TYPE_NAMES[served[c].dataType] if c in served else
+                           "STRING" if c == "audience" else "BIGINT") for c in view.columns], name  # fmt: skip
+        assert all(c["description"] for c in dataset["columns"]), name
+        assert dataset["sql"] == view.sql and dataset["description"] == view.description, name
+
+
+def test_audience_datasets_are_conf_audiences_over_user_status_weekly(bundle) -> None:
+    """The Audiences datasets' SQL is generated from conf: every audience's condition (as conf states it, in
+    parentheses) under its name, over gold.user_status_weekly alone and its columns only; counts and the flow on
+    complete weeks."""
+    config = load_config()
+    assert config.audiences, "conf/lakehouse.yaml declares audiences"
+    datasets = {d["table_name"]: d for d in bundle["datasets"].values()}
+    columns = set(USER_STATUS.schema.fieldNames())
+    sizes, flow, members = (datasets[name]["sql"] for name in
+                            (builder.AUDIENCE_SIZES, builder.AUDIENCE_FLOW, builder.AUDIENCE_MEMBERS))  # fmt: skip
+    for sql in (sizes, flow, members):
+        # No other table; no column but the table's (and the datasets' own names: audiences, "audience").
+        assert set(re.findall(r"\bFROM\s+([\w.]+)", sql)) == {USER_STATUS.full_name}, sql
+        read = sql_identifiers(sql.replace(USER_STATUS.full_name, "")) - QUERY_WORDS
+        assert read - set(config.audiences) - {"audience"} <= columns, f"reads {read - columns}"
+    for name, condition in config.audiences.items():
+        assert f"SUM(CASE WHEN ({condition}) THEN 1 ELSE 0 END) AS `{name}`" in sizes, name
+        assert f"SELECT '{name}' AS audience, " in members and f"WHERE ({condition})" in members, name
+    assert members.count("UNION ALL") == len(config.audiences) - 1
+    assert sizes.endswith("WHERE NOT is_partial_period\nGROUP BY cutoff_week")
+    assert flow.endswith("WHERE cutoff_week = (SELECT MAX(cutoff_week) FROM gold.user_status_weekly WHERE NOT "
+                         "is_partial_period)")  # fmt: skip
+    assert "COALESCE(previous_status, '(first week)') AS previous_status" in flow
+    # The sizes chart: one series per audience, the sum of its column.
+    chart = next(c for c in bundle["charts"].values() if c["slice_name"] == "Audience sizes per week")
+    assert [(m["label"], m["sqlExpression"]) for m in chart["params"]["metrics"]] == [
+        (name, f"SUM(`{name}`)") for name in config.audiences]  # fmt: skip
+
+
+def test_audience_sql_follows_conf_and_refuses_unsafe_audiences() -> None:
+    config = load_config()
+    more = dataclasses.replace(config, audiences={**config.audiences, "big_earners": "miles_earned_in_week > 500"})
+    files = "\n".join(builder.render(more, None).values())
+    assert "SUM(CASE WHEN (miles_earned_in_week > 500) THEN 1 ELSE 0 END) AS `big_earners`" in files
+    assert "SELECT ''big_earners'' AS audience" in files  # in a YAML single-quoted string
+    assert builder.stale_files(BUNDLE, more, None), "a new audience makes the committed bundle stale"
+    # The same config, the same bundle.
+    assert builder.render(config, None) == builder.render(config, None)
+    # No audiences: no Audiences dashboard, its datasets or charts; the table stays served.
+    none = builder.render(dataclasses.replace(config, audiences={}), None)
+    assert "dashboards/Audiences.yaml" not in none and not any("audience" in path for path in none)
+    assert f"datasets/heymax_lakehouse/{USER_STATUS.name}.yaml" in none
+    for audiences in ({"x": "user_status = 'new' -- a comment"}, {"cutoff_week": "user_status = 'new'"},
+                      {"Bad-Name": "user_status = 'new'"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            builder.render(dataclasses.replace(config, audiences=audiences), None)
 
 
 def unwrap_partial_split(expression: str) -> tuple[str, Callable[[str], str]]:
@@ -201,14 +269,15 @@ def unwrap_partial_split(expression: str) -> tuple[str, Callable[[str], str]]:
 
 
 def test_metrics_live_in_gold_tables_not_in_the_bundle(bundle) -> None:
-    """No virtual dataset (SQL) but the declared row filters; every chart metric of a gold table is the sum
+    """No virtual dataset (SQL) but the declared row filters and the audience datasets of conf (their counts are
+    conf's conditions, which no gold table holds); every chart metric of a physical gold table is the sum
     of one column (of the rows where a boolean column holds, for a chart's marked points) or a registry rate.
 
     A rate is the rendering of a RatioMetric the registry declares for the chart's table (with
     the same complete/partial filter around every column), so no ratio is defined in the bundle.
     The bookkeeping tables (ops) hold no metric: their charts count check outcomes and show newest dates.
     """
-    virtual = {v.name: v.sql for v in builder.VIRTUAL_DATASETS}
+    virtual = {v.name: v.sql for v in virtual_datasets()}
     for dataset in bundle["datasets"].values():
         assert dataset.get("sql") == virtual.get(dataset["table_name"]), (
             f"{dataset['_path']}: virtual datasets hold metric logic; add a gold table"
@@ -328,6 +397,7 @@ def test_dashboard_positions_link_existing_charts(bundle) -> None:
 
 FILTERED_COLUMNS = {
     "data-health": {"grain", "metric", "segment_type", "segment_value"},  # the anomaly series
+    "audiences": {"audience", "cutoff_week"},  # the members table
 }
 
 
@@ -365,6 +435,49 @@ def test_native_filters_target_existing_columns_of_the_charts_in_scope(bundle) -
                 assert native_filter["defaultDataMask"]["extraFormData"]["filters"] == [
                     {"col": column, "op": "IN", "val": values}]  # fmt: skip
             assert set(native_filter["cascadeParentIds"]) <= set(ids)
+
+
+def test_audiences_dashboard_has_its_three_charts_and_member_filters(bundle) -> None:
+    config = load_config()
+    (dashboard,) = [d for d in bundle["dashboards"].values() if d["slug"] == "audiences"]
+    charts = {bundle["charts"][n["meta"]["uuid"]]["slice_name"]: bundle["charts"][n["meta"]["uuid"]]
+              for n in chart_nodes(dashboard)}  # fmt: skip
+    datasets = bundle["datasets"]
+    assert {name: (c["viz_type"], datasets[c["dataset_uuid"]]["table_name"]) for name, c in charts.items()} == {
+        "Audience sizes per week": ("echarts_timeseries_line", builder.AUDIENCE_SIZES),
+        "Lifecycle flow, latest complete week": ("pivot_table_v2", builder.AUDIENCE_FLOW),
+        "Audience members": ("table", builder.AUDIENCE_MEMBERS),
+    }
+    flow = charts["Lifecycle flow, latest complete week"]["params"]
+    assert (flow["groupbyRows"], flow["groupbyColumns"]) == (["previous_status"], ["user_status"])
+    members = charts["Audience members"]["params"]
+    assert members["all_columns"] == ["audience", *builder.MEMBER_COLUMNS] and members["row_limit"] == 1000
+    assert json.dumps(["user_id", True]) in members["order_by_cols"]
+    # Counts and the flow on complete weeks; the members of any week (the one chosen), and the description says so.
+    assert all("omplete week" in charts[name]["description"]
+               for name in ("Audience sizes per week", "Lifecycle flow, latest complete week"))  # fmt: skip
+    assert "the week in progress too" in charts["Audience members"]["description"]
+    # The audience filter opens on conf's first audience (one, required); the week has no default.
+    filters = {f["targets"][0]["column"]["name"]: f for f in dashboard["metadata"]["native_filter_configuration"]}
+    assert filters["audience"]["defaultDataMask"]["filterState"]["value"] == [next(iter(config.audiences))]
+    assert not filters["cutoff_week"]["defaultDataMask"]["filterState"]
+    note = dashboard["position"]["MARKDOWN-note"]["meta"]["code"]
+    assert "restricted data" in note and "lakehouse audience list|show|export" in note
+    assert all(f"**{name}**" in note for name in config.audiences)
+
+
+def test_superset_is_granted_restricted_tables_by_name_only_where_a_dashboard_reads_them(bundle) -> None:
+    """gold.user_status_weekly (the Audiences dashboard) is granted explicitly; no other restricted table is,
+    since no dashboard reads one (the Data health dashboard reads no gold.rpt_negative_balance_users)."""
+    from lakehouse.serving.thrift.grants import Grant, restricted_tables
+
+    granted = {grant.object: grant for grant in builder.served_grants()}
+    assert granted[USER_STATUS.full_name] == Grant(USER_STATUS.full_name)
+    read = {spec.full_name for spec in builder.SERVED_TABLES} | {v.spec.full_name for v in virtual_datasets()}
+    assert set(granted) == {spec.full_name for spec in builder.SERVED_TABLES}
+    assert set(granted) & restricted_tables() == read & restricted_tables() == {USER_STATUS.full_name}
+    assert "gold.rpt_negative_balance_users" in restricted_tables() and "gold.rpt_negative_balance_users" not in granted
+    assert not any(grant.is_wildcard for grant in granted.values())
 
 
 def test_sql_identifier_extraction_finds_columns_only() -> None:

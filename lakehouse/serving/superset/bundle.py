@@ -24,6 +24,11 @@ Where things come from:
   One virtual dataset, :data:`ANOMALIES_LAST_30_DAYS`, selects the anomalies of the 30 days ending
   at the anomaly table's newest day (a window relative to the data, which a chart filter on a
   physical dataset cannot state: "the last 30 days" before today would be empty on an old sample).
+- **Audiences** (the "Audiences" dashboard): conf's ``audiences`` (name -> a condition on
+  ``gold.user_status_weekly``, a restricted table: it holds user ids) are written into the SQL of three
+  virtual datasets (:func:`audience_datasets`): each audience's members per complete week, the lifecycle
+  flow of the newest complete week, and the members themselves. The bundle follows conf: when conf's
+  audiences change, regenerate it (the test fails until then).
 - **Metrics** are computed by the gold jobs and declared in the registry, not here. Charts
   only display: a chart metric is either the sum of one registry column (DAU, user counts) or a
   rate rendered from a :class:`~lakehouse.registry.RatioMetric` of the chart's table
@@ -50,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import uuid
@@ -71,6 +77,7 @@ from lakehouse.gold.tables.agg_miles_category_weekly import SPEC as GOLD_MILES_C
 from lakehouse.gold.tables.agg_miles_weekly import SPEC as GOLD_MILES_WEEKLY
 from lakehouse.gold.tables.agg_user_lifecycle_weekly import SPEC as GOLD_LIFECYCLE
 from lakehouse.gold.tables.agg_user_retention import SPEC as GOLD_RETENTION
+from lakehouse.gold.tables.user_status_weekly import SPEC as GOLD_USER_STATUS
 from lakehouse.registry import OPS_DQ_RESULTS, OPS_INGESTED_FILES, OPS_JOB_RUNS, RatioMetric, TableSpec
 from lakehouse.serving.options import add_config_args, config_from_args
 from lakehouse.serving.superset.query_context import (
@@ -90,10 +97,12 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "heymax-lakehouse/superset-bundle")
 PLACEHOLDER_DATASOURCE = "0__table"
 EXPORT_VERSION = "1.0.0"
 DATABASE_NAME = "heymax_lakehouse"
-#: The tables served as Superset datasets (every chart reads one of them).
+#: The tables served as Superset datasets (every chart reads one of them). A restricted table
+#: (``TableSpec.restricted``: it holds user ids) is granted to Superset's Thrift user by name here only:
+#: ``gold.user_status_weekly``, which the "Audiences" dashboard reads.
 SERVED_TABLES: tuple[TableSpec, ...] = (
     GOLD_ACTIVE_USER, GOLD_LIFECYCLE, GOLD_RETENTION, GOLD_GROWTH, GOLD_ENGAGEMENT, GOLD_MILES_WEEKLY,
-    GOLD_MILES_CATEGORY, GOLD_METRIC_ANOMALIES, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_INGESTED_FILES,
+    GOLD_MILES_CATEGORY, GOLD_METRIC_ANOMALIES, GOLD_USER_STATUS, OPS_JOB_RUNS, OPS_DQ_RESULTS, OPS_INGESTED_FILES,
 )  # fmt: skip
 #: Tables served with some columns only (the rest: whole): what the "Data health" dashboard reads. Their
 #: datasets have these columns and Superset's Thrift user is granted these (a column read by no chart is
@@ -107,7 +116,7 @@ SERVED_COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 #: Tables with week columns: their dataset description says when weeks start.
 WEEKLY_TABLES = {GOLD_ACTIVE_USER.name, GOLD_LIFECYCLE.name, GOLD_RETENTION.name, GOLD_GROWTH.name,
-                 GOLD_MILES_WEEKLY.name, GOLD_MILES_CATEGORY.name}  # fmt: skip
+                 GOLD_MILES_WEEKLY.name, GOLD_MILES_CATEGORY.name, GOLD_USER_STATUS.name}  # fmt: skip
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -253,6 +262,103 @@ ANOMALIES_LAST_30_DAYS = VirtualDataset(
 VIRTUAL_DATASETS: tuple[VirtualDataset, ...] = (ANOMALIES_LAST_30_DAYS,)
 
 
+@dataclass(frozen=True)
+class AudienceDataset:
+    """A dataset whose SQL is generated from conf's ``audiences`` (:func:`audience_datasets`), over one served table.
+
+    Unlike a :class:`VirtualDataset` it may count (a GROUP BY) or stack (a UNION ALL): an audience is conf's
+    condition, not a gold table's column, so no gold table can hold its counts; each count is the number of the
+    table's rows matching the condition, as ``lakehouse audience list`` counts them. ``struct``: the dataset's
+    columns, the table's as they are and the computed ones with their type and description."""
+
+    name: str
+    spec: TableSpec
+    struct: T.StructType
+    sql: str
+    description: str
+
+    def fields(self) -> list[T.StructField]:
+        return list(self.struct.fields)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.struct.fieldNames())
+
+
+#: An audience's name as conf's ``audiences`` allows it: safe in a SQL string literal and, in backticks, as a column.
+AUDIENCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+AUDIENCE_SIZES, AUDIENCE_FLOW, AUDIENCE_MEMBERS = (
+    "user_status_weekly_audience_sizes", "user_status_weekly_flow_latest_week", "user_status_weekly_audience_members",
+)  # fmt: skip
+#: The columns of a member row (after the audience's name), as ``lakehouse audience show`` lists a member.
+MEMBER_COLUMNS = ("user_id", "cutoff_week", "user_status", "previous_status", "weeks_since_active", "last_active_date",
+                  "miles_balance", "acq_source", "country")  # fmt: skip
+FIRST_WEEK = "(first week)"
+#: The newest complete week of gold.user_status_weekly, in SQL (the week ``lakehouse audience`` calls latest).
+LATEST_COMPLETE_WEEK = f"(SELECT MAX(cutoff_week) FROM {GOLD_USER_STATUS.full_name} WHERE NOT is_partial_period)"
+
+
+def audience_conditions(config: LakehouseConfig) -> dict[str, str]:
+    """conf's audiences, name -> ``(condition)``, in conf's order; refuses what would not be safe in generated SQL
+    (the config has already refused a name it does not allow and a condition that reads anything but the table)."""
+    import sqlglot  # a dependency of the config's own audience checks
+
+    out = {}
+    for name, condition in config.audiences.items():
+        # The sizes dataset has a column per audience next to cutoff_week.
+        if not AUDIENCE_NAME.fullmatch(name) or name == "cutoff_week":
+            raise ConfigError(f"audiences.{name}: not usable as a column name of the Audiences dashboard's datasets")
+        # A "--" comment would comment out the generated SQL that follows the condition on its line.
+        if any(token.comments for token in sqlglot.tokenize(condition, read="spark")):
+            raise ConfigError(f"audiences.{name}: the Superset bundle takes conditions without SQL comments")
+        out[name] = f"({condition})"
+    return out
+
+
+def audience_datasets(config: LakehouseConfig) -> tuple[AudienceDataset, ...]:
+    """The datasets of the "Audiences" dashboard, generated from conf's audiences (none when conf has none)."""
+    conditions = audience_conditions(config)
+    if not conditions:
+        return ()
+    table = GOLD_USER_STATUS.full_name
+    field = {f.name: f for f in served_fields(GOLD_USER_STATUS)}
+    counts = [T.StructField(name, T.LongType(), False, {"comment": f"rows of the week matching audiences.{name} of "
+                            f"conf: {condition}"}) for name, condition in conditions.items()]  # fmt: skip
+    sums = ",\n".join(
+        f"  SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS `{name}`" for name, condition in conditions.items()
+    )
+    previous = T.StructField("previous_status", T.StringType(), False, {"comment": "user_status in the week before; "
+                             f"'{FIRST_WEEK}' in the user's first week"})  # fmt: skip
+    audience = T.StructField("audience", T.StringType(), False, {"comment": "the audience's name in conf's audiences"})
+    members = "\nUNION ALL\n".join(
+        f"SELECT '{name}' AS audience, {', '.join(MEMBER_COLUMNS)}\nFROM {table}\nWHERE {condition}"
+        for name, condition in conditions.items()
+    )
+    return (
+        AudienceDataset(
+            AUDIENCE_SIZES, GOLD_USER_STATUS, T.StructType([field["cutoff_week"], *counts]),
+            f"SELECT cutoff_week,\n{sums}\nFROM {table}\nWHERE NOT is_partial_period\nGROUP BY cutoff_week",
+            f"Per complete week of {table}: the rows matching each audience of conf (one column per audience).",
+        ),
+        AudienceDataset(
+            AUDIENCE_FLOW, GOLD_USER_STATUS, T.StructType([field["cutoff_week"], previous, field["user_status"]]),
+            f"SELECT cutoff_week, COALESCE(previous_status, '{FIRST_WEEK}') AS previous_status, user_status\n"
+            f"FROM {table}\nWHERE cutoff_week = {LATEST_COMPLETE_WEEK}",
+            f"The rows of {table} of its newest complete week: each user's status and the one the week before.",
+        ),
+        AudienceDataset(
+            AUDIENCE_MEMBERS, GOLD_USER_STATUS, T.StructType([audience, *(field[c] for c in MEMBER_COLUMNS)]),
+            members,
+            f"The members of each audience of conf: the rows of {table} matching its condition, every week.",
+        ),
+    )  # fmt: skip
+
+
+def virtual_datasets(config: LakehouseConfig) -> tuple[VirtualDataset | AudienceDataset, ...]:
+    """Every virtual dataset of the bundle: the declared row filters and those generated from conf's audiences."""
+    return (*VIRTUAL_DATASETS, *audience_datasets(config))
+
+
 def dataset_column(field: T.StructField) -> dict[str, Any]:
     return {
         "column_name": field.name,
@@ -271,7 +377,9 @@ def dataset_column(field: T.StructField) -> dict[str, Any]:
     }
 
 
-def build_dataset(spec: TableSpec, week: Week, virtual: VirtualDataset | None = None) -> dict[str, Any]:
+def build_dataset(
+    spec: TableSpec, week: Week, virtual: VirtualDataset | AudienceDataset | None = None
+) -> dict[str, Any]:
     """The physical dataset of ``spec`` (its served columns); with ``virtual``, that query over ``spec``."""
     fields = served_fields(spec) if virtual is None else virtual.fields()
     dates = [f.name for f in fields if isinstance(f.dataType, T.DateType)]
@@ -463,7 +571,10 @@ def pivot_params(
     metrics: list[dict[str, Any]],
     adhoc_filters: list[dict[str, Any]],
     value_format: str,
+    *,
+    totals: bool = False,
 ) -> dict[str, Any]:
+    """A pivot table; ``totals``: row and column totals, summed in the browser (for counts only, never rates)."""
     return {
         "viz_type": "pivot_table_v2",
         "datasource": PLACEHOLDER_DATASOURCE,
@@ -474,11 +585,11 @@ def pivot_params(
         "adhoc_filters": adhoc_filters,
         "row_limit": 10000,
         "order_desc": True,
-        # Cells hold ratios of sums computed in SQL; client-side totals would add ratios up.
+        # Cells hold ratios of sums computed in SQL; client-side totals would add ratios up (counts add up).
         "aggregateFunction": "Sum",
-        "rowTotals": False,
+        "rowTotals": totals,
         "rowSubTotals": False,
-        "colTotals": False,
+        "colTotals": totals,
         "colSubTotals": False,
         "transposePivot": False,
         "combineMetric": False,
@@ -780,7 +891,71 @@ def health_charts() -> dict[str, dict[str, Any]]:
     }
 
 
-def charts(week: Week) -> dict[str, dict[str, Any]]:
+#: Members listed by the table chart at most (like the anomalies table); the CLI exports whole audiences.
+MEMBER_ROWS = 1000
+
+
+def audience_list(config: LakehouseConfig) -> str:
+    """conf's audiences in words: ``name: condition; ...``."""
+    return "; ".join(f"{name}: {condition}" for name, condition in config.audiences.items())
+
+
+def audience_charts(week: Week, config: LakehouseConfig) -> dict[str, dict[str, Any]]:
+    """The charts of the "Audiences" dashboard (datasets generated from conf's audiences; none without audiences)."""
+    if not audience_datasets(config):
+        return {}
+    first = next(iter(config.audiences))
+    return {
+        "audience_sizes": {
+            "slice_name": "Audience sizes per week",
+            "description": f"Members of each audience of conf (audiences in conf/lakehouse.yaml) per {week.span} week: "
+            "the rows of gold.user_status_weekly (one per user and week) matching the audience's condition, one "
+            "series per audience. Complete weeks only (the dataset's SQL keeps NOT is_partial_period). Conditions: "
+            f"{audience_list(config)}.",
+            "dataset": AUDIENCE_SIZES,
+            "params": timeseries_params(
+                "echarts_timeseries_line",
+                "cutoff_week",
+                [sql_metric(name, f"SUM(`{name}`)") for name in config.audiences],
+                [],
+                y_axis_format=",d",
+                extra={"x_axis_time_format": "%Y-%m-%d"},
+            ),
+        },
+        "lifecycle_flow": {
+            "slice_name": "Lifecycle flow, latest complete week",
+            "description": "Users of gold.user_status_weekly in its newest complete week (the newest cutoff_week with "
+            "NOT is_partial_period: the week lakehouse audience calls latest) by their status the week before "
+            f"(rows; '{FIRST_WEEK}': the user's first week, always new) and their status that week (columns), "
+            "with totals. The dataset's SQL selects the week.",
+            "dataset": AUDIENCE_FLOW,
+            # A pivot, not a Sankey: a status often follows itself (retained -> retained), a cycle ECharts' Sankey
+            # refuses to draw, and query_context.py has no Sankey query builder.
+            "params": pivot_params(
+                ["previous_status"], ["user_status"], [sql_metric("Users", "COUNT(*)")], [], ",d", totals=True
+            ),
+        },
+        "audience_members": {
+            "slice_name": "Audience members",
+            "description": "The members of the audience and week chosen in the filter bar: the rows of "
+            "gold.user_status_weekly matching the audience's condition in conf, ordered by user_id within a week, "
+            f"newest week first, at most {MEMBER_ROWS:,} rows. The audience opens on {first}; no week is chosen "
+            "when the dashboard opens (a filter default here is a fixed value, and the latest complete week moves "
+            "with the data): choose one (every week is listed, the week in progress too, its numbers to date). "
+            "Restricted data (user ids). Whole lists: lakehouse audience show|export NAME [--week W].",
+            "dataset": AUDIENCE_MEMBERS,
+            "params": table_params(
+                [],
+                columns=["audience", *MEMBER_COLUMNS],
+                order_by=[("cutoff_week", False), ("user_id", True)],
+                row_limit=MEMBER_ROWS,
+                number_formats={"miles_balance": ",.2f"},
+            ),
+        },
+    }
+
+
+def charts(week: Week, config: LakehouseConfig) -> dict[str, dict[str, Any]]:
     """Chart key -> definition; the key is the chart's identity (its uuid) and its place."""
     return {
         "dau": {
@@ -923,6 +1098,7 @@ def charts(week: Week) -> dict[str, dict[str, Any]]:
         },
         **miles_charts(week),
         **health_charts(),
+        **audience_charts(week, config),
     }
 
 
@@ -967,7 +1143,44 @@ SEGMENT_NOTE = (
 )
 
 
-def dashboards(week: Week) -> dict[str, dict[str, Any]]:
+def markdown_code(text: str) -> str:
+    """``text`` as inline code in markdown (a longer fence when it holds a backtick)."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def audiences_dashboard(week: Week, config: LakehouseConfig) -> dict[str, dict[str, Any]]:
+    """The "Audiences" dashboard (none when conf has no audiences)."""
+    if not audience_datasets(config):
+        return {}
+    first = next(iter(config.audiences))
+    return {
+        "audiences": {
+            "title": "Audiences",
+            "slug": "audiences",
+            "filter_dataset": AUDIENCE_MEMBERS,
+            "note": "## Audiences\n"
+            "Named user lists of conf (`audiences` in conf/lakehouse.yaml), each a condition on "
+            f"`gold.user_status_weekly` (one row per user and {week.span} week): "
+            + "; ".join(f"**{name}** {markdown_code(condition)}" for name, condition in config.audiences.items())
+            + ". Every number here is a count of that table's rows matching a condition. The **members table is "
+            "restricted data** (user ids): Superset's Thrift user is granted `gold.user_status_weekly` by name. "
+            "Choose the **audience** and the **week** in the filter bar (they apply to the members table). "
+            "Whole lists: `lakehouse audience list|show|export` (the same conditions).\n\n"
+            + PARTIAL_NOTE
+            + " Audience sizes and the lifecycle flow show complete weeks only; the members table lists every week.",
+            "filters": (
+                NativeFilter("audience", "Audience", "An audience of conf (audiences in conf/lakehouse.yaml).",
+                             default=first),
+                NativeFilter("cutoff_week", "Week", "The week (its first day); none chosen: every week, newest first."),
+            ),
+            "filter_scope": "audience_members",
+            # The members table has ten columns: the whole width.
+            "rows": [["audience_sizes", "lifecycle_flow"], ["audience_members"]],
+        },
+    }  # fmt: skip
+
+
+def dashboards(week: Week, config: LakehouseConfig) -> dict[str, dict[str, Any]]:
     return {
         "active_users": {
             "title": "Active users",
@@ -1057,14 +1270,17 @@ def dashboards(week: Week) -> dict[str, dict[str, Any]]:
             # Tables of many columns get the whole width (Superset scrolls a table sideways, hiding columns).
             "rows": [["freshness", "job_runs"], ["anomalies_table"], ["anomaly_series"], ["checks"]],
         },
+        **audiences_dashboard(week, config),
     }
 
 
 # Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
 ROW_HEIGHTS = {1: 60, 2: 55, 3: 55}
-CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8}
+CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8, "audience_sizes": 7,
+                "lifecycle_flow": 5}  # fmt: skip
 CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60, "freshness": 55,
-                 "job_runs": 55, "anomalies_table": 50, "anomaly_series": 65, "checks": 55}  # fmt: skip
+                 "job_runs": 55, "anomalies_table": 50, "anomaly_series": 65, "checks": 55,
+                 "audience_members": 70}  # fmt: skip
 
 # One colour per lifecycle status wherever it appears.
 LABEL_COLORS = {
@@ -1263,7 +1479,7 @@ def render(config: LakehouseConfig, qf: ModuleType | None) -> dict[str, str]:
     Without ``qf`` the charts have no ``query_context`` (everything else is complete).
     """
     week = Week.from_config(config)
-    chart_specs = charts(week)
+    chart_specs = charts(week, config)
     files = {
         # "assets": imported with ImportAssetsCommand, which overwrites databases, datasets
         # and charts too (a "Dashboard" import only overwrites the dashboards themselves).
@@ -1272,12 +1488,12 @@ def render(config: LakehouseConfig, qf: ModuleType | None) -> dict[str, str]:
     }
     for spec in SERVED_TABLES:
         files[f"datasets/{DATABASE_NAME}/{spec.name}.yaml"] = build_dataset(spec, week)
-    for virtual in VIRTUAL_DATASETS:
+    for virtual in virtual_datasets(config):
         files[f"datasets/{DATABASE_NAME}/{virtual.name}.yaml"] = build_dataset(virtual.spec, week, virtual)
     chart_ids = {key: index for index, key in enumerate(chart_specs, start=1)}
     for key, spec in chart_specs.items():
         files[f"charts/{file_stem(spec['slice_name'])}_{chart_ids[key]}.yaml"] = build_chart(key, spec, qf)
-    for key, spec in dashboards(week).items():
+    for key, spec in dashboards(week, config).items():
         files[f"dashboards/{file_stem(spec['title'])}.yaml"] = build_dashboard(key, spec, chart_specs, chart_ids)
     return {path: to_yaml(data) for path, data in files.items()}
 
@@ -1336,6 +1552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        audience_conditions(config)  # refuses, before anything is written, what the datasets' SQL cannot take
     except ConfigError as exc:
         print(f"[bundle] ERROR: {exc}", file=sys.stderr)
         return 2

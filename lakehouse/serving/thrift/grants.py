@@ -12,7 +12,9 @@ write one. The format::
 
 Resolution (the same rules as ``Grants.java``; ``tests/serving/test_serving_units.py`` runs both on the same
 cases): a table ``layer.name`` is granted by the user's entry for it, else by the entry ``layer.*``; the
-table's own entry wins, so a layer can be granted whole and one table narrowed. ``columns`` (absent: all)
+table's own entry wins, so a layer can be granted whole and one table narrowed. A restricted table (it holds
+user ids: ``gold.user_status_weekly``, ``gold.rpt_negative_balance_users``; ``TableSpec.restricted``) is granted
+by its own entry only: ``gold.*`` does not include it. ``columns`` (absent: all)
 are the columns the user may read; ``where`` (absent: all rows) is a Spark SQL condition on the table's
 unqualified columns, added by the guard as a filter on that table for that user (``current_user()`` is the
 logged-in user). A layer wildcard takes neither. A user without an entry reads nothing.
@@ -163,13 +165,23 @@ def parse_grants(text: str) -> Grants:
     return grants
 
 
-def resolve(grants: Grants, user: str, table: str) -> Grant | None:
-    """The grant that lets ``user`` read ``table`` (``layer.name``): the table's own, else its layer's."""
+def restricted_tables() -> frozenset[str]:
+    """The tables that hold user ids (``TableSpec.restricted``): granted by name only, never by a layer's ``*``."""
+    from lakehouse.tables import TABLES
+
+    return frozenset(spec.full_name for spec in TABLES if spec.restricted)
+
+
+def resolve(grants: Grants, user: str, table: str, restricted: frozenset[str] | None = None) -> Grant | None:
+    """The grant that lets ``user`` read ``table`` (``layer.name``): the table's own, else its layer's, unless the
+    table is restricted (``restricted``: default :func:`restricted_tables`)."""
     entries = grants.get(user)
     if not entries:
         return None
     name = table.lower()
     layer = name.partition(".")[0]
+    if name in (restricted_tables() if restricted is None else restricted):
+        return entries.get(name)
     return entries.get(name) or entries.get(f"{layer}.*")
 
 

@@ -192,6 +192,8 @@ def server_command(
         f"-Dlakehouse.thrift.users={auth.users_file(state_dir)}",
         f"-Dlakehouse.thrift.grants={grants.grants_file(state_dir)}",
         f"-Dlakehouse.thrift.registrations={registrations_file(state_dir)}",
+        # Granted by name only (Grants.java): the tables that hold user ids.
+        f"-Dlakehouse.thrift.restricted={','.join(sorted(grants.restricted_tables()))}",
     ]
     files = tls.tls_files(state_dir)
     if config.serving.tls:

@@ -35,7 +35,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  *
  * <p>A table {@code layer.name} is granted to a user by an entry for that table, else by an entry
  * {@code layer.*}; the table's own entry wins, so a layer can be granted whole and one of its tables
- * narrowed. {@code columns} (absent: all) are the columns the user may read; {@code where} (absent: every
+ * narrowed. A restricted table (one that holds user ids: system property {@value #RESTRICTED_PROPERTY}, the
+ * registry's list, comma-separated) is granted by its own entry only: a layer's {@code *} never includes it. {@code columns} (absent: all) are the columns the user may read; {@code where} (absent: every
  * row) is a Spark SQL condition on the table's columns that the guard adds as a filter ({@code
  * current_user()} allowed). A wildcard entry takes neither. A user with no entry reads nothing.
  *
@@ -46,6 +47,20 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 final class Grants {
 
     static final String GRANTS_FILE_PROPERTY = "lakehouse.thrift.grants";
+    static final String RESTRICTED_PROPERTY = "lakehouse.thrift.restricted";
+
+    /** The restricted tables ({@code layer.name}, lower case), from {@value #RESTRICTED_PROPERTY}. */
+    static Set<String> restricted() {
+        Set<String> names = new java.util.HashSet<>();
+        for (String name : System.getProperty(RESTRICTED_PROPERTY, "").split(",")) {
+            if (!name.isBlank()) {
+                names.add(name.trim().toLowerCase(Locale.ROOT));
+            }
+        }
+        return Collections.unmodifiableSet(names);
+    }
+
+    private static final Set<String> RESTRICTED = restricted();
 
     private static final Pattern USER = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
@@ -99,7 +114,7 @@ final class Grants {
             return exact;
         }
         int dot = name.indexOf('.');
-        return dot < 0 ? null : entries.get(name.substring(0, dot) + ".*");
+        return dot < 0 || RESTRICTED.contains(name) ? null : entries.get(name.substring(0, dot) + ".*");
     }
 
     static Grants parse(String text) throws MalformedGrants {
