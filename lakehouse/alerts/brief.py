@@ -123,10 +123,23 @@ def findings(config: LakehouseConfig, rows: Rows, now: datetime | None = None) -
 
 
 def _max_event_date(config: LakehouseConfig, rows: Rows) -> date | None:
+    """The data's last date: the day of the newest event_time (silver.fct_events is partitioned by event_date, whose
+    values the log's file statistics do not carry; event_time's they do)."""
+    newest = _newest_event_time(config, rows)
+    return newest.date() if newest is not None else None
+
+
+def _newest_event_time(config: LakehouseConfig, rows: Rows) -> datetime | None:
+    """The newest event_time, wall-clock in conf's time zone (as the tables hold it)."""
+    from zoneinfo import ZoneInfo
+
     if delta_rs.usable(config):
-        return delta_rs.column_max(SILVER_EVENTS, config, "event_date")
-    dates = [r["event_date"] for r in rows(SILVER_EVENTS, ["event_date"]) if r["event_date"]]
-    return max(dates) if dates else None
+        newest = delta_rs.column_max(SILVER_EVENTS, config, "event_time")  # naive UTC from the statistics
+        if newest is None:
+            return None
+        return newest.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(config.timezone)).replace(tzinfo=None)
+    times = [r["event_time"] for r in rows(SILVER_EVENTS, ["event_time"]) if r["event_time"]]
+    return max(times) if times else None
 
 
 def _stale(config: LakehouseConfig, rows: Rows, now: datetime) -> Finding | None:
@@ -134,16 +147,10 @@ def _stale(config: LakehouseConfig, rows: Rows, now: datetime) -> Finding | None
     data that goes stale again is news again)."""
     from zoneinfo import ZoneInfo
 
-    if delta_rs.usable(config):
-        newest = delta_rs.column_max(SILVER_EVENTS, config, "event_time")
-    else:
-        times = [r["event_time"] for r in rows(SILVER_EVENTS, ["event_time"]) if r["event_time"]]
-        newest = max(times) if times else None
-    if newest is None:
+    newest_local = _newest_event_time(config, rows)
+    if newest_local is None:
         return None
-    zone = ZoneInfo(config.timezone)
-    newest_local = newest.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
-    now_local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).replace(tzinfo=None)
+    now_local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(config.timezone)).replace(tzinfo=None)
     hours = (now_local - newest_local).total_seconds() / 3600
     if hours <= config.anomaly.freshness_hours:
         return None

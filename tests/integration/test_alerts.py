@@ -130,6 +130,7 @@ def test_lakehouse_run_sends_its_brief_after_publishing_and_the_cli_previews_and
         assert len(receiver.requests) == 1
         assert launcher.run_main(args) == 0  # nothing new: no message
         assert len(receiver.requests) == 1
+        assert "team: nothing to send (nothing new, nothing owed)" in capsys.readouterr().out
 
         common = ["--env", "local", "--warehouse", str(warehouse), "--set", f"alerts.channels={channels}"]
         assert alerts(["preview", *common]) == 0
