@@ -135,7 +135,7 @@ class AlertsConfig:
     """The morning brief (lakehouse/alerts/): where each run's findings are delivered."""
 
     #: name -> a channel: ``type: webhook`` (Slack-compatible JSON; the URL from ``url_env`` or a 600
-    #: ``url_file``) or ``type: email`` (SMTP, STARTTLS when offered; lakehouse/alerts/channels.py has every key).
+    #: ``url_file``) or ``type: email`` (SMTP, STARTTLS when offered; lakehouse/channels.py has every key).
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Findings recorded in the last this many days are delivered (older ones are history, not news).
     lookback_days: int = 7
@@ -383,7 +383,7 @@ def _validate(obj: Any, prefix: str) -> None:
     elif isinstance(obj, AlertsConfig):
         if obj.lookback_days < 1:
             raise bad("lookback_days", "must be >= 1")
-        from lakehouse.alerts.channels import channel_from_dict  # the standard library only
+        from lakehouse.channels import channel_from_dict  # the standard library only
 
         for name, data in obj.channels.items():
             try:

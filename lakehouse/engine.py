@@ -420,20 +420,10 @@ def stop(config: LakehouseConfig, timeout: float = 60.0) -> int | None:
     return pid
 
 
-def rss_bytes(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def memory(pid: int) -> dict[str, Any]:
     """The engine's resident memory, and its heap after a full collection (what it keeps: ``jcmd`` of the JDK that
     runs it, which may be another than this environment's)."""
-    figures: dict[str, Any] = {"rss_mb": round((rss_bytes(pid) or 0) / 2**20)}
+    figures: dict[str, Any] = {"rss_mb": round((processes.rss_bytes(pid) or 0) / 2**20)}
     java = Path(os.readlink(f"/proc/{pid}/exe")) if Path(f"/proc/{pid}/exe").exists() else None
     jcmd = str(java.with_name("jcmd")) if java is not None and java.with_name("jcmd").exists() else jdk_tool("jcmd")
     if jcmd:
@@ -446,7 +436,7 @@ def memory(pid: int) -> dict[str, Any]:
         used = re.search(r"heap\s+total[^\n]*?used (\d+)K", info)
         if used:
             figures["heap_used_after_gc_mb"] = round(int(used.group(1)) / 1024)
-        figures["rss_after_gc_mb"] = round((rss_bytes(pid) or 0) / 2**20)
+        figures["rss_after_gc_mb"] = round((processes.rss_bytes(pid) or 0) / 2**20)
     return figures
 
 
@@ -601,7 +591,7 @@ def _status(config: LakehouseConfig) -> int:
         print(f"not running (state folder {_state_dir(config)})"
               + (f"; it was started at {dead.started_at} and died: the next client restarts it" if dead else ""))
         return 3
-    rss = rss_bytes(state.pid)
+    rss = processes.rss_bytes(state.pid)
     up = datetime.now(UTC) - datetime.fromisoformat(state.started_at)
     print(f"running: pid {state.pid}, {state.url} (token in {token_file(config)}), master {state.master}, "
           f"driver memory {state.driver_memory}" + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
@@ -627,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stopped (pid {pid})" if pid else "not running")
         if args.action in ("start", "restart"):
             state = start(config, warm_up=not args.no_warm_up)
-            rss = rss_bytes(state.pid)
+            rss = processes.rss_bytes(state.pid)
             print(f"running: pid {state.pid}, {state.url}, master {state.master}"
                   + (f", RSS {rss / 2**30:.2f} GiB" if rss else "") + f"; log {state.log_file}")  # fmt: skip
         if args.action == "status":

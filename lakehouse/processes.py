@@ -144,3 +144,14 @@ def http(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) 
         return exc.code, exc.read()
     except (urllib.error.URLError, OSError):
         return None
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of the process (VmRSS), or None if it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -1,1 +1,1 @@
-"""Acting on the numbers: the morning brief and its delivery."""
+"""Acting on the numbers: the morning brief (its delivery channels: lakehouse/channels.py)."""

@@ -14,7 +14,7 @@ A finding is owed to a channel until a delivered ``ops.alert_deliveries`` row of
 channel that is down (a failed delivery is recorded, after bounded retries) never fails the run; the next run
 delivers what is owed, and nothing twice. A run that published nothing and owes nothing sends nothing. Findings
 are read without a JVM on a local warehouse (delta-rs); only the audiences' sizes need a Spark session (the
-engine's when it runs). Secrets stay in the channels (lakehouse/alerts/channels.py): never logged or stored.
+engine's when it runs). Secrets stay in the channels (lakehouse/channels.py): never logged or stored.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from lakehouse import delta_rs
-from lakehouse.alerts.channels import Channel, Delivery, Message, channel_from_dict
+from lakehouse.channels import Channel, Delivery, Message, channel_from_dict
 from lakehouse.config import ConfigError, LakehouseConfig
 from lakehouse.ops import AlertDeliveryRecord, append_records, utc_now
 from lakehouse.registry import (

@@ -25,7 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from lakehouse.alerts.channels import (
+from lakehouse.channels import (
     KEY_HEADER,
     EmailChannel,
     Message,

@@ -133,17 +133,6 @@ def _clear_state(state_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of the process (VmRSS), or None if it cannot be read."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 # ------------------------------------------------------------------------------------------
 # start / stop / status
 # ------------------------------------------------------------------------------------------
@@ -313,7 +302,7 @@ def start(
         message = exc if isinstance(exc, ThriftError) else error_message(exc)
         tail = processes.tail(service, SERVICE, 40)
         raise ThriftError(f"registering the tables failed, server stopped: {message}\n{tail}") from exc
-    rss = rss_bytes(pid)
+    rss = processes.rss_bytes(pid)
     log(
         f"ready on {host}:{port} after {up_after:.0f} s (pid {pid}"
         + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
@@ -350,7 +339,7 @@ def status(state_dir: Path) -> int:
     if current is None:
         log(f"not running (state dir {state_dir})")
         return 3
-    rss = rss_bytes(current.pid)
+    rss = processes.rss_bytes(current.pid)
     try:
         ok = answers(current.host, current.port, auth.service_credentials(state_dir), current.ca_file)
     except auth.AuthError as exc:
