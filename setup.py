@@ -52,8 +52,15 @@ setup(
         # Tests: the serving clients (requests also drives Superset's REST API), DataFrame
         # assertions, the linter, and Playwright driving Debian's chromium.
         # duckdb: the benchmark's peer (lakehouse/duckdb_peer.py); aiosmtpd: a real SMTP server for the alert tests.
-        "dev": [*SERVING, "pytest>=8,<10", "chispa==0.12.0", "ruff==0.17.6", "playwright==1.58.0", "duckdb==2.0.1",
-                "aiosmtpd==1.4.6"],
+        "dev": [
+            *SERVING,
+            "pytest>=8,<10",
+            "chispa==0.12.0",
+            "ruff==0.17.6",
+            "playwright==1.58.0",
+            "duckdb==2.0.1",
+            "aiosmtpd==1.4.6",
+        ],
     },
     entry_points={
         "console_scripts": [

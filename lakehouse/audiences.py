@@ -106,8 +106,10 @@ def sizes(users: DataFrame, auds: Sequence[Audience], weeks: Sequence[date]) -> 
     """Each audience's members in each week, in one aggregation."""
     if not auds or not weeks:
         return {a.name: {} for a in auds}
-    counts = users.where(F.col("cutoff_week").isin(list(weeks))).groupBy("cutoff_week").agg(
-        *[F.count(F.when(F.expr(f"({a.condition})"), 1)).alias(f"a{i}") for i, a in enumerate(auds)]
+    counts = (
+        users.where(F.col("cutoff_week").isin(list(weeks)))
+        .groupBy("cutoff_week")
+        .agg(*[F.count(F.when(F.expr(f"({a.condition})"), 1)).alias(f"a{i}") for i, a in enumerate(auds)])
     )
     rows = {r["cutoff_week"]: r for r in counts.collect()}
     return {a.name: {w: int(rows[w][f"a{i}"]) if w in rows else 0 for w in weeks} for i, a in enumerate(auds)}

@@ -87,8 +87,18 @@ from lakehouse.config import PROJECT_ROOT
 if typing.TYPE_CHECKING:
     from lakehouse.config import LakehouseConfig
 
-CASES = ("sample", "backfill", "year", "nothing-new", "per-job", "month", "engine-year", "engine-per-job", "duckdb",
-         "soak")
+CASES = (
+    "sample",
+    "backfill",
+    "year",
+    "nothing-new",
+    "per-job",
+    "month",
+    "engine-year",
+    "engine-per-job",
+    "duckdb",
+    "soak",
+)
 
 #: Targets of the performance issue: run -> (figure of :func:`run_totals` compared, limit in seconds,
 #: how the limit reads). All on whole-process seconds: what a scheduler waits for.
@@ -877,8 +887,10 @@ def render_run(run: dict[str, Any]) -> str:
                 f"  rebuild {_s(run.get('rebuild_seconds'))} s, whole process {_s(run.get('process_seconds'))} s\n"
                 f"{run.get('output', '').strip()}")  # fmt: skip
     if run.get("kind") == "soak":
-        lines = [f"{run['label']} ({run['role']}): {run.get('description', '')}",
-                 f"  {'day':8}{'file':34}{'seconds':>9}{'RSS MB':>9}{'heap after GC MB':>18}{'RSS after GC MB':>17}"]
+        lines = [
+            f"{run['label']} ({run['role']}): {run.get('description', '')}",
+            f"  {'day':8}{'file':34}{'seconds':>9}{'RSS MB':>9}{'heap after GC MB':>18}{'RSS after GC MB':>17}",
+        ]
         for i, d in enumerate(run.get("days", []), start=1):
             lines.append(f"  {i:<8}{d['file']:34}{_s(d.get('process_seconds')):>9}{_n(d.get('rss_mb')):>9}"
                          f"{_n(d.get('heap_used_after_gc_mb')):>18}{_n(d.get('rss_after_gc_mb')):>17}")  # fmt: skip

@@ -165,9 +165,13 @@ _AFTER_QUOTE_RE = r'^"(?:[^"]|"")*"(.*)$'
 
 # Rule name -> SQL condition on the raw fields (NULL when empty) of a record with 8 fields. A NULL
 # condition counts as not broken. Names and applicability are the reference's.
-_CATEGORY_OWNER = "CASE " + " ".join(
-    f"WHEN transaction_category IN {_in(cats)} THEN {_lit(t)}" for t, cats in CATEGORIES_BY_EVENT_TYPE.items()
-) + " END"
+_CATEGORY_OWNER = (
+    "CASE "
+    + " ".join(
+        f"WHEN transaction_category IN {_in(cats)} THEN {_lit(t)}" for t, cats in CATEGORIES_BY_EVENT_TYPE.items()
+    )
+    + " END"
+)
 _RULES = {
     "event_time_required": "event_time IS NULL",
     "user_id_required": "user_id IS NULL",
@@ -227,10 +231,7 @@ def _round6(numerator: str, denominator: str) -> str:
     """``numerator / denominator`` (non-negative whole numbers) rounded half-up to 6 decimals, in integers: the
     double nearest to the exact result, which is what the reference's Decimal rounding gives."""
     num, den = f"CAST({numerator} AS HUGEINT)", f"CAST({denominator} AS HUGEINT)"
-    return (
-        f"CASE WHEN {den} = 0 THEN NULL ELSE "
-        f"CAST((2000000 * {num} + {den}) // (2 * {den}) AS DOUBLE) / 1000000 END"
-    )
+    return f"CASE WHEN {den} = 0 THEN NULL ELSE CAST((2000000 * {num} + {den}) // (2 * {den}) AS DOUBLE) / 1000000 END"
 
 
 # --------------------------------------------------------------------------------------------- the rebuild
@@ -445,7 +446,7 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
                    acq_source, country, count(DISTINCT user_id)
             FROM a GROUP BY ALL
         )
-        SELECT period_type, period_start_date, period_end_date, {label.format('period_start_date')} AS period_label,
+        SELECT period_type, period_start_date, period_end_date, {label.format("period_start_date")} AS period_label,
                acq_source, country, active_users, period_end_date > max_event_date() AS is_partial_period
         FROM periods
     """)
@@ -476,7 +477,7 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
     """)
     con.execute(f"""
         CREATE TABLE gold.agg_user_lifecycle_weekly AS
-        SELECT week AS cutoff_week, {label.format('week')} AS cutoff_week_label, acq_source, country,
+        SELECT week AS cutoff_week, {label.format("week")} AS cutoff_week_label, acq_source, country,
                CASE WHEN active THEN CASE WHEN week = first_week THEN 'new' WHEN recent THEN 'retained'
                                           ELSE 'resurrected' END
                     ELSE CASE WHEN recent THEN 'dormant' ELSE 'churned' END END AS user_status,
@@ -492,9 +493,9 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
             FROM user_weeks WHERE week - first_week <= 7 * {max_week_offset}
             GROUP BY ALL
         )
-        SELECT cohort_week, {label.format('cohort_week')} AS cohort_label, week_offset, period_start_date,
+        SELECT cohort_week, {label.format("cohort_week")} AS cohort_label, week_offset, period_start_date,
                acq_source, country, cohort_size, retained_users,
-               {_round6('retained_users', 'cohort_size')} AS retention_rate, unbounded_retained_users,
+               {_round6("retained_users", "cohort_size")} AS retention_rate, unbounded_retained_users,
                period_start_date + 6 > max_event_date() AS is_partial_period
         FROM cells
     """)
@@ -509,9 +510,9 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
                    count_if(prev_active AND NOT active) AS churned_users
             FROM user_weeks GROUP BY ALL
         )
-        SELECT week_start, {label.format('week_start')} AS week_label, acq_source, country, active_users,
+        SELECT week_start, {label.format("week_start")} AS week_label, acq_source, country, active_users,
                prev_active_users, new_users, retained_users, resurrected_users, churned_users,
-               {_round6('new_users + resurrected_users', 'churned_users')} AS quick_ratio,
+               {_round6("new_users + resurrected_users", "churned_users")} AS quick_ratio,
                week_start + 6 > max_event_date() AS is_partial_period
         FROM cells
     """)
@@ -524,7 +525,7 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
             FROM silver.dim_users GROUP BY ALL
         )
         SELECT activity_date, acq_source, country, dau, wau_7d, mau_30d,
-               {_round6('dau', 'mau_30d')} AS dau_mau_rate, {_round6('dau', 'wau_7d')} AS dau_wau_rate,
+               {_round6("dau", "mau_30d")} AS dau_mau_rate, {_round6("dau", "wau_7d")} AS dau_wau_rate,
                false AS is_partial_period
         FROM cells
     """)
@@ -575,17 +576,17 @@ def _gold(con: duckdb.DuckDBPyConnection, lookback_weeks: int, max_week_offset: 
             LEFT JOIN moves m USING (week_start, acq_source, country)
             LEFT JOIN balances b ON b.ds = s.end_date AND b.acq_source = s.acq_source AND b.country = s.country
         )
-        SELECT week_start, {label.format('week_start')} AS week_label, acq_source, country, miles_earned,
+        SELECT week_start, {label.format("week_start")} AS week_label, acq_source, country, miles_earned,
                miles_redeemed, CAST(miles_earned - miles_redeemed AS DECIMAL(18, 2)) AS net_miles, earn_events,
                redeem_events, earning_users, redeeming_users, outstanding_miles, liability_miles,
                negative_balance_users,
-               {_round6(cents.format('miles_redeemed'), cents.format('miles_earned'))} AS redemption_rate,
+               {_round6(cents.format("miles_redeemed"), cents.format("miles_earned"))} AS redemption_rate,
                week_start + 6 > max_event_date() AS is_partial_period
         FROM joined
     """)
     con.execute(f"""
         CREATE TABLE gold.agg_miles_category_weekly AS
-        SELECT week_start, {label.format('week_start')} AS week_label, event_type, transaction_category, acq_source,
+        SELECT week_start, {label.format("week_start")} AS week_label, event_type, transaction_category, acq_source,
                country, sum(events) AS events, count(*) AS users, CAST(sum(miles) AS DECIMAL(18, 2)) AS miles,
                week_start + 6 > max_event_date() AS is_partial_period
         FROM user_week_category GROUP BY ALL
@@ -671,18 +672,18 @@ def _anomalies(
         ), slopes AS (
             SELECT *, list_sort({pairs}) AS _slopes FROM training
         ), slope AS (
-            SELECT *, {_median('_slopes')} AS slope FROM slopes
+            SELECT *, {_median("_slopes")} AS slope FROM slopes
         ), levels AS (
             SELECT *, list_sort(list_transform(range(1, n + 1), lambda i: xs[i] - slope * ts[i])) AS _levels
             FROM slope
         ), level AS (
-            SELECT *, {_median('_levels')} AS level FROM levels
+            SELECT *, {_median("_levels")} AS level FROM levels
         ), deviations AS (
             SELECT *, list_sort(list_transform(range(1, n + 1), lambda i: abs(xs[i] - (level + slope * ts[i]))))
                    AS _deviations
             FROM level
         ), fitted AS (
-            SELECT *, {_median('_deviations')} AS mad, greatest(level, CAST(0 AS DOUBLE)) AS expected
+            SELECT *, {_median("_deviations")} AS mad, greatest(level, CAST(0 AS DOUBLE)) AS expected
             FROM deviations
         ), scored AS (
             SELECT *, greatest(1.4826 * mad, sqrt(expected)) AS spread FROM fitted

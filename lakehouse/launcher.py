@@ -153,8 +153,11 @@ def launch(
             print(f"error: {exc}", file=sys.stderr)
             return Launched(EXIT_FAILED)
         if session.engine is not None:  # a run killed now leaves work on the engine: the lock says where
-            lock.annotate(engine_dir=session.engine.state.state_dir, engine_session=spark.session_id,
-                          engine_user=spark.client._user_id or "")
+            lock.annotate(
+                engine_dir=session.engine.state.state_dir,
+                engine_session=spark.session_id,
+                engine_user=spark.client._user_id or "",
+            )
         if started is not None:
             started(spark)
         caches = RunCaches(ledgers={config.paths.warehouse: ledger} if ledger is not None else {})
@@ -272,8 +275,11 @@ def morning_brief(config: LakehouseConfig, launched: Launched) -> None:
     """The run's brief to conf's alert channels (:mod:`lakehouse.alerts.brief`): a channel that is down never
     fails the run; what it was owed goes with the next run's brief. Spark only for the audiences' sizes."""
     with contextlib.ExitStack() as stack:
-        outcomes = brief.deliver(config, f"lakehouse-run:{launched.runs[0].run_id}",
-                                 published=brief.published_by(launched.runs),
-                                 session=lambda: stack.enter_context(engine.spark_session(config, config.app_name)))
+        outcomes = brief.deliver(
+            config,
+            f"lakehouse-run:{launched.runs[0].run_id}",
+            published=brief.published_by(launched.runs),
+            session=lambda: stack.enter_context(engine.spark_session(config, config.app_name)),
+        )
     if outcomes:
         print("Morning brief:\n" + "\n".join(f"  {o.describe()}" for o in outcomes) + "\n", flush=True)

@@ -69,7 +69,7 @@ def stored_files(path: str, config: LakehouseConfig | None) -> int:
     root = path.rstrip("/")
     count = 0
     for f in storage_for(path, config).walk(path):
-        relative = f.path.removeprefix("file:")[len(root.removeprefix("file:")):]
+        relative = f.path.removeprefix("file:")[len(root.removeprefix("file:")) :]
         if "/_delta_log/" not in f"{relative}/" and not f.name.startswith((".", "_")):
             count += 1
     return count
@@ -182,8 +182,11 @@ def restore(ctx: JobContext, params: RestoreParams) -> None:
         raise JobFailed(f"{spec.full_name} does not exist")
     # Forget the bookkeeping first: a restore killed half-way still leads to a full rebuild next run.
     batches.reset(ctx, consumer(spec, config))
-    to = f"VERSION AS OF {int(params.version)}" if params.version is not None else \
-        f"TIMESTAMP AS OF {sql_string(params.timestamp or '')}"
+    to = (
+        f"VERSION AS OF {int(params.version)}"
+        if params.version is not None
+        else f"TIMESTAMP AS OF {sql_string(params.timestamp or '')}"
+    )
     metrics = spark.sql(f"RESTORE TABLE {table_ref(spec.path(config))} TO {to}").first()
     target = f"version {params.version}" if params.version is not None else f"timestamp {params.timestamp}"
     log.info("%s restored to %s (%s); the next run rebuilds it whole from silver", spec.full_name, target,

@@ -382,7 +382,6 @@ SILVER_USER_ACTIVITY = TableSpec(
 )  # fmt: skip
 
 
-
 #: The tables the platform's own jobs declare here: bronze, silver, the bookkeeping and the data-quality report.
 #: The gold tables are declared by their modules (lakehouse/gold/tables/); every table: :mod:`lakehouse.tables`.
 CORE_TABLES: tuple[TableSpec, ...] = (

@@ -125,8 +125,10 @@ def engine_failure(spark: SparkSession | None, exc: BaseException) -> str | None
     endpoint = getattr(getattr(spark.client, "_builder", None), "endpoint", "?")
     details = re.search(r'details = "([^"]*)"', str(exc))
     why = details.group(1) if details else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return (f"the Spark Connect engine at {endpoint} stopped answering ({why[:300]}); the next run restarts it "
-            "(lakehouse engine status; its log says why it stopped)")
+    return (
+        f"the Spark Connect engine at {endpoint} stopped answering ({why[:300]}); the next run restarts it "
+        "(lakehouse engine status; its log says why it stopped)"
+    )
 
 
 def is_remote(spark: SparkSession) -> bool:

@@ -36,11 +36,7 @@ def _table(rows: list[tuple], headers: tuple[str, ...]) -> str:
 
 def table_counts(spark: SparkSession, config: LakehouseConfig) -> str:
     def count(spec: TableSpec) -> tuple[str, int] | None:
-        return (
-            (spec.full_name, delta_io.read(spark, spec, config).count())
-            if delta_io.exists(spec, config)
-            else None
-        )
+        return (spec.full_name, delta_io.read(spark, spec, config).count()) if delta_io.exists(spec, config) else None
 
     with ThreadPoolExecutor(4) as pool:
         rows = [r for r in pool.map(count, TABLES) if r]

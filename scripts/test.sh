@@ -46,6 +46,7 @@ else
 fi
 _log "ruff"
 ruff check .
+ruff format --check --quiet lakehouse jobs scripts tests setup.py || { echo "ruff format: the files above are not formatted (ruff format .)" >&2; exit 1; }
 _log "pytest"
 if [ "$fast" = 1 ]; then
   exec python -m pytest -m "$FAST" "$@"

@@ -178,7 +178,7 @@ def task_spec(
         "format": SPEC_FORMAT,
         "dag_id": a.dag_id,
         "description": f"HeyMax lakehouse: {len(tasks)} jobs of {conf_file.name} as "
-                       + ("clients of the warm engine" if engine_tasks else "spark-submit tasks"),
+        + ("clients of the warm engine" if engine_tasks else "spark-submit tasks"),
         "task_timeout_minutes": config.airflow.task_timeout_minutes,
         "schedule": a.schedule,
         "start_date": a.start_date,
@@ -199,8 +199,17 @@ def task_spec(
         "tasks": tasks,
         "attention": {"command": " ".join(_quote(c) for c in attention)},
         # The morning brief, the DAG's last task, when conf names alert channels (lakehouse/alerts/brief.py).
-        **({"brief": {"command": " ".join(_quote(c) for c in [python, "-m", "lakehouse.cli", "alerts", "send",
-                                                             *config_args])}} if config.alerts.channels else {}),
+        **(
+            {
+                "brief": {
+                    "command": " ".join(
+                        _quote(c) for c in [python, "-m", "lakehouse.cli", "alerts", "send", *config_args]
+                    )
+                }
+            }
+            if config.alerts.channels
+            else {}
+        ),
         "sources": {str(f): _digest(f) for f in config_files(conf_file, env)},
         "render": render,
     }

@@ -208,5 +208,10 @@ def run(ctx: JobContext, params: Params) -> None:
     load(ctx, refresh=params.full_refresh)
 
 
-JOB = Job("silver_fct_events", "new bronze batches -> silver.fct_events (one row per distinct event_id)", Params, run,
-          inputs=INPUTS)
+JOB = Job(
+    "silver_fct_events",
+    "new bronze batches -> silver.fct_events (one row per distinct event_id)",
+    Params,
+    run,
+    inputs=INPUTS,
+)

@@ -107,8 +107,10 @@ def test_an_export_twice_gives_the_same_bytes_and_is_recorded_twice(warehouse, r
     ("args", "message"),
     [
         (("export", "no_such_audience", "--out", "{tmp}/x.csv"), "unknown audience 'no_such_audience'"),
-        (("export", "resurrected", "--week", "2020-01-05", "--out", "{tmp}/x.csv"),
-         "has no rows for the week 2020-01-05"),
+        (
+            ("export", "resurrected", "--week", "2020-01-05", "--out", "{tmp}/x.csv"),
+            "has no rows for the week 2020-01-05",
+        ),
         (("export", "resurrected", "--out", "{tmp}/missing/x.csv"), "the folder .* does not exist"),
         (("export", "resurrected", "--out", "/proc/x.csv"), "cannot write /proc/x.csv"),
         (("export", "resurrected", "--columns", "balance", "--out", "{tmp}/x.csv"), r"unknown columns \['balance'\]"),

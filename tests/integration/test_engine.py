@@ -140,7 +140,7 @@ def test_it_listens_on_loopback_only_and_refuses_a_client_without_the_token(engi
             address, port = local.rsplit(":", 1)
             if int(port, 16) == PORT and remote_state == "0A":  # LISTEN
                 # The kernel writes each 4-byte group of the address little-endian.
-                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+                raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
                 listening.add(str(ipaddress.ip_address(raw)))
     # The JVM's socket: 127.0.0.1 itself or as IPv6 maps it; never a wildcard (0.0.0.0, ::) or another address.
     assert listening and listening <= {"127.0.0.1", "::ffff:7f00:1"}, listening

@@ -73,8 +73,13 @@ def test_listing_and_file_keys_equal_what_spark_reports(spark, tmp_path):
     (tmp_path / "sub").mkdir()
     csv, others = list_input_files(str(tmp_path))
     assert sorted(f.name for f in csv) == sorted(names) and [f.name for f in others] == ["notes.txt"]
-    seen = {r["file_path"]: r for r in spark.read.text([f.path for f in csv]).select(
-        "_metadata.file_path", "_metadata.file_size", "_metadata.file_modification_time").distinct().collect()}
+    seen = {
+        r["file_path"]: r
+        for r in spark.read.text([f.path for f in csv])
+        .select("_metadata.file_path", "_metadata.file_size", "_metadata.file_modification_time")
+        .distinct()
+        .collect()
+    }
     for f in csv:
         row = seen[spark_path_key(f.path)]
         assert (row["file_size"], row["file_modification_time"]) == (f.size, f.modified_at), f.name

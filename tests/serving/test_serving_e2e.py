@@ -1053,7 +1053,12 @@ def _jdbc_url(stack: Stack) -> str:
 
 
 def _beeline(
-    stack: Stack, user: str | None, password: str | None, statements: list[str], tmp: Path, url: str | None = None,
+    stack: Stack,
+    user: str | None,
+    password: str | None,
+    statements: list[str],
+    tmp: Path,
+    url: str | None = None,
     *options: str,
 ) -> str:
     """beeline (the pyspark wheel's) running ``statements`` from a file, going on after errors, over TLS
@@ -1086,8 +1091,14 @@ def _add_analyst(stack: Stack, name: str) -> str:
     return line.rsplit(": ", 1)[1]
 
 
-def _https(stack: Stack, user: str | None, password: str | None, trusts_the_ca: bool = True,
-           configuration: dict[str, str] | None = None, timeout_s: float = 60):
+def _https(
+    stack: Stack,
+    user: str | None,
+    password: str | None,
+    trusts_the_ca: bool = True,
+    configuration: dict[str, str] | None = None,
+    timeout_s: float = 60,
+):
     """A PyHive connection over HTTPS as a person would write it: the server's certificate verified against
     the server's CA (or, ``trusts_the_ca=False``, against the system's CAs only), the password in HTTP Basic
     authentication (none without a user)."""
@@ -1378,9 +1389,11 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
         own_columns = metadata(thrift_cursor._connection, "GetColumns", schemaName="gold", tableName="agg_active_user",
                                columnName="%")  # fmt: skip
         assert own_columns == []
-        print(f"[serving] metadata calls to a user granted gold.* only: schemas {sorted(schemas)}, "
-              f"{len(tables)} tables incl. {sorted(t for t in tables if t[0] != 'gold')[:4]}..., "
-              f"GetColumns of silver.dim_users: {len(columns)} rows (lakehouse's of a gold table: {len(own_columns)})")
+        print(
+            f"[serving] metadata calls to a user granted gold.* only: schemas {sorted(schemas)}, "
+            f"{len(tables)} tables incl. {sorted(t for t in tables if t[0] != 'gold')[:4]}..., "
+            f"GetColumns of silver.dim_users: {len(columns)} rows (lakehouse's of a gold table: {len(own_columns)})"
+        )
 
         # Grant a part of silver.dim_users, without a restart: some columns, Singapore's rows only.
         granted = _thrift(stack, "grant", "finance_e2e", "silver.dim_users", "--columns",
@@ -1510,6 +1523,8 @@ def test_grants_per_user_table_column_and_row_over_tls(stack, thrift_cursor, spa
             superset_cursor, "SELECT COUNT(*) FROM silver.fct_events")  # fmt: skip
     finally:
         as_superset.close()
-    print(f"[serving] grants: {len(not_granted)} ways to a table not granted refused over PyHive, 4 over beeline; "
-          f"a restricted table refused {len(restricted)} ways over each until granted by name; "
-          f"columns, row filters, revoke, plaintext and untrusted clients checked in {time.monotonic() - began:.1f} s")
+    print(
+        f"[serving] grants: {len(not_granted)} ways to a table not granted refused over PyHive, 4 over beeline; "
+        f"a restricted table refused {len(restricted)} ways over each until granted by name; "
+        f"columns, row filters, revoke, plaintext and untrusted clients checked in {time.monotonic() - began:.1f} s"
+    )

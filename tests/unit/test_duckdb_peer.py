@@ -194,11 +194,25 @@ FIRST_FILE = [
     line(),  # exact duplicate of line 2: one silver event
     line(platform="web", miles="7.50"),  # same event_id, other attributes: the first copy is kept
     line(event_time="2025-03-08 10:00:00.000000", user_id="u_2", utm="tiktok", country="PH"),
-    line(event_time="2025-03-08 10:00:00.000000", user_id="u_3", utm="facebook", country="MY", event_type="share",
-         category="", miles=""),
+    line(
+        event_time="2025-03-08 10:00:00.000000",
+        user_id="u_3",
+        utm="facebook",
+        country="MY",
+        event_type="share",
+        category="",
+        miles="",
+    ),
     # earlier the same day: u_3's segment is organic / TH
-    line(event_time="2025-03-08 09:00:00.000000", user_id="u_3", utm="organic", country="TH", event_type="like",
-         category="", miles=""),
+    line(
+        event_time="2025-03-08 09:00:00.000000",
+        user_id="u_3",
+        utm="organic",
+        country="TH",
+        event_type="like",
+        category="",
+        miles="",
+    ),
     '"2025-03-15 08:00:00.000000","u_2",reward_search,"apple",,"android",tiktok,PH',  # quoted fields
     line(event_time="2025-04-20 12:00:00.000000", user_id="u_1", miles="0012.500"),  # resurrected after 5 weeks
     line(event_time="2025-03-22 12:00:00.000000", user_id="u_2", event_type="like", category="", miles=""),
@@ -238,10 +252,24 @@ SECOND_FILE = [
     line(event_time="2025-03-01 23:59:59.999999", user_id="u_4", utm="referral", country="ID"),  # a Saturday
     line(event_time="2025-03-09 00:00:00.000000", event_type="miles_redeemed", category="flight", miles="900.00"),
     # u_4 goes negative (its later events' utm_source / country do not change its segment)
-    line(event_time="2025-03-16 10:00:00.000000", user_id="u_4", event_type="miles_redeemed", category="hotel",
-         miles="2000.0", utm="google", country="SG"),
-    line(event_time="2025-04-05 10:00:00.000000", user_id="u_4", event_type="like", category="", miles="",
-         utm="referral", country="ID"),
+    line(
+        event_time="2025-03-16 10:00:00.000000",
+        user_id="u_4",
+        event_type="miles_redeemed",
+        category="hotel",
+        miles="2000.0",
+        utm="google",
+        country="SG",
+    ),
+    line(
+        event_time="2025-04-05 10:00:00.000000",
+        user_id="u_4",
+        event_type="like",
+        category="",
+        miles="",
+        utm="referral",
+        country="ID",
+    ),
 ]
 ADVERSARIAL_INGESTED_AT = datetime(2025, 7, 1)
 

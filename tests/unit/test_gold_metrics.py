@@ -98,8 +98,18 @@ def test_user_status_weekly_names_the_users_behind_each_count(spark, story):
                "miles_balance", "is_partial_period"]  # fmt: skip
     rows = {(r["user_id"], r["cutoff_week"]): r for r in users.select(*columns).collect()}
     # u_res: new in W0 (active on its Saturday), dormant W1-W4, churned W5, resurrected in W6 (a 500 redemption).
-    assert [rows[("u_res", W[k])]["user_status"] for k in range(10)] == \
-        ["new", "dormant", "dormant", "dormant", "dormant", "churned", "resurrected", "dormant", "dormant", "dormant"]
+    assert [rows[("u_res", W[k])]["user_status"] for k in range(10)] == [
+        "new",
+        "dormant",
+        "dormant",
+        "dormant",
+        "dormant",
+        "churned",
+        "resurrected",
+        "dormant",
+        "dormant",
+        "dormant",
+    ]
     comeback = rows[("u_res", W[6])]
     assert (comeback["previous_status"], comeback["events_in_week"], comeback["miles_earned_in_week"],
             comeback["miles_redeemed_in_week"], comeback["weeks_since_active"], comeback["miles_balance"]) == \

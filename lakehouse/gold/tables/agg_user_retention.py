@@ -198,9 +198,7 @@ GOLD = GoldTable(
     build,
     scope,
     checks=(
-        lambda t, i: [
-            retention_offset_zero_matches(t(SPEC.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)
-        ],
+        lambda t, i: [retention_offset_zero_matches(t(SPEC.full_name), t(GOLD_LIFECYCLE.full_name), i.since_week)],
         lambda t, i: retention_bounds(t(SPEC.full_name)),
     ),
     build_from_previous=build_from_previous,
