@@ -528,6 +528,8 @@ def load_config(
             jar_cache=_resolve_path(paths.jar_cache, root),
         ),
         # LAKEHOUSE_ENGINE_DIR: another engine for this environment's processes (the test suite's own).
-        engine=dataclasses.replace(config.engine, state_dir=_resolve_path(
-            os.environ.get("LAKEHOUSE_ENGINE_DIR") or config.engine.state_dir, root)),
+        engine=dataclasses.replace(
+            config.engine,
+            state_dir=_resolve_path(os.environ.get("LAKEHOUSE_ENGINE_DIR") or config.engine.state_dir, root),
+        ),
     )

@@ -588,8 +588,10 @@ def _status(config: LakehouseConfig) -> int:
     state = running(config)
     if state is None:
         dead = _read_state(config)
-        print(f"not running (state folder {_state_dir(config)})"
-              + (f"; it was started at {dead.started_at} and died: the next client restarts it" if dead else ""))
+        print(
+            f"not running (state folder {_state_dir(config)})"
+            + (f"; it was started at {dead.started_at} and died: the next client restarts it" if dead else "")
+        )
         return 3
     rss = processes.rss_bytes(state.pid)
     up = datetime.now(UTC) - datetime.fromisoformat(state.started_at)
@@ -597,8 +599,11 @@ def _status(config: LakehouseConfig) -> int:
           f"driver memory {state.driver_memory}" + (f", RSS {rss / 2**30:.2f} GiB" if rss else "")
           + f", up {int(up.total_seconds())} s, {state.java}; log {state.log_file}")  # fmt: skip
     same = state.settings == settings(config)
-    print("serves this config's jobs (engine.use: " + config.engine.use + ")" if same else
-          "started with other settings than this config's: its jobs run classic (lakehouse engine restart)")
+    print(
+        "serves this config's jobs (engine.use: " + config.engine.use + ")"
+        if same
+        else "started with other settings than this config's: its jobs run classic (lakehouse engine restart)"
+    )
     return 0
 
 
