@@ -164,9 +164,15 @@ class GoldComputation:
     _activity_rows: int | None = None
 
     def inputs_for(self, full_name: str) -> GoldInputs:
-        """The inputs table ``full_name`` is built and checked from: the shared ones and the optional ones it reads."""
+        """The inputs table ``full_name`` is built and checked from: the shared ones and the optional ones it reads.
+
+        The activity is materialised here first, by one thread: a lazily checkpointed RDD that one job
+        checkpoints while another job's stages are being planned over it can show the planner no dependencies
+        (Spark's ``RDD.dependencies`` races with ``markCheckpointed``: an internal error in ``localCheckpoint``,
+        seen with the gold jobs side by side)."""
         fields: dict[str, DataFrame] = {}
         with self._inputs_lock:
+            self._count_activity()
             for name in sorted(GOLD_TABLES[full_name].reads(self.inputs.since)):
                 if name not in self._computed:
                     self._computed[name] = self.optional[name]()
@@ -177,9 +183,13 @@ class GoldComputation:
     def activity_rows(self) -> int:
         """Rows of the activity the inputs hold (a job's ``rows_in``), counted once."""
         with self._inputs_lock:
-            if self._activity_rows is None:
-                self._activity_rows = self.inputs.activity_df.count()
-            return self._activity_rows
+            return self._count_activity()
+
+    def _count_activity(self) -> int:
+        """The activity's rows; the first count materialises its checkpoint (the caller holds the lock)."""
+        if self._activity_rows is None:
+            self._activity_rows = self.inputs.activity_df.count()
+        return self._activity_rows
 
     def table(self, full_name: str) -> DataFrame:
         with self._locks[full_name]:
