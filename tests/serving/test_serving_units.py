@@ -375,7 +375,7 @@ def test_grant_revoke_and_the_defaults_of_new_and_service_users(tmp_path: Path, 
 
     state = ["--state-dir", str(tmp_path)]
     auth.ensure_credentials(tmp_path)
-    grants.ensure_grants(tmp_path, "lakehouse", grants.ALL_LAYERS)  # what the server's start does
+    grants.ensure_grants(tmp_path, "lakehouse", grants.service_grants())  # what the server's start does
     os.environ["THRIFT_NEW_PASSWORD"] = "pw-of-maria"
     try:
         assert thrift([*state, "add-user", "maria"]) == 0
@@ -398,6 +398,11 @@ def test_grant_revoke_and_the_defaults_of_new_and_service_users(tmp_path: Path, 
     assert thrift([*state, "grant", "maria", "gold.*", "--where", "1 = 1"]) == 1
     assert thrift([*state, "grant", "nobody", "gold.*"]) == 1  # not a user
     assert thrift([*state, "revoke", "lakehouse", "bronze.*"]) == 1  # the project's own client keeps every layer
+    # ... and reads the restricted tables by name (it checks their registration); a new user does not.
+    parsed = grants.read_grants(tmp_path)
+    for table in ("gold.user_status_weekly", "gold.rpt_negative_balance_users"):
+        assert grants.resolve(parsed, "lakehouse", table) == grants.Grant(table)
+        assert grants.resolve(parsed, "maria", table) is None
     assert grants.grants_file(tmp_path).read_text() == before
     capsys.readouterr()
     assert thrift([*state, "grants", "maria"]) == 0

@@ -42,6 +42,14 @@ NEW_USER_GRANTS = ("gold.*",)
 #: The project's own client ``lakehouse`` reads every layer (it is the engineers' tool and registers tables).
 ALL_LAYERS = ("bronze.*", "silver.*", "gold.*", "ops.*")
 
+
+def service_grants() -> tuple[str, ...]:
+    """What the project's own client ``lakehouse`` reads: every layer, and the restricted tables by name (it is
+    the tool of the engineers who run the jobs, who read the Delta files anyway, and it checks that the server
+    has registered every table, which only a user who may list a table sees)."""
+    return (*ALL_LAYERS, *sorted(restricted_tables()))
+
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OBJECT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*|\*)")
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

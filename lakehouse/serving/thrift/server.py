@@ -265,7 +265,7 @@ def start(
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     credentials = auth.ensure_credentials(state_dir)["lakehouse"]
-    grants.ensure_grants(state_dir, "lakehouse", grants.ALL_LAYERS)
+    grants.ensure_grants(state_dir, "lakehouse", grants.service_grants())
     grants.read_grants(state_dir)  # a malformed file stops the start here, with its message
     ca_file = tls.ensure_tls(state_dir, host).ca if config.serving.tls else None
     write_registrations(config, state_dir)
