@@ -288,7 +288,8 @@ OPS_PROCESSED_BATCHES = TableSpec(
 OPS_AUDIENCE_EXPORTS = TableSpec(
     "ops", "audience_exports",
     T.StructType([
-        column("export_id", STRING, False), column("audience", STRING, False, "the audience's name in conf"),
+        column("export_id", STRING, False, "the export's id (a UUID)"),
+        column("audience", STRING, False, "the audience's name in conf"),
         column("condition", STRING, False, "its condition on gold.user_status_weekly at the export"),
         column("cutoff_week", DATE, False, "the week exported"),
         column("columns", STRING, False, "the columns written, comma-separated (user_id first)"),
@@ -296,7 +297,8 @@ OPS_AUDIENCE_EXPORTS = TableSpec(
         column("file_format", STRING, False, "csv | parquet"),
         column("file_sha256", STRING, False, "SHA-256 of the file's bytes: the same audience and week give the same"),
         column("table_version", LONG, False, "the version of gold.user_status_weekly read"),
-        column("os_user", STRING, False, "who exported it"), column("exported_at", TS, False),
+        column("os_user", STRING, False, "who exported it"),
+        column("exported_at", TS, False, "when the file was written (UTC)"),
     ]),
     "One row per audience export (lakehouse audience export): what was written where, from which table version.",
 )  # fmt: skip
@@ -304,14 +306,16 @@ OPS_AUDIENCE_EXPORTS = TableSpec(
 OPS_ALERT_DELIVERIES = TableSpec(
     "ops", "alert_deliveries",
     T.StructType([
-        column("delivery_id", STRING, False), column("run_id", STRING, False, "the run whose brief it was"),
+        column("delivery_id", STRING, False, "the delivery's id (a UUID)"),
+        column("run_id", STRING, False, "the run whose brief it was"),
         column("channel", STRING, False, "the channel's name in conf's alerts.channels"),
         column("message_key", STRING, False, "the message's key (the same message delivered again has the same key)"),
         column("item_keys", T.ArrayType(STRING, False), False,
                "the findings it carried: each alerted once per channel (an anomaly by series, segment and period)"),
         column("attempts", INT, False, "tries of this delivery (bounded retries)"),
         column("status", STRING, False, "delivered | failed (owed: the next run delivers it)"),
-        column("error", STRING, True, "why it failed, secrets removed"), column("sent_at", TS, False),
+        column("error", STRING, True, "why it failed, secrets removed"),
+        column("sent_at", TS, False, "when the last attempt ended (UTC)"),
     ]),
     "One row per delivery of a run's brief to a channel; a finding is owed to a channel until a delivered row "
     "carries its key.",
