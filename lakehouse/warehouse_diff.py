@@ -87,10 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = [table(t.strip()) for t in args.tables.split(",")] if args.tables else [
         s for s in TABLES if s.layer != "ops"
     ]  # fmt: skip
-    from lakehouse.session import get_spark
+    from lakehouse.engine import spark_session
 
-    spark = get_spark(config, app_name=f"{config.app_name}:diff")
-    result = compare(spark, args.left, args.right, specs, config)
+    # The engine's session when one serves this config (engine.use), else a classic one.
+    with spark_session(config, f"{config.app_name}:diff") as spark:
+        result = compare(spark, args.left, args.right, specs, config)
     different = [name for name, r in result.items() if r["only_left"] or r["only_right"]]
     for name, r in result.items():
         state = "DIFFERENT" if name in different else "equal"
