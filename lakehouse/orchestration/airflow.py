@@ -339,15 +339,19 @@ def ensure_engine(config: LakehouseConfig, master: str) -> bool:
     return True
 
 
-def test(layout: Layout, spec: dict, master: str, logical_date: str, config: LakehouseConfig) -> int:
-    """``airflow dags test`` of the rendered DAG: 0 only when every task succeeded."""
+def test(
+    layout: Layout, spec: dict, master: str, logical_date: str, config: LakehouseConfig, skip: str | None = None
+) -> int:
+    """``airflow dags test`` of the rendered DAG: 0 only when every task succeeded. ``skip``: a regular expression
+    of task ids Airflow marks successful instead of running (``--mark-success-pattern``)."""
     ensure_venv(layout)
     env = airflow_env(layout, master)
     ensure_home(layout, env)
     render(layout.dags, spec, only=True)
     ensure_engine(config, master)
     started = time.monotonic()
-    proc = run_airflow(layout, env, "dags", "test", spec["dag_id"], logical_date, check=False)
+    extra = ["--mark-success-pattern", skip] if skip else []
+    proc = run_airflow(layout, env, "dags", "test", spec["dag_id"], logical_date, *extra, check=False)
     log(f"airflow dags test {spec['dag_id']} {logical_date}: exit {proc.returncode} "
         f"in {time.monotonic() - started:.0f} s")  # fmt: skip
     return proc.returncode
@@ -427,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="render: the DAGs folder to write into (default Airflow's own here)")
     p.add_argument("--date", default=None, help="test: the logical date (default today, UTC)")
     p.add_argument("--dir", type=Path, help="Airflow's state folder (default .cache/airflow)")
+    p.add_argument(
+        "--skip",
+        metavar="REGEX",
+        help="test: task ids to mark successful without running them (matched against the whole id; airflow dags "
+        "test --mark-success-pattern)",
+    )
     add_config_args(p)
     args = p.parse_args(argv)
     layout = Layout(args.dir) if args.dir else default_layout()
@@ -458,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             print(render(args.out or layout.dags, spec))
             return 0
         if args.action == "test":
-            return test(layout, spec, args.master, args.date or time.strftime("%Y-%m-%d", time.gmtime()), config)
+            date = args.date or time.strftime("%Y-%m-%d", time.gmtime())
+            return test(layout, spec, args.master, date, config, skip=args.skip)
         up(layout, spec, args.master, config)
         return 0
     except (ServiceError, EngineError, subprocess.CalledProcessError) as exc:
