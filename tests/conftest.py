@@ -143,3 +143,20 @@ def sample_reference():
     from tests.reference import spec_reference
 
     return spec_reference.compute([str(p) for p in SAMPLE_FILES], ingested_at=REFERENCE_INGESTED_AT)
+
+
+#: Every test's set-up, call and tear-down seconds of the last run, slowest first (the suite's profile: pytest's
+#: ``--durations`` lists only the slowest 15). Written when the session ends.
+DURATIONS_FILE = REPO_ROOT / ".cache" / "test-durations.tsv"
+_durations: list[tuple[float, str, str]] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    _durations.append((report.duration, report.when, report.nodeid))
+
+
+def pytest_sessionfinish(session) -> None:
+    if _durations and not hasattr(session.config, "workerinput"):
+        DURATIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{seconds:.2f}\t{when}\t{nodeid}" for seconds, when, nodeid in sorted(_durations, reverse=True)]
+        DURATIONS_FILE.write_text("seconds\tphase\ttest\n" + "\n".join(lines) + "\n")
