@@ -185,8 +185,12 @@ class EngineConfig:
     driver_memory: str = "3g"
     #: Where its executors run: "" = spark.master (local threads), or a standalone cluster's spark://host:port.
     master: str = ""
-    #: JDK the engine runs on: "" = the environment's java (JAVA_HOME or PATH), else a JDK's home folder.
-    java_home: str = ""
+    #: JDK the engine runs on: "auto" = a Java 25 (>= 25.0.3) when installed, else the environment's; "" = the
+    #: environment's java (JAVA_HOME or PATH); else a JDK's home folder (lakehouse/engine.py ``java_home``).
+    java_home: str = "auto"
+    #: On Java 25 or later: an AOT cache of the engine's classes and profiles, recorded by its first start and
+    #: written when it stops, mapped by every later start (lakehouse/engine.py). Ignored on Java 17.
+    aot_cache: bool = True
     #: Pid, log, state and the token file (mode 600); relative to the project root.
     state_dir: str = ".cache/engine"
     #: A client gives up on an engine that does not answer after about this many seconds (the job then fails

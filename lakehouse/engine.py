@@ -228,12 +228,43 @@ def port_open(port: int, host: str = BIND_HOST) -> bool:
 # --------------------------------------------------------------------------- the server's command
 
 
+#: ``engine.java_home: auto`` prefers a JDK of at least this version (Spark 4.2 deprecates 25 before 25.0.3).
+PREFERRED_JAVA = (25, 0, 3)
+#: Where ``auto`` looks for it: the JDK folders of Debian's and Temurin's packages.
+JDK_FOLDERS = ("/usr/lib/jvm",)
+
+
+def jdk_release_version(home: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """(25, 0, 3) from a JDK's ``release`` file (``JAVA_VERSION="25.0.3"``); None when it has none."""
+    try:
+        text = Path(home, "release").read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r'^JAVA_VERSION="(\d+(?:\.\d+)*)', text, re.MULTILINE)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None
+
+
+def preferred_jdk(folders: Sequence[str] | None = None) -> str | None:
+    """The newest JDK of at least :data:`PREFERRED_JAVA` installed in ``folders`` (:data:`JDK_FOLDERS`), or None."""
+    found = []
+    for folder in JDK_FOLDERS if folders is None else folders:
+        for home in sorted(Path(folder).glob("*")) if Path(folder).is_dir() else []:
+            version = jdk_release_version(home)
+            if version and version >= PREFERRED_JAVA and (home / "bin" / "java").exists():
+                found.append((version, str(home)))
+    return max(found)[1] if found else None
+
+
 def java_home(config: LakehouseConfig) -> str | None:
-    """The JDK the engine runs on: ``engine.java_home``, else the environment's (None: java from PATH)."""
-    home = config.engine.java_home or os.environ.get("JAVA_HOME") or None
-    if config.engine.java_home and not Path(home, "bin", "java").exists():
-        raise ConfigError(f"config key 'engine.java_home': no bin/java under {home}")
-    return home
+    """The JDK the engine runs on. ``engine.java_home``: ``auto`` (default) = a Java 25 (>= 25.0.3) when one is
+    installed (measured faster for the engine: docs/performance.md), else the environment's; ``""`` = the
+    environment's (JAVA_HOME, else java from PATH: None); a JDK's folder = that one."""
+    configured = config.engine.java_home
+    if configured == "auto":
+        return preferred_jdk() or os.environ.get("JAVA_HOME") or None
+    if configured and not Path(configured, "bin", "java").exists():
+        raise ConfigError(f"config key 'engine.java_home': no bin/java under {configured}")
+    return configured or os.environ.get("JAVA_HOME") or None
 
 
 def _java_version(home: str | None) -> str:
@@ -278,12 +309,62 @@ def server_command(config: LakehouseConfig, port: int) -> list[str]:
     return [*cmd, "spark-internal"]
 
 
-def server_environment(config: LakehouseConfig, token: str) -> dict[str, str]:
+def java_major(version_line: str) -> int:
+    """17 of 'openjdk version "17.0.15" 2025-04-15'; 0 when it cannot be read."""
+    found = re.search(r'version "(\d+)', version_line)
+    return int(found.group(1)) if found else 0
+
+
+@dataclass(frozen=True)
+class AotCache:
+    """Java 25's AOT cache of the engine (JEP 483/514/515: its classes loaded and linked, method profiles)."""
+
+    #: Where every engine of this checkout maps it from (beside the jobs' CDS archive, ``.cache/jars/jvm``).
+    shared: Path
+    #: Where a start without one records it: the JVM writes it there as it stops (about 25 s, 250 MB), and
+    #: :func:`stop` moves it to ``shared`` (:func:`adopt_aot_caches`): two engines recording at once never write
+    #: one file.
+    recording: Path
+
+    def flag(self) -> str:
+        return f"-XX:AOTCache={self.shared}" if self.shared.exists() else f"-XX:AOTCacheOutput={self.recording}"
+
+
+def adopt_aot_caches(config: LakehouseConfig) -> None:
+    """After the engine stopped: a cache it recorded becomes the shared one (when none is there yet)."""
+    shared = Path(config.paths.jar_cache) / "jvm"
+    for recorded in _state_dir(config).glob("engine-*.aot"):
+        if (shared / recorded.name).exists():
+            recorded.unlink()
+        else:
+            shared.mkdir(parents=True, exist_ok=True)
+            os.replace(recorded, shared / recorded.name)
+
+
+def aot_cache(config: LakehouseConfig, java: str) -> AotCache | None:
+    """The engine's AOT cache when ``engine.aot_cache`` and its JDK is 25 or later, else None. Named by what it
+    depends on (the JDK, Spark's jars, the engine's class path: Delta's jars, s3a's when it has them), so a new
+    one is recorded when one of them changes; a stale or foreign one costs only time (the JVM then runs without)."""
+    if not config.engine.aot_cache or java_major(java) < 25:
+        return None
+    from lakehouse.jvm import fingerprint
+
+    jars = session_conf(config, under_submit=False, master=master(config))["spark.jars"].split(",")
+    name = f"engine-{fingerprint(config.paths.jar_cache, jars, java)}.aot"
+    return AotCache(shared=Path(config.paths.jar_cache) / "jvm" / name, recording=_state_dir(config) / name)
+
+
+def server_environment(config: LakehouseConfig, token: str, java: str = "") -> dict[str, str]:
     """The token (never on the command line), loopback, this Python, the JDK, and the JVM's flags: this
     virtualenv's ``spark-env.sh`` is skipped (its class-data archive and C1-only JIT are for short jobs), the
-    same Delta class path and the full tiered JIT instead."""
+    same Delta class path and the full tiered JIT instead; on Java 25, the AOT cache (:func:`aot_cache`)."""
     env = launch_env(config.paths.jar_cache, ensure_delta_jars(config.paths.jar_cache), None)
-    env["SPARK_SUBMIT_OPTS"] = f"{env['SPARK_SUBMIT_OPTS']} {FULL_JIT}"
+    flags = [FULL_JIT]
+    cache = aot_cache(config, java)
+    if cache is not None:
+        cache.shared.parent.mkdir(parents=True, exist_ok=True)
+        flags.append(cache.flag())
+    env["SPARK_SUBMIT_OPTS"] = f"{env['SPARK_SUBMIT_OPTS']} {' '.join(flags)}"
     env.update({TOKEN_ENV: token, "SPARK_ENV_LOADED": "1", "SPARK_LOCAL_IP": BIND_HOST,
                 "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)})  # fmt: skip
     home = java_home(config)
@@ -336,14 +417,15 @@ def _start(config: LakehouseConfig, *, warm_up: bool, timeout: float, port: int)
     (state_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     token = ensure_token(config)
     cmd = server_command(config, port)
-    env = server_environment(config, token)
+    java = _java_version(java_home(config))
+    env = server_environment(config, token, java)
     log_path = service.log_file(SERVICE)
     offset = log_path.stat().st_size if log_path.exists() else 0
     began = time.monotonic()
     pid = processes.start(service, SERVICE, cmd, env, cwd=state_dir)
     state = EngineState(pid=pid, port=port, master=master(config), settings=settings(config),
                         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                        java=_java_version(env.get("JAVA_HOME")), driver_memory=config.engine.driver_memory,
+                        java=java, driver_memory=config.engine.driver_memory,
                         log_file=str(log_path), state_dir=str(state_dir))  # fmt: skip
     _state_file(config).write_text(json.dumps(asdict(state), indent=2) + "\n")
     log.info("engine: starting (pid %s, master %s, port %s, %s; log %s)", pid, state.master, port, state.java,
@@ -415,6 +497,8 @@ def stop(config: LakehouseConfig, timeout: float = 60.0) -> int | None:
         current = running(config)
         pid = processes.stop(_service(config), SERVICE, _marker(config), timeout=timeout)
         _state_file(config).unlink(missing_ok=True)
+        if current is not None and processes.gone(current.pid):
+            adopt_aot_caches(config)
     if current is not None and not processes.gone(current.pid):
         raise EngineError(f"the engine (pid {current.pid}) is still alive after SIGKILL")
     return pid

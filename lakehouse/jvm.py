@@ -85,10 +85,11 @@ def _java_identity() -> str:
     return f"{real}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
-def fingerprint(jar_cache: str | os.PathLike[str], delta_jars: list[str]) -> str:
-    """What the archive depends on: java, Spark's jars, Delta's jars, the class path's folders."""
+def fingerprint(jar_cache: str | os.PathLike[str], delta_jars: list[str], java_identity: str = "") -> str:
+    """What the archive depends on: java (the environment's, or ``java_identity``), Spark's jars, Delta's
+    jars, the class path's folders."""
     h = hashlib.sha256(TRAINING_VERSION.encode())
-    h.update(_java_identity().encode())
+    h.update((java_identity or _java_identity()).encode())
     for jar in sorted((spark_home() / "jars").glob("*.jar")):
         h.update(f"{jar.name}:{jar.stat().st_size}\n".encode())
     for jar in delta_jars:

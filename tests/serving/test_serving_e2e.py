@@ -555,7 +555,7 @@ def _check_flow(data, e: Expected) -> None:
 
 def _check_members(data, e: Expected) -> None:
     assert {r["audience"] for r in data} == {"just_churned"}
-    assert sorted((r["user_id"], _day(r["cutoff_week"])) for r in data) == e.members("just_churned")
+    assert sorted((r["user_id"], _as_date(r["cutoff_week"])) for r in data) == e.members("just_churned")
 
 
 def _check_anomaly_series(data, e: Expected, series: dict[str, list[str]]) -> None:

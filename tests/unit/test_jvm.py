@@ -101,3 +101,51 @@ def test_a_first_runs_archive_is_kept_once_its_jvm_has_exited(tmp_path):
     (tmp_path / "driver-abc.jsa.45.partial").write_bytes(b"whole")
     assert jvm.keep_dump(tmp_path / "driver-abc.jsa.45.partial", target, timeout=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["driver-abc.jsa"]
+
+
+def _jdk(folder, version):
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "java").write_text("")
+    (folder / "release").write_text(f'IMPLEMENTOR="x"\nJAVA_VERSION="{version}"\n')
+    return folder
+
+
+def test_the_engine_prefers_a_java_25_of_at_least_25_0_3_and_falls_back_to_the_environments(tmp_path, monkeypatch):
+    from lakehouse import engine
+    from lakehouse.config import load_config
+
+    _jdk(tmp_path / "java-17", "17.0.15")
+    _jdk(tmp_path / "temurin-25-old", "25.0.2")
+    assert engine.preferred_jdk([str(tmp_path)]) is None  # 25 before 25.0.3: Spark 4.2 deprecates it
+    good = _jdk(tmp_path / "temurin-25", "25.0.3")
+    assert engine.jdk_release_version(good) == (25, 0, 3)
+    assert engine.preferred_jdk([str(tmp_path)]) == str(good)
+    assert engine.preferred_jdk([str(tmp_path / "missing")]) is None
+
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "java-17"))
+    config = load_config()
+    monkeypatch.setattr(engine, "JDK_FOLDERS", ())
+    assert engine.java_home(config) == str(tmp_path / "java-17")  # auto, no 25: the environment's
+    assert engine.java_home(config.with_overrides(engine__java_home="")) == str(tmp_path / "java-17")
+    assert engine.java_home(config.with_overrides(engine__java_home=str(good))) == str(good)
+
+
+def test_the_engines_aot_cache_is_recorded_privately_then_shared_and_only_on_java_25(tmp_path):
+    from lakehouse import engine
+    from lakehouse.config import load_config
+
+    config = load_config().with_overrides(engine__state_dir=str(tmp_path / "engine"),
+                                          paths__jar_cache=str(tmp_path / "jars"))  # fmt: skip
+    assert engine.java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert engine.aot_cache(config, 'openjdk version "17.0.15" 2025-04-15') is None
+    assert engine.aot_cache(config.with_overrides(engine__aot_cache=False), 'openjdk version "25.0.3"') is None
+    cache = engine.aot_cache(config, 'openjdk version "25.0.3" 2026-04-21 LTS')
+    assert cache.flag() == f"-XX:AOTCacheOutput={cache.recording}"  # none yet: this start records one
+    assert cache.recording.parent == tmp_path / "engine" and cache.shared.parent == tmp_path / "jars" / "jvm"
+    cache.recording.parent.mkdir(parents=True)
+    cache.recording.write_bytes(b"recorded")  # what the JVM writes as it stops
+    engine.adopt_aot_caches(config)
+    assert not cache.recording.exists() and cache.shared.read_bytes() == b"recorded"
+    assert cache.flag() == f"-XX:AOTCache={cache.shared}"  # every later start maps it
+    other = engine.aot_cache(config, 'openjdk version "25.0.4" 2026-07-21 LTS')
+    assert other.shared != cache.shared  # another JDK: another cache

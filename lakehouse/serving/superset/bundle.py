@@ -1276,8 +1276,8 @@ def dashboards(week: Week, config: LakehouseConfig) -> dict[str, dict[str, Any]]
 
 # Grid units: 12 columns wide; height in 8 px rows. Charts split a row evenly unless listed.
 ROW_HEIGHTS = {1: 60, 2: 55, 3: 55}
-CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8, "audience_sizes": 7,
-                "lifecycle_flow": 5}  # fmt: skip
+CHART_WIDTHS = {"retention_curve": 7, "cohort_size": 5, "freshness": 4, "job_runs": 8, "audience_sizes": 5,
+                "lifecycle_flow": 7}  # fmt: skip
 CHART_HEIGHTS = {"retention_triangle": 110, "retention_curve": 60, "cohort_size": 60, "freshness": 55,
                  "job_runs": 55, "anomalies_table": 50, "anomaly_series": 65, "checks": 55,
                  "audience_members": 70}  # fmt: skip
