@@ -1213,7 +1213,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 def _jobs_spec(spec: dict[str, Any], args: argparse.Namespace, base: LakehouseConfig) -> dict[str, Any]:
     """A DAG run's spec turned into a :data:`PROCESS_RUNS` one: which jobs, and how to submit them."""
-    jobs = list(base.dag) if spec["label"] == "per-job" else [idle_job(base.dag)]
+    jobs = list(base.dag) if spec["label"] in ("per-job", "engine-per-job") else [idle_job(base.dag)]
     keep = ("label", "role", "description", "warehouse", "input", "input_files", "new_files", "new_rows")
     return {
         **{k: spec[k] for k in keep},

@@ -78,6 +78,20 @@ def test_plan_builds_what_a_case_needs_as_setup():
         ("backfill", "setup"), ("engine-per-job", "case"), ("engine-idle-job", "case"), ("duckdb", "case"),
     ]  # fmt: skip
     assert benchmark.plan_runs(["soak"]) == [("soak", "case")]
+
+
+def test_both_per_job_cases_run_every_job_of_the_dag_and_the_idle_cases_one(tmp_path):
+    import argparse
+
+    from lakehouse.config import load_config
+
+    base = load_config()
+    args = argparse.Namespace(driver_memory="2g", conf=None, env=None, set=[])
+    spec = {k: "x" for k in ("role", "description", "warehouse", "input", "input_files", "new_files", "new_rows")}
+    for label in ("per-job", "engine-per-job"):
+        assert benchmark._jobs_spec({**spec, "label": label}, args, base)["jobs"] == list(base.dag), label
+    for label in ("idle-job", "engine-idle-job"):
+        assert benchmark._jobs_spec({**spec, "label": label}, args, base)["jobs"] == [benchmark.idle_job(base.dag)]
     assert benchmark.plan_runs(["month"]) == [("month-setup", "setup"), ("month", "case")]
     assert benchmark.plan_runs(["sample"]) == [("sample", "case")]
 
