@@ -113,9 +113,14 @@ class Reference:
 # Calendar helpers
 
 
+#: The first day of a week: "sunday" (the contract's default) or "monday" (gold.week_start_day); set by compute().
+WEEK_STARTS_ON = "sunday"
+
+
 def week_start(d: date) -> date:
-    """Sunday starting the Sunday..Saturday week of `d` (Python: Monday=0 .. Sunday=6)."""
-    return d - timedelta(days=(d.weekday() + 1) % 7)
+    """The first day of `d`'s week: the Sunday of its Sunday..Saturday week, or its Monday when WEEK_STARTS_ON is
+    "monday" (Python: Monday=0 .. Sunday=6)."""
+    return d - timedelta(days=(d.weekday() + (1 if WEEK_STARTS_ON == "sunday" else 0)) % 7)
 
 
 def month_start(d: date) -> date:
@@ -715,6 +720,32 @@ def compute(
     min_training_periods: int = 4,
     sensitivity: float = 4.5,
     min_expected: float = 5.0,
+    week_starts_on: str = "sunday",
+) -> Reference:
+    """Every table of the contract from the CSV files; weeks start on ``week_starts_on`` ("sunday" | "monday")."""
+    global WEEK_STARTS_ON
+    assert week_starts_on in ("sunday", "monday"), week_starts_on
+    previous, WEEK_STARTS_ON = WEEK_STARTS_ON, week_starts_on
+    try:
+        return _compute(csv_paths, lookback_weeks=lookback_weeks, max_week_offset=max_week_offset,
+                        ingested_at=ingested_at, future_slack_minutes=future_slack_minutes,
+                        training_periods=training_periods, min_training_periods=min_training_periods,
+                        sensitivity=sensitivity, min_expected=min_expected)  # fmt: skip
+    finally:
+        WEEK_STARTS_ON = previous
+
+
+def _compute(
+    csv_paths: list[str],
+    *,
+    lookback_weeks: int,
+    max_week_offset: int,
+    ingested_at: datetime | None,
+    future_slack_minutes: int,
+    training_periods: int,
+    min_training_periods: int,
+    sensitivity: float,
+    min_expected: float,
 ) -> Reference:
     if ingested_at is None:
         ingested_at = datetime.now(UTC).replace(tzinfo=None)
