@@ -483,17 +483,19 @@ def job_submit_command(
     cmd = [str(submit / "spark-submit"), "--master", master, "--driver-memory", driver_memory]
     for key, value in event_log_conf(eventlog_dir).items():
         cmd += ["--conf", f"{key}={value}"]
-    cmd.append(str(PROJECT_ROOT / "jobs" / f"{job}.py"))
-    if conf:
-        cmd += ["--conf", str(Path(conf).resolve())]
-    if env:
-        cmd += ["--env", env]
+    return [*cmd, str(PROJECT_ROOT / "jobs" / f"{job}.py"), *job_args(warehouse, input_path, conf, env, sets)]
+
+
+def job_args(
+    warehouse: str | Path, input_path: str | Path | None, conf: str | None, env: str | None, sets: Sequence[str]
+) -> list[str]:
+    """A job's own flags: the benchmark's ``--conf``/``--env``/``--set``, the warehouse, ``--input`` if given."""
+    args = ["--conf", str(Path(conf).resolve())] if conf else []
+    args += ["--env", env] if env else []
     for override in sets:
-        cmd += ["--set", override]
-    cmd += ["--warehouse", str(warehouse)]
-    if input_path is not None:
-        cmd += ["--input", str(input_path)]
-    return cmd
+        args += ["--set", override]
+    args += ["--warehouse", str(warehouse)]
+    return args + (["--input", str(input_path)] if input_path is not None else [])
 
 
 def submit_env(base: Mapping[str, str], python: str) -> dict[str, str]:
@@ -583,17 +585,8 @@ def engine_job_command(
     env: str | None = None, sets: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
     """``python jobs/<job>.py`` as an Airflow engine task runs it: a client of the engine (``engine.use: always``)."""
-    cmd = [sys.executable, str(PROJECT_ROOT / "jobs" / f"{job}.py")]
-    if conf:
-        cmd += ["--conf", str(Path(conf).resolve())]
-    if env:
-        cmd += ["--env", env]
-    for override in sets:
-        cmd += ["--set", override]
-    cmd += ["--set", "engine.use=always", "--warehouse", str(warehouse)]
-    if input_path is not None:
-        cmd += ["--input", str(input_path)]
-    return cmd
+    sets = [*sets, "engine.use=always"]
+    return [sys.executable, str(PROJECT_ROOT / "jobs" / f"{job}.py"), *job_args(warehouse, input_path, conf, env, sets)]
 
 
 def _execute_engine_jobs(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
