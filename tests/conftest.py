@@ -21,6 +21,10 @@ os.environ.setdefault("LAKEHOUSE_ENGINE_DIR", str(REPO_ROOT / ".cache" / "test-e
 #: and the fast tier): one classic session in this process.
 TEST_SESSION = os.environ.get("LAKEHOUSE_TEST_SESSION", "classic")
 TEST_ENGINE_PORT = 15012
+#: A test module's own engine (started and stopped inside one module; some killed on purpose) runs without the
+#: AOT cache: recording one costs a slower start and about 25 s of writing at its stop, which such a short-lived
+#: engine never pays back (on a fresh clone every engine would record). The suite's own engine records it.
+MODULE_ENGINE_AOT = "engine.aot_cache=false"
 
 
 def make_config(warehouse: Path | str, input_path: Path | str | None = None, **overrides) -> LakehouseConfig:

@@ -48,7 +48,7 @@ from lakehouse.lock import writer_lock
 from lakehouse.orchestration import airflow
 from lakehouse.registry import OPS_JOB_RUNS
 from lakehouse.tables import TABLES
-from tests.conftest import make_config
+from tests.conftest import MODULE_ENGINE_AOT, make_config
 
 pytestmark = [pytest.mark.airflow, pytest.mark.perjob]
 
@@ -238,7 +238,7 @@ def airflow_engine(tmp_path_factory):
     global ENGINE_DIR
     ENGINE_DIR = tmp_path_factory.mktemp("airflow_engine")
     config = load_config()
-    config = config.with_overrides(engine__state_dir=str(ENGINE_DIR), engine__port=ENGINE_PORT)
+    config = config.with_overrides(engine__state_dir=str(ENGINE_DIR), engine__port=ENGINE_PORT, engine__aot_cache=False)
     # Started here without its warm-up workload (about 30 s): `airflow test` finds it running. The next day's
     # killed engine is started again by a task's retry (`engine.use: always`).
     engine.start(config, warm_up=False)
@@ -268,7 +268,7 @@ def first_run(layout, files, airflow_engine, tmp_path_factory):
     dag_id = f"lakehouse_test_{time.time_ns()}"
     args = ["--warehouse", str(warehouse), "--input", str(landing), "--dir", str(layout.root),
             "--set", f"airflow.dag_id={dag_id}", "--set", f"engine.port={ENGINE_PORT}",
-            "--set", "airflow.retry_delay_minutes=0"]  # fmt: skip
+            "--set", "airflow.retry_delay_minutes=0", "--set", MODULE_ENGINE_AOT]  # fmt: skip
     began = time.monotonic()
     proc = _airflow_test(args, "2025-03-10")
     print(f"[airflow] first run (three files + a bad file, empty warehouse): {time.monotonic() - began:.0f} s")

@@ -90,7 +90,10 @@ def cluster_engine(stack, tmp_path_factory):
     while it runs), stopped here, also after a failure. Later runs and diffs of the module are its clients."""
     state_dir = tmp_path_factory.mktemp("cluster_engine")
     config = load_config(env="cluster-local").with_overrides(
-        engine__state_dir=str(state_dir), engine__port=free_port(), engine__driver_memory="1g"
+        engine__state_dir=str(state_dir),
+        engine__port=free_port(),
+        engine__driver_memory="1g",
+        engine__aot_cache=False,
     )
     try:
         yield config

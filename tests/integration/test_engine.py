@@ -37,7 +37,7 @@ from lakehouse.launcher import _stop_orphaned_work
 from lakehouse.lock import LockHeld, WarehouseLock, lock_path
 from lakehouse.ops import JobRun
 from lakehouse.registry import OPS_JOB_RUNS, SILVER_EVENTS
-from tests.conftest import REPO_ROOT, TEST_SESSION, make_config
+from tests.conftest import MODULE_ENGINE_AOT, REPO_ROOT, TEST_SESSION, make_config
 from tests.integration.test_incremental import assert_same_tables
 
 pytestmark = [
@@ -50,7 +50,8 @@ PORT = 15014
 
 def _config(engine_dir: Path, warehouse: Path, landing: Path | None = None):
     config = make_config(warehouse, landing)
-    return dataclasses.replace(config, engine=dataclasses.replace(config.engine, state_dir=str(engine_dir), port=PORT))
+    return dataclasses.replace(config, engine=dataclasses.replace(config.engine, state_dir=str(engine_dir), port=PORT,
+                                                                  aot_cache=False))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _lakehouse(engine_dir: Path, *args: str, wait: bool = True, **env: str):
 def _run_args(config, *extra: str) -> list[str]:
     return ["run", "--env", "local", "--input", config.paths.input, "--warehouse", config.paths.warehouse,
             "--no-summary", "--set", "spark.shuffle_partitions=2", "--set", "bronze.max_quarantine_rate=0.25",
-            *extra]  # fmt: skip
+            "--set", MODULE_ENGINE_AOT, *extra]  # fmt: skip
 
 
 def _session_of(output: str) -> str:
